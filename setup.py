@@ -22,6 +22,7 @@ def _extensions() -> list[Extension]:
         exts.append(Extension(name, [pyx], extra_compile_args=["-O3"]))
     return cythonize(
         exts,
+        include_path=["src"],
         language_level=3,
         compiler_directives={
             "boundscheck": True,

@@ -9,6 +9,21 @@ import logging
 
 from ._speedups import fastpath_enabled
 from ._version import __version__
+from .payload import g711
+from .payload.h264 import AccessUnit, H264Depacketizer, H264Packetizer, split_annexb
+from .rtp import (
+    ReceiverStats,
+    RtcpBye,
+    RtcpFir,
+    RtcpNack,
+    RtcpPli,
+    RtcpReceiverReport,
+    RtcpSdes,
+    RtcpSenderReport,
+    RtpPacket,
+    parse_rtcp,
+    serialize_rtcp,
+)
 from .errors import (
     CallError,
     MediaError,
@@ -25,6 +40,22 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "__version__",
     "fastpath_enabled",
+    "g711",
+    "AccessUnit",
+    "H264Depacketizer",
+    "H264Packetizer",
+    "split_annexb",
+    "RtpPacket",
+    "ReceiverStats",
+    "RtcpBye",
+    "RtcpFir",
+    "RtcpNack",
+    "RtcpPli",
+    "RtcpReceiverReport",
+    "RtcpSdes",
+    "RtcpSenderReport",
+    "parse_rtcp",
+    "serialize_rtcp",
     "VcoreError",
     "ParseError",
     "SrtpError",

@@ -1,0 +1,53 @@
+# Declarations of the core kernels, for other kernel modules to ``cimport``.
+
+cdef class RtpPacket:
+    cdef public bint marker
+    cdef public long long payload_type
+    cdef public long long sequence_number
+    cdef public long long timestamp
+    cdef public long long ssrc
+    cdef public tuple csrc
+    cdef public bint extension
+    cdef public long long extension_profile
+    cdef public bytes extension_data
+    cdef public long long padding_size
+    cdef public bytes payload
+
+
+cdef class AccessUnit:
+    cdef public bytes data
+    cdef public long long timestamp
+    cdef public bint keyframe
+    cdef public bint complete
+
+
+cdef class H264Depacketizer:
+    cdef unsigned char* _buf
+    cdef Py_ssize_t _len
+    cdef Py_ssize_t _cap
+    cdef Py_ssize_t _fu_start
+    cdef bint _in_fu
+    cdef long long _timestamp
+    cdef long long _expected
+    cdef bint _broken
+    cdef bint _idr
+    cdef bint _have_sps
+    cdef bint _have_pps
+    cdef public long long packets
+    cdef public long long lost
+    cdef public long long late
+    cdef public long long malformed
+    cdef public long long unsupported
+    cdef public long long units
+    cdef public long long incomplete
+    cdef int _reserve(self, Py_ssize_t extra) except -1
+    cdef int _append(self, const unsigned char* data, Py_ssize_t n) except -1
+    cdef void _add_nal_type(self, int t) noexcept
+    cdef void _drop_fu(self) noexcept
+    cdef int _payload(self, bytes payload) except -1
+    cdef AccessUnit _finish(self)
+
+
+cdef inline int c_seq_diff(long long a, long long b) noexcept:
+    cdef int d = <int>((a - b) & 0xFFFF)
+    return d - 0x10000 if d >= 0x8000 else d

@@ -181,7 +181,7 @@ def build_header_extensions(elements: Sequence[tuple[int, bytes]]) -> tuple[int,
             buf.append(len(value))
             buf += value
         profile = EXT_PROFILE_TWO_BYTE
-    buf += b"\x00" * (-len(buf) % 4)
+    buf += b"\x00" * ((4 - len(buf) % 4) % 4)
     return profile, bytes(buf)
 
 

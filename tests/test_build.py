@@ -36,3 +36,9 @@ def test_twins_export_the_same_names() -> None:
     c = load_twin("_fastpath", "c")
     for name in py.__all__:
         assert hasattr(c, name), name
+
+
+def test_twins_declare_the_same_all() -> None:
+    if os.environ.get("VCORE_NO_EXTENSIONS"):
+        pytest.skip("compiled twin disabled")
+    assert sorted(load_twin("_fastpath", "c").__all__) == sorted(load_twin("_fastpath", "py").__all__)

@@ -18,6 +18,12 @@ import numpy as np
 
 from .errors import ParseError
 
+__all__ = [
+    "SEQ_MOD", "TS_MOD", "seq_diff", "seq_gt", "ts_diff", "extend_seq", "RtpPacket", "parse_header_extensions",
+    "build_header_extensions", "split_annexb", "h264_packetize", "AccessUnit", "H264Depacketizer",
+    "g711_encode", "g711_decode",
+]
+
 SEQ_MOD = 1 << 16  # RFC 3550 §5.1
 TS_MOD = 1 << 32  # RFC 3550 §5.1
 

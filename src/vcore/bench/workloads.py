@@ -53,7 +53,7 @@ def h264_clip(
         enc.bit_rate = bitrate
         enc.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                        "x264-params": f"keyint={2 * fps}"}
-        parts = []
+        parts: list[bytes] = []
         for i, frame in enumerate(src.decode(video=0)):
             if i >= frames:
                 break

@@ -48,8 +48,10 @@ def _select(name: str) -> ModuleType:
 
 if TYPE_CHECKING:
     from . import _fastpath_py as fastpath
+    from . import _fastpath_visca_py as fastpath_visca
 else:
     fastpath = _select("_fastpath")
+    fastpath_visca = _select("_fastpath_visca")
 
 
 def is_compiled(module: ModuleType) -> bool:

@@ -83,15 +83,15 @@ async def _run(args: argparse.Namespace) -> int:
         cam.completion_timeout = args.timeout
         a = args.action
         actions: dict[str, Callable[[], Awaitable[Any]]] = {
-            "preset-recall": lambda: cam.preset_recall(args.preset),  # type: ignore[union-attr]
-            "preset-set": lambda: cam.preset_set(args.preset),  # type: ignore[union-attr]
-            "preset-reset": lambda: cam.preset_reset(args.preset),  # type: ignore[union-attr]
-            "power": lambda: cam.power(args.state),  # type: ignore[union-attr]
-            "home": lambda: cam.home(),  # type: ignore[union-attr]
-            "reset": lambda: cam.pan_tilt_reset(),  # type: ignore[union-attr]
-            "zoom-to": lambda: cam.zoom_to(args.position),  # type: ignore[union-attr]
-            "backlight": lambda: cam.backlight(args.state),  # type: ignore[union-attr]
-            "white-balance": lambda: cam.white_balance(args.mode),  # type: ignore[union-attr]
+            "preset-recall": lambda: cam.preset_recall(args.preset),
+            "preset-set": lambda: cam.preset_set(args.preset),
+            "preset-reset": lambda: cam.preset_reset(args.preset),
+            "power": lambda: cam.power(args.state),
+            "home": lambda: cam.home(),
+            "reset": lambda: cam.pan_tilt_reset(),
+            "zoom-to": lambda: cam.zoom_to(args.position),
+            "backlight": lambda: cam.backlight(args.state),
+            "white-balance": lambda: cam.white_balance(args.mode),
         }
         if a == "status":
             print(json.dumps(await cam.status()))

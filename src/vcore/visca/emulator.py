@@ -22,7 +22,8 @@ What it simulates, as a Sony EVI/BRC camera does:
   "sequence number error" for a number older than the last one, "abnormal message" for
   an unknown payload type or a bad length.
 
-Test hooks: ``silent`` (drop every reply), ``inject(data)`` (raw bytes to the client),
+Test hooks: ``silent`` (drop every reply), ``drop_replies`` (drop that many next replies),
+``inject(data)`` (raw bytes to the client),
 ``announce_network_change()``. Thread-safety: runs on the event loop that started it;
 not thread-safe.
 """
@@ -549,6 +550,7 @@ class CameraEmulator:
         self.table = table
         self.cameras = [SimulatedCamera(self, i + 1) for i in range(cameras)]
         self.silent = False
+        self.drop_replies = 0
         self.serial_path: str | None = None
         self.udp_port: int | None = None
         self.udp_host: str | None = None
@@ -632,8 +634,16 @@ class CameraEmulator:
             except Exception:  # a bug in a handler must not kill the emulator
                 _log.exception("emulator failed on %s", msg.hex(" "))
 
+    def _drop(self) -> bool:
+        if self.silent:
+            return True
+        if self.drop_replies > 0:
+            self.drop_replies -= 1
+            return True
+        return False
+
     def _serial_reply(self, msg: bytes) -> None:
-        if self.silent or self._master < 0:
+        if self._master < 0 or self._drop():
             return
         assert self._loop is not None
         now = self._loop.time()
@@ -718,7 +728,7 @@ class CameraEmulator:
         return self.udp_port
 
     def _udp_send(self, addr: tuple[Any, ...], ptype: int, seq: int, payload: bytes) -> None:
-        if self.silent or self._udp is None or self._udp.transport is None:
+        if self._udp is None or self._udp.transport is None or self._drop():
             return
         self._udp.transport.sendto(_k.pack_ip_header(ptype, len(payload), seq) + payload, addr)
 

@@ -299,7 +299,9 @@ class ViscaCamera:
                     sock_fut.set_result(reply.data)
             elif s and s in self._abandoned:
                 self._abandoned.discard(s)
-            elif pending is not None and not late and pending.kind != "cancel":
+            elif pending is not None and not late and (
+                pending.kind == "command" or (pending.kind == "inquiry" and s == 0)
+            ):  # an inquiry answer, or a completion whose acknowledge was lost
                 pending.future.set_result(("done", reply.data))
             else:
                 _log.debug("unexpected completion %r", reply)

@@ -516,6 +516,56 @@ def test_udp_camera_gone_mid_command_then_back() -> None:
     run(body())
 
 
+def test_sequence_error_recovery_over_ip() -> None:
+    """A controller restarted without RESET reuses old sequence numbers: the camera says
+    "sequence error", the transport resets, the (safe) message goes through."""
+
+    async def body() -> None:
+        emu = CameraEmulator(speed_factor=FAST)
+        port = await emu.start_udp()
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()
+        probe.close()
+        try:
+            a = await ViscaCamera.open_ip("127.0.0.1", port, local_addr=local, reply_timeout=0.2)
+            for _ in range(5):
+                await a.power_state()
+            await a.close()
+            b = await ViscaCamera.open_ip("127.0.0.1", port, local_addr=local, reset=False, reply_timeout=0.2)
+            try:
+                assert b.transport.sequence_errors >= 1  # type: ignore[attr-defined]
+                assert await b.power_state() is True
+            finally:
+                await b.close()
+        finally:
+            await emu.stop()
+
+    run(body())
+
+
+def test_serial_io_does_not_block_the_loop() -> None:
+    async def body() -> None:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        async with rig("serial") as (emu, cam):
+            t = asyncio.create_task(ticker())
+            for _ in range(3):
+                await cam.pan_tilt_position()  # about 17 ms of wire time each at 9600 baud
+            t.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await t
+        assert ticks > 30  # the loop kept running other tasks while the bytes went by
+
+    run(body())
+
+
 # ------------------------------------------------------------------ chains, network change, close
 
 

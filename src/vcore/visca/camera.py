@@ -159,7 +159,6 @@ class ViscaCamera:
         self._cancel_sent: dict[int, int] = {}
         self._lost: Exception | None = None
         self._closed = False
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ opening
 
@@ -236,13 +235,6 @@ class ViscaCamera:
         if self._closed:
             return
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            try:
-                await task
-            except (asyncio.CancelledError, CameraError):
-                pass
         self._fail_all(CameraConnectionError("camera closed"))
         await self._bus.release(self)
 

@@ -377,6 +377,7 @@ class SimulatedCamera:
         return 0.0, {"pt"}
 
     def _move_pt(self, now: float, pan: float, tilt: float, pan_speed: int, tilt_speed: int) -> float:
+        pan_speed, tilt_speed = max(pan_speed, 1), max(tilt_speed, 1)
         t1 = self.pan.move_to(pan, self._speed(PAN_UNITS_PER_SPEED * pan_speed), now)
         t2 = self.tilt.move_to(tilt, self._speed(TILT_UNITS_PER_SPEED * tilt_speed), now)
         return max(t1, t2)
@@ -510,6 +511,7 @@ class _UdpServer(asyncio.DatagramProtocol):
     def __init__(self, emu: CameraEmulator) -> None:
         self.emu = emu
         self.transport: asyncio.DatagramTransport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -519,6 +521,10 @@ class _UdpServer(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         _log.debug("emulator UDP: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 class CameraEmulator:
@@ -801,9 +807,11 @@ class CameraEmulator:
             os.close(self._slave)
             self._master = self._slave = -1
         if self._udp is not None:
-            if self._udp.transport is not None:
-                self._udp.transport.close()
-            self._udp = None
+            udp, self._udp = self._udp, None
+            if udp.transport is not None:
+                udp.transport.close()
+                await udp.closed
+        self._sessions.clear()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -304,8 +304,10 @@ def _inq(name: str, head: bytes, *reply: Field, doc: str = "") -> CommandSpec:
     return CommandSpec(name, (bytes((CATEGORY_INQUIRY,)) + head,), reply=reply, doc=doc)
 
 
-_PAN_SPEED = Field("pan_speed", lo=0x01, hi=0x18)
-_TILT_SPEED = Field("tilt_speed", lo=0x01, hi=0x17)
+# Sony documents speeds 01-18 (pan) and 01-17 (tilt); 00 is accepted as the slowest,
+# as controllers (visca-over-ip among them) send it for the axis that does not move
+_PAN_SPEED = Field("pan_speed", lo=0x00, hi=0x18)
+_TILT_SPEED = Field("tilt_speed", lo=0x00, hi=0x17)
 _PAN = _nib("pan", lo=-0x8000, hi=0x7FFF, signed=True)
 _TILT = _nib("tilt", lo=-0x8000, hi=0x7FFF, signed=True)
 

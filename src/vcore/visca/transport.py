@@ -221,6 +221,7 @@ class SerialTransport(ViscaTransport):
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: UdpTransport) -> None:
         self._owner = owner
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self._owner._datagram(data)
@@ -229,7 +230,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._owner._error(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        pass
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 class UdpTransport(ViscaTransport):
@@ -245,6 +247,7 @@ class UdpTransport(ViscaTransport):
     def __init__(self) -> None:
         super().__init__()
         self._transport: asyncio.DatagramTransport | None = None
+        self._protocol: _UdpProtocol | None = None
         self._seq = 0
         self._last: bytes | None = None
         self._framer = _k.ViscaFramer()
@@ -259,12 +262,13 @@ class UdpTransport(ViscaTransport):
         self = cls()
         loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, protocol = await loop.create_datagram_endpoint(
                 lambda: _UdpProtocol(self), remote_addr=(host, port), local_addr=local_addr
             )
         except (OSError, socket.gaierror) as exc:
             raise CameraConnectionError(f"cannot reach {host}:{port}: {exc}") from exc
         self._transport = transport
+        self._protocol = protocol
         self.address = (host, port)
         return self
 
@@ -355,6 +359,12 @@ class UdpTransport(ViscaTransport):
             _log.debug("VISCA-over-IP: %s", exc)
             return
         _log.warning("VISCA-over-IP socket error: %s", exc)
+
+    async def close(self) -> None:
+        """Close the socket and wait until it is released. Idempotent."""
+        await super().close()
+        if self._protocol is not None:
+            await self._protocol.closed
 
     def _teardown(self) -> None:
         if self._transport is not None:

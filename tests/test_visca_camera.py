@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vcore._speedups import fastpath_visca as k
 from vcore.visca import (
@@ -646,3 +648,46 @@ def test_cli_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli_main(["--emulate", "fly"])
     assert exc.value.code == 2
+
+
+# ------------------------------------------------------------------ emulator fuzz
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(min_size=1, max_size=17).map(lambda b: b.replace(b"\xff", b"\xfe")))
+def test_emulator_answers_any_message_like_a_camera(body: bytes) -> None:
+    """Whatever a controller sends, the emulated camera answers with well-formed replies:
+    an error, an inquiry answer, or ACK followed (now or later) by completion."""
+
+    async def go() -> list[p.Reply]:
+        emu = CameraEmulator(speed_factor=1e6)
+        replies: list[bytes] = []
+        emu.camera.handle(b"\x81" + body + b"\xff", replies.append)
+        await asyncio.sleep(0.002)  # let motions finish
+        await emu.stop()
+        return [p.parse_reply(r) for r in replies]
+
+    replies = asyncio.run(go())
+    assert replies, "a camera always answers a message addressed to it"
+    kinds = [r.kind for r in replies]
+    if kinds[0] is p.ReplyKind.ACK:
+        assert kinds[1:] in ([], [p.ReplyKind.COMPLETION])  # stop() may cut a motion short
+    else:
+        assert len(replies) == 1 and kinds[0] in (p.ReplyKind.ERROR, p.ReplyKind.COMPLETION)
+
+
+def test_address_set_on_a_full_chain() -> None:
+    async def body() -> None:
+        emu = CameraEmulator(cameras=7, speed_factor=FAST)
+        path = await emu.start_serial(38400)
+        cam = await ViscaCamera.open_serial(path, baudrate=38400, reply_timeout=0.3)
+        try:
+            assert await cam.address_set() == 7
+            last = cam.chained(7)
+            await last.preset_set(1)
+            assert 1 in emu.cameras[6].presets and 1 not in emu.cameras[0].presets
+        finally:
+            await cam.close()
+            await emu.stop()
+
+    run(body())

@@ -400,3 +400,23 @@ def test_inquiry_answers() -> None:
         spec.decode_reply(bytes.fromhex("1f 0f 0f 00 00 01 02 00"))
     v = p.SONY_TABLE.get("version_inq").decode_reply(bytes.fromhex("00 01 05 19 01 00 02"))
     assert v == {"vendor": 1, "model": 0x519, "rom": 0x100, "max_socket": 2}
+
+
+@given(value=st.integers(-(1 << 40), 1 << 40), count=st.integers(-1, 10))
+def test_nibble_pack_errors_match_across_twins(value: int, count: int) -> None:
+    outcomes = []
+    for name in _twins():
+        try:
+            outcomes.append(("ok", _load(name).pack_nibbles(value, count)))
+        except ValueError as exc:
+            outcomes.append((type(exc).__name__, str(exc)))
+    assert all(o == outcomes[0] for o in outcomes)
+
+
+def test_public_names() -> None:
+    import vcore.visca as visca
+
+    for name in visca.__all__:
+        assert hasattr(visca, name), name
+    assert issubclass(visca.CameraError, VcoreError)
+    assert issubclass(visca.CameraTimeout, TimeoutError)

@@ -400,8 +400,8 @@ def test_udp_nobody_listening() -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        s.close()  # a port where nobody listens
-        with pytest.raises(CameraError):
+        s.close()  # a port where nobody listens: ICMP port unreachable
+        with pytest.raises(CameraConnectionError, match="refused"):
             await ViscaCamera.open_ip("127.0.0.1", port, reply_timeout=0.2, retries=1)
 
     run(body())

@@ -161,6 +161,10 @@ def test_nibble_vectors(twin) -> None:
     assert k.pack_nibbles(-1, 4) == b"\x0f\x0f\x0f\x0f"
     assert k.pack_nibbles(-0x990, 4) == b"\x0f\x06\x07\x00"
     assert k.pack_nibbles(0xA, 1) == b"\x0a"
+    assert k.pack_nibbles(1, 8) == b"\x00" * 7 + b"\x01"  # 32 bits: no C int overflow
+    assert k.pack_nibbles(-(1 << 31), 8) == b"\x08" + b"\x00" * 7
+    assert k.unpack_nibbles(b"\x0f" * 8, 0, 8) == 0xFFFFFFFF
+    assert k.unpack_nibbles(b"\x0f" * 8, 0, 8, True) == -1
     assert k.unpack_nibbles(b"\x90\x50\x02\x00\x00\x00\xff", 2, 4) == 0x2000
     assert k.unpack_nibbles(b"\x0f\x06\x07\x00", 0, 4, True) == -0x990
     assert k.unpack_nibbles(b"\x0f\x06\x07\x00", 0, 4) == 0xF670
@@ -402,7 +406,7 @@ def test_inquiry_answers() -> None:
     assert v == {"vendor": 1, "model": 0x519, "rom": 0x100, "max_socket": 2}
 
 
-@given(value=st.integers(-(1 << 40), 1 << 40), count=st.integers(-1, 10))
+@given(value=st.integers(-(1 << 70), 1 << 70) | st.integers(-(1 << 33), 1 << 33), count=st.integers(-1, 10))
 def test_nibble_pack_errors_match_across_twins(value: int, count: int) -> None:
     outcomes = []
     for name in _twins():

@@ -114,7 +114,7 @@ def pack_nibbles(value, int count):
     if not 1 <= count <= 8:
         raise ValueError(f"nibble count must be in [1, 8], got {count}")
     bits = 4 * count
-    if not -(1 << (bits - 1)) <= value < (1 << bits):
+    if not -(1LL << (bits - 1)) <= value < (1LL << bits):
         raise ValueError(f"value {value} does not fit in {count} nibbles")
     cdef long long lv = value
     v = (<unsigned long long>lv) & ((1ULL << bits) - 1)

@@ -691,3 +691,13 @@ def test_address_set_on_a_full_chain() -> None:
             await emu.stop()
 
     run(body())
+
+
+def test_example_script_runs() -> None:
+    """examples/visca_presets.py keeps working (it drives the emulator over a pty)."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "visca_presets.py"
+    module = runpy.run_path(str(script), run_name="visca_example")
+    asyncio.run(module["main"](False))

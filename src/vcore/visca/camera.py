@@ -278,6 +278,9 @@ class ViscaCamera:
         if kind is p.ReplyKind.ACK:
             if pending is not None and pending.kind == "command" and not late:
                 fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+                old = self._sockets.get(s)
+                if old is not None and not old.done():  # the camera reused the socket: its end was lost
+                    old.set_exception(CameraProtocolError(f"the reply ending the command in socket {s} was lost"))
                 self._sockets[s] = fut
                 pending.future.set_result(("ack", (s, fut)))
             else:  # a command we gave up on was accepted after all: ignore its completion

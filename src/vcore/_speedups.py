@@ -33,8 +33,6 @@ NO_EXTENSIONS: bool = bool(os.environ.get("VCORE_NO_EXTENSIONS")) or (
     sys.implementation.name != "cpython"
 )
 
-__all__ = ["NO_EXTENSIONS", "Twin", "fastpath", "fastpath_enabled", "is_compiled", "load_twin"]
-
 Twin = Literal["c", "py"]
 
 

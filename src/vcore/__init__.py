@@ -19,6 +19,7 @@ from .errors import (
     SrtpReplayError,
     VcoreError,
 )
+from .srtp import SrtpSession
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -33,4 +34,5 @@ __all__ = [
     "SrtpLimitError",
     "MediaError",
     "CallError",
+    "SrtpSession",
 ]

@@ -48,8 +48,10 @@ def _select(name: str) -> ModuleType:
 
 if TYPE_CHECKING:
     from . import _fastpath_py as fastpath
+    from . import _fastpath_srtp_py as srtp_kernel
 else:
     fastpath = _select("_fastpath")
+    srtp_kernel = _select("_fastpath_srtp")
 
 
 def is_compiled(module: ModuleType) -> bool:

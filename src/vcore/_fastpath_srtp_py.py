@@ -255,7 +255,8 @@ class SrtpTransform:
         h.update(data)
         if trailer:
             h.update(trailer)
-        return h.finalize()[: self._tag_len]
+        tag: bytes = h.finalize()
+        return tag[: self._tag_len]
 
     def _keystream(self, ssrc: int, index: int, n: int) -> bytes:
         iv = _cm_iv(self._salt, ssrc, index)
@@ -372,7 +373,7 @@ class SrtpTransform:
         if self._cipher == CIPHER_AES_GCM:
             nonce = _gcm_nonce(self._salt, ssrc, index)
             try:
-                plain = self._crypto.decrypt(nonce, packet[hlen : end + GCM_TAG_LEN], header)
+                plain: bytes = self._crypto.decrypt(nonce, packet[hlen : end + GCM_TAG_LEN], header)
             except InvalidTag:
                 raise self._auth_error() from None
             out = header + plain
@@ -419,7 +420,8 @@ class SrtpTransform:
         if self._cipher == CIPHER_AES_GCM:
             eidx = (SRTCP_E_BIT | index).to_bytes(4, "big")
             nonce = _gcm_nonce(self._salt, ssrc, index)
-            out = header + self._crypto.encrypt(nonce, body, header + eidx) + eidx + self._mki
+            sealed: bytes = self._crypto.encrypt(nonce, body, header + eidx)
+            out = header + sealed + eidx + self._mki
         else:
             if self._cipher == CIPHER_AES_CM:
                 eidx = (SRTCP_E_BIT | index).to_bytes(4, "big")
@@ -467,7 +469,8 @@ class SrtpTransform:
             nonce = _gcm_nonce(self._salt, ssrc, index)
             try:
                 if encrypted:
-                    out = header + self._crypto.decrypt(nonce, packet[8:e_at], header + eidx)
+                    opened: bytes = self._crypto.decrypt(nonce, packet[8:e_at], header + eidx)
+                    out = header + opened
                 else:
                     tag_at = e_at - GCM_TAG_LEN
                     self._crypto.decrypt(nonce, packet[tag_at:e_at], packet[:tag_at] + eidx)

@@ -48,7 +48,9 @@ def _select(name: str) -> ModuleType:
 
 if TYPE_CHECKING:
     from . import _fastpath_py as fastpath
-    from . import _fastpath_srtp_py as srtp_kernel
+    from . import _fastpath_srtp_py
+
+    srtp_kernel = _fastpath_srtp_py
 else:
     fastpath = _select("_fastpath")
     srtp_kernel = _select("_fastpath_srtp")

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hmac as _chmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ._speedups import srtp_kernel
+from . import _speedups
 from .errors import SrtpAuthError, SrtpReplayError
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ class SrtpSession:
         mki_value = bytes(mki) if mki is not None else (inline_mki or b"")
         if len(mki_value) > 128:
             raise ValueError("MKI length must be 0..128 octets")
-        k: Any = kernel if kernel is not None else srtp_kernel
+        k: Any = kernel if kernel is not None else _speedups.srtp_kernel
         if not k.MIN_WINDOW <= replay_window <= k.MAX_WINDOW:
             raise ValueError(
                 f"replay window must be {k.MIN_WINDOW}..{k.MAX_WINDOW} packets, not {replay_window}"

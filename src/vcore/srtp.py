@@ -304,6 +304,18 @@ class SrtpSession:
         self._rtcp_tx = transform(True)
         self._rtcp_rx = transform(True)
         self._kernel_name = getattr(k, "__name__", "?")
+        # Per-packet calls go straight to the kernel: an instance attribute saves one Python
+        # frame per packet. The methods below document them (and a subclass may override them).
+        cls = type(self)
+        for name, target in (
+            ("protect", self._rtp_tx.protect),
+            ("unprotect", self._rtp_rx.unprotect),
+            ("protect_rtcp", self._rtcp_tx.protect_rtcp),
+            ("unprotect_rtcp", self._rtcp_rx.unprotect_rtcp),
+            ("protect_many", self._rtp_tx.protect_many),
+        ):
+            if getattr(cls, name) is getattr(SrtpSession, name):
+                setattr(self, name, target)
         _log.debug("SRTP session created: suite %s, MKI length %d", s.name, self._mki_len)
 
     # -- per packet ------------------------------------------------------------------

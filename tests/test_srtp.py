@@ -633,3 +633,60 @@ def test_hmac_template_is_the_only_mac(k: ModuleType) -> None:
     assert t.protect(rtp(77, payload=b"z" * 33)) == SrtpSession(suite, raw, kernel=k).protect(
         rtp(77, payload=b"z" * 33)
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=80))
+def test_fuzz_protect_only_vcore_errors(data: bytes) -> None:
+    from vcore._speedups import load_twin
+
+    outs = []
+    for t in ("py", "c"):
+        try:
+            kern = load_twin("_fastpath_srtp", t)  # type: ignore[arg-type]
+        except ImportError:
+            continue
+        s = SrtpSession("AES_CM_128_HMAC_SHA1_80", key_for("AES_CM_128_HMAC_SHA1_80"), kernel=kern)
+        r: list[object] = []
+        for f in (s.protect, s.protect_rtcp, lambda d: s.protect_many([d])):
+            try:
+                r.append(f(data))
+            except ParseError as e:
+                r.append(str(e))
+        outs.append(r)
+    assert all(o == outs[0] for o in outs)  # same bytes, same error messages
+
+
+def test_too_long_packet(k: ModuleType) -> None:
+    s = SrtpSession("AES_CM_128_HMAC_SHA1_80", key_for("AES_CM_128_HMAC_SHA1_80"), kernel=k)
+    huge = rtp(1, payload=b"\0" * 70000)
+    with pytest.raises(ParseError, match=r"RTP packet too long \(70012 bytes\)"):
+        s.protect(huge)
+    with pytest.raises(ParseError, match="RTCP packet too long"):
+        s.protect_rtcp(rtcp_sr(extra=b"\0" * 70000))
+    big = rtp(2, payload=b"\1" * 65000)  # the largest UDP payloads still work
+    assert SrtpSession("AES_CM_128_HMAC_SHA1_80", key_for("AES_CM_128_HMAC_SHA1_80"), kernel=k).unprotect(
+        s.protect(big)
+    ) == big
+
+
+def test_null_cipher_leaves_payload_and_clears_e_flag(k: ModuleType) -> None:
+    s = SrtpSession("NULL_HMAC_SHA1_80", key_for("NULL_HMAC_SHA1_80"), kernel=k)
+    p = rtp(1, payload=b"visible")
+    assert s.protect(p)[: len(p)] == p
+    c = s.protect_rtcp(rtcp_sr())
+    assert c[: len(rtcp_sr())] == rtcp_sr()
+    assert c[len(rtcp_sr())] & 0x80 == 0  # E flag clear: SRTCP index 0, unencrypted
+
+
+def test_buffer_types(k: ModuleType) -> None:
+    s = SrtpSession("AEAD_AES_128_GCM", key_for("AEAD_AES_128_GCM"), kernel=k)
+    r = SrtpSession("AEAD_AES_128_GCM", key_for("AEAD_AES_128_GCM"), kernel=k)
+    p = rtp(3, payload=b"abc")
+    for i, conv in enumerate((bytes, bytearray, memoryview)):
+        q = rtp(3 + i, payload=b"abc")
+        assert r.unprotect(conv(s.protect(conv(q)))) == q
+    assert s.protect_many([bytearray(rtp(10))])[0] == SrtpSession(
+        "AEAD_AES_128_GCM", key_for("AEAD_AES_128_GCM"), kernel=k
+    ).protect(rtp(10))
+    del p

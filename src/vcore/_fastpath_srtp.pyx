@@ -243,6 +243,8 @@ cdef class ReplayWindow:
                 self._bits[pos >> 6] &= ~(<uint64_t>1 << (pos & 63))
                 i += 1
             self.highest = index
+        elif h - index >= self._size:
+            return  # older than the window: nothing to remember
         pos = index & self._mask
         self._bits[pos >> 6] |= <uint64_t>1 << (pos & 63)
 

@@ -124,7 +124,7 @@ class ReplayWindow:
             d = index - h
             self._bits = ((self._bits << d) | 1) & ((1 << self._size) - 1) if d < self._size else 1
             self.highest = index
-        else:
+        elif h - index < self._size:
             self._bits |= 1 << (h - index)
 
 

@@ -121,53 +121,67 @@ def test_protect_many(benchmark: Any, impl: str, suite: str) -> None:
 # -- table mode ------------------------------------------------------------------------
 
 
-def _per_packet(make: Callable[[], Any], op: str, data: list[bytes], batch: int = 0, repeat: int = 15) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        obj = make()
+def _runner(make: Callable[[], Any], op: str, data: list[bytes], batch: int) -> Callable[[], float]:
+    """One timed pass over ``data`` with a fresh session; returns µs per packet."""
+
+    def once() -> float:
+        f = getattr(make(), op)
         if batch:
             chunks = [data[i : i + batch] for i in range(0, len(data), batch)]
-            f = getattr(obj, op)
 
             def run() -> None:
                 for c in chunks:
                     f(c)
 
         else:
-            g = getattr(obj, op)
 
             def run() -> None:
                 for p in data:
-                    g(p)
+                    f(p)
 
-        best = min(best, timeit.timeit(run, number=1))
-    return best / len(data) * 1e6
+        return timeit.timeit(run, number=1) / len(data) * 1e6
+
+    return once
 
 
-def main() -> None:
-    n = 4096
+def main(repeat: int = 21, n: int = 4096) -> None:
+    """Every configuration is timed once per round, round-robin, best round kept: a busy
+    machine then slows all rows alike and the ratios stay meaningful."""
     data = _packets(n)
-    rows = []
+    cases: list[tuple[str, str, str, Callable[[], float]]] = []
     for suite in PROFILES:
         prot = [_sender("pylibsrtp", suite).protect(p) for p in data]
         for impl in [*IMPLS, "naive"]:
             if impl == "naive" and suite != "AES_CM_128_HMAC_SHA1_80":
                 continue
-            rows.append((suite, impl, "protect", _per_packet(lambda: _sender(impl, suite), "protect", data)))
+
+            def snd(impl: str = impl, suite: str = suite) -> Any:
+                return _sender(impl, suite)
+
+            def rcv(impl: str = impl, suite: str = suite) -> Any:
+                return _receiver(impl, suite)
+
+            cases.append((suite, impl, "protect", _runner(snd, "protect", data, 0)))
             if impl != "naive":
-                rows.append((suite, impl, "unprotect", _per_packet(lambda: _receiver(impl, suite), "unprotect", prot)))
+                cases.append((suite, impl, "unprotect", _runner(rcv, "unprotect", prot, 0)))
             if impl.startswith("vcore"):
-                rows.append(
-                    (suite, impl, "protect_many(32)", _per_packet(lambda: _sender(impl, suite), "protect_many", data, 32))
-                )
+                cases.append((suite, impl, "protect_many(32)", _runner(snd, "protect_many", data, 32)))
+    best = [float("inf")] * len(cases)
+    for _ in range(repeat):
+        for i, case in enumerate(cases):
+            best[i] = min(best[i], case[3]())
+    rows = [(c[0], c[1], c[2], b) for c, b in zip(cases, best)]
     ref = next(r[3] for r in rows if r[:3] == ("AES_CM_128_HMAC_SHA1_80", "pylibsrtp", "protect"))
     ref_un = next(r[3] for r in rows if r[:3] == ("AES_CM_128_HMAC_SHA1_80", "pylibsrtp", "unprotect"))
-    print(f"{'suite':26s} {'implementation':12s} {'operation':17s} {'µs/packet':>9s} {'ratio':>6s}")
+    print("| suite | implementation | operation | µs/packet | ratio |")
+    print("|---|---|---|---:|---:|")
     for suite, impl, op, us in rows:
         base = ref_un if op == "unprotect" else ref
-        print(f"{suite:26s} {impl:12s} {op:17s} {us:9.3f} {us / base:6.2f}")
-    print(f"(ratio: to pylibsrtp AES_CM_128_HMAC_SHA1_80 {'unprotect' if False else 'protect'}, "
-          "or to its unprotect for unprotect rows; {n} packets of {PACKET_SIZE} bytes, best of 15)".format(n=n, PACKET_SIZE=PACKET_SIZE))
+        print(f"| {suite} | {impl} | {op} | {us:.3f} | {us / base:.2f} |")
+    print(
+        f"\nratio: to pylibsrtp's AES_CM_128_HMAC_SHA1_80 protect (unprotect rows: to its unprotect); "
+        f"{n} packets of {PACKET_SIZE} bytes per pass, best of {repeat} round-robin passes"
+    )
     sys.stdout.flush()
 
 

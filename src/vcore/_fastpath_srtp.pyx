@@ -585,6 +585,9 @@ cdef class SrtpTransform:
         cdef uint32_t ssrc, seq
         cdef int64_t index
         cdef dict highest = {}
+        cdef uint32_t cur_ssrc = 0
+        cdef int64_t cur_h = -1, h64
+        cdef bint have_cur = False
         cdef ReplayWindow w
         cdef list out
         cdef bytes b
@@ -612,16 +615,26 @@ cdef class SrtpTransform:
                 hlen = _rtp_hlen(p, n)
                 seq = (<uint32_t>p[2] << 8) | p[3]
                 ssrc = _be32(p + 8)
-                h = highest.get(ssrc)
-                if h is not None:
-                    index = _estimate(seq, <int64_t>h)
+                if have_cur and ssrc == cur_ssrc:
+                    h64 = cur_h
+                else:
+                    if have_cur:
+                        highest[cur_ssrc] = cur_h
+                    h = highest.get(ssrc)
+                    h64 = -1 if h is None else <int64_t>h
+                    cur_ssrc = ssrc
+                    have_cur = True
+                if h64 >= 0:
+                    index = _estimate(seq, h64)
                     if index > C_INDEX_MAX:
                         raise _index_limit_error(ssrc)
-                    if index > <int64_t>h:
-                        highest[ssrc] = index
                 else:
-                    index = self._next_index(ssrc, seq, self._stream(ssrc))
-                    highest[ssrc] = index
+                    # first packet of this SSRC in the batch: number it as protect() would
+                    w = self._stream(ssrc)
+                    index = self._next_index(ssrc, seq, w)
+                    if w is not None and w.highest > index:
+                        h64 = w.highest
+                cur_h = index if index > h64 else h64
                 idx[i] = index
                 hl[i] = hlen
                 off[i] = total_blocks * 16

@@ -340,8 +340,11 @@ class SrtpTransform:
                 if index > SRTP_INDEX_MAX:
                     raise _index_limit_error(ssrc)
             else:
+                # first packet of this SSRC in the batch: number it as protect() would
                 index = self._next_index(ssrc, seq)
-            highest[ssrc] = max(highest.get(ssrc, -1), index)
+                w = self._streams.get(ssrc)
+                highest[ssrc] = w.highest if w is not None else -1
+            highest[ssrc] = max(highest[ssrc], index)
             plan.append((p, hlen, ssrc, index))
         self._usage._check(len(plan))
         out = [self._protect_one(p, ssrc, index, hlen) for p, hlen, ssrc, index in plan]

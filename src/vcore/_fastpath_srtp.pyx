@@ -49,12 +49,14 @@ RTCP_HEADER_MIN = 8
 MAX_PACKET = 65535 + 64
 GCM_TAG_LEN = 16
 
-DEF C_NULL = 0
-DEF C_CM = 1
-DEF C_GCM = 2
-DEF C_MAX_PACKET = 65535 + 64
-DEF C_INDEX_MAX = 0xFFFFFFFFFFFF
-DEF C_SRTCP_INDEX_MAX = 0x7FFFFFFF
+cdef enum:
+    C_NULL = 0
+    C_CM = 1
+    C_GCM = 2
+    C_MAX_PACKET = 65535 + 64
+    C_SRTCP_INDEX_MAX = 0x7FFFFFFF
+
+cdef int64_t C_INDEX_MAX = 0xFFFFFFFFFFFF
 
 
 # -- small helpers -------------------------------------------------------------------

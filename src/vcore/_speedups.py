@@ -22,6 +22,7 @@ __all__ = [
     "Twin",
     "load_twin",
     "fastpath",
+    "fastpath_srtp",
     "fastpath_visca",
     "is_compiled",
     "fastpath_enabled",
@@ -58,9 +59,11 @@ def _select(name: str) -> ModuleType:
 
 if TYPE_CHECKING:
     from . import _fastpath_py as fastpath
+    from . import _fastpath_srtp_py as fastpath_srtp
     from . import _fastpath_visca_py as fastpath_visca
 else:
     fastpath = _select("_fastpath")
+    fastpath_srtp = _select("_fastpath_srtp")
     fastpath_visca = _select("_fastpath_visca")
 
 

@@ -18,6 +18,7 @@ failure becomes :class:`SignallingParseError`.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -71,12 +72,48 @@ def _load(name: str) -> Any:
         except ImportError as exc:  # pragma: no cover - dependency missing
             raise SignallingParseError("pycrate is not installed (pip install pycrate)") from exc
         _codec = ASN1CodecPER
+        _patch_extension_alignment(ASN1CodecPER)
         try:
             obj = GLOBAL.MOD[_MODULES[name]][name]
         except KeyError as exc:
             raise SignallingParseError(f"ASN.1 type {name} is not known") from exc
         _types[name] = obj
     return obj
+
+
+def _patch_extension_alignment(codec: Any) -> None:
+    """Work around a pycrate 0.8 ALIGNED PER encoder bug in SEQUENCE extension additions.
+
+    pycrate encodes a SEQUENCE's extension additions (each an open type,
+    X.691 §19.9) *before* it writes the extension bitmap and realigns, so the
+    octet-alignment check inside ``encode_unconst_open`` sees the bit offset
+    before the bitmap and may insert spurious padding bits. The bytes are then
+    wrong (Wireshark: "open type length 0"; pycrate cannot decode them
+    either). Example: a ReleaseComplete-UUIE whose reason is a root
+    alternative (``undefinedReason``) followed by ``callIdentifier``.
+    Extension additions always start octet-aligned after the bitmap, so for
+    calls made by the SEQUENCE/SET encoder itself the check is skipped.
+    pycrate's decoder is correct and is not touched.
+    """
+    if getattr(codec, "_vcore_patched", False):
+        return
+    from pycrate_asn1rt.asnobj_construct import SEQ, SET
+
+    callers = {SEQ._to_per.__code__, SET._to_per.__code__}
+    original = codec.encode_unconst_open.__func__
+
+    def encode_unconst_open(cla: Any, wrapped: Any) -> Any:
+        if cla.ALIGNED and sys._getframe(1).f_code in callers:
+            offset = cla._off[-1]
+            cla._off[-1] = 0
+            try:
+                return original(cla, wrapped)
+            finally:
+                cla._off[-1] += offset
+        return original(cla, wrapped)
+
+    codec.encode_unconst_open = classmethod(encode_unconst_open)
+    codec._vcore_patched = True
 
 
 def encode(type_name: str, value: Value) -> bytes:

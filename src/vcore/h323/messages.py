@@ -31,6 +31,7 @@ __all__ = [
     "H264_PROFILE_HIGH",
     "H264_LEVELS",
     "SESSION_AUDIO",
+    "UNKNOWN_SUITE",
     "SESSION_VIDEO",
     "Address",
     "MediaFormat",
@@ -72,6 +73,7 @@ __all__ = [
     "flow_control_command",
     "encode_h245",
     "parse_h245",
+    "function_not_understood",
 ]
 
 H225_PROTOCOL_ID = (0, 0, 8, 2250, 0, 4)  # H.225.0 version 4
@@ -91,6 +93,7 @@ H264_LEVELS = {
     "1": 15, "1b": 19, "1.1": 22, "1.2": 29, "1.3": 36, "2": 43, "2.1": 50, "2.2": 57,
     "3": 64, "3.1": 71, "3.2": 78, "4": 85, "4.1": 92, "4.2": 99, "5": 106, "5.1": 113,
 }
+UNKNOWN_SUITE = "unknown"  # OpenChannel.suites entry for an encryption algorithm vcore does not know
 SESSION_AUDIO = 1  # H.225.0 §6.2.8.1 / H.245 sessionID: 1 audio, 2 video
 SESSION_VIDEO = 2
 
@@ -365,7 +368,7 @@ def parse_open_logical_channel(olc: Value) -> OpenChannel:
                 if suite is not None:
                     suites.append(suite.name)
             if not suites:
-                suites.append("")  # encrypted with something vcore does not know: never usable
+                suites.append(UNKNOWN_SUITE)  # encrypted with something vcore does not know: never usable
             data_type = data_type[1]["mediaType"]
         mux = params["multiplexParameters"]
         h2250 = mux[1] if mux[0] == "h2250LogicalChannelParameters" else None
@@ -380,7 +383,7 @@ def parse_open_logical_channel(olc: Value) -> OpenChannel:
                 media_control = Address.from_h245(h2250["mediaControlChannel"])
         key = None
         sync = olc.get("encryptionSync")
-        if sync is not None and len(suites) == 1 and suites[0]:
+        if sync is not None and len(suites) == 1 and suites[0] != UNKNOWN_SUITE:
             key = decode_h235_key(sync["h235Key"], suites[0])
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         if isinstance(exc, SignallingParseError):
@@ -770,3 +773,8 @@ class H245Pdu:
 def parse_h245(data: bytes) -> H245Pdu:
     category, (name, body) = asn1.decode_h245(data)
     return H245Pdu(category, name, body)
+
+
+def function_not_understood(pdu: H245Pdu) -> Value:
+    """FunctionNotUnderstood indication echoing an unhandled request/response/command (H.245 §7.16.1)."""
+    return ("indication", ("functionNotUnderstood", (pdu.category, (pdu.name, pdu.body))))

@@ -30,7 +30,7 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -138,7 +138,7 @@ class Identity:
 
 @dataclass(frozen=True)
 class IssuedCertificate:
-    """One row of :meth:`CertificateAuthority.list`."""
+    """One row of :meth:`CertificateAuthority.certificates`."""
 
     name: str
     serial: int
@@ -263,7 +263,7 @@ class CertificateAuthority:
             return set()
         return {int(line, 16) for line in path.read_text().split() if line}
 
-    def list(self) -> list[IssuedCertificate]:
+    def certificates(self) -> list[IssuedCertificate]:
         """Every certificate this CA issued, with its revocation state, by name."""
         revoked = self._revoked_serials()
         rows = [IssuedCertificate(_common_name(c), c.serial_number, c.not_valid_after_utc, c.serial_number in revoked)
@@ -358,7 +358,8 @@ def peer_common_name(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | 
     cert = ssl_object.getpeercert()
     if not cert:
         return None
-    for rdn in cert.get("subject", ()):
+    subject: Any = cert.get("subject", ())
+    for rdn in subject:
         for key, value in rdn:
             if key == "commonName":
                 return str(value)
@@ -410,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"issued {identity.certificate.serial_number:x} for {args.name!r}: {out}")
         elif args.command == "list":
             ca = CertificateAuthority.load(args.directory)
-            for row in ca.list():
+            for row in ca.certificates():
                 state = "revoked" if row.revoked else "valid"
                 print(f"{row.serial:040x}  {row.not_after:%Y-%m-%d}  {state:7}  {row.name}")
         elif args.command == "revoke":

@@ -254,6 +254,11 @@ class Released(CallEvent):
     by_peer: bool
     detail: str
 
+    @property
+    def normal(self) -> bool:
+        """True for an ordinary hang-up (Q.850 cause 16, normal call clearing)."""
+        return self.cause == Cause.NORMAL_CALL_CLEARING
+
 
 @dataclass(frozen=True)
 class RefusedCall:
@@ -580,7 +585,12 @@ class CallSession:
                     break
                 await self._handle(message)
         except PeerClosed as exc:
-            await self._release("peerClosed", None, str(exc), by_peer=True, send=False)
+            if self.caller and self._conn.tls and self.state is CallState.CALL_INITIATED:
+                # TLS 1.3: the server checks our certificate after our handshake completed, then drops us.
+                await self._release("tlsFailure", None, "the peer closed the TLS connection without answering "
+                                    "Setup (is this terminal's certificate trusted there?)", by_peer=True, send=False)
+            else:
+                await self._release("peerClosed", None, str(exc), by_peer=True, send=False)
         except SignallingParseError as exc:
             await self._release("protocolError", Cause.INVALID_MESSAGE, f"malformed signalling: {exc}",
                                 by_peer=False, send=True)
@@ -902,7 +912,9 @@ class SignallingListener:
         self.refused: list[RefusedCall] = []
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = await asyncio.start_server(self._on_connection, host, port)
+        """Listen on ``host:port`` (port 0: any free port, see :attr:`port`)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _AcceptProtocol(self), host, port)
 
     @property
     def port(self) -> int:
@@ -948,33 +960,56 @@ class SignallingListener:
         if self._on_refused is not None:
             self._on_refused(record)
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accepted(self, transport: asyncio.BaseTransport) -> None:
+        task = asyncio.get_running_loop().create_task(self._on_connection(transport))
         self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _on_connection(self, transport: asyncio.BaseTransport) -> None:
+        # Reading stays paused until TLS owns the transport, so no ClientHello byte is lost to a plain reader.
+        assert isinstance(transport, asyncio.Transport)
+        loop = asyncio.get_running_loop()
+        info = transport.get_extra_info("peername")
+        peer = f"{info[0]}:{info[1]}" if info else "?"
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        if self._ssl is not None:
+            try:
+                tls = await asyncio.wait_for(
+                    loop.start_tls(transport, protocol, self._ssl, server_side=True,
+                                   ssl_handshake_timeout=self.config.tls_timeout),
+                    self.config.tls_timeout + 1.0)
+            except asyncio.CancelledError:
+                transport.abort()
+                raise
+            except (asyncio.TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
+                transport.abort()
+                if isinstance(exc, ssl.SSLError):
+                    detail = f"TLS handshake failed: {exc.reason or exc}"
+                elif isinstance(exc, asyncio.TimeoutError):
+                    detail = "TLS handshake timed out"
+                else:
+                    detail = f"TLS handshake failed: {exc}"
+                self._refuse(peer, None, "tlsFailure", detail)
+                return
+            if tls is None:  # pragma: no cover - the loop closed the transport
+                return
+            transport = tls
+        else:
+            transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self._ssl is None:
+            transport.resume_reading()
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         conn = _Connection(reader, writer)
-        peer = conn.peer
         try:
             await self._handshake_and_setup(conn, peer)
         except asyncio.CancelledError:
-            await conn.close()
+            conn.writer.transport.abort()
+            conn.closed = True
             raise
-        finally:
-            self._handlers.discard(task)
 
     async def _handshake_and_setup(self, conn: _Connection, peer: str) -> None:
-        if self._ssl is not None:
-            try:
-                await asyncio.wait_for(conn.writer.start_tls(self._ssl), self.config.tls_timeout)
-            except asyncio.TimeoutError:
-                self._refuse(peer, None, "tlsFailure", "TLS handshake timed out")
-                await conn.close()
-                return
-            except (ssl.SSLError, OSError) as exc:
-                detail = getattr(exc, "reason", None) or str(exc)
-                self._refuse(peer, None, "tlsFailure", f"TLS handshake failed: {detail}")
-                await conn.close()
-                return
         try:
             message = await asyncio.wait_for(conn.receive(), self.config.setup_timeout)
         except asyncio.TimeoutError:
@@ -1026,6 +1061,18 @@ class SignallingListener:
         session._start()
         self._sessions.append(session)
         await self._incoming.put(session)
+
+
+class _AcceptProtocol(asyncio.Protocol):
+    """Holds a fresh connection paused until the listener has set up TLS (or plain streams) on it."""
+
+    def __init__(self, listener: SignallingListener) -> None:
+        self._listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
+        self._listener._accepted(transport)
 
 
 async def _release_unknown(conn: _Connection, message: Q931Message, reason: str, cause: int,

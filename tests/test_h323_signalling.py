@@ -7,22 +7,29 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vcore import pki
 from vcore.h323 import asn1
 from vcore.h323.errors import CallRefused, SecurityError, SignallingTimeout
 from vcore.h323.fast_connect import MediaPolicy
 from vcore.h323.messages import (
-    DEFAULT_FORMATS,
     PCMA,
     PCMU,
     Address,
+    OpenChannel,
     alerting_uuie,
     call_proceeding_uuie,
     connect_uuie,
+    encode_h245,
+    master_slave_determination,
+    open_logical_channel_pdu,
     parse_user_information,
     setup_uuie,
+    terminal_capability_set,
     user_information,
+    video_fast_update_picture,
 )
 from vcore.h323.q931 import Cause, MessageType, Q931Message, user_user_ie
 from vcore.h323.signalling import (
@@ -532,5 +539,73 @@ def test_plaintext_client_against_tls_listener(pki_dir: Path) -> None:
             assert released.reason == "peerClosed"
             await asyncio.sleep(0.05)
             assert listener.refused and listener.refused[0].reason == "tlsFailure"
+
+    run(scenario())
+
+
+# --------------------------------------------------------------------------- fuzzing live sessions
+
+
+def _watch_loop_errors() -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+    return errors
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=200),
+                 st.binary(max_size=200).map(lambda b: encode_tpkt(b"\x08\x02\x00\x07\x05" + b))))
+def test_listener_survives_garbage(data: bytes) -> None:
+    async def scenario() -> None:
+        errors = _watch_loop_errors()
+        async with SignallingListener(plain("agent", setup_timeout=0.2)) as listener:
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            writer.write(data)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), T)  # the listener ends the connection
+            writer.close()
+            await writer.wait_closed()
+            with pytest.raises(SignallingTimeout):
+                await listener.accept(0.01)
+            assert len(listener.refused) == 1
+        assert errors == []
+
+    run(scenario())
+
+
+def _connect_answer(crv: int) -> bytes:
+    h245 = [
+        encode_h245(terminal_capability_set(1, (PCMU, PCMA), ("AEAD_AES_128_GCM",))),
+        encode_h245(master_slave_determination(50, 12345)),
+        encode_h245(open_logical_channel_pdu(OpenChannel(7, PCMU, media_control=CALLEE_MEDIA[1][1]))),
+        encode_h245(video_fast_update_picture(3)),
+    ]
+    uuie = asn1.encode_uuie(user_information(
+        "connect", connect_uuie(call_id=bytes(16), conference_id=bytes(16), fast_connect_refused=True),
+        h245_control=h245))
+    return Q931Message(MessageType.CONNECT, crv, True, (user_user_ie(uuie),)).encode()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_caller_survives_mutated_answers(data: st.DataObject) -> None:
+    async def mutate(peer: RawPeer) -> None:
+        setup = await peer.receive()
+        assert setup is not None
+        raw = bytearray(_connect_answer(setup.call_reference))
+        for _ in range(data.draw(st.integers(1, 6))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= 1 << data.draw(st.integers(0, 7))
+        await peer.send_raw(bytes(raw))
+        await asyncio.sleep(0.05)
+
+    async def scenario() -> None:
+        errors = _watch_loop_errors()
+        server, port = await raw_server(mutate)
+        call = await place_call("127.0.0.1", port, plain("kiosk"), CALLER_MEDIA)
+        released = await drain(call)
+        assert released.reason in {"peerClosed", "protocolError", "undefinedReason", "securityDenied"}
+        await stop(server)
+        assert errors == []
 
     run(scenario())

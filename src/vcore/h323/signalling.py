@@ -596,10 +596,17 @@ class CallSession:
                                 by_peer=False, send=True)
         except SecurityError as exc:
             await self._release("securityDenied", Cause.CALL_REJECTED, str(exc), by_peer=False, send=True)
+        except SignallingError as exc:
+            await self._release("protocolError", Cause.PROTOCOL_ERROR, str(exc), by_peer=False, send=True)
         except ssl.SSLError as exc:
             await self._release("tlsFailure", None, f"TLS failure: {exc.reason or exc}", by_peer=True, send=False)
         except (ConnectionError, OSError) as exc:
             await self._release("peerClosed", None, f"connection lost: {exc}", by_peer=True, send=False)
+        except Exception as exc:  # never leave a call half-alive on a message nobody anticipated
+            log.exception("call %d: unexpected failure handling the peer's signalling", self.call_reference)
+            await self._release("protocolError", Cause.PROTOCOL_ERROR,
+                                f"unexpected failure handling the peer's signalling: {exc!r}", by_peer=False,
+                                send=True)
 
     async def _handle(self, message: Q931Message) -> None:
         log.debug("recv %s crv=%d", message.name, message.call_reference)
@@ -1008,6 +1015,10 @@ class SignallingListener:
             conn.writer.transport.abort()
             conn.closed = True
             raise
+        except Exception as exc:  # a Setup nobody anticipated must not leave a half-open connection
+            log.exception("unexpected failure handling a Setup from %s", peer)
+            self._refuse(peer, conn.peer_name, "protocolError", f"unexpected failure handling the Setup: {exc!r}")
+            await conn.close()
 
     async def _handshake_and_setup(self, conn: _Connection, peer: str) -> None:
         try:

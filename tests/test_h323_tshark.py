@@ -35,8 +35,8 @@ CALLEE_MEDIA = {1: (A("127.0.0.1", 6000), A("127.0.0.1", 6001)), 2: (A("127.0.0.
 READ_OPTS = ["-o", "tcp.try_heuristic_first:TRUE"]  # H.225.0 on ephemeral ports: Q.931-over-TPKT heuristic
 
 
-def _start_capture(tshark: str, ports: list[int], out: Path) -> subprocess.Popen[bytes]:
-    flt = " or ".join(f"tcp port {p}" for p in ports)
+def _start_capture(tshark: str, ports: list[int], out: Path, flt: str = "") -> subprocess.Popen[bytes]:
+    flt = flt or " or ".join(f"tcp port {p}" for p in ports)
     proc = subprocess.Popen([tshark, "-i", "lo", "-f", flt, "-w", str(out), "-q"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
@@ -51,6 +51,7 @@ def _start_capture(tshark: str, ports: list[int], out: Path) -> subprocess.Popen
             proc.stderr.close()
             pytest.skip(f"tshark cannot capture on lo: {seen.decode(errors='replace').strip()[-200:]}")
         seen += chunk
+    time.sleep(0.5)  # dumpcap reports before its filter is attached: let it settle
     return proc
 
 
@@ -141,3 +142,49 @@ def test_wireshark_decodes_every_message(tmp_path: Path) -> None:
     assert "g711Ulaw64k" in text and "g711Alaw64k" in text and "g722-64k" in text
     assert "reason: securityDenied" in text
     assert text.count("fastStart:") >= 2
+
+
+async def _ras_exchange(tshark: str, out: Path) -> int:
+    from test_h323_ras import CALL_ID, CONF_ID, FakeGatekeeper  # the in-process gatekeeper
+
+    from vcore.h323.ras import RasClient, RasRejected
+
+    loop = asyncio.get_running_loop()
+    transport, gk = await loop.create_datagram_endpoint(FakeGatekeeper, local_addr=("127.0.0.1", 0))
+    port = gk.port
+    flt = f"udp port {port}"
+    proc = _start_capture(tshark, [], out, flt)
+    try:
+        async with RasClient(A("127.0.0.1", port), A("127.0.0.1", 1720), ["kiosk-1", "100"]) as ras:
+            await ras.discover()
+            await ras.register(time_to_live=1)
+            await asyncio.sleep(0.7)  # one keep-alive RRQ
+            await ras.admit(call_id=CALL_ID, conference_id=CONF_ID, call_reference=9, destination=["agent"])
+            try:
+                await ras.admit(call_id=CALL_ID, conference_id=CONF_ID, call_reference=10, destination=["x"])
+            except RasRejected:
+                pass
+            await ras.disengage(call_id=CALL_ID, conference_id=CONF_ID, call_reference=9, answered=False)
+            await ras.unregister()
+    finally:
+        _stop_capture(proc)
+        transport.close()
+    return port
+
+
+def test_wireshark_decodes_ras(tmp_path: Path) -> None:
+    tshark = require_tool("tshark")
+    out = tmp_path / "ras.pcapng"
+    port = asyncio.run(_ras_exchange(tshark, out))
+    opts = ["-d", f"udp.port=={port},h225"]
+    errors = subprocess.run([tshark, "-r", str(out), *opts, "-Y", "_ws.malformed || _ws.expert.severity >= error"],
+                            capture_output=True, text=True, timeout=120)
+    assert errors.returncode == 0, errors.stderr
+    assert errors.stdout.strip() == ""
+    text = subprocess.run([tshark, "-r", str(out), *opts, "-V"], capture_output=True, text=True, timeout=120).stdout
+    assert "Malformed" not in text and "Expert Info (Error" not in text and "Expert Info (Warning" not in text
+    names = set(re.findall(r"RasMessage: (\w+) \(", text))
+    assert names == {"gatekeeperRequest", "gatekeeperConfirm", "registrationRequest", "registrationConfirm",
+                     "admissionRequest", "admissionConfirm", "admissionReject", "disengageRequest",
+                     "disengageConfirm", "unregistrationRequest", "unregistrationConfirm"}
+    assert "keepAlive: True" in text

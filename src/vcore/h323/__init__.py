@@ -2,7 +2,7 @@
 
 Layers, bottom up: :mod:`.tpkt` (RFC 1006 framing), :mod:`.q931` (Q.931 as
 profiled by H.225.0), :mod:`.asn1` (pycrate's compiled H.225.0/H.245/H.235),
-:mod:`.keys` (SRTP keys in H.245, H.235.8 style), :mod:`.messages` (UUIE and
+:mod:`.ras` (gatekeeper RAS), :mod:`.keys` (SRTP keys in H.245, H.235.8 style), :mod:`.messages` (UUIE and
 H.245 builders/readers), :mod:`.fast_connect` (offer/answer), :mod:`.signalling`
 (asyncio sessions over TCP or mutual TLS). No media here: sessions hand
 :class:`MediaChannel` values to the call layer. See ``docs/h323.md``.
@@ -15,6 +15,7 @@ from .fast_connect import MediaChannel, MediaEndpoints, MediaPolicy
 from .keys import DEFAULT_SUITES, SUITES, SrtpKeyMaterial
 from .messages import DEFAULT_FORMATS, G722, H264_MODE0, H264_MODE1, PCMA, PCMU, Address, MediaFormat
 from .q931 import Cause, MessageType, Q931Message
+from .ras import RasClient, RasRejected, Registration
 from .signalling import (
     H225_PORT,
     H225_TLS_PORT,
@@ -61,6 +62,9 @@ __all__ = [
     "Cause",
     "MessageType",
     "Q931Message",
+    "RasClient",
+    "RasRejected",
+    "Registration",
     "TpktDecoder",
     "encode_tpkt",
     "H225_PORT",

@@ -24,8 +24,11 @@ from vcore.h323.messages import (
     connect_uuie,
     encode_h245,
     master_slave_determination,
+    open_logical_channel,
     open_logical_channel_pdu,
+    parse_h245,
     parse_user_information,
+    round_trip_delay_request,
     setup_uuie,
     terminal_capability_set,
     user_information,
@@ -407,6 +410,60 @@ def test_unknown_message_type_gets_status_and_call_continues() -> None:
         await stop(server)
         causes = sorted(s.cause for s in statuses if s is not None)
         assert causes == [30, Cause.MESSAGE_TYPE_NONEXISTENT]
+
+    run(scenario())
+
+
+def odd_h245_answer(crv: int) -> bytes:
+    """A Connect refusing Fast Connect whose tunnelled H.245 vcore must answer in every way it can."""
+    g728 = open_logical_channel(OpenChannel(7, PCMU, media_control=CALLEE_MEDIA[1][1]))
+    g728["forwardLogicalChannelParameters"]["dataType"] = ("audioData", ("g728", 20))
+    h245 = [
+        encode_h245(terminal_capability_set(1, (PCMU,), ("AEAD_AES_128_GCM",))),
+        encode_h245(master_slave_determination(50, 12345)),
+        encode_h245(("request", ("openLogicalChannel", g728))),  # -> OpenLogicalChannelReject
+        encode_h245(open_logical_channel_pdu(OpenChannel(8, PCMU, media_control=CALLEE_MEDIA[1][1]))),  # plain
+        encode_h245(round_trip_delay_request(9)),  # -> RoundTripDelayResponse
+        encode_h245(("request", ("maintenanceLoopRequest", {"type": ("systemLoop", 0)}))),  # -> not understood
+        b"\xff\xff",  # undecodable: ignored with a warning
+    ]
+    uuie = asn1.encode_uuie(user_information(
+        "connect", connect_uuie(call_id=bytes(16), conference_id=bytes(16), fast_connect_refused=True),
+        h245_control=h245))
+    return Q931Message(MessageType.CONNECT, crv, True, (user_user_ie(uuie),)).encode()
+
+
+async def odd_h245_peer(peer: RawPeer, replies: list[str]) -> None:
+    setup = await peer.receive()
+    assert setup is not None
+    await peer.send_raw(odd_h245_answer(setup.call_reference))
+    while True:
+        message = await peer.receive()
+        if message is None or message.message_type == MessageType.RELEASE_COMPLETE:
+            return
+        info = parse_user_information(message.user_user or b"")
+        replies.extend(parse_h245(pdu).name for pdu in info.h245_control)
+
+
+def test_tunnelled_h245_answers() -> None:
+    replies: list[str] = []
+
+    async def scenario() -> None:
+        server, port = await raw_server(lambda peer: odd_h245_peer(peer, replies))
+        call = await place_call("127.0.0.1", port, plain("kiosk"), CALLER_MEDIA)
+        await until(call, Connected)
+        warnings = [(await until(call, ProtocolWarning)).detail for _ in range(4)]
+        assert warnings[0] == "rejected channel 7: dataTypeNotSupported"
+        assert warnings[1] == "rejected channel 8: securityDenied"  # plain RTP is not allowed
+        assert warnings[2] == "H.245 maintenanceLoopRequest not understood"
+        assert warnings[3].startswith("undecodable tunnelled H.245 ignored: malformed MultimediaSystemControlMessage")
+        await asyncio.sleep(0.1)
+        assert call.released is None
+        await call.hangup()
+        await stop(server)
+        assert {"terminalCapabilitySetAck", "masterSlaveDeterminationAck", "openLogicalChannelReject",
+                "roundTripDelayResponse", "functionNotUnderstood", "openLogicalChannel",
+                "endSessionCommand"} - set(replies) == {"endSessionCommand"}  # EndSession rides in ReleaseComplete
 
     run(scenario())
 

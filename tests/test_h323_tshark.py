@@ -65,13 +65,45 @@ def _stop_capture(proc: subprocess.Popen[bytes]) -> None:
             proc.stderr.close()
 
 
-async def _calls(tshark: str, out: Path) -> None:
+async def _calls(tshark: str, out: Path) -> list[int]:
+    """Run the calls under capture; returns the ports of the test's hand-made peers (their bytes are not vcore's)."""
     open_agent = SignallingConfig("agent", allow_plaintext_signalling=True)
     picky_agent = SignallingConfig("agent", allow_plaintext_signalling=True, allow_list=frozenset({"kiosk-1"}))
     kiosk = SignallingConfig("kiosk", allow_plaintext_signalling=True, display_name="Kiosk 1")
+    from test_h323_signalling import RawPeer, odd_h245_peer, raw_server, stop
+
+    from vcore.h323.messages import call_proceeding_uuie
+    from vcore.h323.q931 import MessageType, Q931Message
+
+    replies: list[str] = []
+
+    async def status_then_silence(peer: RawPeer) -> None:
+        setup = await peer.receive()
+        assert setup is not None
+        crv = setup.call_reference
+        await peer.send(MessageType.CALL_PROCEEDING, crv, True, "callProceeding",
+                        call_proceeding_uuie(call_id=bytes(16)))
+        await peer.send_raw(Q931Message(MessageType.STATUS_ENQUIRY, crv, True).encode())
+        await peer.send_raw(Q931Message(0x33, crv, True).encode())
+        while await peer.receive() is not None:
+            pass
+
+    odd, odd_port = await raw_server(lambda peer: odd_h245_peer(peer, replies))
+    quiet, quiet_port = await raw_server(status_then_silence)
     async with SignallingListener(open_agent) as listener, SignallingListener(picky_agent) as picky:
-        proc = _start_capture(tshark, [listener.port, picky.port], out)
+        proc = _start_capture(tshark, [listener.port, picky.port, odd_port, quiet_port], out)
         try:
+            # 0. vcore answering a peer's odd tunnelled H.245 (OLC Reject, RTD response, FunctionNotUnderstood),
+            #    then Status messages and a ReleaseComplete after a timeout.
+            call = await place_call("127.0.0.1", odd_port, kiosk, CALLER_MEDIA)
+            await call.wait_connected(10)
+            await asyncio.sleep(0.2)
+            await call.hangup()
+            call = await place_call("127.0.0.1", quiet_port, SignallingConfig(
+                "kiosk", allow_plaintext_signalling=True, answer_timeout=0.5), CALLER_MEDIA)
+            assert (await _released(call)).reason == "timeout"
+            await stop(odd)
+            await stop(quiet)
             # 1. Fast Connect: Setup with fastStart and tunnelled TCS/MSD, CallProceeding, Alerting, Connect,
             #    tunnelled acks, videoFastUpdatePicture, flowControlCommand, CloseLogicalChannel, EndSession.
             call = await place_call("127.0.0.1", listener.port, kiosk, CALLER_MEDIA, destination=["agent", "1234"])
@@ -105,6 +137,7 @@ async def _calls(tshark: str, out: Path) -> None:
             assert (await _released(call)).reason == "securityDenied"
         finally:
             _stop_capture(proc)
+    return [odd_port, quiet_port]
 
 
 async def _released(session) -> Released:  # type: ignore[no-untyped-def]
@@ -118,22 +151,27 @@ async def _released(session) -> Released:  # type: ignore[no-untyped-def]
 def test_wireshark_decodes_every_message(tmp_path: Path) -> None:
     tshark = require_tool("tshark")
     out = tmp_path / "h323.pcapng"
-    asyncio.run(_calls(tshark, out))
-    errors = subprocess.run([tshark, "-r", str(out), *READ_OPTS, "-Y", "_ws.malformed || _ws.expert.severity >= error"],
+    foreign = asyncio.run(_calls(tshark, out))
+    vcore_sent = " && ".join(f"tcp.srcport != {port}" for port in foreign)
+    errors = subprocess.run([tshark, "-r", str(out), *READ_OPTS, "-Y",
+                             f"(_ws.malformed || _ws.expert.severity >= error) && ({vcore_sent})"],
                             capture_output=True, text=True, timeout=120)
     assert errors.returncode == 0, errors.stderr
     assert errors.stdout.strip() == ""
-    text = subprocess.run([tshark, "-r", str(out), *READ_OPTS, "-V"], capture_output=True, text=True,
-                          timeout=120).stdout
+    text = subprocess.run([tshark, "-r", str(out), *READ_OPTS, "-Y", vcore_sent, "-V"], capture_output=True,
+                          text=True, timeout=120).stdout
     assert "Malformed" not in text and "Expert Info (Error" not in text and "Expert Info (Warning" not in text
     bodies = set(re.findall(r"h323-message-body: (\w+) \(", text))
     assert bodies == {"setup", "callProceeding", "alerting", "connect", "releaseComplete", "empty"}
+    assert "Cause value: Recovery on timer expiry (102)" in text
     h245 = set(re.findall(r"^\s+(?:request|response|command|indication): (\w+) \(", text, re.M))
     assert h245 >= {
         "terminalCapabilitySet", "terminalCapabilitySetAck", "masterSlaveDetermination",
         "masterSlaveDeterminationAck", "openLogicalChannel", "openLogicalChannelAck", "closeLogicalChannel",
         "closeLogicalChannelAck", "endSessionCommand", "miscellaneousCommand", "flowControlCommand",
+        "openLogicalChannelReject", "roundTripDelayResponse", "functionNotUnderstood",
     }
+    assert "Message type: STATUS (0x7d)" in text and "Cause value: Message type non-existent or not implemented (97)" in text
     assert "videoFastUpdatePicture" in text
     assert "standard: 0.0.8.241.0.0.1 (h264 generic-capabilities)" in text
     assert "Profile: 0x40, Baseline Profile" in text and "unsignedMin: 71 - Level 3.1" in text

@@ -143,3 +143,14 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert pki.main(["list", str(tmp_path / "none")]) == 1
     assert "holds no CA" in capsys.readouterr().err
     assert pki.main(["init", d]) == 1
+
+
+def test_module_entry_point(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(pki.__file__).parents[1]))
+    done = subprocess.run([sys.executable, "-m", "vcore.pki", "init", str(tmp_path / "ca")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "created CA 'vcore CA'" in done.stdout

@@ -74,6 +74,8 @@ __all__ = [
     "encode_h245",
     "parse_h245",
     "function_not_understood",
+    "round_trip_delay_request",
+    "round_trip_delay_response",
 ]
 
 H225_PROTOCOL_ID = (0, 0, 8, 2250, 0, 4)  # H.225.0 version 4
@@ -778,3 +780,12 @@ def parse_h245(data: bytes) -> H245Pdu:
 def function_not_understood(pdu: H245Pdu) -> Value:
     """FunctionNotUnderstood indication echoing an unhandled request/response/command (H.245 §7.16.1)."""
     return ("indication", ("functionNotUnderstood", (pdu.category, (pdu.name, pdu.body))))
+
+
+def round_trip_delay_request(sequence_number: int) -> Value:
+    """RoundTripDelayRequest (H.245 §7.8.1), usable as an H.245 keep-alive."""
+    return ("request", ("roundTripDelayRequest", {"sequenceNumber": sequence_number}))
+
+
+def round_trip_delay_response(sequence_number: int) -> Value:
+    return ("response", ("roundTripDelayResponse", {"sequenceNumber": sequence_number}))

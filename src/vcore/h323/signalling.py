@@ -32,6 +32,7 @@ import enum
 import logging
 import os
 import secrets
+import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ from .messages import (
     parse_open_logical_channel,
     parse_user_information,
     release_complete_uuie,
+    round_trip_delay_response,
     setup_uuie,
     terminal_capability_set,
     terminal_capability_set_ack,
@@ -282,6 +284,7 @@ class _Connection:
         self._decoder = TpktDecoder()
         self._pending: deque[bytes] = deque()
         self.closed = False
+        _keepalive(writer.get_extra_info("socket"))
 
     @property
     def peer(self) -> str:
@@ -319,6 +322,19 @@ class _Connection:
             await self.writer.wait_closed()
         except (OSError, ssl.SSLError):
             pass
+
+
+def _keepalive(sock: Any) -> None:
+    """TCP keep-alive so a peer that vanished mid-call (no FIN, no RST) is noticed within about a minute."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError as exc:  # pragma: no cover - exotic platforms
+        log.debug("cannot enable TCP keep-alive: %s", exc)
 
 
 # --------------------------------------------------------------------------- the call
@@ -746,6 +762,8 @@ class CallSession:
             number = scope[1] if scope[0] == "logicalChannelNumber" else None
             bitrate = restriction[1] * 100 if restriction[0] == "maximumBitRate" else None
             await self._emit(BitrateLimited(bitrate, number))
+        elif name == "roundTripDelayRequest":  # the H.245 keep-alive (H.245 §8.9)
+            self._h245_out.append(encode_h245(round_trip_delay_response(body["sequenceNumber"])))
         elif name in ("terminalCapabilitySetAck", "masterSlaveDeterminationAck", "closeLogicalChannelAck",
                       "masterSlaveDeterminationReject", "terminalCapabilitySetReject", "functionNotUnderstood",
                       "roundTripDelayResponse", "openLogicalChannelConfirm", "miscellaneousCommand",

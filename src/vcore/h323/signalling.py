@@ -932,7 +932,6 @@ class SignallingListener:
         self._server: asyncio.Server | None = None
         self._incoming: asyncio.Queue[CallSession] = asyncio.Queue()
         self._handlers: set[asyncio.Task[None]] = set()
-        self._sessions: list[CallSession] = []
         self._on_refused = on_refused
         self.refused: list[RefusedCall] = []
 
@@ -1085,10 +1084,8 @@ class SignallingListener:
         await session._tunnelled(info)
         session.state = CallState.INCOMING_PROCEEDING
         await session._send(MessageType.CALL_PROCEEDING, "callProceeding", call_proceeding_uuie(call_id=call_id))
-        session._set_deadline(self.config.answer_timeout, "activity from the caller")
-        session._deadline = None  # the callee waits for its user; the caller's timers apply
+        # no deadline: the callee waits for its user, the caller's timers bound the wait
         session._start()
-        self._sessions.append(session)
         await self._incoming.put(session)
 
 

@@ -107,6 +107,7 @@ from .q931 import (
     call_state_ie,
     cause_ie,
     display_ie,
+    party_number_ie,
     user_user_ie,
 )
 from .tpkt import TpktDecoder, encode_tpkt
@@ -889,6 +890,11 @@ async def place_call(host: str, port: int, config: SignallingConfig, endpoints: 
     extra = [bearer_capability_ie()]
     if config.display_name:
         extra.append(display_ie(config.display_name))
+    if _digits(config.alias):
+        extra.append(party_number_ie(IE.CALLING_PARTY_NUMBER, config.alias))
+    number = next((d for d in destination if _digits(d)), None)
+    if number is not None:
+        extra.append(party_number_ie(IE.CALLED_PARTY_NUMBER, number))
     try:
         await session._send(MessageType.SETUP, "setup", body, extra, session._initial_h245())
     except (OSError, ssl.SSLError) as exc:
@@ -897,6 +903,10 @@ async def place_call(host: str, port: int, config: SignallingConfig, endpoints: 
     session._set_deadline(config.setup_timeout, "answer to Setup")
     session._start()
     return session
+
+
+def _digits(alias: str) -> bool:
+    return bool(alias) and all(c in "0123456789*#" for c in alias)
 
 
 def _is_ip(host: str) -> bool:

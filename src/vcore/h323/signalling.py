@@ -303,8 +303,11 @@ class _Connection:
     async def send(self, message: Q931Message) -> None:
         if self.closed:
             raise PeerClosed("the signalling connection is closed")
-        self.writer.write(encode_tpkt(message.encode()))
-        await self.writer.drain()
+        try:
+            self.writer.write(encode_tpkt(message.encode()))
+            await self.writer.drain()
+        except (OSError, ssl.SSLError, RuntimeError) as exc:  # RuntimeError: writing to a closing transport
+            raise PeerClosed(f"cannot send on the signalling connection: {exc}") from None
 
     async def receive(self) -> Q931Message:
         while not self._pending:
@@ -421,7 +424,12 @@ class CallSession:
         return await self._events.get()
 
     async def next_event(self, timeout: float | None = None) -> CallEvent:
-        """The next event; raises :class:`SignallingTimeout` after ``timeout`` seconds."""
+        """The next event; raises :class:`SignallingTimeout` after ``timeout`` seconds.
+
+        Once the call is released and every event consumed, returns the :class:`Released` event again.
+        """
+        if self.released is not None and self._events.empty():
+            return self.released
         try:
             return await asyncio.wait_for(self._events.get(), timeout)
         except asyncio.TimeoutError:

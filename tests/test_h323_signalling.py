@@ -24,6 +24,7 @@ from vcore.h323.messages import (
     connect_uuie,
     encode_h245,
     master_slave_determination,
+    master_slave_determination_ack,
     open_logical_channel,
     open_logical_channel_pdu,
     parse_h245,
@@ -110,6 +111,9 @@ def test_fast_connect_call_over_tcp() -> None:
             assert sends[2].format.name == "H264" and sends[1].format.name == "G722"
             assert all(c.suite == "AEAD_AES_128_GCM" for c in connected.channels)
             assert call.security()["signalling"] == "plaintext" and call.media_encrypted
+            while incoming.msd_status is None or call.msd_status is None:  # tunnelled MSD settles
+                await asyncio.sleep(0.01)
+            assert {call.msd_status, incoming.msd_status} == {"master", "slave"}
             # keyframe requests and bitrate commands travel in tunnelled H.245
             await call.request_keyframe(sends[2].number)
             await call.limit_bitrate(256_000)
@@ -464,6 +468,39 @@ def test_tunnelled_h245_answers() -> None:
         assert {"terminalCapabilitySetAck", "masterSlaveDeterminationAck", "openLogicalChannelReject",
                 "roundTripDelayResponse", "functionNotUnderstood", "openLogicalChannel",
                 "endSessionCommand"} - set(replies) == {"endSessionCommand"}  # EndSession rides in ReleaseComplete
+
+    run(scenario())
+
+
+def test_msd_ack_is_confirmed() -> None:
+    """A peer that answers vcore's MasterSlaveDetermination with an Ack gets vcore's confirming Ack (H.245 §8.2)."""
+    replies: list[tuple[str, Any]] = []
+
+    async def acking_peer(peer: RawPeer) -> None:
+        setup = await peer.receive()
+        assert setup is not None
+        uuie = asn1.encode_uuie(user_information(
+            "connect", connect_uuie(call_id=bytes(16), conference_id=bytes(16), fast_connect_refused=True),
+            h245_control=[encode_h245(master_slave_determination_ack("master"))]))
+        await peer.send_raw(Q931Message(MessageType.CONNECT, setup.call_reference, True,
+                                        (user_user_ie(uuie),)).encode())
+        while True:
+            message = await peer.receive()
+            if message is None or message.message_type == MessageType.RELEASE_COMPLETE:
+                return
+            info = parse_user_information(message.user_user or b"")
+            replies.extend((p.name, p.body) for p in map(parse_h245, info.h245_control))
+
+    async def scenario() -> None:
+        server, port = await raw_server(acking_peer)
+        call = await place_call("127.0.0.1", port, plain("kiosk"), CALLER_MEDIA)
+        await until(call, Connected)
+        while not replies:
+            await asyncio.sleep(0.01)
+        assert replies == [("masterSlaveDeterminationAck", {"decision": ("slave", 0)})]
+        assert call.msd_status == "master"
+        await call.hangup()
+        await stop(server)
 
     run(scenario())
 

@@ -376,7 +376,8 @@ class CallSession:
         self._h245_out: list[bytes] = []
         self._tcs_sequence = 0
         self._msd_number = secrets.randbits(24)
-        self._msd_done = False
+        self._msd_state = "idle"  # H.245 §8.2 MSDSE: idle, outgoing, incoming, done
+        self.msd_status: str | None = None  # "master" or "slave" once determined
         self._peer_formats: tuple[Any, ...] | None = None
         self._peer_suites: tuple[str, ...] = ()
         self._h245_opened = False
@@ -718,6 +719,7 @@ class CallSession:
 
     def _initial_h245(self) -> list[bytes]:
         self._tcs_sequence += 1
+        self._msd_state = "outgoing"
         return [
             encode_h245(terminal_capability_set(self._tcs_sequence, self.config.policy.formats,
                                                 self.config.policy.suites)),
@@ -745,9 +747,18 @@ class CallSession:
             if decision is None:
                 self._h245_out.append(encode_h245(master_slave_determination_reject()))
             else:
+                self.msd_status = decision
                 peer = "slave" if decision == "master" else "master"
                 self._h245_out.append(encode_h245(master_slave_determination_ack(peer)))
-                self._msd_done = True
+                self._msd_state = "incoming"  # awaiting the peer's Ack (H.245 §8.2)
+        elif name == "masterSlaveDeterminationAck":
+            decision = body["decision"][0]  # what we are
+            if self._msd_state == "outgoing":
+                # we initiated and the peer decided: confirm with our own Ack (H.245 §8.2.2, Figure C.2)
+                peer = "slave" if decision == "master" else "master"
+                self._h245_out.append(encode_h245(master_slave_determination_ack(peer)))
+            self.msd_status = decision
+            self._msd_state = "done"
         elif name == "openLogicalChannel":
             await self._peer_open(body)
         elif name == "openLogicalChannelAck":
@@ -773,13 +784,12 @@ class CallSession:
             await self._emit(BitrateLimited(bitrate, number))
         elif name == "roundTripDelayRequest":  # the H.245 keep-alive (H.245 §8.9)
             self._h245_out.append(encode_h245(round_trip_delay_response(body["sequenceNumber"])))
-        elif name in ("terminalCapabilitySetAck", "masterSlaveDeterminationAck", "closeLogicalChannelAck",
+        elif name in ("terminalCapabilitySetAck", "closeLogicalChannelAck",
                       "masterSlaveDeterminationReject", "terminalCapabilitySetReject", "functionNotUnderstood",
                       "roundTripDelayResponse", "openLogicalChannelConfirm", "miscellaneousCommand",
                       "miscellaneousIndication", "userInput", "vendorIdentification", "functionNotSupported",
                       "masterSlaveDeterminationRelease", "terminalCapabilitySetRelease"):
-            if name == "masterSlaveDeterminationAck":
-                self._msd_done = True
+            pass
         elif pdu.category in ("request", "command"):
             self._h245_out.append(encode_h245(function_not_understood(pdu)))
             await self._emit(ProtocolWarning(f"H.245 {name} not understood"))

@@ -130,3 +130,75 @@ def test_h323plus_calls_vcore(fast: bool) -> None:
                 proc.wait(10)
 
     asyncio.run(scenario())
+
+
+def _tls_files(tmp_path: Path) -> dict[str, Path]:
+    from vcore import pki
+
+    ca = pki.CertificateAuthority.init(tmp_path / "ca", "Interop CA")
+    files: dict[str, Path] = {"ca": ca.cert_path, "crl": ca.crl_path}
+    for name in ("h323plus", "kiosk-1", "agent-1"):
+        identity = ca.issue(name)
+        identity.save(tmp_path / f"{name}.pem")
+        folder = tmp_path / name
+        folder.mkdir()
+        files[name + ".cert"], files[name + ".key"] = identity.write_chain_files(folder)
+        files[name] = tmp_path / f"{name}.pem"
+    return files
+
+
+def _tls_args(files: dict[str, Path], tls_port: int) -> list[str]:
+    return ["--tls", "--tls-cafile", str(files["ca"]), "--tls-cert", str(files["h323plus.cert"]),
+            "--tls-privkey", str(files["h323plus.key"]), "--tls-listenport", str(tls_port)]
+
+
+def test_vcore_calls_h323plus_over_mutual_tls(tmp_path: Path) -> None:
+    from vcore import pki
+
+    simph323 = _simph323()
+    files = _tls_files(tmp_path)
+    tls_port = _free_port()
+    args = [simph323, "-l", "-a", "-n", "-S", "-f", "-i", "127.0.0.1", "-x", str(_free_port()), "-u", "h323plus"]
+    proc = subprocess.Popen(args + _tls_args(files, tls_port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def scenario() -> None:
+        await _wait_listening(tls_port)
+        ctx = pki.client_context(pki.Identity.load(files["kiosk-1"]), files["ca"], files["crl"])
+        config = SignallingConfig("kiosk-1", policy=MediaPolicy(DEFAULT_FORMATS, allow_plaintext=True))
+        call = await place_call("127.0.0.1", tls_port, config, MEDIA, ssl_context=ctx, expected_name="h323plus")
+        connected = await call.wait_connected(15)
+        assert connected.fast_connect and call.security()["signalling"] == "tls" and call.peer_name == "h323plus"
+        await call.hangup()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_h323plus_calls_vcore_over_mutual_tls(tmp_path: Path) -> None:
+    from vcore import pki
+
+    simph323 = _simph323()
+    files = _tls_files(tmp_path)
+
+    async def scenario() -> None:
+        ctx = pki.server_context(pki.Identity.load(files["agent-1"]), files["ca"], files["crl"])
+        config = SignallingConfig("agent-1", policy=MediaPolicy(DEFAULT_FORMATS, allow_plaintext=True),
+                                  allow_list=frozenset({"h323plus"}))
+        async with SignallingListener(config, ctx) as listener:
+            args = [simph323, "-n", "-S", "-f", "-i", "127.0.0.1", "-x", str(_free_port()), "-u", "h323plus",
+                    *_tls_args(files, _free_port()), f"h323s:127.0.0.1:{listener.port}"]
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                incoming = await listener.accept(20)
+                assert incoming.peer_name == "h323plus" and incoming.signalling_encrypted
+                channels = await incoming.answer(MEDIA)
+                assert {c.direction for c in channels} == {"send", "receive"}
+                await incoming.hangup()
+            finally:
+                proc.terminate()
+                proc.wait(10)
+
+    asyncio.run(scenario())

@@ -202,3 +202,82 @@ def test_h323plus_calls_vcore_over_mutual_tls(tmp_path: Path) -> None:
                 proc.wait(10)
 
     asyncio.run(scenario())
+
+
+# --------------------------------------------------------------------------- through a GnuGk gatekeeper
+
+GNUGK_CONFIG = """\
+[Gatekeeper::Main]
+Name=vcoreTestGK
+Home=127.0.0.1
+UnicastRasPort={ras}
+UseMulticastListener=0
+MulticastPort=0
+EndpointSignalPort={signal}
+CallSignalPort={signal}
+StatusPort={status}
+TimeToLive=2
+
+[RoutedMode]
+GKRouted=0
+H245Routed=0
+
+[Gatekeeper::Auth]
+default=allow
+"""
+
+
+def _gnugk(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    path = os.environ.get("VCORE_GNUGK")
+    if not path or not Path(path).is_file():
+        pytest.skip("VCORE_GNUGK does not name a locally built GnuGk gatekeeper (none is packaged here)")
+    ras = _free_port()
+    config = tmp_path / "gnugk.ini"
+    config.write_text(GNUGK_CONFIG.format(ras=ras, signal=_free_port(), status=_free_port()))
+    proc = subprocess.Popen([path, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, ras
+
+
+def test_call_by_alias_through_gnugk(tmp_path: Path) -> None:
+    from vcore.h323 import RasClient, RasRejected
+
+    proc, ras_port = _gnugk(tmp_path)
+
+    async def scenario() -> None:
+        gk = A("127.0.0.1", ras_port)
+        async with SignallingListener(_config("agent-7")) as listener:
+            agent_address = A("127.0.0.1", listener.port)
+            async with RasClient(gk, agent_address, ["agent-7"], timeout=1.0, retries=5) as agent_ras, \
+                    RasClient(gk, A("127.0.0.1", 1), ["kiosk-7"], timeout=1.0, retries=5) as kiosk_ras:
+                assert await agent_ras.discover() == "vcoreTestGK"
+                await kiosk_ras.discover()
+                assert (await agent_ras.register(time_to_live=2)).gatekeeper_id == "vcoreTestGK"
+                await kiosk_ras.register(time_to_live=2)
+                await asyncio.sleep(2.5)  # outlive the time to live: only the keep-alive RRQs keep us registered
+                call_id, conf_id = os.urandom(16), os.urandom(16)
+                with pytest.raises(RasRejected):
+                    await kiosk_ras.admit(call_id=call_id, conference_id=conf_id, call_reference=1,
+                                          destination=["nobody-here"])
+                target = await kiosk_ras.admit(call_id=call_id, conference_id=conf_id, call_reference=1,
+                                               destination=["agent-7"])
+                assert target == agent_address  # the gatekeeper resolved the alias
+                call = await place_call(target.host, target.port, _config("kiosk-7"), MEDIA,
+                                        destination=["agent-7"])
+                incoming = await listener.accept(10)
+                await agent_ras.admit(call_id=incoming.call_id, conference_id=incoming.conference_id,
+                                      call_reference=incoming.call_reference, answer=True)
+                await incoming.answer(MEDIA)
+                await call.wait_connected(10)
+                await call.hangup()
+                await kiosk_ras.disengage(call_id=call_id, conference_id=conf_id, call_reference=1, answered=False)
+                await agent_ras.disengage(call_id=incoming.call_id, conference_id=incoming.conference_id,
+                                          call_reference=incoming.call_reference, answered=True)
+                await incoming.close()
+                await kiosk_ras.unregister()
+                await agent_ras.unregister()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -111,6 +111,7 @@ def test_fast_connect_call_over_tcp() -> None:
             assert sends[2].format.name == "H264" and sends[1].format.name == "G722"
             assert all(c.suite == "AEAD_AES_128_GCM" for c in connected.channels)
             assert call.security()["signalling"] == "plaintext" and call.media_encrypted
+            assert call.security()["srtp_keys"] == "exposed (plaintext signalling)"
             while incoming.msd_status is None or call.msd_status is None:  # tunnelled MSD settles
                 await asyncio.sleep(0.01)
             assert {call.msd_status, incoming.msd_status} == {"master", "slave"}
@@ -566,6 +567,7 @@ def test_mutual_tls_call(pki_dir: Path) -> None:
             assert call.peer_name == "agent-1"
             security = call.security()
             assert security["signalling"] == "tls" and security["peer_certificate"] == "agent-1"
+            assert security["srtp_keys"] == "tls-protected"
             assert {m["srtp"] for m in security["media"]} == {"AEAD_AES_128_GCM"} and len(connected.channels) == 4
             await call.hangup()
             assert (await drain(incoming)).by_peer

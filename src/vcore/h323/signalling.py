@@ -409,6 +409,8 @@ class CallSession:
         return {
             "signalling": "tls" if self.signalling_encrypted else "plaintext",
             "peer_certificate": self.peer_name,
+            # SRTP keys travel in H.245, tunnelled in the signalling: only TLS keeps them secret
+            "srtp_keys": "tls-protected" if self.signalling_encrypted else "exposed (plaintext signalling)",
             "media": [
                 {"direction": c.direction, "codec": c.format.name, "session": c.session_id,
                  "srtp": c.suite or "plaintext"}

@@ -705,3 +705,16 @@ def test_caller_survives_mutated_answers(data: st.DataObject) -> None:
         assert errors == []
 
     run(scenario())
+
+
+def test_tls_listener_times_out_silent_client(pki_dir: Path) -> None:
+    async def scenario() -> None:
+        server_ctx, _ = contexts(pki_dir, "agent-1", "kiosk-1")
+        async with SignallingListener(SignallingConfig("agent-1", tls_timeout=0.3), server_ctx) as listener:
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            assert await asyncio.wait_for(reader.read(), T) == b""  # dropped after the handshake timeout
+            writer.close()
+            await writer.wait_closed()
+            assert [(r.reason, r.detail) for r in listener.refused] == [("tlsFailure", "TLS handshake timed out")]
+
+    run(scenario())

@@ -1040,8 +1040,8 @@ class SignallingListener:
                 transport.abort()
                 if isinstance(exc, ssl.SSLError):
                     detail = f"TLS handshake failed: {exc.reason or exc}"
-                elif isinstance(exc, asyncio.TimeoutError):
-                    detail = "TLS handshake timed out"
+                elif isinstance(exc, asyncio.TimeoutError) or "taking longer" in str(exc):
+                    detail = "TLS handshake timed out"  # asyncio reports ssl_handshake_timeout as an abort
                 else:
                     detail = f"TLS handshake failed: {exc}"
                 self._refuse(peer, None, "tlsFailure", detail)

@@ -33,6 +33,9 @@ __all__ = [
     "SESSION_AUDIO",
     "UNKNOWN_SUITE",
     "SESSION_VIDEO",
+    "VENDOR",
+    "ENDPOINT_TYPE",
+    "alias_addresses",
     "Address",
     "MediaFormat",
     "PCMU",
@@ -99,12 +102,12 @@ UNKNOWN_SUITE = "unknown"  # OpenChannel.suites entry for an encryption algorith
 SESSION_AUDIO = 1  # H.225.0 §6.2.8.1 / H.245 sessionID: 1 audio, 2 video
 SESSION_VIDEO = 2
 
-_VENDOR = {
+VENDOR = {
     "vendor": {"t35CountryCode": 181, "t35Extension": 0, "manufacturerCode": 0},
     "productId": b"vcore",
     "versionId": b"1",
 }
-_ENDPOINT_TYPE = {"vendor": _VENDOR, "terminal": {}, "mc": False, "undefinedNode": False}
+ENDPOINT_TYPE = {"vendor": VENDOR, "terminal": {}, "mc": False, "undefinedNode": False}
 
 Value = Any
 
@@ -397,7 +400,8 @@ def parse_open_logical_channel(olc: Value) -> OpenChannel:
 # --------------------------------------------------------------------------- H.225.0 UUIEs
 
 
-def _aliases(names: Sequence[str]) -> list[Value]:
+def alias_addresses(names: Sequence[str]) -> list[Value]:
+    """H.225.0 ``AliasAddress`` values: ``dialledDigits`` for numeric names, ``h323-ID`` otherwise."""
     out: list[Value] = []
     for name in names:
         if name and all(c in "0123456789*#," for c in name):
@@ -423,10 +427,10 @@ def setup_uuie(*, call_id: bytes, conference_id: bytes, source_aliases: Sequence
     """Setup-UUIE (H.225.0 §7.6.2 / §8.1.7.1 with ``fastStart``)."""
     body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID}
     if source_aliases:
-        body["sourceAddress"] = _aliases(source_aliases)
-    body["sourceInfo"] = _ENDPOINT_TYPE
+        body["sourceAddress"] = alias_addresses(source_aliases)
+    body["sourceInfo"] = ENDPOINT_TYPE
     if destination_aliases:
-        body["destinationAddress"] = _aliases(destination_aliases)
+        body["destinationAddress"] = alias_addresses(destination_aliases)
     if destination_address is not None:
         body["destCallSignalAddress"] = destination_address.h225()
     body["activeMC"] = False
@@ -447,7 +451,7 @@ def setup_uuie(*, call_id: bytes, conference_id: bytes, source_aliases: Sequence
 
 def _reply(call_id: bytes, fast_start: Sequence[bytes] | None, fast_connect_refused: bool,
            extra: dict[str, Value] | None = None) -> dict[str, Value]:
-    body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID, "destinationInfo": _ENDPOINT_TYPE}
+    body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID, "destinationInfo": ENDPOINT_TYPE}
     if extra:
         body.update(extra)
     body["callIdentifier"] = {"guid": call_id}

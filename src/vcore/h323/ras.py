@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 from . import asn1
 from .errors import SignallingError, SignallingParseError, SignallingTimeout
-from .messages import _ENDPOINT_TYPE, _VENDOR, H225_PROTOCOL_ID, Address, _aliases
+from .messages import ENDPOINT_TYPE, H225_PROTOCOL_ID, VENDOR, Address, alias_addresses
 
 __all__ = [
     "RAS_PORT",
@@ -92,9 +92,9 @@ def parse_ras(data: bytes) -> RasMessage:
 def gatekeeper_request(seq: int, ras_address: Address, aliases: Sequence[str] = ()) -> Value:
     """GRQ (H.225.0 §7.8.1)."""
     body: dict[str, Value] = {"requestSeqNum": seq, "protocolIdentifier": H225_PROTOCOL_ID,
-                              "rasAddress": ras_address.h225(), "endpointType": _ENDPOINT_TYPE}
+                              "rasAddress": ras_address.h225(), "endpointType": ENDPOINT_TYPE}
     if aliases:
-        body["endpointAlias"] = _aliases(aliases)
+        body["endpointAlias"] = alias_addresses(aliases)
     return body
 
 
@@ -113,10 +113,10 @@ def registration_request(seq: int, call_signal: Address, ras_address: Address, a
     body: dict[str, Value] = {
         "requestSeqNum": seq, "protocolIdentifier": H225_PROTOCOL_ID, "discoveryComplete": gatekeeper_id is not None,
         "callSignalAddress": [call_signal.h225()], "rasAddress": [ras_address.h225()],
-        "terminalType": _ENDPOINT_TYPE, "endpointVendor": _VENDOR,
+        "terminalType": ENDPOINT_TYPE, "endpointVendor": VENDOR,
     }
     if aliases and not keep_alive:
-        body["terminalAlias"] = _aliases(aliases)
+        body["terminalAlias"] = alias_addresses(aliases)
     if gatekeeper_id:
         body["gatekeeperIdentifier"] = gatekeeper_id
     if time_to_live is not None:
@@ -154,10 +154,10 @@ def admission_request(seq: int, endpoint_id: str, source_aliases: Sequence[str],
     body: dict[str, Value] = {"requestSeqNum": seq, "callType": ("pointToPoint", 0), "callModel": ("direct", 0),
                               "endpointIdentifier": endpoint_id}
     if destination:
-        body["destinationInfo"] = _aliases(destination)
+        body["destinationInfo"] = alias_addresses(destination)
     if destination_address is not None:
         body["destCallSignalAddress"] = destination_address.h225()
-    body.update({"srcInfo": _aliases(source_aliases) or [("h323-ID", "vcore")], "bandWidth": bandwidth,
+    body.update({"srcInfo": alias_addresses(source_aliases) or [("h323-ID", "vcore")], "bandWidth": bandwidth,
                  "callReferenceValue": call_reference, "conferenceID": conference_id, "activeMC": False,
                  "answerCall": answer, "canMapAlias": False, "callIdentifier": {"guid": call_id},
                  "willSupplyUUIEs": False})
@@ -194,7 +194,7 @@ def unregistration_request(seq: int, call_signal: Address, endpoint_id: str | No
     """URQ (H.225.0 §7.9.3)."""
     body: dict[str, Value] = {"requestSeqNum": seq, "callSignalAddress": [call_signal.h225()]}
     if aliases:
-        body["endpointAlias"] = _aliases(aliases)
+        body["endpointAlias"] = alias_addresses(aliases)
     if endpoint_id:
         body["endpointIdentifier"] = endpoint_id
     return body

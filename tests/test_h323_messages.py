@@ -335,3 +335,20 @@ def test_decode_rejects_trailing_bytes() -> None:
     data = encode_h245(end_session_command())
     with pytest.raises(SignallingParseError, match="2 trailing bytes"):
         parse_h245(data + b"\x00\x00")
+
+
+_ADDRESSES = st.one_of(
+    st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str)).flatmap(
+    lambda host: st.integers(0, 65535).map(lambda port: Address(host, port)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 65535), st.sampled_from(FORMATS), st.booleans(), st.one_of(st.none(), _ADDRESSES),
+       st.one_of(st.none(), _ADDRESSES), st.sampled_from(["", *SUITES]), st.booleans())
+def test_olc_roundtrip_property(number: int, fmt: MediaFormat, reverse: bool, media: Address | None,
+                                control: Address | None, suite: str, with_key: bool) -> None:
+    key = SrtpKeyMaterial.generate(suite) if suite and with_key else None
+    channel = OpenChannel(number, fmt, reverse, media=media, media_control=control,
+                          suites=(suite,) if suite else (), key=key)
+    back = parse_open_logical_channel(asn1.decode_olc(asn1.encode_olc(open_logical_channel(channel))))
+    assert back == channel and back.key == key

@@ -718,3 +718,25 @@ def test_tls_listener_times_out_silent_client(pki_dir: Path) -> None:
             assert [(r.reason, r.detail) for r in listener.refused] == [("tlsFailure", "TLS handshake timed out")]
 
     run(scenario())
+
+
+def test_keys_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    keys: list[bytes] = []
+
+    async def scenario() -> None:
+        async with SignallingListener(plain("agent")) as listener:
+            call = await place_call("127.0.0.1", listener.port, plain("kiosk"), CALLER_MEDIA)
+            incoming = await listener.accept(T)
+            channels = await incoming.answer(CALLEE_MEDIA)
+            await call.wait_connected(T)
+            keys.extend(c.srtp.master_key for c in channels if c.srtp is not None)
+            keys.extend(c.srtp.master_salt for c in channels if c.srtp is not None)
+            await call.hangup()
+            await drain(incoming)
+
+    with caplog.at_level("DEBUG", logger="vcore"):
+        run(scenario())
+    assert len(keys) == 8
+    text = caplog.text + repr([r.__dict__ for r in caplog.records])
+    for secret in keys:
+        assert secret.hex() not in text and repr(secret) not in text

@@ -352,3 +352,9 @@ def test_olc_roundtrip_property(number: int, fmt: MediaFormat, reverse: bool, me
                           suites=(suite,) if suite else (), key=key)
     back = parse_open_logical_channel(asn1.decode_olc(asn1.encode_olc(open_logical_channel(channel))))
     assert back == channel and back.key == key
+
+
+def test_h245_unknown_category_is_a_parse_error() -> None:
+    """Found by the fuzzer: pycrate returns an unknown CHOICE extension as ('_ext_0', bytes)."""
+    with pytest.raises(SignallingParseError, match="H.245 message of a category vcore does not know"):
+        parse_h245(b"\x80\x0c" + bytes(12))

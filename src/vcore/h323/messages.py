@@ -657,9 +657,16 @@ def parse_capabilities(tcs: Value) -> tuple[tuple[MediaFormat, ...], tuple[str, 
                 if entry["payloadDescriptor"] == ("oid", oid):
                     modes[m] = entry.get("payloadType", 96 + (1 - m))
     for entry in tcs.get("capabilityTable", []):
-        capability = entry.get("capability")
-        if capability is None:
-            continue
+        try:
+            _read_capability(entry, formats, suites, modes)
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+            continue  # a capability vcore cannot read is one it does not use
+    return tuple(dict.fromkeys(formats)), tuple(suites)
+
+
+def _read_capability(entry: Value, formats: list[MediaFormat], suites: list[str], modes: dict[int, int]) -> None:
+    capability = entry.get("capability")
+    if capability is not None:
         kind, body = capability
         if kind in ("receiveAudioCapability", "receiveAndTransmitAudioCapability"):
             fmt = _format_from_data_type(("audioData", body), None)
@@ -676,7 +683,6 @@ def parse_capabilities(tcs: Value) -> tuple[tuple[MediaFormat, ...], tuple[str, 
                 suite = suite_from_algorithm(algorithm)
                 if suite is not None and suite.name not in suites:
                     suites.append(suite.name)
-    return tuple(dict.fromkeys(formats)), tuple(suites)
 
 
 def terminal_capability_set_ack(sequence_number: int) -> Value:
@@ -777,7 +783,15 @@ class H245Pdu:
 
 
 def parse_h245(data: bytes) -> H245Pdu:
-    category, (name, body) = asn1.decode_h245(data)
+    """Decode one ``MultimediaSystemControlMessage``.
+
+    A message type from a later H.245 version decodes with ``name`` ``_ext_N`` and its undecoded bytes as
+    ``body``; an unknown top-level category is :class:`SignallingParseError`.
+    """
+    category, inner = asn1.decode_h245(data)
+    if category not in ("request", "response", "command", "indication"):
+        raise SignallingParseError("H.245 message of a category vcore does not know")
+    name, body = inner
     return H245Pdu(category, name, body)
 
 

@@ -735,7 +735,11 @@ class CallSession:
             except SignallingParseError as exc:
                 await self._emit(ProtocolWarning(f"undecodable tunnelled H.245 ignored: {exc}"))
                 continue
-            await self._h245(pdu)
+            try:
+                await self._h245(pdu)
+            except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+                # decodable but not as vcore expects (e.g. a later H.245 version's extension): ignore it
+                await self._emit(ProtocolWarning(f"H.245 {pdu.name} ignored: {exc!r}"))
 
     async def _h245(self, pdu: H245Pdu) -> None:
         name, body = pdu.name, pdu.body
@@ -793,7 +797,8 @@ class CallSession:
                       "masterSlaveDeterminationRelease", "terminalCapabilitySetRelease"):
             pass
         elif pdu.category in ("request", "command"):
-            self._h245_out.append(encode_h245(function_not_understood(pdu)))
+            if not name.startswith("_ext_"):  # pycrate cannot re-encode an unknown extension to echo it
+                self._h245_out.append(encode_h245(function_not_understood(pdu)))
             await self._emit(ProtocolWarning(f"H.245 {name} not understood"))
 
     def _maybe_open_channels(self) -> None:

@@ -143,6 +143,8 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert pki.main(["list", str(tmp_path / "none")]) == 1
     assert "holds no CA" in capsys.readouterr().err
     assert pki.main(["init", d]) == 1
+    assert pki.main(["--help"]) == 0 and "init" in capsys.readouterr().out
+    assert pki.main(["frobnicate"]) == 2
 
 
 def test_module_entry_point(tmp_path: Path) -> None:

@@ -398,7 +398,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``vcore pki init|issue|list|revoke``; returns the exit status."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return int(exc.code or 0)
     try:
         if args.command == "init":
             ca = CertificateAuthority.init(args.directory, args.name, args.days)

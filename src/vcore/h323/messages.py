@@ -1,0 +1,809 @@
+"""Builders and readers of H.225.0 UUIEs and H.245 PDUs.
+
+Builders return pycrate values (see :mod:`vcore.h323.asn1`) or PER bytes;
+readers turn decoded values into small frozen dataclasses. Everything here is
+a pure function of its arguments and thread-safe.
+
+References: H.225.0 (v4 protocol identifier) §7.6 H323-UserInformation,
+H.245 (v13) §7 (TerminalCapabilitySet §7.2, MasterSlaveDetermination §7.1,
+OpenLogicalChannel §7.3.1, CloseLogicalChannel §7.3.3, commands §7.14),
+H.241 §8.3 (H.264 generic capability 0.0.8.241.0.0.1, profile parameter 41,
+level parameter 42, packetization OIDs 0.0.8.241.0.0.0.{0,1}),
+H.323 §8.1.7.1 (Fast Connect proposals and answers).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from . import asn1
+from .errors import SignallingParseError
+from .keys import SUITES, SrtpKeyMaterial, decode_h235_key, encode_h235_key, suite_from_algorithm
+
+__all__ = [
+    "H225_PROTOCOL_ID",
+    "H245_PROTOCOL_ID",
+    "H264_CAPABILITY_OID",
+    "H264_PROFILE_BASELINE",
+    "H264_PROFILE_MAIN",
+    "H264_PROFILE_HIGH",
+    "H264_LEVELS",
+    "SESSION_AUDIO",
+    "UNKNOWN_SUITE",
+    "SESSION_VIDEO",
+    "VENDOR",
+    "ENDPOINT_TYPE",
+    "alias_addresses",
+    "Address",
+    "MediaFormat",
+    "PCMU",
+    "PCMA",
+    "G722",
+    "H264_MODE1",
+    "H264_MODE0",
+    "DEFAULT_FORMATS",
+    "OpenChannel",
+    "UserInformation",
+    "H245Pdu",
+    "RELEASE_REASONS",
+    "user_information",
+    "setup_uuie",
+    "call_proceeding_uuie",
+    "alerting_uuie",
+    "connect_uuie",
+    "release_complete_uuie",
+    "facility_uuie",
+    "parse_user_information",
+    "open_logical_channel",
+    "parse_open_logical_channel",
+    "terminal_capability_set",
+    "parse_capabilities",
+    "terminal_capability_set_ack",
+    "terminal_capability_set_reject",
+    "master_slave_determination",
+    "master_slave_determination_ack",
+    "master_slave_determination_reject",
+    "msd_decision",
+    "open_logical_channel_pdu",
+    "open_logical_channel_ack",
+    "open_logical_channel_reject",
+    "close_logical_channel",
+    "close_logical_channel_ack",
+    "end_session_command",
+    "video_fast_update_picture",
+    "flow_control_command",
+    "encode_h245",
+    "parse_h245",
+    "function_not_understood",
+    "round_trip_delay_request",
+    "round_trip_delay_response",
+]
+
+H225_PROTOCOL_ID = (0, 0, 8, 2250, 0, 4)  # H.225.0 version 4
+H245_PROTOCOL_ID = (0, 0, 8, 245, 0, 13)  # H.245 version 13
+H264_CAPABILITY_OID = (0, 0, 8, 241, 0, 0, 1)  # H.241 §8.3.1
+H264_PACKETIZATION_OIDS = {
+    0: (0, 0, 8, 241, 0, 0, 0, 0),  # H.241 §8.3.2: single NAL unit mode (RFC 6184 packetization-mode=0)
+    1: (0, 0, 8, 241, 0, 0, 0, 1),  # non-interleaved mode (packetization-mode=1)
+}
+_H241_PROFILE = 41  # H.241 Table 8-2 parameter identifiers
+_H241_LEVEL = 42
+H264_PROFILE_BASELINE = 64  # H.241 Table 8-3 profile bits
+H264_PROFILE_MAIN = 32
+H264_PROFILE_HIGH = 8
+# H.241 Table 8-4: H.264 level -> parameter value
+H264_LEVELS = {
+    "1": 15, "1b": 19, "1.1": 22, "1.2": 29, "1.3": 36, "2": 43, "2.1": 50, "2.2": 57,
+    "3": 64, "3.1": 71, "3.2": 78, "4": 85, "4.1": 92, "4.2": 99, "5": 106, "5.1": 113,
+}
+UNKNOWN_SUITE = "unknown"  # OpenChannel.suites entry for an encryption algorithm vcore does not know
+SESSION_AUDIO = 1  # H.225.0 §6.2.8.1 / H.245 sessionID: 1 audio, 2 video
+SESSION_VIDEO = 2
+
+VENDOR = {
+    "vendor": {"t35CountryCode": 181, "t35Extension": 0, "manufacturerCode": 0},
+    "productId": b"vcore",
+    "versionId": b"1",
+}
+ENDPOINT_TYPE = {"vendor": VENDOR, "terminal": {}, "mc": False, "undefinedNode": False}
+
+Value = Any
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+@dataclass(frozen=True)
+class Address:
+    """An IPv4/IPv6 transport address (host as text, port)."""
+
+    host: str
+    port: int
+
+    def _packed(self) -> bytes:
+        try:
+            return ipaddress.ip_address(self.host).packed
+        except ValueError:
+            raise SignallingParseError(f"{self.host!r} is not an IP address") from None
+
+    def h225(self) -> Value:
+        """H.225.0 ``TransportAddress``."""
+        packed = self._packed()
+        kind = "ipAddress" if len(packed) == 4 else "ip6Address"
+        return (kind, {"ip": packed, "port": self.port})
+
+    def h245(self) -> Value:
+        """H.245 ``TransportAddress`` (unicast)."""
+        packed = self._packed()
+        kind = "iPAddress" if len(packed) == 4 else "iP6Address"
+        return ("unicastAddress", (kind, {"network": packed, "tsapIdentifier": self.port}))
+
+    @classmethod
+    def from_h225(cls, value: Value) -> Address:
+        if value[0] not in ("ipAddress", "ip6Address"):
+            raise SignallingParseError(f"H.225.0 address {value[0]} is not IP")
+        return cls(str(ipaddress.ip_address(value[1]["ip"])), value[1]["port"])
+
+    @classmethod
+    def from_h245(cls, value: Value) -> Address:
+        if value[0] != "unicastAddress" or value[1][0] not in ("iPAddress", "iP6Address"):
+            raise SignallingParseError("H.245 address is not a unicast IP address")
+        inner = value[1][1]
+        try:
+            host = str(ipaddress.ip_address(inner["network"]))
+        except ValueError:
+            raise SignallingParseError("H.245 address has a bad network field") from None
+        return cls(host, inner["tsapIdentifier"])
+
+
+# --------------------------------------------------------------------------- media formats
+
+
+@dataclass(frozen=True)
+class MediaFormat:
+    """A codec as H.245 describes it.
+
+    ``name``: ``PCMU``, ``PCMA``, ``G722`` or ``H264``. Audio: ``frames`` is the
+    G.711/G.722 capability value (milliseconds of audio per packet, H.245
+    ``AudioCapability``). H.264: ``profile`` (H.241 profile bits), ``level``
+    (H.241 level value), ``packetization_mode`` (0 or 1), ``max_bitrate`` in
+    units of 100 bit/s, ``payload_type`` the dynamic RTP payload type.
+    """
+
+    name: str
+    payload_type: int
+    frames: int = 20
+    profile: int = 0
+    level: int = 0
+    packetization_mode: int = 1
+    max_bitrate: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "video" if self.name == "H264" else "audio"
+
+    @property
+    def session_id(self) -> int:
+        return SESSION_VIDEO if self.kind == "video" else SESSION_AUDIO
+
+    @property
+    def clock_rate(self) -> int:
+        return 90000 if self.kind == "video" else 8000  # G.722's RTP clock is 8000 too (RFC 3551 §4.5.2)
+
+    def compatible(self, other: MediaFormat) -> bool:
+        """Same codec and, for H.264, the same packetization mode (the profile/level answer is the minimum)."""
+        if self.name != other.name:
+            return False
+        if self.name == "H264":
+            return self.packetization_mode == other.packetization_mode and bool(self.profile & other.profile)
+        return True
+
+    def data_type(self) -> Value:
+        """H.245 ``DataType`` (videoData/audioData) for an OpenLogicalChannel."""
+        if self.name == "H264":
+            return ("videoData", ("genericVideoCapability", self._h264_capability()))
+        return ("audioData", (_AUDIO_CHOICE[self.name], self.frames))
+
+    def _h264_capability(self) -> Value:
+        cap: dict[str, Value] = {"capabilityIdentifier": ("standard", H264_CAPABILITY_OID)}
+        if self.max_bitrate:
+            cap["maxBitRate"] = self.max_bitrate
+        cap["collapsing"] = [
+            {"parameterIdentifier": ("standard", _H241_PROFILE),
+             "parameterValue": ("booleanArray", self.profile)},
+            {"parameterIdentifier": ("standard", _H241_LEVEL), "parameterValue": ("unsignedMin", self.level)},
+        ]
+        return cap
+
+    def rtp_payload(self) -> Value | None:
+        """H.245 ``RTPPayloadType`` naming the H.264 packetization mode (H.241 §8.3.2)."""
+        if self.name != "H264":
+            return None
+        return {"payloadDescriptor": ("oid", H264_PACKETIZATION_OIDS[self.packetization_mode]),
+                "payloadType": self.payload_type}
+
+
+_AUDIO_CHOICE = {"PCMU": "g711Ulaw64k", "PCMA": "g711Alaw64k", "G722": "g722-64k"}
+_AUDIO_BY_CHOICE = {v: k for k, v in _AUDIO_CHOICE.items()}
+_STATIC_PT = {"PCMU": 0, "PCMA": 8, "G722": 9}  # RFC 3551 Table 4
+
+PCMU = MediaFormat("PCMU", 0)
+PCMA = MediaFormat("PCMA", 8)
+G722 = MediaFormat("G722", 9)
+H264_MODE1 = MediaFormat("H264", 96, profile=H264_PROFILE_BASELINE, level=H264_LEVELS["3.1"],
+                         packetization_mode=1, max_bitrate=20000)
+H264_MODE0 = MediaFormat("H264", 97, profile=H264_PROFILE_BASELINE, level=H264_LEVELS["3.1"],
+                         packetization_mode=0, max_bitrate=20000)
+DEFAULT_FORMATS = (H264_MODE1, H264_MODE0, G722, PCMU, PCMA)
+
+
+def _format_from_data_type(data_type: Value, h2250: Value | None) -> MediaFormat | None:
+    kind, body = data_type
+    if kind == "audioData":
+        name = _AUDIO_BY_CHOICE.get(body[0])
+        if name is None:
+            return None
+        return MediaFormat(name, _STATIC_PT[name], frames=int(body[1]))
+    if kind == "videoData" and body[0] == "genericVideoCapability":
+        cap = body[1]
+        if cap["capabilityIdentifier"] != ("standard", H264_CAPABILITY_OID):
+            return None
+        profile = level = 0
+        for param in cap.get("collapsing", []):
+            ident, value = param["parameterIdentifier"], param["parameterValue"]
+            if ident == ("standard", _H241_PROFILE) and value[0] == "booleanArray":
+                profile = value[1]
+            elif ident == ("standard", _H241_LEVEL) and value[0] == "unsignedMin":
+                level = value[1]
+        mode = 0  # H.241 §8.3.2: without a descriptor, single NAL unit mode
+        payload_type = 96
+        if h2250 is not None:
+            payload_type = h2250.get("dynamicRTPPayloadType", payload_type)
+            packetization = h2250.get("mediaPacketization")
+            if packetization is not None and packetization[0] == "rtpPayloadType":
+                descriptor = packetization[1]["payloadDescriptor"]
+                for m, oid in H264_PACKETIZATION_OIDS.items():
+                    if descriptor == ("oid", oid):
+                        mode = m
+                payload_type = packetization[1].get("payloadType", payload_type)
+        return MediaFormat("H264", payload_type, profile=profile, level=level, packetization_mode=mode,
+                           max_bitrate=cap.get("maxBitRate", 0))
+    return None
+
+
+# --------------------------------------------------------------------------- logical channels
+
+
+@dataclass(frozen=True)
+class OpenChannel:
+    """One OpenLogicalChannel, as used in Fast Connect and in H.245 procedures.
+
+    ``reverse`` False: the format sits in ``forwardLogicalChannelParameters``
+    (media flows from the OLC's sender); True: in ``reverseLogicalChannelParameters``
+    (H.323 §8.1.7.1, media flows towards the OLC's sender). ``media`` and
+    ``media_control`` are the H.225.0 session's RTP and RTCP addresses as
+    carried in the H2250 parameters (either may be absent). ``suites`` lists
+    the SRTP suites of an ``h235Media`` data type (empty: plain RTP) and
+    ``key`` is the sender's ``EncryptionSync`` key material.
+    ``format`` is None when the peer proposed a codec vcore does not know.
+    """
+
+    number: int
+    format: MediaFormat | None
+    reverse: bool = False
+    session_id: int = 0
+    media: Address | None = None
+    media_control: Address | None = None
+    suites: tuple[str, ...] = ()
+    key: SrtpKeyMaterial | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.session_id and self.format is not None:
+            object.__setattr__(self, "session_id", self.format.session_id)
+
+
+def _h2250_parameters(channel: OpenChannel, fmt: MediaFormat) -> Value:
+    params: dict[str, Value] = {"sessionID": channel.session_id}
+    if channel.media is not None:
+        params["mediaChannel"] = channel.media.h245()
+    if channel.media_control is not None:
+        params["mediaControlChannel"] = channel.media_control.h245()
+    if fmt.kind == "audio":
+        params["silenceSuppression"] = False
+    if fmt.name == "H264":
+        params["dynamicRTPPayloadType"] = fmt.payload_type
+        params["mediaPacketization"] = ("rtpPayloadType", fmt.rtp_payload())
+    return ("h2250LogicalChannelParameters", params)
+
+
+def _channel_data_type(channel: OpenChannel, fmt: MediaFormat) -> Value:
+    data_type = fmt.data_type()
+    if not channel.suites:
+        return data_type
+    algorithms = []
+    for name in channel.suites:
+        suite = SUITES.get(name)
+        if suite is None:
+            raise SignallingParseError(f"unknown SRTP suite {name!r}")
+        algorithms.append(suite.algorithm())
+    return ("h235Media", {
+        "encryptionAuthenticationAndIntegrity": {"encryptionCapability": algorithms},
+        "mediaType": data_type,
+    })
+
+
+def open_logical_channel(channel: OpenChannel) -> Value:
+    """The ``OpenLogicalChannel`` value for ``channel``."""
+    if channel.format is None:
+        raise SignallingParseError("cannot build an OpenLogicalChannel without a format")
+    if not 1 <= channel.number <= 65535:
+        raise SignallingParseError(f"logical channel number {channel.number} is not in 1..65535")
+    fmt = channel.format
+    olc: dict[str, Value] = {"forwardLogicalChannelNumber": channel.number}
+    params = {"dataType": _channel_data_type(channel, fmt), "multiplexParameters": _h2250_parameters(channel, fmt)}
+    if channel.reverse:
+        olc["forwardLogicalChannelParameters"] = {
+            "dataType": ("nullData", 0),
+            "multiplexParameters": ("none", 0),
+        }
+        olc["reverseLogicalChannelParameters"] = params
+    else:
+        olc["forwardLogicalChannelParameters"] = params
+    if channel.key is not None:
+        olc["encryptionSync"] = {"synchFlag": fmt.payload_type, "h235Key": encode_h235_key(channel.key)}
+    return olc
+
+
+def parse_open_logical_channel(olc: Value) -> OpenChannel:
+    """Read an ``OpenLogicalChannel`` value; unknown codecs give ``format=None``."""
+    try:
+        number = olc["forwardLogicalChannelNumber"]
+        forward = olc["forwardLogicalChannelParameters"]
+        reverse_params = olc.get("reverseLogicalChannelParameters")
+        reverse = reverse_params is not None and forward["dataType"][0] == "nullData"
+        params = reverse_params if reverse else forward
+        data_type = params["dataType"]
+        suites: list[str] = []
+        if data_type[0] == "h235Media":
+            eai = data_type[1]["encryptionAuthenticationAndIntegrity"]
+            for algorithm in eai.get("encryptionCapability", []):
+                suite = suite_from_algorithm(algorithm)
+                if suite is not None:
+                    suites.append(suite.name)
+            if not suites:
+                suites.append(UNKNOWN_SUITE)  # encrypted with something vcore does not know: never usable
+            data_type = data_type[1]["mediaType"]
+        mux = params["multiplexParameters"]
+        h2250 = mux[1] if mux[0] == "h2250LogicalChannelParameters" else None
+        fmt = _format_from_data_type(data_type, h2250)
+        media = media_control = None
+        session = 0
+        if h2250 is not None:
+            session = h2250["sessionID"]
+            if "mediaChannel" in h2250:
+                media = Address.from_h245(h2250["mediaChannel"])
+            if "mediaControlChannel" in h2250:
+                media_control = Address.from_h245(h2250["mediaControlChannel"])
+        key = None
+        sync = olc.get("encryptionSync")
+        if sync is not None and len(suites) == 1 and suites[0] != UNKNOWN_SUITE:
+            key = decode_h235_key(sync["h235Key"], suites[0])
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        if isinstance(exc, SignallingParseError):
+            raise
+        raise SignallingParseError(f"OpenLogicalChannel lacks {exc}") from None
+    return OpenChannel(number, fmt, reverse, session, media, media_control, tuple(suites), key)
+
+
+# --------------------------------------------------------------------------- H.225.0 UUIEs
+
+
+def alias_addresses(names: Sequence[str]) -> list[Value]:
+    """H.225.0 ``AliasAddress`` values: ``dialledDigits`` for numeric names, ``h323-ID`` otherwise."""
+    out: list[Value] = []
+    for name in names:
+        if name and all(c in "0123456789*#," for c in name):
+            out.append(("dialledDigits", name))
+        else:
+            out.append(("h323-ID", name))
+    return out
+
+
+def user_information(body_name: str, body: Value, *, tunnelling: bool = True,
+                     h245_control: Sequence[bytes] = ()) -> Value:
+    """``H323-UserInformation`` around one UUIE body (H.225.0 §7.6)."""
+    pdu: dict[str, Value] = {"h323-message-body": (body_name, body), "h245Tunnelling": tunnelling}
+    if h245_control:
+        pdu["h245Control"] = list(h245_control)
+    return {"h323-uu-pdu": pdu}
+
+
+def setup_uuie(*, call_id: bytes, conference_id: bytes, source_aliases: Sequence[str] = (),
+               destination_aliases: Sequence[str] = (), source_address: Address | None = None,
+               destination_address: Address | None = None, fast_start: Sequence[bytes] | None = None,
+               display_name: str | None = None) -> Value:
+    """Setup-UUIE (H.225.0 §7.6.2 / §8.1.7.1 with ``fastStart``)."""
+    body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID}
+    if source_aliases:
+        body["sourceAddress"] = alias_addresses(source_aliases)
+    body["sourceInfo"] = ENDPOINT_TYPE
+    if destination_aliases:
+        body["destinationAddress"] = alias_addresses(destination_aliases)
+    if destination_address is not None:
+        body["destCallSignalAddress"] = destination_address.h225()
+    body["activeMC"] = False
+    body["conferenceID"] = conference_id
+    body["conferenceGoal"] = ("create", 0)
+    body["callType"] = ("pointToPoint", 0)
+    if source_address is not None:
+        body["sourceCallSignalAddress"] = source_address.h225()
+    body["callIdentifier"] = {"guid": call_id}
+    if fast_start is not None:
+        body["fastStart"] = list(fast_start)
+    body["mediaWaitForConnect"] = False
+    body["canOverlapSend"] = False
+    body["multipleCalls"] = False
+    body["maintainConnection"] = False
+    return body
+
+
+def _reply(call_id: bytes, fast_start: Sequence[bytes] | None, fast_connect_refused: bool,
+           extra: dict[str, Value] | None = None) -> dict[str, Value]:
+    body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID, "destinationInfo": ENDPOINT_TYPE}
+    if extra:
+        body.update(extra)
+    body["callIdentifier"] = {"guid": call_id}
+    if fast_start is not None:
+        body["fastStart"] = list(fast_start)
+    body["multipleCalls"] = False
+    body["maintainConnection"] = False
+    if fast_connect_refused:
+        body["fastConnectRefused"] = 0
+    return body
+
+
+def call_proceeding_uuie(*, call_id: bytes, fast_start: Sequence[bytes] | None = None,
+                         fast_connect_refused: bool = False) -> Value:
+    """CallProceeding-UUIE (H.225.0 §7.6.3)."""
+    return _reply(call_id, fast_start, fast_connect_refused)
+
+
+def alerting_uuie(*, call_id: bytes, fast_start: Sequence[bytes] | None = None,
+                  fast_connect_refused: bool = False) -> Value:
+    """Alerting-UUIE (H.225.0 §7.6.1)."""
+    return _reply(call_id, fast_start, fast_connect_refused)
+
+
+def connect_uuie(*, call_id: bytes, conference_id: bytes, fast_start: Sequence[bytes] | None = None,
+                 fast_connect_refused: bool = False) -> Value:
+    """Connect-UUIE (H.225.0 §7.6.4)."""
+    body = _reply(call_id, fast_start, fast_connect_refused, {"conferenceID": conference_id})
+    # conferenceID precedes callIdentifier in the ASN.1; pycrate orders by the schema, so a dict is fine.
+    return body
+
+
+def release_complete_uuie(*, call_id: bytes, reason: str = "undefinedReason") -> Value:
+    """ReleaseComplete-UUIE (H.225.0 §7.6.5) with a ``ReleaseCompleteReason`` name."""
+    if reason not in RELEASE_REASONS:
+        raise SignallingParseError(f"unknown release reason {reason!r}")
+    return {"protocolIdentifier": H225_PROTOCOL_ID, "reason": (reason, 0), "callIdentifier": {"guid": call_id}}
+
+
+def facility_uuie(*, call_id: bytes, conference_id: bytes, reason: str = "undefinedReason",
+                  fast_start: Sequence[bytes] | None = None) -> Value:
+    """Facility-UUIE (H.225.0 §7.6.6), e.g. to carry tunnelled H.245 or a late fastStart answer."""
+    body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID, "conferenceID": conference_id,
+                              "reason": (reason, 0), "callIdentifier": {"guid": call_id}}
+    if fast_start is not None:
+        body["fastStart"] = list(fast_start)
+    body["multipleCalls"] = False
+    body["maintainConnection"] = False
+    return body
+
+
+RELEASE_REASONS = frozenset({
+    "noBandwidth", "gatekeeperResources", "unreachableDestination", "destinationRejection", "invalidRevision",
+    "noPermission", "unreachableGatekeeper", "gatewayResources", "badFormatAddress", "adaptiveBusy", "inConf",
+    "undefinedReason", "facilityCallDeflection", "securityDenied", "calledPartyNotRegistered",
+    "callerNotRegistered", "newConnectionNeeded", "replaceWithConferenceInvite", "neededFeatureNotSupported",
+    "tunnelledSignallingRejected", "invalidCID", "hopCountExceeded",
+})
+
+
+@dataclass(frozen=True)
+class UserInformation:
+    """A decoded ``H323-UserInformation``: the UUIE ``body`` name and value, plus tunnelling fields."""
+
+    body: str
+    fields: Value
+    h245_tunnelling: bool = False
+    h245_control: tuple[bytes, ...] = ()
+
+    @property
+    def call_id(self) -> bytes | None:
+        if isinstance(self.fields, dict):
+            cid = self.fields.get("callIdentifier")
+            if cid is not None:
+                return bytes(cid["guid"])
+        return None
+
+    @property
+    def conference_id(self) -> bytes | None:
+        if isinstance(self.fields, dict) and "conferenceID" in self.fields:
+            return bytes(self.fields["conferenceID"])
+        return None
+
+    @property
+    def fast_start(self) -> tuple[bytes, ...] | None:
+        if isinstance(self.fields, dict) and "fastStart" in self.fields:
+            return tuple(self.fields["fastStart"])
+        return None
+
+    @property
+    def fast_connect_refused(self) -> bool:
+        return isinstance(self.fields, dict) and "fastConnectRefused" in self.fields
+
+    @property
+    def release_reason(self) -> str | None:
+        if self.body == "releaseComplete" and isinstance(self.fields, dict) and "reason" in self.fields:
+            return str(self.fields["reason"][0])
+        return None
+
+    @property
+    def source_aliases(self) -> tuple[str, ...]:
+        return self._aliases("sourceAddress")
+
+    @property
+    def destination_aliases(self) -> tuple[str, ...]:
+        return self._aliases("destinationAddress")
+
+    def _aliases(self, key: str) -> tuple[str, ...]:
+        if not isinstance(self.fields, dict):
+            return ()
+        return tuple(str(a[1]) for a in self.fields.get(key, []) if a[0] in ("h323-ID", "dialledDigits", "url-ID"))
+
+
+def parse_user_information(data: bytes) -> UserInformation:
+    """Decode the PER bytes of a User-user IE."""
+    value = asn1.decode_uuie(data)
+    pdu = value["h323-uu-pdu"]
+    body_name, body = pdu["h323-message-body"]
+    return UserInformation(body_name, body, bool(pdu.get("h245Tunnelling", False)),
+                           tuple(pdu.get("h245Control", ())))
+
+
+# --------------------------------------------------------------------------- H.245
+
+
+def _multipoint() -> Value:
+    return {
+        "multicastCapability": False,
+        "multiUniCastConference": False,
+        "mediaDistributionCapability": [{
+            "centralizedControl": False, "distributedControl": False, "centralizedAudio": False,
+            "distributedAudio": False, "centralizedVideo": False, "distributedVideo": False,
+        }],
+    }
+
+
+def terminal_capability_set(sequence_number: int, formats: Sequence[MediaFormat],
+                            suites: Sequence[str] = ()) -> Value:
+    """TerminalCapabilitySet request (H.245 §7.2.1): receive capabilities for ``formats``.
+
+    With ``suites`` each media capability gets an ``h235SecurityCapability``
+    entry naming the SRTP suites it may be protected with (H.235.0 §8.6.1).
+    """
+    table: list[Value] = []
+    audio_alt: list[int] = []
+    video_alt: list[int] = []
+    modes: dict[int, int] = {}
+    algorithms = [SUITES[s].algorithm() for s in suites]
+    for fmt in formats:
+        number = len(table) + 1
+        if fmt.name == "H264":
+            capability = ("receiveVideoCapability", ("genericVideoCapability", fmt._h264_capability()))
+            video_alt.append(number)
+            modes[fmt.packetization_mode] = fmt.payload_type
+        else:
+            capability = ("receiveAudioCapability", (_AUDIO_CHOICE[fmt.name], fmt.frames))
+            audio_alt.append(number)
+        table.append({"capabilityTableEntryNumber": number, "capability": capability})
+        if algorithms:
+            table.append({
+                "capabilityTableEntryNumber": number + 1,
+                "capability": ("h235SecurityCapability", {
+                    "encryptionAuthenticationAndIntegrity": {"encryptionCapability": algorithms},
+                    "mediaCapability": number,
+                }),
+            })
+    packetization: dict[str, Value] = {"h261aVideoPacketization": False}
+    if modes:
+        packetization["rtpPayloadType"] = [
+            {"payloadDescriptor": ("oid", H264_PACKETIZATION_OIDS[m]), "payloadType": pt}
+            for m, pt in sorted(modes.items(), reverse=True)
+        ]
+    h2250 = {
+        "maximumAudioDelayJitter": 60,
+        "receiveMultipointCapability": _multipoint(),
+        "transmitMultipointCapability": _multipoint(),
+        "receiveAndTransmitMultipointCapability": _multipoint(),
+        "mcCapability": {"centralizedConferenceMC": False, "decentralizedConferenceMC": False},
+        "rtcpVideoControlCapability": True,
+        "mediaPacketizationCapability": packetization,
+    }
+    simultaneous = [alt for alt in (audio_alt, video_alt) if alt]
+    tcs: dict[str, Value] = {
+        "sequenceNumber": sequence_number,
+        "protocolIdentifier": H245_PROTOCOL_ID,
+        "multiplexCapability": ("h2250Capability", h2250),
+    }
+    if table:
+        tcs["capabilityTable"] = table
+        tcs["capabilityDescriptors"] = [{"capabilityDescriptorNumber": 0, "simultaneousCapabilities": simultaneous}]
+    return ("request", ("terminalCapabilitySet", tcs))
+
+
+def parse_capabilities(tcs: Value) -> tuple[tuple[MediaFormat, ...], tuple[str, ...]]:
+    """The receive formats and SRTP suites a TerminalCapabilitySet announces (unknown ones skipped)."""
+    formats: list[MediaFormat] = []
+    suites: list[str] = []
+    modes: dict[int, int] = {}
+    mux = tcs.get("multiplexCapability")
+    if mux is not None and mux[0] == "h2250Capability":
+        for entry in mux[1].get("mediaPacketizationCapability", {}).get("rtpPayloadType", []):
+            for m, oid in H264_PACKETIZATION_OIDS.items():
+                if entry["payloadDescriptor"] == ("oid", oid):
+                    modes[m] = entry.get("payloadType", 96 + (1 - m))
+    for entry in tcs.get("capabilityTable", []):
+        try:
+            _read_capability(entry, formats, suites, modes)
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+            continue  # a capability vcore cannot read is one it does not use
+    return tuple(dict.fromkeys(formats)), tuple(suites)
+
+
+def _read_capability(entry: Value, formats: list[MediaFormat], suites: list[str], modes: dict[int, int]) -> None:
+    capability = entry.get("capability")
+    if capability is not None:
+        kind, body = capability
+        if kind in ("receiveAudioCapability", "receiveAndTransmitAudioCapability"):
+            fmt = _format_from_data_type(("audioData", body), None)
+            if fmt is not None:
+                formats.append(fmt)
+        elif kind in ("receiveVideoCapability", "receiveAndTransmitVideoCapability"):
+            base = _format_from_data_type(("videoData", body), None)
+            if base is not None:
+                for mode, pt in sorted((modes or {0: 96}).items(), reverse=True):
+                    formats.append(MediaFormat("H264", pt, profile=base.profile, level=base.level,
+                                               packetization_mode=mode, max_bitrate=base.max_bitrate))
+        elif kind == "h235SecurityCapability":
+            for algorithm in body["encryptionAuthenticationAndIntegrity"].get("encryptionCapability", []):
+                suite = suite_from_algorithm(algorithm)
+                if suite is not None and suite.name not in suites:
+                    suites.append(suite.name)
+
+
+def terminal_capability_set_ack(sequence_number: int) -> Value:
+    return ("response", ("terminalCapabilitySetAck", {"sequenceNumber": sequence_number}))
+
+
+def terminal_capability_set_reject(sequence_number: int) -> Value:
+    return ("response", ("terminalCapabilitySetReject",
+                         {"sequenceNumber": sequence_number, "cause": ("unspecified", 0)}))
+
+
+def master_slave_determination(terminal_type: int, number: int) -> Value:
+    """MasterSlaveDetermination (H.245 §7.1.1, §C.2): ``terminal_type`` 50 for a terminal, ``number`` 24 bits."""
+    return ("request", ("masterSlaveDetermination",
+                        {"terminalType": terminal_type, "statusDeterminationNumber": number & 0xFFFFFF}))
+
+
+def master_slave_determination_ack(decision: str) -> Value:
+    """MSD Ack; ``decision`` (``master``/``slave``) is what the receiver of the Ack is."""
+    return ("response", ("masterSlaveDeterminationAck", {"decision": (decision, 0)}))
+
+
+def master_slave_determination_reject() -> Value:
+    return ("response", ("masterSlaveDeterminationReject", {"cause": ("identicalNumbers", 0)}))
+
+
+def msd_decision(local_type: int, local_number: int, remote_type: int, remote_number: int) -> str | None:
+    """H.245 §C.2.5: ``master``, ``slave`` (for the local terminal) or None when indeterminate."""
+    if local_type != remote_type:
+        return "master" if local_type > remote_type else "slave"
+    diff = (remote_number - local_number) & 0xFFFFFF
+    if diff in (0, 0x800000):
+        return None
+    return "slave" if diff < 0x800000 else "master"
+
+
+def open_logical_channel_pdu(channel: OpenChannel) -> Value:
+    return ("request", ("openLogicalChannel", open_logical_channel(channel)))
+
+
+def open_logical_channel_ack(number: int, session_id: int, media: Address, media_control: Address) -> Value:
+    """OpenLogicalChannelAck (H.245 §7.3.2) giving where to send RTP and RTCP."""
+    return ("response", ("openLogicalChannelAck", {
+        "forwardLogicalChannelNumber": number,
+        "forwardMultiplexAckParameters": ("h2250LogicalChannelAckParameters", {
+            "sessionID": session_id, "mediaChannel": media.h245(), "mediaControlChannel": media_control.h245(),
+        }),
+    }))
+
+
+def open_logical_channel_reject(number: int, cause: str = "unspecified") -> Value:
+    return ("response", ("openLogicalChannelReject",
+                         {"forwardLogicalChannelNumber": number, "cause": (cause, 0)}))
+
+
+def close_logical_channel(number: int, source: str = "user") -> Value:
+    """CloseLogicalChannel (H.245 §7.3.3); ``source`` ``user`` or ``lcse``."""
+    return ("request", ("closeLogicalChannel", {"forwardLogicalChannelNumber": number, "source": (source, 0)}))
+
+
+def close_logical_channel_ack(number: int) -> Value:
+    return ("response", ("closeLogicalChannelAck", {"forwardLogicalChannelNumber": number}))
+
+
+def end_session_command() -> Value:
+    """EndSessionCommand disconnect (H.245 §7.14.5)."""
+    return ("command", ("endSessionCommand", ("disconnect", 0)))
+
+
+def video_fast_update_picture(number: int) -> Value:
+    """MiscellaneousCommand videoFastUpdatePicture: a keyframe request (H.245 §7.14.4)."""
+    return ("command", ("miscellaneousCommand",
+                        {"logicalChannelNumber": number, "type": ("videoFastUpdatePicture", 0)}))
+
+
+def flow_control_command(bitrate: int | None, number: int | None = None) -> Value:
+    """FlowControlCommand (H.245 §7.14.3): limit a channel (or everything) to ``bitrate`` bit/s; None lifts it."""
+    scope = ("logicalChannelNumber", number) if number is not None else ("wholeMultiplex", 0)
+    if bitrate is None:
+        restriction: Value = ("noRestriction", 0)
+    else:
+        restriction = ("maximumBitRate", min(max(bitrate // 100, 0), 0xFFFFFF))
+    return ("command", ("flowControlCommand", {"scope": scope, "restriction": restriction}))
+
+
+def encode_h245(pdu: Value) -> bytes:
+    """PER bytes of one ``MultimediaSystemControlMessage``."""
+    return asn1.encode_h245(pdu)
+
+
+@dataclass(frozen=True)
+class H245Pdu:
+    """A decoded H.245 message: ``category`` (request/response/command/indication), ``name`` and ``body``."""
+
+    category: str
+    name: str
+    body: Value
+
+
+def parse_h245(data: bytes) -> H245Pdu:
+    """Decode one ``MultimediaSystemControlMessage``.
+
+    A message type from a later H.245 version decodes with ``name`` ``_ext_N`` and its undecoded bytes as
+    ``body``; an unknown top-level category is :class:`SignallingParseError`.
+    """
+    category, inner = asn1.decode_h245(data)
+    if category not in ("request", "response", "command", "indication"):
+        raise SignallingParseError("H.245 message of a category vcore does not know")
+    name, body = inner
+    return H245Pdu(category, name, body)
+
+
+def function_not_understood(pdu: H245Pdu) -> Value:
+    """FunctionNotUnderstood indication echoing an unhandled request/response/command (H.245 §7.16.1)."""
+    return ("indication", ("functionNotUnderstood", (pdu.category, (pdu.name, pdu.body))))
+
+
+def round_trip_delay_request(sequence_number: int) -> Value:
+    """RoundTripDelayRequest (H.245 §7.8.1), usable as an H.245 keep-alive."""
+    return ("request", ("roundTripDelayRequest", {"sequenceNumber": sequence_number}))
+
+
+def round_trip_delay_response(sequence_number: int) -> Value:
+    return ("response", ("roundTripDelayResponse", {"sequenceNumber": sequence_number}))

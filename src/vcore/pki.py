@@ -1,0 +1,431 @@
+"""An installation's private PKI for mutually authenticated H.323 signalling (TLS on TCP 1300).
+
+A :class:`CertificateAuthority` lives in a directory::
+
+    ca.key.pem      the CA's ECDSA P-256 private key (mode 0600)
+    ca.cert.pem     the self-signed CA certificate (the trust anchor to distribute)
+    crl.pem         the current certificate revocation list (always present, maybe empty)
+    issued/         one ``<serial>.cert.pem`` per issued certificate
+    revoked.txt     ``serial`` lines (hex) of revoked certificates
+
+Terminal certificates carry the terminal name as subject CN and both TLS
+client and server EKUs (RFC 5280 §4.2.1.12); a terminal's identity file
+(:meth:`Identity.load`) is one PEM with its private key, its certificate and
+the CA certificate. :func:`server_context`/:func:`client_context` build
+``ssl.SSLContext`` objects that require the peer's certificate, check it
+chains to the trust anchors and is not on the CRL; the allow-list by CN
+(:func:`check_allowed`) is applied after the handshake by the signalling layer.
+
+The CLI, ``python -m vcore.pki init|issue|list|revoke``, is :func:`main`.
+Functions are thread-safe except concurrent writes to one CA directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import ssl
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .errors import CallError, VcoreError
+
+__all__ = [
+    "PkiError",
+    "Identity",
+    "IssuedCertificate",
+    "CertificateAuthority",
+    "server_context",
+    "client_context",
+    "peer_common_name",
+    "check_allowed",
+    "main",
+]
+
+log = logging.getLogger(__name__)
+
+_CA_KEY = "ca.key.pem"
+_CA_CERT = "ca.cert.pem"
+_CRL = "crl.pem"
+_ISSUED = "issued"
+_REVOKED = "revoked.txt"
+_CRL_DAYS = 30
+
+
+class PkiError(VcoreError):
+    """A PKI operation failed (missing CA, unknown certificate, bad identity file)."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ""
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A terminal's private key and certificate chain (leaf first)."""
+
+    private_key: ec.EllipticCurvePrivateKey
+    chain: tuple[x509.Certificate, ...]
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.chain[0]
+
+    @property
+    def name(self) -> str:
+        """The subject CN: the terminal's name."""
+        return _common_name(self.certificate)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Identity(name={self.name!r}, serial={self.certificate.serial_number:x})"
+
+    def to_pem(self) -> bytes:
+        key = self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption())
+        return key + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write key + chain to one PEM file with mode 0600."""
+        _write_private(Path(path), self.to_pem())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Identity:
+        """Read a PEM file holding one private key and the certificate chain (leaf first)."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise PkiError(f"cannot read identity {path}: {exc.strerror}") from None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+            chain = tuple(x509.load_pem_x509_certificates(data))
+        except ValueError as exc:
+            raise PkiError(f"identity {path} is not a PEM key and certificate chain: {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise PkiError(f"identity {path} does not hold an EC private key")
+        if key.public_key().public_numbers() != chain[0].public_key().public_numbers():  # type: ignore[union-attr]
+            raise PkiError(f"identity {path}: the first certificate does not match the private key")
+        return cls(key, chain)
+
+    def write_chain_files(self, directory: Path) -> tuple[Path, Path]:
+        """Write ``cert.pem`` (chain) and ``key.pem`` for ``SSLContext.load_cert_chain``; returns the paths."""
+        cert = directory / "cert.pem"
+        key = directory / "key.pem"
+        cert.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain))
+        _write_private(key, self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        return cert, key
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """One row of :meth:`CertificateAuthority.certificates`."""
+
+    name: str
+    serial: int
+    not_after: dt.datetime
+    revoked: bool
+
+
+class CertificateAuthority:
+    """A private CA in a directory (see the module docstring)."""
+
+    def __init__(self, directory: Path, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> None:
+        self.directory = directory
+        self._key = key
+        self.certificate = certificate
+
+    def __repr__(self) -> str:
+        return f"CertificateAuthority({str(self.directory)!r}, name={self.name!r})"
+
+    @property
+    def name(self) -> str:
+        return _common_name(self.certificate)
+
+    @property
+    def cert_path(self) -> Path:
+        return self.directory / _CA_CERT
+
+    @property
+    def crl_path(self) -> Path:
+        return self.directory / _CRL
+
+    @classmethod
+    def init(cls, directory: str | os.PathLike[str], name: str, days: int = 3650) -> CertificateAuthority:
+        """Create a new CA (ECDSA P-256, self-signed) in ``directory``; refuses to overwrite one."""
+        path = Path(directory)
+        if (path / _CA_KEY).exists():
+            raise PkiError(f"{path} already holds a CA")
+        path.mkdir(parents=True, exist_ok=True)
+        (path / _ISSUED).mkdir(exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = _now()
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        _write_private(path / _CA_KEY, key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+        (path / _CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (path / _REVOKED).write_text("")
+        ca = cls(path, key, cert)
+        ca._write_crl()
+        log.info("created CA %r in %s", name, path)
+        return ca
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> CertificateAuthority:
+        path = Path(directory)
+        try:
+            key = serialization.load_pem_private_key((path / _CA_KEY).read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate((path / _CA_CERT).read_bytes())
+        except FileNotFoundError:
+            raise PkiError(f"{path} holds no CA (run `vcore pki init`)") from None
+        except ValueError as exc:
+            raise PkiError(f"{path}: unreadable CA files: {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise PkiError(f"{path}: the CA key is not an EC key")
+        return cls(path, key, cert)
+
+    def issue(self, name: str, days: int = 825) -> Identity:
+        """Issue a terminal certificate with CN ``name`` and a fresh P-256 key; returns its identity."""
+        if not name or any(c in name for c in "\n\r\0/"):
+            raise PkiError(f"terminal name {name!r} is not allowed")
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = _now()
+        ca_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(min(now + dt.timedelta(days=days), self.certificate.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=True, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+        (self.directory / _ISSUED).mkdir(exist_ok=True)
+        (self.directory / _ISSUED / f"{cert.serial_number:x}.cert.pem").write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM))
+        log.info("issued certificate %x for %r", cert.serial_number, name)
+        return Identity(key, (cert, self.certificate))
+
+    def _issued(self) -> list[x509.Certificate]:
+        folder = self.directory / _ISSUED
+        if not folder.is_dir():
+            return []
+        return [x509.load_pem_x509_certificate(p.read_bytes()) for p in sorted(folder.glob("*.cert.pem"))]
+
+    def _revoked_serials(self) -> set[int]:
+        path = self.directory / _REVOKED
+        if not path.exists():
+            return set()
+        return {int(line, 16) for line in path.read_text().split() if line}
+
+    def certificates(self) -> list[IssuedCertificate]:
+        """Every certificate this CA issued, with its revocation state, by name."""
+        revoked = self._revoked_serials()
+        rows = [IssuedCertificate(_common_name(c), c.serial_number, c.not_valid_after_utc, c.serial_number in revoked)
+                for c in self._issued()]
+        return sorted(rows, key=lambda r: (r.name, r.not_after))
+
+    def revoke(self, name_or_serial: str) -> list[int]:
+        """Revoke every valid certificate whose CN is ``name_or_serial``, or the one with that hex serial.
+
+        Rewrites ``crl.pem``; returns the revoked serials.
+        """
+        certs = self._issued()
+        targets = [c.serial_number for c in certs if _common_name(c) == name_or_serial]
+        if not targets:
+            try:
+                serial = int(name_or_serial, 16)
+            except ValueError:
+                serial = -1
+            targets = [c.serial_number for c in certs if c.serial_number == serial]
+        if not targets:
+            raise PkiError(f"no certificate named or numbered {name_or_serial!r}")
+        revoked = self._revoked_serials() | set(targets)
+        (self.directory / _REVOKED).write_text("".join(f"{s:x}\n" for s in sorted(revoked)))
+        self._write_crl()
+        log.info("revoked %s", ", ".join(f"{s:x}" for s in targets))
+        return targets
+
+    def crl(self) -> x509.CertificateRevocationList:
+        return x509.load_pem_x509_crl(self.crl_path.read_bytes())
+
+    def _write_crl(self) -> None:
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now - dt.timedelta(minutes=5))
+            .next_update(now + dt.timedelta(days=_CRL_DAYS))
+        )
+        for serial in sorted(self._revoked_serials()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+        crl = builder.sign(self._key, hashes.SHA256())
+        (self.directory / _CRL).write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+
+
+def _context(purpose: ssl.Purpose, identity: Identity, trust_anchors: Iterable[x509.Certificate] | str | os.PathLike[str],
+             crl: str | os.PathLike[str] | None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = False  # terminals are named by CN, checked by the allow-list after the handshake
+    if isinstance(trust_anchors, (str, os.PathLike)):
+        ctx.load_verify_locations(cafile=os.fspath(trust_anchors))
+    else:
+        pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in trust_anchors)
+        if not pem:
+            raise PkiError("no trust anchors given")
+        ctx.load_verify_locations(cadata=pem)
+    if crl is not None:
+        if not Path(crl).is_file():
+            raise PkiError(f"cannot read CRL {crl}")
+        try:
+            ctx.load_verify_locations(cafile=os.fspath(crl))  # OpenSSL loads the CRLs of a PEM file too
+        except ssl.SSLError as exc:
+            raise PkiError(f"cannot load CRL {crl}: {exc}") from None
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    # load_cert_chain needs files: keep them in a private temporary directory for the call only
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vcore-tls-") as tmp:
+        cert, key = identity.write_chain_files(Path(tmp))
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def server_context(identity: Identity, trust_anchors: Iterable[x509.Certificate] | str | os.PathLike[str],
+                   crl: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
+    """TLS server context that requires a client certificate chaining to ``trust_anchors`` (and not in ``crl``)."""
+    return _context(ssl.Purpose.CLIENT_AUTH, identity, trust_anchors, crl)
+
+
+def client_context(identity: Identity, trust_anchors: Iterable[x509.Certificate] | str | os.PathLike[str],
+                   crl: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
+    """TLS client context presenting ``identity`` and verifying the server against ``trust_anchors``."""
+    return _context(ssl.Purpose.SERVER_AUTH, identity, trust_anchors, crl)
+
+
+def peer_common_name(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """The CN of the verified peer certificate of a TLS connection, or None."""
+    if ssl_object is None:
+        return None
+    cert = ssl_object.getpeercert()
+    if not cert:
+        return None
+    subject: Any = cert.get("subject", ())
+    for rdn in subject:
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+def check_allowed(name: str | None, allow_list: Iterable[str] | None) -> bool:
+    """True when no allow-list is configured, or the peer's ``name`` is on it."""
+    if allow_list is None:
+        return True
+    return name is not None and name in set(allow_list)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vcore pki", description="Private CA for vcore terminals")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("init", help="create the installation's CA")
+    p.add_argument("directory")
+    p.add_argument("--name", default="vcore CA", help="the CA's common name")
+    p.add_argument("--days", type=int, default=3650)
+    p = sub.add_parser("issue", help="issue a terminal certificate (writes NAME.pem: key + chain)")
+    p.add_argument("directory")
+    p.add_argument("name")
+    p.add_argument("--days", type=int, default=825)
+    p.add_argument("--out", help="identity file to write (default: DIRECTORY/NAME.pem)")
+    p = sub.add_parser("list", help="list issued certificates")
+    p.add_argument("directory")
+    p = sub.add_parser("revoke", help="revoke by terminal name or hex serial, and rewrite the CRL")
+    p.add_argument("directory")
+    p.add_argument("target")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``vcore pki init|issue|list|revoke``; returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return int(exc.code or 0)
+    try:
+        if args.command == "init":
+            ca = CertificateAuthority.init(args.directory, args.name, args.days)
+            print(f"created CA {ca.name!r}; distribute {ca.cert_path} and {ca.crl_path}")
+        elif args.command == "issue":
+            ca = CertificateAuthority.load(args.directory)
+            identity = ca.issue(args.name, args.days)
+            out = Path(args.out) if args.out else Path(args.directory) / f"{args.name}.pem"
+            identity.save(out)
+            print(f"issued {identity.certificate.serial_number:x} for {args.name!r}: {out}")
+        elif args.command == "list":
+            ca = CertificateAuthority.load(args.directory)
+            for row in ca.certificates():
+                state = "revoked" if row.revoked else "valid"
+                print(f"{row.serial:040x}  {row.not_after:%Y-%m-%d}  {state:7}  {row.name}")
+        elif args.command == "revoke":
+            ca = CertificateAuthority.load(args.directory)
+            for serial in ca.revoke(args.target):
+                print(f"revoked {serial:x}")
+    except (PkiError, CallError, OSError) as exc:
+        print(f"vcore pki: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Interoperability with a real H.323 stack: H323Plus's ``simph323`` sample as the peer.
+
+No H.323 stack is packaged for Debian, so this test runs only where one was built locally: point
+``VCORE_SIMPH323`` at the ``simph323`` binary (and ``LD_LIBRARY_PATH`` at its PTLib/H323Plus libraries).
+It skips otherwise. simph323 offers G.711 only (no SRTP), so vcore runs with plaintext media allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vcore.h323 import (
+    ChannelOpened,
+    DEFAULT_FORMATS,
+    MediaPolicy,
+    Released,
+    SignallingConfig,
+    SignallingListener,
+    SignallingTimeout,
+    place_call,
+)
+from vcore.h323.messages import Address
+
+pytestmark = pytest.mark.interop
+
+A = Address
+MEDIA = {1: (A("127.0.0.1", 47000), A("127.0.0.1", 47001)), 2: (A("127.0.0.1", 47002), A("127.0.0.1", 47003))}
+
+
+def _simph323() -> str:
+    path = os.environ.get("VCORE_SIMPH323")
+    if not path or not Path(path).is_file():
+        pytest.skip("VCORE_SIMPH323 does not name a locally built H323Plus simph323 (no H.323 stack is packaged)")
+    return path
+
+
+def _config(alias: str, fast: bool = True) -> SignallingConfig:
+    return SignallingConfig(alias, allow_plaintext_signalling=True, fast_connect=fast,
+                            policy=MediaPolicy(DEFAULT_FORMATS, allow_plaintext=True))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_listening(port: int) -> None:
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    pytest.fail("simph323 did not start listening")
+
+
+async def _receive_channels(session, want: int) -> list:  # type: ignore[no-untyped-def]
+    opened = []
+    while len(opened) < want:
+        event = await session.next_event(10)
+        assert not isinstance(event, Released), event
+        if isinstance(event, ChannelOpened):
+            opened.append(event.channel)
+    return opened
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-connect", "h245-procedures"])
+def test_vcore_calls_h323plus(fast: bool, tmp_path: Path) -> None:
+    simph323 = _simph323()
+    port = _free_port()
+    args = [simph323, "-l", "-a", "-n", "-S", "-i", "127.0.0.1", "-x", str(port), "-u", "h323plus"]
+    proc = subprocess.Popen(args + (["-f"] if fast else []), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def scenario() -> None:
+        await _wait_listening(port)
+        call = await place_call("127.0.0.1", port, _config("kiosk", fast), MEDIA, destination=["h323plus"])
+        connected = await call.wait_connected(15)
+        channels = list(connected.channels) if fast else await _receive_channels(call, 2)
+        assert {c.direction for c in channels} == {"send", "receive"}
+        assert all(c.format.name in ("PCMU", "PCMA") and not c.encrypted for c in channels)
+        send = next(c for c in channels if c.direction == "send")
+        assert send.remote_rtp is not None and send.remote_rtp.host == "127.0.0.1"
+        assert call.security()["signalling"] == "plaintext"
+        await call.hangup()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-connect", "h245-procedures"])
+def test_h323plus_calls_vcore(fast: bool) -> None:
+    simph323 = _simph323()
+
+    async def scenario() -> None:
+        async with SignallingListener(_config("agent")) as listener:
+            args = [simph323, "-n", "-S", "-i", "127.0.0.1", "-x", str(_free_port()), "-u", "h323plus"]
+            proc = subprocess.Popen(args + (["-f"] if fast else []) + [f"agent@127.0.0.1:{listener.port}"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                incoming = await listener.accept(20)
+                assert incoming.remote_aliases == ("h323plus",)
+                await incoming.alert()
+                channels = await incoming.answer(MEDIA)
+                assert bool(channels) == fast
+                if not fast:
+                    channels = await _receive_channels(incoming, 2)
+                assert {c.direction for c in channels} == {"send", "receive"}
+                try:
+                    event = await incoming.next_event(1)
+                    assert not isinstance(event, Released), event
+                except SignallingTimeout:
+                    pass
+                await incoming.hangup()
+            finally:
+                proc.terminate()
+                proc.wait(10)
+
+    asyncio.run(scenario())
+
+
+def _tls_files(tmp_path: Path) -> dict[str, Path]:
+    from vcore import pki
+
+    ca = pki.CertificateAuthority.init(tmp_path / "ca", "Interop CA")
+    files: dict[str, Path] = {"ca": ca.cert_path, "crl": ca.crl_path}
+    for name in ("h323plus", "kiosk-1", "agent-1"):
+        identity = ca.issue(name)
+        identity.save(tmp_path / f"{name}.pem")
+        folder = tmp_path / name
+        folder.mkdir()
+        files[name + ".cert"], files[name + ".key"] = identity.write_chain_files(folder)
+        files[name] = tmp_path / f"{name}.pem"
+    return files
+
+
+def _tls_args(files: dict[str, Path], tls_port: int) -> list[str]:
+    return ["--tls", "--tls-cafile", str(files["ca"]), "--tls-cert", str(files["h323plus.cert"]),
+            "--tls-privkey", str(files["h323plus.key"]), "--tls-listenport", str(tls_port)]
+
+
+def test_vcore_calls_h323plus_over_mutual_tls(tmp_path: Path) -> None:
+    from vcore import pki
+
+    simph323 = _simph323()
+    files = _tls_files(tmp_path)
+    tls_port = _free_port()
+    args = [simph323, "-l", "-a", "-n", "-S", "-f", "-i", "127.0.0.1", "-x", str(_free_port()), "-u", "h323plus"]
+    proc = subprocess.Popen(args + _tls_args(files, tls_port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def scenario() -> None:
+        await _wait_listening(tls_port)
+        ctx = pki.client_context(pki.Identity.load(files["kiosk-1"]), files["ca"], files["crl"])
+        config = SignallingConfig("kiosk-1", policy=MediaPolicy(DEFAULT_FORMATS, allow_plaintext=True))
+        call = await place_call("127.0.0.1", tls_port, config, MEDIA, ssl_context=ctx, expected_name="h323plus")
+        connected = await call.wait_connected(15)
+        assert connected.fast_connect and call.security()["signalling"] == "tls" and call.peer_name == "h323plus"
+        await call.hangup()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_h323plus_calls_vcore_over_mutual_tls(tmp_path: Path) -> None:
+    from vcore import pki
+
+    simph323 = _simph323()
+    files = _tls_files(tmp_path)
+
+    async def scenario() -> None:
+        ctx = pki.server_context(pki.Identity.load(files["agent-1"]), files["ca"], files["crl"])
+        config = SignallingConfig("agent-1", policy=MediaPolicy(DEFAULT_FORMATS, allow_plaintext=True),
+                                  allow_list=frozenset({"h323plus"}))
+        async with SignallingListener(config, ctx) as listener:
+            args = [simph323, "-n", "-S", "-f", "-i", "127.0.0.1", "-x", str(_free_port()), "-u", "h323plus",
+                    *_tls_args(files, _free_port()), f"h323s:127.0.0.1:{listener.port}"]
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                incoming = await listener.accept(20)
+                assert incoming.peer_name == "h323plus" and incoming.signalling_encrypted
+                channels = await incoming.answer(MEDIA)
+                assert {c.direction for c in channels} == {"send", "receive"}
+                await incoming.hangup()
+            finally:
+                proc.terminate()
+                proc.wait(10)
+
+    asyncio.run(scenario())
+
+
+# --------------------------------------------------------------------------- through a GnuGk gatekeeper
+
+GNUGK_CONFIG = """\
+[Gatekeeper::Main]
+Name=vcoreTestGK
+Home=127.0.0.1
+UnicastRasPort={ras}
+UseMulticastListener=0
+MulticastPort=0
+EndpointSignalPort={signal}
+CallSignalPort={signal}
+StatusPort={status}
+TimeToLive=2
+
+[RoutedMode]
+GKRouted=0
+H245Routed=0
+
+[Gatekeeper::Auth]
+default=allow
+"""
+
+
+def _gnugk(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    path = os.environ.get("VCORE_GNUGK")
+    if not path or not Path(path).is_file():
+        pytest.skip("VCORE_GNUGK does not name a locally built GnuGk gatekeeper (none is packaged here)")
+    ras = _free_port()
+    config = tmp_path / "gnugk.ini"
+    config.write_text(GNUGK_CONFIG.format(ras=ras, signal=_free_port(), status=_free_port()))
+    proc = subprocess.Popen([path, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, ras
+
+
+def test_call_by_alias_through_gnugk(tmp_path: Path) -> None:
+    from vcore.h323 import RasClient, RasRejected
+
+    proc, ras_port = _gnugk(tmp_path)
+
+    async def scenario() -> None:
+        gk = A("127.0.0.1", ras_port)
+        async with SignallingListener(_config("agent-7")) as listener:
+            agent_address = A("127.0.0.1", listener.port)
+            async with RasClient(gk, agent_address, ["agent-7"], timeout=1.0, retries=5) as agent_ras, \
+                    RasClient(gk, A("127.0.0.1", 1), ["kiosk-7"], timeout=1.0, retries=5) as kiosk_ras:
+                assert await agent_ras.discover() == "vcoreTestGK"
+                await kiosk_ras.discover()
+                assert (await agent_ras.register(time_to_live=2)).gatekeeper_id == "vcoreTestGK"
+                await kiosk_ras.register(time_to_live=2)
+                await asyncio.sleep(2.5)  # outlive the time to live: only the keep-alive RRQs keep us registered
+                call_id, conf_id = os.urandom(16), os.urandom(16)
+                with pytest.raises(RasRejected):
+                    await kiosk_ras.admit(call_id=call_id, conference_id=conf_id, call_reference=1,
+                                          destination=["nobody-here"])
+                target = await kiosk_ras.admit(call_id=call_id, conference_id=conf_id, call_reference=1,
+                                               destination=["agent-7"])
+                assert target == agent_address  # the gatekeeper resolved the alias
+                call = await place_call(target.host, target.port, _config("kiosk-7"), MEDIA,
+                                        destination=["agent-7"])
+                incoming = await listener.accept(10)
+                await agent_ras.admit(call_id=incoming.call_id, conference_id=incoming.conference_id,
+                                      call_reference=incoming.call_reference, answer=True)
+                await incoming.answer(MEDIA)
+                await call.wait_connected(10)
+                await call.hangup()
+                await kiosk_ras.disengage(call_id=call_id, conference_id=conf_id, call_reference=1, answered=False)
+                await agent_ras.disengage(call_id=incoming.call_id, conference_id=incoming.conference_id,
+                                          call_reference=incoming.call_reference, answered=True)
+                await incoming.close()
+                await kiosk_ras.unregister()
+                await agent_ras.unregister()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)

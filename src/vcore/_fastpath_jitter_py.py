@@ -35,7 +35,9 @@ JITTER_MULT = 3.0  # target delay >= this many RFC 3550 A.8 jitters
 SHRINK_RATE = 0.05  # seconds of delay removed per second of media at most
 REORDER_WAIT = 0.010  # extra wait for a late packet beyond the playout time
 MAX_NACK_RETRIES = 10
-KEYFRAME_INTERVAL = 0.5  # seconds between keyframe requests at least (rate limit)
+NACK_RTTS = 4.0  # with NACK, an incomplete frame waits this many RTTs beyond its playout time
+WARMUP_FRAMES = 30  # until this many delay samples, incomplete frames wait up to max_delay
+KEYFRAME_INTERVAL = 0.2  # seconds between keyframe requests at least (and 2 RTT): the rate limit
 PLI_BEFORE_FIR = 3  # requests sent as PLI before falling back to FIR
 
 NAL_TYPE_SLICE = 1  # H.264 Table 7-1
@@ -52,7 +54,9 @@ F_SPS = 2
 F_PPS = 4
 F_PSLICE = 8  # a non-IDR slice: not a keyframe
 F_NONREF = 16  # a slice with nal_ref_idc 0: nothing refers to this frame (H.264 §7.4.1)
-F_BEGIN = 32  # the packet starts an access unit (AUD, SPS, SEI or first_mb_in_slice 0)
+F_BEGIN = 32  # the packet starts an access unit: its first NAL unit is an AUD, SPS or SEI
+F_FIRST_SLICE = 128  # the packet starts a picture (first_mb_in_slice 0); parameter sets may precede it
+F_RTX = 64  # a packet of the frame was retransmitted: no delay sample (as WebRTC)
 
 
 def _nal_flags(payload: bytes) -> int:
@@ -96,7 +100,7 @@ def _nal_flags(payload: bytes) -> int:
             if first_nal and (st == NAL_TYPE_AUD or st == NAL_TYPE_SPS or st == NAL_TYPE_SEI):
                 flags |= F_BEGIN
             elif first_nal and (st == NAL_TYPE_SLICE or st == NAL_TYPE_IDR) and size > 1 and payload[pos + 1] & 0x80:
-                flags |= F_BEGIN
+                flags |= F_FIRST_SLICE
             first_nal = False
             pos += size
         return flags
@@ -115,7 +119,7 @@ def _nal_flags(payload: bytes) -> int:
     if t == NAL_TYPE_AUD or t == NAL_TYPE_SPS or t == NAL_TYPE_SEI:
         flags |= F_BEGIN
     elif (t == NAL_TYPE_SLICE or t == NAL_TYPE_IDR) and first & 0x80:  # first_mb_in_slice == 0
-        flags |= F_BEGIN
+        flags |= F_FIRST_SLICE
     return flags
 
 
@@ -131,6 +135,7 @@ class _Frame:
         "count",
         "marker",
         "begin",
+        "first_slice",
         "flags",
         "complete",
         "done",
@@ -146,6 +151,7 @@ class _Frame:
         self.count = 0
         self.marker = -1
         self.begin = -1
+        self.first_slice = -1
         self.flags = 0
         self.complete = False
         self.done = False
@@ -267,7 +273,8 @@ class VideoJitterCore:
     @property
     def keyframe_needed(self) -> bool:
         """True when a keyframe request should be sent now (rate-limited)."""
-        return self._kf_wanted and self._clock - self._kf_last >= KEYFRAME_INTERVAL
+        interval = 2.0 * self.rtt if self.rtt > KEYFRAME_INTERVAL / 2.0 else KEYFRAME_INTERVAL
+        return self._kf_wanted and self._clock - self._kf_last >= interval
 
     def take_keyframe_request(self) -> str | None:
         """``"pli"`` or ``"fir"`` when a request is due (then clears it), else ``None``.
@@ -290,9 +297,9 @@ class VideoJitterCore:
     def _giveup(self, ts_sec: float) -> float:
         extra = 2.0 * self.jitter + REORDER_WAIT
         if self.nack_enabled:
-            extra += self.rtt
+            extra += NACK_RTTS * self.rtt
         hold = self.delay + extra
-        if not self._released_any or hold > self.max_delay:  # no estimate yet: wait the longest
+        if len(self._samples) < WARMUP_FRAMES or hold > self.max_delay:  # no estimate yet: wait the longest
             hold = self.max_delay if self.max_delay > self.delay else self.delay
         return ts_sec + self._offset + hold
 
@@ -310,12 +317,16 @@ class VideoJitterCore:
         if f.flags & F_IDR and (f.flags & F_SPS or self._sps) and (f.flags & F_PPS or self._pps):
             if self._key is None or f.lo > self._key.lo:
                 self._key = f
-        transit = arrival - f.ts_sec
+        if not f.flags & F_RTX:
+            self._sample(arrival - f.ts_sec, f.ts_sec)
+
+    def _sample(self, transit: float, ts_sec: float) -> None:
+        """One frame-delay observation: update the reference transit and the playout delay."""
         mins = self._mins
         while mins and mins[-1][1] >= transit:
             mins.pop()
-        mins.append((f.ts_sec, transit))
-        horizon = f.ts_sec - WINDOW_FRAMES / 30.0
+        mins.append((ts_sec, transit))
+        horizon = ts_sec - WINDOW_FRAMES / 30.0
         while mins[0][0] < horizon and len(mins) > 1:
             mins.popleft()
         self._offset = mins[0][1]
@@ -335,10 +346,10 @@ class VideoJitterCore:
             target = self.min_delay
         if target > self.max_delay:
             target = self.max_delay
-        dt = f.ts_sec - self._delay_ts
+        dt = ts_sec - self._delay_ts
         if dt < 0.0:
             dt = 0.0
-        self._delay_ts = f.ts_sec
+        self._delay_ts = ts_sec
         if target >= self.delay:
             self.delay = target
         else:
@@ -433,6 +444,8 @@ class VideoJitterCore:
                 self._boundary = False
             else:
                 self.late += 1
+                if not retransmission:  # it came after its frame's deadline: the delay is too short
+                    self._sample(transit, ts_sec)
                 return
         if ts == self._done_ts:
             self.discarded += 1
@@ -452,7 +465,7 @@ class VideoJitterCore:
         while ext - self._base >= self.capacity:
             self._evict(ext)
         if ext > self._highest:
-            if self.nack_enabled and ext > self._highest + 1 and self._highest >= self._base:
+            if self.nack_enabled and ext > self._highest + 1:
                 gap = ext - self._highest - 1
                 if len(self._missing) + gap > self.capacity // 2:
                     self._missing.clear()
@@ -486,8 +499,12 @@ class VideoJitterCore:
             f.hi = ext
         f.count += 1
         fl = _nal_flags(packet.payload)
+        if retransmission:
+            fl |= F_RTX
         if fl & F_BEGIN and (f.begin < 0 or ext < f.begin):
             f.begin = ext
+        if fl & F_FIRST_SLICE and (f.first_slice < 0 or ext < f.first_slice):
+            f.first_slice = ext
         f.flags |= fl
         if packet.marker and f.marker < 0:
             f.marker = ext
@@ -508,7 +525,7 @@ class VideoJitterCore:
         lo = f.lo
         if f.begin != lo:
             if lo == self._base:
-                if not self._boundary:
+                if not self._boundary and f.first_slice != lo:
                     return
             else:
                 j = (lo - 1) & self._mask
@@ -565,6 +582,8 @@ class VideoJitterCore:
         clean = f.lo == self._base and (self._boundary or f.begin == f.lo)
         self._remove(f)
         self.frames_dropped += 1
+        if f.flags & F_IDR:  # the keyframe we asked for is broken: ask again at once
+            self._kf_last = -1e300
         if not (clean and f.flags & F_NONREF):
             self._chain = False
             self._want_keyframe()
@@ -631,10 +650,17 @@ class VideoJitterCore:
             if key is not None and now >= self._playout(key.ts_sec):
                 self._skip_to(key)
                 continue
-            if not self._chain and f is not key and (f.complete or f.flags & F_PSLICE):
+            if not self._chain and f is not key and f.complete:
                 self._drop(f)
                 continue
             if now >= self._giveup(f.ts_sec):
+                if f.lo > self._base:  # give up the packets missing before f first
+                    self.lost += f.lo - self._base
+                    self._base = f.lo
+                    self._boundary = False
+                    self._chain = False
+                    self._want_keyframe()
+                    continue
                 self._drop(f)
                 continue
             break

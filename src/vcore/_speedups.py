@@ -47,9 +47,11 @@ def _select(name: str) -> ModuleType:
 
 
 if TYPE_CHECKING:
+    from . import _fastpath_jitter_py as jitter
     from . import _fastpath_py as fastpath
 else:
     fastpath = _select("_fastpath")
+    jitter = _select("_fastpath_jitter")
 
 
 def is_compiled(module: ModuleType) -> bool:

@@ -63,6 +63,7 @@ def make_h264_trace(
     first_timestamp: int = 0xFFFF0000,
     ssrc: int = 0x1234ABCD,
     packet_spacing: float = 50e-6,
+    all_intra: bool = False,
     cache: bool = True,
 ) -> H264Trace:
     """Encode, packetize and pace a trace; cached in ``$TMPDIR/vcore-traces``.
@@ -71,7 +72,9 @@ def make_h264_trace(
     inside the trace. Frame ``k`` is sent at ``k / fps`` seconds, its packets
     ``packet_spacing`` apart. ``keyint`` frames between IDRs (2 s at 30 fps).
     """
-    key = repr((seconds, fps, bitrate, keyint, width, height, mtu, first_seq, first_timestamp, ssrc, packet_spacing))
+    key = repr(
+        (seconds, fps, bitrate, keyint, width, height, mtu, first_seq, first_timestamp, ssrc, packet_spacing, all_intra)
+    )
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     folder = os.path.join(tempfile.gettempdir(), "vcore-traces")
     path = os.path.join(folder, f"h264-{digest}.pickle")
@@ -79,7 +82,9 @@ def make_h264_trace(
         with open(path, "rb") as fh:
             trace: H264Trace = pickle.load(fh)
         return trace
-    trace = _build(seconds, fps, bitrate, keyint, width, height, mtu, first_seq, first_timestamp, ssrc, packet_spacing)
+    trace = _build(
+        seconds, fps, bitrate, keyint, width, height, mtu, first_seq, first_timestamp, ssrc, packet_spacing, all_intra
+    )
     if cache:
         os.makedirs(folder, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
@@ -89,7 +94,9 @@ def make_h264_trace(
     return trace
 
 
-def _encode(seconds: float, fps: int, bitrate: int, keyint: int, width: int, height: int) -> list[tuple[bytes, bool]]:
+def _encode(
+    seconds: float, fps: int, bitrate: int, keyint: int, width: int, height: int, all_intra: bool
+) -> list[tuple[bytes, bool]]:
     import av  # PyAV is needed only to build a trace
     from av.video.frame import PictureType
 
@@ -111,7 +118,8 @@ def _encode(seconds: float, fps: int, bitrate: int, keyint: int, width: int, hei
                 break
             frame = frame.reformat(format="yuv420p")
             frame.pts = n
-            frame.pict_type = PictureType.NONE  # lavfi marks every frame I: let x264 choose
+            # lavfi marks every frame I: let x264 choose unless all-intra is wanted
+            frame.pict_type = PictureType.I if all_intra else PictureType.NONE
             for pkt in enc.encode(frame):
                 out.append((bytes(pkt), bool(pkt.is_keyframe)))
             n += 1
@@ -132,10 +140,11 @@ def _build(
     first_timestamp: int,
     ssrc: int,
     packet_spacing: float,
+    all_intra: bool,
 ) -> H264Trace:
     from ..payload.h264 import H264Packetizer
 
-    units = _encode(seconds, fps, bitrate, keyint, width, height)
+    units = _encode(seconds, fps, bitrate, keyint, width, height, all_intra)
     pt = 96
     packetizer = H264Packetizer(payload_type=pt, ssrc=ssrc, mtu=mtu, sequence_number=first_seq)
     packets: list[tuple[float, bytes]] = []

@@ -159,10 +159,11 @@ class _Frame:
 
 
 class _Missing:
-    __slots__ = ("ts_sec", "sent", "retries")
+    __slots__ = ("ts_sec", "detected", "sent", "retries")
 
-    def __init__(self, ts_sec: float) -> None:
+    def __init__(self, ts_sec: float, detected: float) -> None:
         self.ts_sec = ts_sec
+        self.detected = detected
         self.sent = -1e300
         self.retries = 0
 
@@ -473,7 +474,7 @@ class VideoJitterCore:
                 else:
                     hint = self._hi_ts_sec if not self._hi_marker else ts_sec
                     for s in range(self._highest + 1, ext):
-                        self._missing[s] = _Missing(hint)
+                        self._missing[s] = _Missing(hint, arrival)
             self._highest = ext
             self._ts_ref = ts
             self._hi_ts_sec = ts_sec
@@ -685,12 +686,15 @@ class VideoJitterCore:
         if now > self._clock:
             self._clock = now
         out: list[int] = []
-        spacing = self.rtt if self.rtt > 0.001 else 0.001
+        wait = 2.0 * self.jitter  # a packet this late may only be reordered
+        spacing = self.rtt + wait
+        if spacing < 0.001:
+            spacing = 0.001
         gone = []
         for s, m in self._missing.items():
             if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > self._giveup(m.ts_sec):
                 gone.append(s)
-            elif now - m.sent >= spacing:
+            elif now - m.sent >= spacing and now - m.detected >= wait:
                 m.sent = now
                 m.retries += 1
                 out.append(s & 0xFFFF)

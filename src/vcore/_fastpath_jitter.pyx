@@ -12,11 +12,9 @@ Thread-safety: none; one buffer belongs to one receiving task or thread.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdlib cimport free, malloc
+from libc.string cimport memmove
 
 from vcore._fastpath cimport AccessUnit, H264Depacketizer, RtpPacket
-
-import bisect
-from collections import deque
 
 __all__ = ["VideoJitterCore", "DEFAULT_CAPACITY"]
 
@@ -25,9 +23,11 @@ DEF MAX_DROPOUT = 3000
 DEF MAX_MISORDER = 1000
 DEF TS_JUMP = 3.0
 DEF WINDOW_FRAMES = 300
+DEF MINS_CAP = 1024
 DEF DELAY_PERCENTILE = 0.95
 DEF JITTER_MULT = 3.0
 DEF SHRINK_RATE = 0.05
+DEF TIME_EPS = 1e-9
 DEF REORDER_WAIT = 0.010
 DEF MAX_NACK_RETRIES = 10
 DEF NACK_RTTS = 4.0
@@ -218,9 +218,14 @@ cdef class VideoJitterCore:
     cdef H264Depacketizer _dep
     cdef double _last_transit
     cdef bint _have_transit
-    cdef object _samples
-    cdef list _sorted
-    cdef object _mins
+    cdef double _win[WINDOW_FRAMES]  # delay samples, oldest first (a ring)
+    cdef double _srt[WINDOW_FRAMES]  # the same samples, sorted
+    cdef int _win_head
+    cdef int _win_len
+    cdef double _min_ts[MINS_CAP]  # monotonic deque of (ts_sec, transit): the windowed minimum
+    cdef double _min_tr[MINS_CAP]
+    cdef int _min_head
+    cdef int _min_len
     cdef double _offset
     cdef bint _have_offset
     cdef double _delay_ts
@@ -243,6 +248,7 @@ cdef class VideoJitterCore:
     cdef _Frame _last_frame
     cdef _Frame _key
     cdef long long _ts_ref
+    cdef long long _ts_base
     cdef double _hi_ts_sec
     cdef bint _hi_marker
     cdef long long _done_ts
@@ -302,9 +308,10 @@ cdef class VideoJitterCore:
         self.delay = self.min_delay
         self._last_transit = 0.0
         self._have_transit = False
-        self._samples = deque()
-        self._sorted = []
-        self._mins = deque()
+        self._win_head = 0
+        self._win_len = 0
+        self._min_head = 0
+        self._min_len = 0
         self._offset = 0.0
         self._have_offset = False
         self._delay_ts = 0.0
@@ -332,6 +339,7 @@ cdef class VideoJitterCore:
         self._last_frame = None
         self._key = None
         self._ts_ref = 0
+        self._ts_base = 0
         self._hi_ts_sec = 0.0
         self._hi_marker = False
         self._done_ts = -4611686018427387904
@@ -350,7 +358,7 @@ cdef class VideoJitterCore:
                 self.frames_dropped += 1
         self.held = 0
         self._init_stream()
-        self._mins.clear()
+        self._min_len = 0
         self._have_offset = False
         self._have_transit = False
         self._kf_wanted = True
@@ -388,7 +396,7 @@ cdef class VideoJitterCore:
         if self.nack_enabled:
             extra += NACK_RTTS * self.rtt
         hold = self.delay + extra
-        if len(self._samples) < WARMUP_FRAMES or hold > self.max_delay:
+        if self._win_len < WARMUP_FRAMES or hold > self.max_delay:
             hold = self.max_delay if self.max_delay > self.delay else self.delay
         return ts_sec + self._offset + hold
 
@@ -397,35 +405,72 @@ cdef class VideoJitterCore:
         if not self._have_offset:
             return float("nan")
         cdef long long ts = self._ts_ref + _ts_diff(rtp_timestamp & 0xFFFFFFFF, self._ts_ref & 0xFFFFFFFF)
-        return self._playout(<double>ts / self.clock_rate)
+        return self._playout(<double>(ts - self._ts_base) / self.clock_rate)
+
+    cdef inline bint _is_key(self, _Frame f) noexcept:
+        cdef int fl = f.flags
+        return (fl & F_IDR) != 0 and ((fl & F_SPS) != 0 or self._sps) and ((fl & F_PPS) != 0 or self._pps)
 
     cdef void _on_complete(self, _Frame f):
         f.complete = True
         self.frames_complete += 1
-        if f.flags & F_IDR and (f.flags & F_SPS or self._sps) and (f.flags & F_PPS or self._pps):
+        if self._is_key(f):
             if self._key is None or f.lo > self._key.lo:
                 self._key = f
         if not f.flags & F_RTX:
             self._sample(f.arrival - f.ts_sec, f.ts_sec)
 
-    cdef void _sample(self, double transit, double ts_sec):
-        mins = self._mins
-        while mins and mins[len(mins) - 1][1] >= transit:
-            mins.pop()
-        mins.append((ts_sec, transit))
+    @cython.boundscheck(False)
+    cdef void _sample(self, double transit, double ts_sec) noexcept:
+        cdef int k, lo, hi, mid, n
+        cdef double old, sample
+        # windowed minimum transit (monotonic deque in a ring)
+        while self._min_len and self._min_tr[(self._min_head + self._min_len - 1) % MINS_CAP] >= transit:
+            self._min_len -= 1
+        k = (self._min_head + self._min_len) % MINS_CAP
+        self._min_ts[k] = ts_sec
+        self._min_tr[k] = transit
+        self._min_len += 1
+        if self._min_len > MINS_CAP:
+            self._min_head = (self._min_head + 1) % MINS_CAP
+            self._min_len -= 1
         cdef double horizon = ts_sec - WINDOW_FRAMES / 30.0
-        while mins[0][0] < horizon and len(mins) > 1:
-            mins.popleft()
-        self._offset = mins[0][1]
+        while self._min_ts[self._min_head] < horizon and self._min_len > 1:
+            self._min_head = (self._min_head + 1) % MINS_CAP
+            self._min_len -= 1
+        self._offset = self._min_tr[self._min_head]
         self._have_offset = True
-        cdef double sample = transit - self._offset
-        self._samples.append(sample)
-        bisect.insort(self._sorted, sample)
-        if len(self._samples) > WINDOW_FRAMES:
-            old = self._samples.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
-        cdef list srt = self._sorted
-        cdef double target = srt[<Py_ssize_t>(DELAY_PERCENTILE * (len(srt) - 1))]
+        sample = transit - self._offset
+        n = self._win_len
+        if n == WINDOW_FRAMES:  # forget the oldest sample
+            old = self._win[self._win_head]
+            self._win[self._win_head] = sample
+            self._win_head = (self._win_head + 1) % WINDOW_FRAMES
+            lo = 0
+            hi = n
+            while lo < hi:  # bisect_left
+                mid = (lo + hi) >> 1
+                if self._srt[mid] < old:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            memmove(&self._srt[lo], &self._srt[lo + 1], (n - lo - 1) * sizeof(double))
+            n -= 1
+        else:
+            self._win[(self._win_head + n) % WINDOW_FRAMES] = sample
+            self._win_len = n + 1
+        lo = 0
+        hi = n
+        while lo < hi:  # bisect_right (insort)
+            mid = (lo + hi) >> 1
+            if sample < self._srt[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        memmove(&self._srt[lo + 1], &self._srt[lo], (n - lo) * sizeof(double))
+        self._srt[lo] = sample
+        n += 1
+        cdef double target = self._srt[<int>(DELAY_PERCENTILE * (n - 1))]
         cdef double jt = JITTER_MULT * self.jitter
         if jt > target:
             target = jt
@@ -462,7 +507,7 @@ cdef class VideoJitterCore:
         cdef long long ext = _extend_seq(seq, self._highest)
         cdef long long d = ext - self._highest
         cdef long long ts = self._ts_ref + _ts_diff(packet.timestamp, self._ts_ref & 0xFFFFFFFF)
-        cdef double ts_sec = <double>ts / self.clock_rate
+        cdef double ts_sec = <double>(ts - self._ts_base) / self.clock_rate
         cdef double transit = arrival - ts_sec
         cdef double off = transit - self._offset
         if self._have_offset and not retransmission and (off > TS_JUMP + self.max_delay or -off > TS_JUMP + self.max_delay):
@@ -484,7 +529,8 @@ cdef class VideoJitterCore:
         self._base = ext
         self._highest = ext - 1
         self._ts_ref = packet.timestamp + 4294967296
-        cdef double ts_sec = <double>self._ts_ref / self.clock_rate
+        self._ts_base = self._ts_ref
+        cdef double ts_sec = 0.0
         if not self._have_offset:
             self._offset = arrival - ts_sec
             self._have_offset = True
@@ -511,6 +557,7 @@ cdef class VideoJitterCore:
         self._cand = packet
         self._cand_arrival = arrival
 
+    @cython.boundscheck(False)  # every index is masked by capacity - 1
     cdef void _insert(
         self,
         RtpPacket packet,
@@ -584,7 +631,7 @@ cdef class VideoJitterCore:
         self.held += 1
         f = self._last_frame
         if f is None or f.ts != ts or f.done:
-            fo = self._frames.get(ts)
+            fo = self._frames.get(ts) if self._frames else None
             if fo is None or (<_Frame>fo).done:
                 f = _new_frame(ts, packet.timestamp, ts_sec, ext)
                 self._frames[ts] = f
@@ -616,6 +663,7 @@ cdef class VideoJitterCore:
             if go is not None and go is not f:
                 self._check(<_Frame>go)
 
+    @cython.boundscheck(False)  # every index is masked by capacity - 1
     cdef void _check(self, _Frame f) except *:
         cdef long long lo, j
         if f.complete or f.done or f.marker < 0 or f.hi != f.marker:
@@ -638,6 +686,7 @@ cdef class VideoJitterCore:
 
     # ------------------------------------------------------------------ pop
 
+    @cython.boundscheck(False)  # every index is masked by capacity - 1
     cdef _Frame _head(self):
         cdef long long s = self._base
         cdef long long mask = self._mask
@@ -649,6 +698,7 @@ cdef class VideoJitterCore:
             s += 1
         return None
 
+    @cython.boundscheck(False)  # every index is masked by capacity - 1
     cdef void _remove(self, _Frame f) except *:
         cdef long long mask = self._mask
         cdef long long s, i
@@ -705,6 +755,7 @@ cdef class VideoJitterCore:
         self.discarded += f.count
         self._drop(f)
 
+    @cython.boundscheck(False)  # every index is masked by capacity - 1
     cdef void _release(self, _Frame f, list out) except *:
         cdef H264Depacketizer dep = self._dep
         cdef long long mask = self._mask
@@ -716,7 +767,7 @@ cdef class VideoJitterCore:
             p = <RtpPacket>self._slot_pkt[s & mask]
             dep._payload(p.payload)
         unit = dep._finish()
-        cdef bint key = (f.flags & F_IDR) != 0 and ((f.flags & F_SPS) != 0 or self._sps) and ((f.flags & F_PPS) != 0 or self._pps)
+        cdef bint key = self._is_key(f)
         self._remove(f)
         if not unit.complete:
             self.frames_dropped += 1
@@ -749,20 +800,20 @@ cdef class VideoJitterCore:
             if not f.complete and f.lo == self._base:
                 self._check(f)
             if f.complete and f.lo == self._base:
-                if not self._chain and f is not key:
+                if not self._chain and not self._is_key(f):
                     self._drop(f)
                     continue
-                if now < self._playout(f.ts_sec):
+                if now < self._playout(f.ts_sec) - TIME_EPS:
                     break
                 self._release(f, out)
                 continue
-            if key is not None and now >= self._playout(key.ts_sec):
+            if key is not None and now >= self._playout(key.ts_sec) - TIME_EPS:
                 self._skip_to(key)
                 continue
-            if not self._chain and f is not key and f.complete:
+            if not self._chain and not self._is_key(f) and f.complete:
                 self._drop(f)
                 continue
-            if now >= self._giveup(f.ts_sec):
+            if now >= self._giveup(f.ts_sec) - TIME_EPS:
                 if f.lo > self._base:
                     self.lost += f.lo - self._base
                     self._base = f.lo

@@ -30,9 +30,11 @@ MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger forward jump is a restart candidate
 MAX_MISORDER = 1000  # a packet this far behind the oldest held one is a restart candidate
 TS_JUMP = 3.0  # seconds: a timestamp this far off the arrival clock is a restart candidate
 WINDOW_FRAMES = 300  # frame-delay samples kept for the percentile (10 s at 30 fps)
+MINS_CAP = 1024  # entries of the windowed-minimum deque at most
 DELAY_PERCENTILE = 0.95  # WebRTC-style high percentile of frame delay
 JITTER_MULT = 3.0  # target delay >= this many RFC 3550 A.8 jitters
 SHRINK_RATE = 0.05  # seconds of delay removed per second of media at most
+TIME_EPS = 1e-9  # seconds: comparisons of times computed two ways
 REORDER_WAIT = 0.010  # extra wait for a late packet beyond the playout time
 MAX_NACK_RETRIES = 10
 NACK_RTTS = 4.0  # with NACK, an incomplete frame waits this many RTTs beyond its playout time
@@ -248,6 +250,7 @@ class VideoJitterCore:
         self._last_frame: _Frame | None = None
         self._key: _Frame | None = None  # latest complete keyframe not yet released
         self._ts_ref = 0
+        self._ts_base = 0
         self._hi_ts_sec = 0.0
         self._hi_marker = False
         self._done_ts = -(1 << 62)
@@ -309,13 +312,18 @@ class VideoJitterCore:
         if not self._have_offset:
             return float("nan")
         ts = self._ts_ref + ts_diff(rtp_timestamp & 0xFFFFFFFF, self._ts_ref & 0xFFFFFFFF)
-        return self._playout(ts / self.clock_rate)
+        return self._playout((ts - self._ts_base) / self.clock_rate)
+
+    def _is_key(self, f: _Frame) -> bool:
+        """An IDR frame whose parameter sets are known: decodable on its own."""
+        fl = f.flags
+        return bool(fl & F_IDR) and bool(fl & F_SPS or self._sps) and bool(fl & F_PPS or self._pps)
 
     def _on_complete(self, f: _Frame) -> None:
         arrival = f.arrival
         f.complete = True
         self.frames_complete += 1
-        if f.flags & F_IDR and (f.flags & F_SPS or self._sps) and (f.flags & F_PPS or self._pps):
+        if self._is_key(f):
             if self._key is None or f.lo > self._key.lo:
                 self._key = f
         if not f.flags & F_RTX:
@@ -327,6 +335,8 @@ class VideoJitterCore:
         while mins and mins[-1][1] >= transit:
             mins.pop()
         mins.append((ts_sec, transit))
+        if len(mins) > MINS_CAP:
+            mins.popleft()
         horizon = ts_sec - WINDOW_FRAMES / 30.0
         while mins[0][0] < horizon and len(mins) > 1:
             mins.popleft()
@@ -375,7 +385,7 @@ class VideoJitterCore:
         ext = extend_seq(seq, self._highest)
         d = ext - self._highest
         ts = self._ts_ref + ts_diff(packet.timestamp, self._ts_ref & 0xFFFFFFFF)
-        ts_sec = ts / self.clock_rate
+        ts_sec = (ts - self._ts_base) / self.clock_rate
         transit = arrival - ts_sec
         if self._have_offset and not retransmission and abs(transit - self._offset) > TS_JUMP + self.max_delay:
             if d > 0:
@@ -396,7 +406,8 @@ class VideoJitterCore:
         self._base = ext
         self._highest = ext - 1
         self._ts_ref = packet.timestamp + (1 << 32)
-        ts_sec = self._ts_ref / self.clock_rate
+        self._ts_base = self._ts_ref
+        ts_sec = 0.0
         if not self._have_offset:
             self._offset = arrival - ts_sec
             self._have_offset = True
@@ -609,7 +620,7 @@ class VideoJitterCore:
         for s in range(f.lo, f.hi + 1):
             units = dep.push(self._slot_pkt[s & mask])  # type: ignore[arg-type]
         unit = units[-1]
-        key = bool(f.flags & F_IDR) and (bool(f.flags & F_SPS) or self._sps) and (bool(f.flags & F_PPS) or self._pps)
+        key = self._is_key(f)
         self._remove(f)
         if not unit.complete:
             self.frames_dropped += 1
@@ -641,20 +652,20 @@ class VideoJitterCore:
             if not f.complete and f.lo == self._base:
                 self._check(f)
             if f.complete and f.lo == self._base:
-                if not self._chain and f is not key:
+                if not self._chain and not self._is_key(f):
                     self._drop(f)
                     continue
-                if now < self._playout(f.ts_sec):
+                if now < self._playout(f.ts_sec) - TIME_EPS:
                     break
                 self._release(f, out)
                 continue
-            if key is not None and now >= self._playout(key.ts_sec):
+            if key is not None and now >= self._playout(key.ts_sec) - TIME_EPS:
                 self._skip_to(key)
                 continue
-            if not self._chain and f is not key and f.complete:
+            if not self._chain and not self._is_key(f) and f.complete:
                 self._drop(f)
                 continue
-            if now >= self._giveup(f.ts_sec):
+            if now >= self._giveup(f.ts_sec) - TIME_EPS:
                 if f.lo > self._base:  # give up the packets missing before f first
                     self.lost += f.lo - self._base
                     self._base = f.lo

@@ -17,6 +17,8 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
+__all__ = ["NO_EXTENSIONS", "Twin", "load_twin", "fastpath", "jitter", "is_compiled", "fastpath_enabled"]
+
 _log = logging.getLogger(__name__)
 
 NO_EXTENSIONS: bool = bool(os.environ.get("VCORE_NO_EXTENSIONS")) or (

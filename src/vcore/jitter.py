@@ -93,7 +93,7 @@ class VideoJitterStats:
     held_frames: int
 
 
-class VideoJitterBuffer(_jitter.VideoJitterCore):  # type: ignore[misc]
+class VideoJitterBuffer(_jitter.VideoJitterCore):
     """Jitter buffer for one H.264 RTP stream (RFC 6184); see the module docstring.
 
     ``jb.push(packet, arrival)``; ``jb.pop(now)`` -> access units to decode, in

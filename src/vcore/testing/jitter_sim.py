@@ -101,7 +101,7 @@ class AiortcReceiver:
         pkt = self._parse(data)
         if pkt.ssrc == RTX_SSRC:
             return  # aiortc's jitter buffer is not fed RTX here (NACK is off for it)
-        pkt._data = self._depayload(pkt.payload)
+        setattr(pkt, "_data", self._depayload(pkt.payload))  # what aiortc's receiver does
         pli, frame = self.jb.add(pkt)
         if pli:
             self._pli = True
@@ -192,24 +192,23 @@ def simulate(
     while events:
         now, _, kind, data = heapq.heappop(events)
         if kind == SEND_FRAME:
-            k = data  # type: ignore[assignment]
-            frame = trace.frames[k]  # type: ignore[index]
+            assert isinstance(data, int)
+            frame = trace.frames[data]
             au, key = frame.data, frame.keyframe
             if kf_pending and keyframe_on_request and intra is not None and not key:
-                au, key = intra.frames[k].data, True  # type: ignore[index]
+                au, key = intra.frames[data].data, True
             if key:
                 kf_pending = False
             pkts = packetizer.packetize(au, frame.timestamp)
             sent.append((frame.timestamp, key, _nal_key(au), now))
-            for i, p in enumerate(pkts):
-                schedule(now + i * packet_spacing, SEND_PKT, p)
+            for i, pk in enumerate(pkts):
+                schedule(now + i * packet_spacing, SEND_PKT, pk)
         elif kind == SEND_PKT:
-            p = data
-            assert isinstance(p, RtpPacket)
-            if p.ssrc != RTX_SSRC:
-                history.record(p, now)
+            assert isinstance(data, RtpPacket)
+            if data.ssrc != RTX_SSRC:
+                history.record(data, now)
             packets_sent += 1
-            for when, raw in emulator.send(now, p.serialize()):
+            for when, raw in emulator.send(now, data.serialize()):
                 schedule(when, ARRIVE, raw)
         elif kind == ARRIVE:
             receiver.push(data, now)  # type: ignore[arg-type]
@@ -225,9 +224,9 @@ def simulate(
             if now + tick <= end:
                 schedule(now + tick, TICK, None)
         elif kind == AT_SENDER_NACK:
-            for p in history.resend(data, now):  # type: ignore[arg-type]
+            for pk in history.resend(data, now):  # type: ignore[arg-type]
                 retrans += 1
-                schedule(now, SEND_PKT, p)
+                schedule(now, SEND_PKT, pk)
         elif kind == AT_SENDER_KF:
             kf_pending = True
 

@@ -104,13 +104,13 @@ def _encode(
     out: list[tuple[bytes, bool]] = []
     with av.open(f"testsrc=size={width}x{height}:rate={fps}", format="lavfi") as src:
         enc = av.CodecContext.create("libx264", "w")
-        enc.width = width  # type: ignore[attr-defined]
-        enc.height = height  # type: ignore[attr-defined]
-        enc.pix_fmt = "yuv420p"  # type: ignore[attr-defined]
+        enc.width = width
+        enc.height = height
+        enc.pix_fmt = "yuv420p"
         enc.bit_rate = bitrate
         enc.time_base = Fraction(1, fps)
-        enc.framerate = fps  # type: ignore[attr-defined]
-        enc.gop_size = keyint  # type: ignore[attr-defined]
+        enc.framerate = Fraction(fps, 1)
+        enc.gop_size = keyint
         enc.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline", "threads": "1"}
         n = 0
         for frame in src.decode(video=0):

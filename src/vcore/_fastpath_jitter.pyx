@@ -30,7 +30,8 @@ DEF SHRINK_RATE = 0.05
 DEF TIME_EPS = 1e-9
 DEF REORDER_WAIT = 0.010
 DEF MAX_NACK_RETRIES = 10
-DEF NACK_RTTS = 4.0
+DEF NACK_RTTS = 5.0
+DEF NACK_WAIT_JITTERS = 3.0
 DEF WARMUP_FRAMES = 30
 DEF KEYFRAME_INTERVAL = 0.2
 DEF PLI_BEFORE_FIR = 3
@@ -242,6 +243,7 @@ cdef class VideoJitterCore:
     cdef long long _base
     cdef long long _highest
     cdef bint _boundary
+    cdef bint _settled
     cdef bint _released_any
     cdef bint _chain
     cdef dict _frames
@@ -333,6 +335,7 @@ cdef class VideoJitterCore:
         self._base = -1
         self._highest = -1
         self._boundary = False
+        self._settled = False
         self._released_any = False
         self._chain = False
         self._frames = {}
@@ -673,7 +676,7 @@ cdef class VideoJitterCore:
         lo = f.lo
         if f.begin != lo:
             if lo == self._base:
-                if not self._boundary and f.first_slice != lo:
+                if not self._boundary and (f.first_slice != lo or not self._settled):
                     return
             else:
                 j = (lo - 1) & self._mask
@@ -727,6 +730,7 @@ cdef class VideoJitterCore:
         self._done_ts = f.ts
         self._base = f.hi + 1
         self._boundary = f.marker == f.hi
+        self._settled = True
         if self._missing:
             for s in [s for s in self._missing if s < self._base]:
                 del self._missing[s]
@@ -749,6 +753,7 @@ cdef class VideoJitterCore:
             self.lost += lost
             self._base += lost
             self._boundary = False
+            self._settled = True
             self._chain = False
             self._kf_wanted = True
             return
@@ -818,9 +823,15 @@ cdef class VideoJitterCore:
                     self.lost += f.lo - self._base
                     self._base = f.lo
                     self._boundary = False
+                    self._settled = True
                     self._chain = False
                     self._kf_wanted = True
                     continue
+                if not self._settled:  # stream start: stop waiting for earlier packets
+                    self._settled = True
+                    self._check(f)
+                    if f.complete:
+                        continue
                 self._drop(f)
                 continue
             break
@@ -846,7 +857,7 @@ cdef class VideoJitterCore:
         if now > self._clock:
             self._clock = now
         cdef list out = []
-        cdef double wait = 2.0 * self.jitter
+        cdef double wait = NACK_WAIT_JITTERS * self.jitter
         cdef double spacing = self.rtt + wait
         if spacing < 0.001:
             spacing = 0.001

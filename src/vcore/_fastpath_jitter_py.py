@@ -37,7 +37,8 @@ SHRINK_RATE = 0.05  # seconds of delay removed per second of media at most
 TIME_EPS = 1e-9  # seconds: comparisons of times computed two ways
 REORDER_WAIT = 0.010  # extra wait for a late packet beyond the playout time
 MAX_NACK_RETRIES = 10
-NACK_RTTS = 4.0  # with NACK, an incomplete frame waits this many RTTs beyond its playout time
+NACK_WAIT_JITTERS = 3.0  # a missing packet is NACKed once it is this many A.8 jitters overdue
+NACK_RTTS = 5.0  # with NACK, an incomplete frame waits this many RTTs beyond its playout time
 WARMUP_FRAMES = 30  # until this many delay samples, incomplete frames wait up to max_delay
 KEYFRAME_INTERVAL = 0.2  # seconds between keyframe requests at least (and 2 RTT): the rate limit
 PLI_BEFORE_FIR = 3  # requests sent as PLI before falling back to FIR
@@ -244,6 +245,7 @@ class VideoJitterCore:
         self._base = -1  # lowest extended sequence number not yet released
         self._highest = -1
         self._boundary = False  # a frame ended exactly at base - 1
+        self._settled = False  # nothing before base is awaited any more (false at stream start)
         self._released_any = False
         self._chain = False  # the decoder has every reference it needs
         self._frames: dict[int, _Frame] = {}
@@ -537,7 +539,7 @@ class VideoJitterCore:
         lo = f.lo
         if f.begin != lo:
             if lo == self._base:
-                if not self._boundary and f.first_slice != lo:
+                if not self._boundary and (f.first_slice != lo or not self._settled):
                     return
             else:
                 j = (lo - 1) & self._mask
@@ -586,6 +588,7 @@ class VideoJitterCore:
         self._done_ts = f.ts
         self._base = f.hi + 1
         self._boundary = f.marker == f.hi
+        self._settled = True
         if self._missing:
             for s in [s for s in self._missing if s < self._base]:
                 del self._missing[s]
@@ -607,6 +610,7 @@ class VideoJitterCore:
             self.lost += lost
             self._base += lost
             self._boundary = False
+            self._settled = True
             self._chain = False
             self._want_keyframe()
             return
@@ -670,9 +674,15 @@ class VideoJitterCore:
                     self.lost += f.lo - self._base
                     self._base = f.lo
                     self._boundary = False
+                    self._settled = True
                     self._chain = False
                     self._want_keyframe()
                     continue
+                if not self._settled:  # stream start: stop waiting for earlier packets
+                    self._settled = True
+                    self._check(f)
+                    if f.complete:
+                        continue
                 self._drop(f)
                 continue
             break
@@ -697,7 +707,7 @@ class VideoJitterCore:
         if now > self._clock:
             self._clock = now
         out: list[int] = []
-        wait = 2.0 * self.jitter  # a packet this late may only be reordered
+        wait = NACK_WAIT_JITTERS * self.jitter  # a packet less late than this may only be reordered
         spacing = self.rtt + wait
         if spacing < 0.001:
             spacing = 0.001

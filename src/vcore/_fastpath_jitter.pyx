@@ -57,6 +57,13 @@ DEF F_FIRST_SLICE = 128
 DEF NEVER = -1e300
 
 
+# 64-bit constants as C variables: Cython would turn literals this large into Python ints
+cdef long long MASK32 = 0xFFFFFFFF
+cdef long long HALF32 = 0x80000000
+cdef long long MOD32 = 0x100000000
+cdef long long FAR_PAST = -4611686018427387904
+
+
 cdef inline long long _extend_seq(long long seq, long long highest_ext) noexcept:
     cdef long long ext = (highest_ext & ~0xFFFF) | seq
     cdef long long d = ext - highest_ext
@@ -68,8 +75,8 @@ cdef inline long long _extend_seq(long long seq, long long highest_ext) noexcept
 
 
 cdef inline long long _ts_diff(long long a, long long b) noexcept:
-    cdef long long d = (a - b) & 0xFFFFFFFF
-    return d - 0x100000000 if d >= 0x80000000 else d
+    cdef long long d = (a - b) & MASK32
+    return d - MOD32 if d >= HALF32 else d
 
 
 cdef inline int _slice_flags(int t, int h) noexcept:
@@ -345,7 +352,7 @@ cdef class VideoJitterCore:
         self._ts_base = 0
         self._hi_ts_sec = 0.0
         self._hi_marker = False
-        self._done_ts = -4611686018427387904
+        self._done_ts = FAR_PAST
         self._missing = {}
 
     def reset(self):
@@ -407,7 +414,7 @@ cdef class VideoJitterCore:
         """Local time at which a frame with this RTP timestamp plays out (NaN before any packet)."""
         if not self._have_offset:
             return float("nan")
-        cdef long long ts = self._ts_ref + _ts_diff(rtp_timestamp & 0xFFFFFFFF, self._ts_ref & 0xFFFFFFFF)
+        cdef long long ts = self._ts_ref + _ts_diff(rtp_timestamp & MASK32, self._ts_ref & MASK32)
         return self._playout(<double>(ts - self._ts_base) / self.clock_rate)
 
     cdef inline bint _is_key(self, _Frame f) noexcept:
@@ -509,7 +516,7 @@ cdef class VideoJitterCore:
             return
         cdef long long ext = _extend_seq(seq, self._highest)
         cdef long long d = ext - self._highest
-        cdef long long ts = self._ts_ref + _ts_diff(packet.timestamp, self._ts_ref & 0xFFFFFFFF)
+        cdef long long ts = self._ts_ref + _ts_diff(packet.timestamp, self._ts_ref & MASK32)
         cdef double ts_sec = <double>(ts - self._ts_base) / self.clock_rate
         cdef double transit = arrival - ts_sec
         cdef double off = transit - self._offset
@@ -531,7 +538,7 @@ cdef class VideoJitterCore:
         cdef long long ext = packet.sequence_number + 0x10000
         self._base = ext
         self._highest = ext - 1
-        self._ts_ref = packet.timestamp + 4294967296
+        self._ts_ref = packet.timestamp + MOD32
         self._ts_base = self._ts_ref
         cdef double ts_sec = 0.0
         if not self._have_offset:

@@ -14,7 +14,9 @@ Quality metrics (:class:`SimResult`): a frame is *decodable* when it was
 delivered whole and every frame it references was decodable (IDR + P chain:
 each P frame references the previous frame). A *freeze* is a gap between
 consecutive decodable frames on screen longer than max(3 frame intervals, one
-frame interval + 150 ms) (WebRTC's freeze definition); *added
+frame interval + 150 ms) (WebRTC's freeze definition), counted from the time
+the first frame would show (its send time + the path's fixed delay + the
+receiver's mean added delay) to the same point after the last frame; *added
 delay* is release time minus (send time + the path's fixed one-way delay).
 
 Thread-safety: none; run one simulation per thread.
@@ -252,7 +254,8 @@ def simulate(
     freeze_gap = max(3.0 / fps, 1.0 / fps + 0.150)
     total_freeze = 0.0
     longest = 0.0
-    marks = [base_delay] + shown + [sent[-1][3] + base_delay + 1.0 / fps] if sent else []
+    lag = base_delay + (sum(delays) / len(delays) if delays else 0.0)  # steady latency is not a freeze
+    marks = [lag] + shown + [sent[-1][3] + lag + 1.0 / fps] if sent else []
     for a, b in zip(marks, marks[1:]):
         gap = b - a
         if gap > freeze_gap:

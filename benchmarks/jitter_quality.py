@@ -179,6 +179,10 @@ def main() -> None:
 
         print()
         print(gstreamer_rows(trace, args.rtt, args.seeds[0], SCENARIOS))
+        print()
+        print(f"The same seed ({args.seeds[0]}), periodic keyframes, in the simulation:")
+        rows = run(trace, intra, args.rtt, args.seeds[:1], False)
+        print(table([r for r in rows if r.mode == "periodic" and r.receiver != "vcore NACK"], 1))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ emulated link and, when ``keyframe_on_request`` is set, sends its next frame as
 an IDR (taken from an all-intra encoding of the same source) after a keyframe
 request reached it. Everything is seeded and deterministic.
 
-Quality metrics (:class:`SimResult`): a frame is *decodable* when it was
-delivered whole and every frame it references was decodable (IDR + P chain:
-each P frame references the previous frame). A *freeze* is a gap between
+Quality metrics (:class:`SimResult`): a frame is *decodable* when its coded
+slices were delivered whole, the parameter sets it uses reached the decoder (in
+it or in an earlier delivered unit) and every frame it references was decodable
+(IDR + P chain: each P frame references the previous frame). A *freeze* is a gap between
 consecutive decodable frames on screen longer than max(3 frame intervals, one
 frame interval + 150 ms) (WebRTC's freeze definition), counted from the time
 the first frame would show (its send time + the path's fixed delay + the
@@ -142,11 +143,15 @@ class SimResult:
         return self.decodable / self.frames if self.frames else 0.0
 
 
-def _nal_key(data: bytes) -> tuple[bytes, ...]:
+def _nal_key(data: bytes) -> tuple[tuple[bytes, ...], frozenset[bytes]]:
+    """(the coded slices, the parameter sets) of an access unit; SEI and AUD do not matter."""
     try:
-        return tuple(sorted(split_annexb(data)))
+        nals = split_annexb(data)
     except ValueError:
-        return ()
+        return ((), frozenset())
+    slices = tuple(sorted(n for n in nals if 1 <= n[0] & 0x1F <= 5))
+    params = frozenset(n for n in nals if n[0] & 0x1F in (7, 8))
+    return slices, params
 
 
 def simulate(
@@ -179,7 +184,7 @@ def simulate(
         schedule(k / fps, SEND_FRAME, k)
     end = len(trace.frames) / fps + 1.0
     schedule(0.0, TICK, None)
-    sent: list[tuple[int, bool, tuple[bytes, ...], float]] = []  # per frame: ts, key, nals, send time
+    sent: list[tuple[int, bool, tuple[tuple[bytes, ...], frozenset[bytes]], float]] = []  # ts, key, NALs, time
     kf_pending = False
     packets_sent = 0
     retrans = 0
@@ -239,11 +244,15 @@ def simulate(
     shown: list[float] = []
     delays: list[float] = []
     units: list[bytes] = []
-    for ts, key, nals, t_send in sent:
+    known: set[bytes] = set()  # parameter sets the decoder has seen
+    for ts, key, (slices, params), t_send in sent:
         got = released.get(ts)
-        ok = got is not None and _nal_key(got[1]) == nals
+        ok = False
         if got is not None:
             delivered += 1
+            got_slices, got_params = _nal_key(got[1])
+            known |= got_params
+            ok = got_slices == slices and params <= known  # whole slices, parameter sets known
         chain = ok and (key or chain)
         if chain:
             assert got is not None

@@ -602,3 +602,52 @@ def test_real_trace_without_nack_beats_aiortc(real_trace: Any) -> None:
     clean_theirs = simulate(real_trace, AiortcReceiver(), NetworkEmulator())
     assert clean_ours.decodable == clean_ours.frames
     assert clean_ours.mean_added_delay < 0.01 < clean_theirs.mean_added_delay
+
+
+# ---------------------------------------------------------------------------
+# fuzz: arbitrary packets never raise, memory stays bounded, twins agree
+# ---------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_packet = st.tuples(
+    st.integers(0, 0xFFFF),  # sequence number
+    st.sampled_from([0, 3000, 6000, 0xFFFFF000, 123456789]),  # timestamp
+    st.sampled_from([1, 1, 1, 2]),  # ssrc
+    st.booleans(),  # marker
+    st.binary(max_size=40),  # payload
+    st.floats(0.0, 0.05),  # arrival increment
+    st.booleans(),  # retransmission
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_packet, max_size=120), st.booleans())
+def test_fuzz_packets(packets: list[Any], nack: bool) -> None:
+    from vcore._speedups import load_twin
+
+    results = []
+    twins = [("py", "py")]
+    try:
+        load_twin("_fastpath_jitter", "c")
+        twins.append(("c", "c"))
+    except ImportError:
+        pass
+    for jt, ft in twins:
+        jk = load_twin("_fastpath_jitter", jt)  # type: ignore[arg-type]
+        fp = load_twin("_fastpath", ft)  # type: ignore[arg-type]
+        jb = jk.VideoJitterCore(capacity=64, nack=nack, rtt=0.02)
+        t = 0.0
+        log: list[Any] = []
+        for seq, ts, ssrc, marker, payload, dt, rtx in packets:
+            t += dt
+            jb.push(fp.RtpPacket(96, seq, ts, ssrc, payload, marker), t, rtx)
+            log.extend((u.timestamp, u.data, u.keyframe, u.complete) for u in jb.pop(t))
+            log.append(tuple(jb.nacks(t)))
+            log.append(jb.take_keyframe_request())
+            assert jb.held <= 64 and jb.frames_held <= 64 and jb.missing <= 32
+        log.extend((u.timestamp, u.data) for u in jb.pop(t + 10.0))
+        assert jb.held == 0  # nothing waits forever
+        results.append((log, jb.packets, jb.lost, jb.late, jb.discarded, jb.duplicates, jb.frames_dropped))
+    assert all(r == results[0] for r in results)

@@ -520,8 +520,8 @@ cdef class VideoJitterCore:
         cdef double ts_sec = <double>(ts - self._ts_base) / self.clock_rate
         cdef double transit = arrival - ts_sec
         cdef double off = transit - self._offset
-        if self._have_offset and not retransmission and (off > TS_JUMP + self.max_delay or -off > TS_JUMP + self.max_delay):
-            if d > 0:
+        if self._have_offset and (off > TS_JUMP + self.max_delay or -off > TS_JUMP + self.max_delay):
+            if d > 0 and not retransmission:
                 self._probation(packet, arrival)
             else:
                 self.discarded += 1

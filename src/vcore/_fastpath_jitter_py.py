@@ -389,8 +389,8 @@ class VideoJitterCore:
         ts = self._ts_ref + ts_diff(packet.timestamp, self._ts_ref & 0xFFFFFFFF)
         ts_sec = (ts - self._ts_base) / self.clock_rate
         transit = arrival - ts_sec
-        if self._have_offset and not retransmission and abs(transit - self._offset) > TS_JUMP + self.max_delay:
-            if d > 0:
+        if self._have_offset and abs(transit - self._offset) > TS_JUMP + self.max_delay:
+            if d > 0 and not retransmission:
                 self._probation(packet, arrival)
             else:
                 self.discarded += 1

@@ -651,3 +651,13 @@ def test_fuzz_packets(packets: list[Any], nack: bool) -> None:
         assert jb.held == 0  # nothing waits forever
         results.append((log, jb.packets, jb.lost, jb.late, jb.discarded, jb.duplicates, jb.frames_dropped))
     assert all(r == results[0] for r in results)
+
+
+def test_audio_pop_after_a_long_pause_is_bounded() -> None:
+    jb = AudioJitterBuffer()
+    pkts = audio_packets(10)
+    for k, p in enumerate(pkts):
+        jb.push(p, k * 0.02)
+    out = jb.pop(3600.0)  # the application stalled for an hour
+    assert len(out) <= 0.5 / 0.02 + 2
+    assert jb.stats.skipped > 100000 and jb.stats.held == 0

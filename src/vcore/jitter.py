@@ -184,6 +184,7 @@ class AudioJitterStats:
     late: int
     duplicates: int
     resets: int
+    skipped: int
     held: int
 
 
@@ -191,6 +192,7 @@ AUDIO_WINDOW = 250  # delay samples kept (5 s of 20 ms frames)
 AUDIO_PERCENTILE = 0.95
 AUDIO_MAX_HELD = 256  # frames held at most (5 s)
 AUDIO_JUMP = 2.0  # seconds: a timestamp this far from the playout point restarts (after probation)
+AUDIO_MAX_CATCHUP = 0.5  # seconds of slots one pop() returns at most; older ones are skipped
 
 
 class AudioJitterBuffer:
@@ -205,7 +207,8 @@ class AudioJitterBuffer:
     frame, one frame is discarded (at most one every ``shrink_interval`` s). The
     playout point follows the sender's timestamps (minimum transit over a window),
     so clock drift turns into discards or expansions instead of a growing delay.
-    Not thread-safe.
+    One ``pop`` returns at most 0.5 s of slots: after a longer pause in polling the
+    older slots are skipped (``skipped``). Not thread-safe.
     """
 
     def __init__(
@@ -236,6 +239,7 @@ class AudioJitterBuffer:
         self.late = 0
         self.duplicates = 0
         self.resets = 0
+        self.skipped = 0
         self._held: dict[int, bytes] = {}
         self._samples: deque[float] = deque()
         self._sorted: list[float] = []
@@ -271,6 +275,7 @@ class AudioJitterBuffer:
             late=self.late,
             duplicates=self.duplicates,
             resets=self.resets,
+            skipped=self.skipped,
             held=len(self._held),
         )
 
@@ -353,6 +358,15 @@ class AudioJitterBuffer:
         if self._play_ts is None:
             return out
         spf = self.samples_per_frame
+        behind = now - self._play_time
+        if behind > AUDIO_MAX_CATCHUP:  # polled after a long pause: skip the slots nobody heard
+            n = int((behind - AUDIO_MAX_CATCHUP) / self.frame_duration) + 1
+            self._play_ts += n * spf
+            self._play_time += n * self.frame_duration
+            self.skipped += n
+            for ts in [ts for ts in self._held if ts < self._play_ts]:
+                del self._held[ts]
+                self.discarded += 1
         while now >= self._play_time:
             delay = self.delay
             ts = self._play_ts

@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/jitter_quality.py [--seconds 10] [--rtt 0.1] [--seeds 1 2 3]
+    PYTHONPATH=src python benchmarks/jitter_quality.py [--seconds 10] [--rtt 0.1] [--seeds 1 2 3 4 5]
                                                        [--no-decode] [--gstreamer]
 
 A real 720p H.264 RTP trace (FFmpeg testsrc, libx264 ultrafast/zerolatency/baseline,
@@ -159,7 +159,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rtt", type=float, default=0.1)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--no-decode", action="store_true")
     ap.add_argument("--gstreamer", action="store_true", help="also run GStreamer's rtpjitterbuffer (real time)")
     args = ap.parse_args()

@@ -25,7 +25,7 @@ from ._fastpath_py import AccessUnit, H264Depacketizer, RtpPacket, extend_seq, t
 
 __all__ = ["VideoJitterCore", "DEFAULT_CAPACITY"]
 
-DEFAULT_CAPACITY = 1024  # packets held at most (a 720p keyframe is ~100 packets)
+DEFAULT_CAPACITY = 1024  # packets held at most (a 720p keyframe is 25-100 packets)
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger forward jump is a restart candidate
 MAX_MISORDER = 1000  # a packet this far behind the oldest held one is a restart candidate
 TS_JUMP = 3.0  # seconds: a timestamp this far off the arrival clock is a restart candidate

@@ -7,6 +7,8 @@ from types import ModuleType
 from typing import Any, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vcore import AudioJitterBuffer, VideoJitterBuffer
 from vcore.jitter import AudioFrameKind, FadeConcealer, VideoJitterStats
@@ -607,9 +609,6 @@ def test_real_trace_without_nack_beats_aiortc(real_trace: Any) -> None:
 # ---------------------------------------------------------------------------
 # fuzz: arbitrary packets never raise, memory stays bounded, twins agree
 # ---------------------------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _packet = st.tuples(
     st.integers(0, 0xFFFF),  # sequence number

@@ -207,7 +207,8 @@ class AudioJitterBuffer:
     frame, one frame is discarded (at most one every ``shrink_interval`` s). The
     playout point follows the sender's timestamps (minimum transit over a window),
     so clock drift turns into discards or expansions instead of a growing delay.
-    One ``pop`` returns at most 0.5 s of slots: after a longer pause in polling the
+    ``clock_rate`` is the RTP clock (8000 for G.711 and for G.722, RFC 3551 §4.5.2;
+    48000 for Opus, RFC 7587). One ``pop`` returns at most 0.5 s of slots: after a longer pause in polling the
     older slots are skipped (``skipped``). Not thread-safe.
     """
 

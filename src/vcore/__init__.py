@@ -35,6 +35,7 @@ from .errors import (
     SrtpReplayError,
     VcoreError,
 )
+from .srtp import SrtpSession
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -67,4 +68,5 @@ __all__ = [
     "SrtpLimitError",
     "MediaError",
     "CallError",
+    "SrtpSession",
 ]

@@ -87,10 +87,26 @@ cdef inline int _slice_flags(int t, int h) noexcept:
     return 0
 
 
+cdef int _packet_flags(RtpPacket packet) except -1:
+    """Frame flags of a packet; reads its payload view in place (RtpPacket keeps the
+    payload as ``_src[_off:_off + _plen]``, behind a 2-byte FU-A header the packetizer
+    may have synthesized in ``_prefix``)."""
+    cdef const unsigned char* p
+    cdef unsigned char head[3]
+    cdef Py_ssize_t n = packet._plen
+    if packet._prefix_len == 2:  # FU-A view: indicator and header apart, the rest in _src
+        head[0] = packet._prefix[0]
+        head[1] = packet._prefix[1]
+        head[2] = (<const unsigned char*>PyBytes_AS_STRING(packet._src))[packet._off] if n > 0 else 0
+        return _nal_flags(head, 3 if n > 0 else 2)
+    if packet._prefix_len:  # not made by vcore: let the packet join its parts
+        packet.payload
+    p = <const unsigned char*>PyBytes_AS_STRING(packet._src) + packet._off
+    return _nal_flags(p, packet._plen)
+
+
 @cython.boundscheck(False)
-cdef int _nal_flags(bytes payload) noexcept:
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(payload)
+cdef int _nal_flags(const unsigned char* p, Py_ssize_t n) noexcept:
     cdef Py_ssize_t pos, size
     cdef int h, t, fu, first, flags = 0, sub, st
     cdef bint first_nal
@@ -654,7 +670,7 @@ cdef class VideoJitterCore:
         if ext > f.hi:
             f.hi = ext
         f.count += 1
-        fl = _nal_flags(packet.payload)
+        fl = _packet_flags(packet)
         if retransmission:
             fl |= F_RTX
         if fl & F_BEGIN and (f.begin < 0 or ext < f.begin):
@@ -777,7 +793,7 @@ cdef class VideoJitterCore:
         dep._timestamp = f.rtp_ts
         for s in range(f.lo, f.hi + 1):
             p = <RtpPacket>self._slot_pkt[s & mask]
-            dep._payload(p.payload)
+            dep._payload(p)
         unit = dep._finish()
         cdef bint key = self._is_key(f)
         self._remove(f)

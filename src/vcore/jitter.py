@@ -41,7 +41,7 @@ from enum import Enum
 
 import numpy as np
 
-from ._speedups import jitter as _jitter
+from ._speedups import fastpath_jitter as _jitter
 from .nack import unwrap_rtx
 from .payload.h264 import AccessUnit
 from .rtp.packet import RtpPacket

@@ -1,6 +1,7 @@
 """Cost per packet of the video jitter buffer: vcore's twins vs aiortc's ``JitterBuffer``.
 
-Run: ``PYTHONPATH=src python -m pytest benchmarks/bench_jitter.py --benchmark-only``
+Run: ``PYTHONPATH=src python -m pytest benchmarks/bench_jitter.py --benchmark-only --benchmark-columns=min,median,mean``
+(``--benchmark-verbose`` or ``--benchmark-json`` show ``us_per_packet``).
 
 Each round feeds the 10 s 720p trace (1347 packets, in order, 1 ms apart) through a
 fresh buffer: vcore does ``push`` + ``pop`` for every packet (frames come out whole,
@@ -19,6 +20,8 @@ import pytest
 
 from vcore._speedups import load_twin
 from vcore.testing.trace import make_h264_trace
+
+from .conftest import report
 
 TRACE = make_h264_trace()
 RAW = [b for _, b in TRACE.packets]
@@ -77,12 +80,13 @@ def _aiortc(depayload: bool) -> Callable[[], int]:
     return run
 
 
+@pytest.mark.benchmark(group="video-jitter-buffer")
 @pytest.mark.parametrize("impl", ["vcore-c", "vcore-py", "aiortc-add", "aiortc-depayload+add"])
 def test_video_jitter_cost(benchmark: Any, impl: str) -> None:
     if impl.startswith("vcore"):
         run = _vcore(impl.split("-")[1])
     else:
         run = _aiortc(depayload=impl == "aiortc-depayload+add")
-    benchmark.extra_info["packets"] = N
     frames = benchmark.pedantic(run, rounds=30 if impl != "vcore-py" else 5, iterations=1, warmup_rounds=1)
     assert frames >= len(TRACE.frames) - 1
+    report(benchmark, N, "packet")

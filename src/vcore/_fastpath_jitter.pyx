@@ -550,7 +550,7 @@ cdef class VideoJitterCore:
             self.discarded += 1
         self._insert(packet, arrival, ext, ts, ts_sec, transit, retransmission)
 
-    cdef void _start(self, RtpPacket packet, double arrival) except *:
+    cdef int _start(self, RtpPacket packet, double arrival) except -1:
         cdef long long ext = packet.sequence_number + 0x10000
         self._base = ext
         self._highest = ext - 1
@@ -561,8 +561,9 @@ cdef class VideoJitterCore:
             self._offset = arrival - ts_sec
             self._have_offset = True
         self._insert(packet, arrival, ext, self._ts_ref, ts_sec, arrival - ts_sec, False)
+        return 0
 
-    cdef void _probation(self, RtpPacket packet, double arrival) except *:
+    cdef int _probation(self, RtpPacket packet, double arrival) except -1:
         cdef RtpPacket cand = self._cand
         cdef long long dts
         if cand is not None and cand.ssrc == packet.ssrc and packet.sequence_number == (cand.sequence_number + 1) & 0xFFFF:
@@ -577,14 +578,15 @@ cdef class VideoJitterCore:
                 self._start(cand, self._cand_arrival)
                 self.push(packet, arrival)
                 self.packets -= 1
-                return
+                return 0
         if cand is not None:
             self.discarded += 1
         self._cand = packet
         self._cand_arrival = arrival
+        return 0
 
     @cython.boundscheck(False)  # every index is masked by capacity - 1
-    cdef void _insert(
+    cdef int _insert(
         self,
         RtpPacket packet,
         double arrival,
@@ -593,7 +595,7 @@ cdef class VideoJitterCore:
         double ts_sec,
         double transit,
         bint retransmission,
-    ) except *:
+    ) except -1:
         cdef long long mask = self._mask
         cdef long long i = ext & mask
         cdef long long s, j, gap
@@ -603,7 +605,7 @@ cdef class VideoJitterCore:
         cdef int fl
         if self._slot_ext[i] == ext:
             self.duplicates += 1
-            return
+            return 0
         if ext < self._base:
             if not self._released_any and self._base - ext < 64 and ext > self._highest - self.capacity + 1:
                 self._base = ext
@@ -612,13 +614,13 @@ cdef class VideoJitterCore:
                 self.late += 1
                 if not retransmission:
                     self._sample(transit, ts_sec)
-                return
+                return 0
         if ts == self._done_ts:
             self.discarded += 1
             if ext == self._base:
                 self._base += 1
                 self._boundary = packet.marker
-            return
+            return 0
         if not retransmission:
             if self._have_transit:
                 dd = transit - self._last_transit
@@ -688,27 +690,29 @@ cdef class VideoJitterCore:
             go = self._slot_frame[j]
             if go is not None and go is not f:
                 self._check(<_Frame>go)
+        return 0
 
     @cython.boundscheck(False)  # every index is masked by capacity - 1
-    cdef void _check(self, _Frame f) except *:
+    cdef int _check(self, _Frame f) except -1:
         cdef long long lo, j
         if f.complete or f.done or f.marker < 0 or f.hi != f.marker:
-            return
+            return 0
         if f.count != f.marker - f.lo + 1:
-            return
+            return 0
         lo = f.lo
         if f.begin != lo:
             if lo == self._base:
                 if not self._boundary and (f.first_slice != lo or not self._settled):
-                    return
+                    return 0
             else:
                 j = (lo - 1) & self._mask
                 if self._slot_ext[j] != lo - 1 or self._slot_pkt[j] is None:
-                    return
+                    return 0
                 go = self._slot_frame[j]
                 if go is None or (<_Frame>go).ts == f.ts:
-                    return
+                    return 0
         self._on_complete(f)
+        return 0
 
     # ------------------------------------------------------------------ pop
 
@@ -725,7 +729,7 @@ cdef class VideoJitterCore:
         return None
 
     @cython.boundscheck(False)  # every index is masked by capacity - 1
-    cdef void _remove(self, _Frame f) except *:
+    cdef int _remove(self, _Frame f) except -1:
         cdef long long mask = self._mask
         cdef long long s, i
         cdef _Frame g
@@ -757,8 +761,9 @@ cdef class VideoJitterCore:
         if self._missing:
             for s in [s for s in self._missing if s < self._base]:
                 del self._missing[s]
+        return 0
 
-    cdef void _drop(self, _Frame f) except *:
+    cdef int _drop(self, _Frame f) except -1:
         cdef bint clean = f.lo == self._base and (self._boundary or f.begin == f.lo)
         self._remove(f)
         self.frames_dropped += 1
@@ -767,8 +772,9 @@ cdef class VideoJitterCore:
         if not (clean and f.flags & F_NONREF):
             self._chain = False
             self._kf_wanted = True
+        return 0
 
-    cdef void _evict(self, long long ext) except *:
+    cdef int _evict(self, long long ext) except -1:
         cdef _Frame f = self._head()
         cdef long long lost
         if f is None or f.lo > ext - self.capacity:
@@ -779,12 +785,13 @@ cdef class VideoJitterCore:
             self._settled = True
             self._chain = False
             self._kf_wanted = True
-            return
+            return 0
         self.discarded += f.count
         self._drop(f)
+        return 0
 
     @cython.boundscheck(False)  # every index is masked by capacity - 1
-    cdef void _release(self, _Frame f, list out) except *:
+    cdef int _release(self, _Frame f, list out) except -1:
         cdef H264Depacketizer dep = self._dep
         cdef long long mask = self._mask
         cdef long long s
@@ -801,7 +808,7 @@ cdef class VideoJitterCore:
             self.frames_dropped += 1
             self._chain = False
             self._kf_wanted = True
-            return
+            return 0
         if f.flags & F_SPS:
             self._sps = True
         if f.flags & F_PPS:
@@ -813,6 +820,7 @@ cdef class VideoJitterCore:
             self._kf_sent = 0
         self.frames_released += 1
         out.append(unit)
+        return 0
 
     def pop(self, double now):
         """Frames ready to decode at ``now``, in decode order."""
@@ -860,7 +868,7 @@ cdef class VideoJitterCore:
             break
         return out
 
-    cdef void _skip_to(self, _Frame key) except *:
+    cdef int _skip_to(self, _Frame key) except -1:
         cdef _Frame f
         while True:
             f = self._head()
@@ -870,6 +878,7 @@ cdef class VideoJitterCore:
         if self._base < key.lo:
             self.lost += key.lo - self._base
             self._base = key.lo
+        return 0
 
     # ------------------------------------------------------------------ NACK
 

@@ -19,42 +19,43 @@ from vcore._fastpath cimport AccessUnit, H264Depacketizer, RtpPacket
 __all__ = ["VideoJitterCore", "DEFAULT_CAPACITY"]
 
 DEFAULT_CAPACITY = 1024
-DEF MAX_DROPOUT = 3000
-DEF MAX_MISORDER = 1000
-DEF TS_JUMP = 3.0
-DEF WINDOW_FRAMES = 300
-DEF MINS_CAP = 1024
-DEF DELAY_PERCENTILE = 0.95
-DEF JITTER_MULT = 3.0
-DEF SHRINK_RATE = 0.05
-DEF TIME_EPS = 1e-9
-DEF REORDER_WAIT = 0.010
-DEF MAX_NACK_RETRIES = 10
-DEF NACK_RTTS = 5.0
-DEF NACK_WAIT_JITTERS = 3.0
-DEF WARMUP_FRAMES = 30
-DEF KEYFRAME_INTERVAL = 0.2
-DEF PLI_BEFORE_FIR = 3
 
-DEF NAL_TYPE_SLICE = 1
-DEF NAL_TYPE_IDR = 5
-DEF NAL_TYPE_SEI = 6
-DEF NAL_TYPE_SPS = 7
-DEF NAL_TYPE_PPS = 8
-DEF NAL_TYPE_AUD = 9
-DEF NAL_TYPE_STAP_A = 24
-DEF NAL_TYPE_FU_A = 28
+# constants: see the twin (_fastpath_jitter_py.py) for what each one means
+cdef enum:
+    MAX_DROPOUT = 3000
+    MAX_MISORDER = 1000
+    WINDOW_FRAMES = 300
+    MINS_CAP = 1024
+    MAX_NACK_RETRIES = 10
+    WARMUP_FRAMES = 30
+    PLI_BEFORE_FIR = 3
+    NAL_TYPE_SLICE = 1  # H.264 Table 7-1
+    NAL_TYPE_IDR = 5
+    NAL_TYPE_SEI = 6
+    NAL_TYPE_SPS = 7
+    NAL_TYPE_PPS = 8
+    NAL_TYPE_AUD = 9
+    NAL_TYPE_STAP_A = 24  # RFC 6184 §5.7.1
+    NAL_TYPE_FU_A = 28  # RFC 6184 §5.8
+    F_IDR = 1
+    F_SPS = 2
+    F_PPS = 4
+    F_PSLICE = 8
+    F_NONREF = 16
+    F_BEGIN = 32
+    F_RTX = 64
+    F_FIRST_SLICE = 128
 
-DEF F_IDR = 1
-DEF F_SPS = 2
-DEF F_PPS = 4
-DEF F_PSLICE = 8
-DEF F_NONREF = 16
-DEF F_BEGIN = 32
-DEF F_RTX = 64
-DEF F_FIRST_SLICE = 128
-
-DEF NEVER = -1e300
+cdef double TS_JUMP = 3.0
+cdef double DELAY_PERCENTILE = 0.95
+cdef double JITTER_MULT = 3.0
+cdef double SHRINK_RATE = 0.05
+cdef double TIME_EPS = 1e-9
+cdef double REORDER_WAIT = 0.010
+cdef double NACK_RTTS = 5.0
+cdef double NACK_WAIT_JITTERS = 3.0
+cdef double KEYFRAME_INTERVAL = 0.2
+cdef double NEVER = -1e300
 
 
 # 64-bit constants as C variables: Cython would turn literals this large into Python ints

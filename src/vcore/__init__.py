@@ -24,6 +24,7 @@ from .rtp import (
     parse_rtcp,
     serialize_rtcp,
 )
+from .jitter import AudioJitterBuffer, VideoJitterBuffer
 from .errors import (
     CallError,
     MediaError,
@@ -47,6 +48,8 @@ __all__ = [
     "H264Packetizer",
     "split_annexb",
     "RtpPacket",
+    "VideoJitterBuffer",
+    "AudioJitterBuffer",
     "ReceiverStats",
     "RtcpBye",
     "RtcpFir",

@@ -22,6 +22,7 @@ __all__ = [
     "Twin",
     "load_twin",
     "fastpath",
+    "fastpath_jitter",
     "fastpath_srtp",
     "fastpath_visca",
     "is_compiled",
@@ -58,11 +59,13 @@ def _select(name: str) -> ModuleType:
 
 
 if TYPE_CHECKING:
+    from . import _fastpath_jitter_py as fastpath_jitter
     from . import _fastpath_py as fastpath
     from . import _fastpath_srtp_py as fastpath_srtp
     from . import _fastpath_visca_py as fastpath_visca
 else:
     fastpath = _select("_fastpath")
+    fastpath_jitter = _select("_fastpath_jitter")
     fastpath_srtp = _select("_fastpath_srtp")
     fastpath_visca = _select("_fastpath_visca")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
+from .conftest import require_tool
 from vcore.h323.messages import Address
 from vcore.h323.signalling import (
     ChannelOpened,
@@ -70,7 +70,7 @@ async def _calls(tshark: str, out: Path) -> list[int]:
     open_agent = SignallingConfig("agent", allow_plaintext_signalling=True)
     picky_agent = SignallingConfig("agent", allow_plaintext_signalling=True, allow_list=frozenset({"kiosk-1"}))
     kiosk = SignallingConfig("kiosk", allow_plaintext_signalling=True, display_name="Kiosk 1")
-    from test_h323_signalling import RawPeer, odd_h245_peer, raw_server, stop
+    from .test_h323_signalling import RawPeer, odd_h245_peer, raw_server, stop
 
     from vcore.h323.messages import call_proceeding_uuie
     from vcore.h323.q931 import MessageType, Q931Message
@@ -183,7 +183,7 @@ def test_wireshark_decodes_every_message(tmp_path: Path) -> None:
 
 
 async def _ras_exchange(tshark: str, out: Path) -> int:
-    from test_h323_ras import CALL_ID, CONF_ID, FakeGatekeeper  # the in-process gatekeeper
+    from .test_h323_ras import CALL_ID, CONF_ID, FakeGatekeeper  # the in-process gatekeeper
 
     from vcore.h323.ras import RasClient, RasRejected
 

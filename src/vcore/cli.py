@@ -3,6 +3,7 @@
     vcore demo                 live loopback demo on built-in test sources
     vcore info                 what this machine offers (fast path, PyAV/FFmpeg, encoders)
     vcore camera ...           drive a VISCA camera (``vcore camera --help``)
+    vcore pki ...              private CA and terminal certificates (``vcore pki --help``)
 
 Each subcommand lives in its own module and is imported only when used.
 """
@@ -20,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("vcore.demo:main", "live demo on built-in test sources, no hardware needed"),
     "info": ("vcore.cli:info_main", "what this machine offers: fast path, PyAV/FFmpeg, H.264 encoders"),
     "camera": ("vcore.visca.cli:main", "control a VISCA PTZ camera (serial, IP, or --emulate)"),
+    "pki": ("vcore.pki:main", "an installation's private CA: init, issue, list, revoke certificates"),
 }
 
 

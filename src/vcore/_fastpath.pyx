@@ -142,7 +142,7 @@ def build_header_extensions(elements):
             buf.append(len(value))
             buf += value
         profile = EXT_PROFILE_TWO_BYTE
-    buf += b"\x00" * (-len(buf) % 4)
+    buf += b"\x00" * ((4 - len(buf) % 4) % 4)  # not -n % 4: cdivision makes that negative
     return profile, bytes(buf)
 
 

@@ -1,0 +1,658 @@
+"""Threads, bounded queues and the RTP video sender and receiver over asyncio UDP.
+
+Capture, encode and decode run in their own threads (PyAV releases the GIL),
+joined by :class:`~vcore.media.sinks.FrameQueue` objects that drop the oldest
+item instead of building latency. The asyncio event loop only moves datagrams.
+
+Sender: source -> [capture thread] -> queue -> [encode thread] -> encoder ->
+packetizer -> optional ``protect`` hook (SRTP) -> UDP. It answers PLI/FIR with
+a keyframe and sends RTCP sender reports whose (NTP, RTP) pair comes from the
+encoder's :class:`~vcore.media.clock.MediaClock`.
+
+Receiver: UDP -> optional ``unprotect`` hook -> RTP parse -> an assembler
+("packets -> access units": :class:`InOrderAssembler` now, a jitter buffer
+later) -> queue -> [decode thread] -> decoder -> sink. It sends PLI when the
+decoder needs a keyframe and learns the sender's clock from its SRs.
+
+Latency test mode: the sender puts each frame's capture time (monotonic
+microseconds, 8 bytes) into an RFC 8285 one-byte header extension (id
+``capture_time_ext_id``, default 1) on the first packet of the frame; the
+receiver measures capture-to-decoded latency (meaningful when both ends share
+a clock, as on one machine) into :class:`LatencyStats`.
+
+Every thread and task a component starts, it owns and stops in ``close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from av.video.frame import VideoFrame
+
+from ..errors import VcoreError
+from ..payload.h264 import AccessUnit, H264Depacketizer, H264Packetizer
+from ..rtp.packet import RtpPacket
+from ..rtp.rtcp import RtcpBye, RtcpFir, RtcpPli, RtcpSenderReport, is_rtcp, parse_rtcp, serialize_rtcp
+from ..rtp.stats import ReceiverStats, SenderStats
+from .clock import RemoteClock
+from .codecs import VIDEO_CLOCK_RATE, H264Decoder, H264Encoder
+from .errors import MediaError, PipelineClosed, SourceEnded
+from .sinks import FrameQueue, NullSink, Recorder, as_sink
+from .sources import Source, capture_time
+
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "Protect",
+    "UnitAssembler",
+    "InOrderAssembler",
+    "LatencyStats",
+    "VideoSender",
+    "VideoReceiver",
+    "CAPTURE_TIME_EXT_ID",
+    "encode_capture_time",
+    "decode_capture_time",
+]
+
+CAPTURE_TIME_EXT_ID = 1
+_JOIN_TIMEOUT = 5.0
+
+Protect = Callable[[bytes], bytes]
+"""A packet transform: SRTP protect or unprotect (raise a ``VcoreError`` to drop the packet)."""
+
+
+def encode_capture_time(t: float) -> bytes:
+    """8-byte header-extension value: monotonic capture time in microseconds."""
+    return struct.pack("!Q", round(t * 1_000_000))
+
+
+def decode_capture_time(value: bytes) -> float | None:
+    """The capture time in a header-extension value, or None when malformed."""
+    if len(value) != 8:
+        return None
+    return struct.unpack("!Q", value)[0] / 1_000_000  # type: ignore[no-any-return]
+
+
+class LatencyStats:
+    """Latency samples (seconds): all-time and per-window percentiles. Thread-safe."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._all: list[float] = []
+        self._window: list[float] = []
+        self._keep = keep
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            if len(self._all) < self._keep:
+                self._all.append(seconds)
+            self._window.append(seconds)
+
+    @property
+    def count(self) -> int:
+        return len(self._all)
+
+    @staticmethod
+    def _pct(samples: list[float], q: float) -> float | None:
+        if not samples:
+            return None
+        s = sorted(samples)
+        return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile of every sample so far (None without samples)."""
+        with self._lock:
+            return self._pct(self._all, q)
+
+    def window(self) -> dict[str, float | None]:
+        """p50/p95/max of the samples since the last call, and their count; starts a new window."""
+        with self._lock:
+            w, self._window = self._window, []
+        return {"count": len(w), "p50": self._pct(w, 50), "p95": self._pct(w, 95), "max": max(w) if w else None}
+
+
+class UnitAssembler(Protocol):
+    """The receive stage that turns RTP packets into access units (a reorder buffer or jitter buffer).
+
+    ``push`` may return units at once; ``pop(now)`` returns units that became
+    due. ``keyframe_needed`` asks the sender for a keyframe (PLI). An assembler
+    with a ``poll_interval`` attribute (seconds) is polled that often.
+    """
+
+    def push(self, packet: RtpPacket, arrival: float) -> list[AccessUnit] | None: ...
+
+    def pop(self, now: float) -> list[AccessUnit]: ...
+
+    @property
+    def keyframe_needed(self) -> bool: ...
+
+
+class InOrderAssembler:
+    """The simplest assembler: packets in arrival order through :class:`H264Depacketizer`; never waits."""
+
+    def __init__(self) -> None:
+        self.depacketizer = H264Depacketizer()
+
+    def push(self, packet: RtpPacket, arrival: float) -> list[AccessUnit]:
+        return self.depacketizer.push(packet)  # type: ignore[no-any-return]
+
+    def pop(self, now: float) -> list[AccessUnit]:
+        return []
+
+    @property
+    def keyframe_needed(self) -> bool:
+        return False
+
+
+class _Worker(threading.Thread):
+    def __init__(self, name: str, target: Callable[[], None], on_exit: Callable[[BaseException | None], None]):
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self._on_exit = on_exit
+
+    def run(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._target_fn()
+        except BaseException as exc:  # reported to the owner, never lost
+            error = exc
+        self._on_exit(error)
+
+
+async def _join(threads: list[threading.Thread], timeout: float = _JOIN_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        while t.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if t.is_alive():  # pragma: no cover - a device that ignores its read timeout
+            _log.warning("thread %s did not stop within %.1f s", t.name, timeout)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: Callable[[bytes, Any], None]) -> None:
+        self._on_datagram = on_datagram
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        _log.debug("UDP error: %s", exc)  # ICMP port unreachable before the peer is up
+
+
+class VideoSender:
+    """Source -> H.264 encoder -> RTP packetizer -> [protect] -> UDP to ``remote``.
+
+    ``await start()`` (or ``async with``) opens the socket and starts the two
+    threads; ``await close()`` stops them (idempotent). ``finished`` is set when
+    the source ended or failed (``error`` then holds the :class:`MediaError`,
+    None for a normal end). Counters: ``frames_captured``, ``frames_encoded``,
+    ``packets_sent``, ``bytes_sent``, ``queue.dropped``. ``request_keyframe()``
+    and the encoder's ``bitrate``/``fps`` may be changed at any time.
+
+    ``protect`` / ``protect_rtcp`` transform outgoing RTP / RTCP packets (SRTP),
+    ``unprotect_rtcp`` incoming RTCP. ``mtu`` bounds the packets before
+    protection: leave room for the SRTP tag.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        encoder: H264Encoder,
+        remote: tuple[str, int],
+        *,
+        local: tuple[str, int] = ("127.0.0.1", 0),
+        payload_type: int = 96,
+        ssrc: int | None = None,
+        mtu: int = 1200,
+        mode: int = 1,
+        protect: Protect | None = None,
+        protect_rtcp: Protect | None = None,
+        unprotect_rtcp: Protect | None = None,
+        capture_time_ext_id: int | None = CAPTURE_TIME_EXT_ID,
+        queue_size: int = 1,
+        rtcp_interval: float = 1.0,
+    ) -> None:
+        self.source = source
+        self.encoder = encoder
+        self.remote = remote
+        self.packetizer = H264Packetizer(payload_type, ssrc, mtu, mode)
+        self.queue: FrameQueue[VideoFrame] = FrameQueue(queue_size)
+        self.error: MediaError | None = None
+        self.frames_captured = 0
+        self.frames_encoded = 0
+        self.keyframe_requests = 0
+        self.stats = SenderStats()
+        self._local = local
+        self._protect = protect
+        self._protect_rtcp = protect_rtcp
+        self._unprotect_rtcp = unprotect_rtcp
+        self._ext_id = capture_time_ext_id
+        self._rtcp_interval = rtcp_interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._threads: list[threading.Thread] = []
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._finished: asyncio.Event | None = None
+        self._closed = False
+
+    @property
+    def ssrc(self) -> int:
+        return self.packetizer.ssrc
+
+    @property
+    def packets_sent(self) -> int:
+        return self.stats.packet_count
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.stats.octet_count
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        if self._transport is None:
+            raise PipelineClosed("sender is not started")
+        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+
+    @property
+    def finished(self) -> asyncio.Event:
+        if self._finished is None:
+            raise PipelineClosed("sender is not started")
+        return self._finished
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._finished = asyncio.Event()
+        transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _Datagrams(self._on_datagram), local_addr=self._local
+        )
+        self._transport = transport
+        self._threads = [
+            _Worker("vcore-capture", self._capture_loop, self._thread_exit),
+            _Worker("vcore-encode", self._encode_loop, self._thread_exit),
+        ]
+        for t in self._threads:
+            t.start()
+        if self._rtcp_interval > 0:
+            self._rtcp_task = asyncio.create_task(self._rtcp_loop())
+
+    async def __aenter__(self) -> VideoSender:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- threads -----------------------------------------------------------------
+
+    def _capture_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    frame = self.source.read()
+                except SourceEnded:
+                    return
+                self.frames_captured += 1
+                try:
+                    self.queue.write(frame)  # type: ignore[arg-type]
+                except PipelineClosed:
+                    return
+        finally:
+            self.queue.close()
+
+    def _encode_loop(self) -> None:
+        encoder, packetizer, protect, ext_id = self.encoder, self.packetizer, self._protect, self._ext_id
+        stats, loop = self.stats, self._loop
+        assert loop is not None
+        while True:
+            try:
+                frame = self.queue.get()
+            except PipelineClosed:
+                return
+            t = capture_time(frame)
+            units = encoder.encode(frame, t)
+            if not units:
+                continue
+            datagrams = []
+            for unit in units:
+                self.frames_encoded += 1
+                packets = packetizer.packetize(unit.data, unit.timestamp)
+                if ext_id is not None and packets:
+                    packets[0].extensions = [(ext_id, encode_capture_time(t))]
+                for p in packets:
+                    stats.on_send(len(p.payload))
+                    data = p.serialize()
+                    datagrams.append(protect(data) if protect is not None else data)
+            try:
+                loop.call_soon_threadsafe(self._send, datagrams)
+            except RuntimeError:  # loop closed under us
+                return
+
+    def _thread_exit(self, error: BaseException | None) -> None:
+        if error is not None:
+            if isinstance(error, MediaError):
+                self.error = error
+            else:
+                self.error = MediaError(f"sender thread failed: {error!r}")
+                self.error.__cause__ = error
+            _log.error("video sender: %s", self.error)
+            self.source.close()
+            self.queue.close()
+        loop = self._loop
+        if loop is not None and self._finished is not None:
+            try:
+                loop.call_soon_threadsafe(self._check_finished)
+            except RuntimeError:
+                pass
+
+    def _check_finished(self) -> None:
+        if self._finished is not None and all(not t.is_alive() or t is threading.current_thread() for t in self._threads):
+            self._finished.set()
+        elif self._finished is not None:
+            self._loop.call_later(0.005, self._check_finished)  # type: ignore[union-attr]
+
+    # -- event loop side ---------------------------------------------------------------
+
+    def _send(self, datagrams: list[bytes]) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        for d in datagrams:
+            transport.sendto(d, self.remote)
+
+    def _send_rtcp(self, packets: list[Any]) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        data = serialize_rtcp(packets)
+        if self._protect_rtcp is not None:
+            data = self._protect_rtcp(data)
+        self._transport.sendto(data, self.remote)
+
+    def sender_report(self, now: float | None = None) -> RtcpSenderReport:
+        """The SR describing this stream at ``now`` (monotonic; default: now)."""
+        ntp, rtp = self.encoder.clock.sender_report_times(time.monotonic() if now is None else now)
+        return RtcpSenderReport(self.ssrc, ntp, rtp, self.stats.packet_count, self.stats.octet_count)
+
+    async def _rtcp_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._rtcp_interval)
+            if self.stats.packet_count:
+                self._send_rtcp([self.sender_report()])
+
+    def _on_datagram(self, data: bytes, addr: Any) -> None:
+        if not is_rtcp(data):
+            return
+        try:
+            if self._unprotect_rtcp is not None:
+                data = self._unprotect_rtcp(data)
+            packets = parse_rtcp(data)
+        except VcoreError as exc:
+            _log.debug("dropping RTCP from %s: %s", addr, exc)
+            return
+        for p in packets:
+            if isinstance(p, RtcpPli) and p.media_ssrc == self.ssrc or isinstance(p, RtcpFir):
+                self.keyframe_requests += 1
+                self.encoder.request_keyframe()
+
+    def request_keyframe(self) -> None:
+        """Make the next picture an IDR (thread-safe)."""
+        self.encoder.request_keyframe()
+
+    async def close(self) -> None:
+        """Stop the threads, send BYE, close the socket (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.source.close()
+        self.queue.close()
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+            try:
+                await self._rtcp_task
+            except asyncio.CancelledError:
+                pass
+        await _join(self._threads)
+        if self._transport is not None:
+            if self.stats.packet_count:
+                self._send_rtcp([self.sender_report(), RtcpBye([self.ssrc])])
+            self._transport.close()
+        if self._finished is not None:
+            self._finished.set()
+        self.encoder.close()
+
+
+class VideoReceiver:
+    """UDP -> [unprotect] -> RTP -> assembler -> [decode thread] -> H.264 decoder -> sink.
+
+    ``sink`` gets each decoded ``VideoFrame`` in the decode thread (a callable or
+    a sink object; default :class:`NullSink`). ``recorder`` (optional) gets every
+    access unit before decoding (a remux, see :class:`Recorder`). ``assembler``
+    defaults to :class:`InOrderAssembler`. ``unprotect`` / ``unprotect_rtcp``
+    transform incoming packets (SRTP), ``protect_rtcp`` outgoing PLIs; a hook
+    that raises a ``VcoreError`` drops the packet (counted in ``dropped``).
+
+    Counters: ``packets``, ``bytes``, ``dropped``, ``units``, ``frames``,
+    ``plis_sent``; ``latency`` (:class:`LatencyStats`, capture to decoded, when
+    the sender stamps capture times); ``remote_clock`` (from the sender's SRs);
+    ``stats`` (RFC 3550 :class:`ReceiverStats`, after the first packet);
+    ``bye`` is set when the sender said goodbye.
+    """
+
+    def __init__(
+        self,
+        sink: Any = None,
+        *,
+        local: tuple[str, int] = ("127.0.0.1", 0),
+        decoder: H264Decoder | None = None,
+        assembler: UnitAssembler | None = None,
+        unprotect: Protect | None = None,
+        unprotect_rtcp: Protect | None = None,
+        protect_rtcp: Protect | None = None,
+        recorder: Recorder | None = None,
+        payload_type: int | None = None,
+        capture_time_ext_id: int | None = CAPTURE_TIME_EXT_ID,
+        queue_size: int = 8,
+        pli_interval: float = 0.3,
+        ssrc: int | None = None,
+    ) -> None:
+        self.sink = as_sink(sink) if sink is not None else NullSink()
+        self.decoder = decoder if decoder is not None else H264Decoder()
+        self.assembler: UnitAssembler = assembler if assembler is not None else InOrderAssembler()
+        self.recorder = recorder
+        self.queue: FrameQueue[AccessUnit] = FrameQueue(queue_size)
+        self.latency = LatencyStats()
+        self.remote_clock = RemoteClock(VIDEO_CLOCK_RATE)
+        self.stats: ReceiverStats | None = None
+        self.error: MediaError | None = None
+        self.packets = 0
+        self.bytes = 0
+        self.dropped = 0
+        self.units = 0
+        self.frames = 0
+        self.plis_sent = 0
+        self.ssrc = ssrc if ssrc is not None else 0x5643_4F52  # "VCOR"
+        self._local = local
+        self._unprotect = unprotect
+        self._unprotect_rtcp = unprotect_rtcp
+        self._protect_rtcp = protect_rtcp
+        self._pt = payload_type
+        self._ext_id = capture_time_ext_id
+        self._pli_interval = pli_interval
+        self._last_pli = -1e9
+        self._capture_times: dict[int, float] = {}
+        self._peer: Any = None
+        self._remote_ssrc: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._thread: threading.Thread | None = None
+        self._poll_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.bye = asyncio.Event()
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        if self._transport is None:
+            raise PipelineClosed("receiver is not started")
+        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _Datagrams(self._on_datagram), local_addr=self._local
+        )
+        self._transport = transport
+        self._thread = _Worker("vcore-decode", self._decode_loop, self._thread_exit)
+        self._thread.start()
+        interval = getattr(self.assembler, "poll_interval", None)
+        if interval:
+            self._poll_task = asyncio.create_task(self._poll_loop(float(interval)))
+
+    async def __aenter__(self) -> VideoReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- event loop side ------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes, addr: Any) -> None:
+        if is_rtcp(data):
+            self._on_rtcp(data, addr)
+            return
+        try:
+            if self._unprotect is not None:
+                data = self._unprotect(data)
+            packet = RtpPacket.parse(data)
+        except VcoreError as exc:
+            self.dropped += 1
+            _log.debug("dropping RTP from %s: %s", addr, exc)
+            return
+        if self._pt is not None and packet.payload_type != self._pt:
+            self.dropped += 1
+            return
+        arrival = time.monotonic()
+        self._peer = addr
+        self.packets += 1
+        self.bytes += len(data)
+        if self.stats is None or self._remote_ssrc != packet.ssrc:
+            self._remote_ssrc = packet.ssrc
+            self.stats = ReceiverStats(packet.ssrc, VIDEO_CLOCK_RATE)
+        self.stats.update(packet.sequence_number, packet.timestamp, arrival)
+        if self._ext_id is not None and packet.extension:
+            for ext_id, value in packet.extensions:
+                if ext_id == self._ext_id:
+                    t = decode_capture_time(value)
+                    if t is not None:
+                        self._capture_times[packet.timestamp] = t
+                        if len(self._capture_times) > 256:
+                            for k in list(self._capture_times)[:128]:
+                                del self._capture_times[k]
+        units = self.assembler.push(packet, arrival) or []
+        units += self.assembler.pop(arrival)
+        self._deliver(units)
+
+    def _deliver(self, units: list[AccessUnit]) -> None:
+        for u in units:
+            self.units += 1
+            try:
+                self.queue.write(u)
+            except PipelineClosed:
+                return
+        if self.assembler.keyframe_needed:
+            self._send_pli()
+
+    async def _poll_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self._deliver(self.assembler.pop(time.monotonic()))
+
+    def _on_rtcp(self, data: bytes, addr: Any) -> None:
+        try:
+            if self._unprotect_rtcp is not None:
+                data = self._unprotect_rtcp(data)
+            packets = parse_rtcp(data)
+        except VcoreError as exc:
+            _log.debug("dropping RTCP from %s: %s", addr, exc)
+            return
+        for p in packets:
+            if isinstance(p, RtcpSenderReport):
+                self.remote_clock.update(p)
+                if self.stats is not None:
+                    self.stats.on_sender_report(p, time.monotonic())
+            elif isinstance(p, RtcpBye):
+                self.bye.set()
+
+    def _send_pli(self) -> None:
+        now = time.monotonic()
+        if self._peer is None or self._remote_ssrc is None or self._transport is None:
+            return
+        if now - self._last_pli < self._pli_interval or self._transport.is_closing():
+            return
+        self._last_pli = now
+        data = serialize_rtcp([RtcpPli(self.ssrc, self._remote_ssrc)])
+        if self._protect_rtcp is not None:
+            data = self._protect_rtcp(data)
+        self._transport.sendto(data, self._peer)
+        self.plis_sent += 1
+
+    # -- decode thread -----------------------------------------------------------------
+
+    def _decode_loop(self) -> None:
+        decoder, sink, queue, loop = self.decoder, self.sink, self.queue, self._loop
+        assert loop is not None
+        dropped = 0
+        while True:
+            try:
+                unit = queue.get()
+            except PipelineClosed:
+                return
+            if queue.dropped != dropped:  # units were lost in the queue: the references are gone
+                dropped = queue.dropped
+                decoder.mark_gap("decode queue overflow")
+            if self.recorder is not None:
+                self.recorder.write_video(unit)
+            frames = decoder.decode(unit)
+            t = self._capture_times.pop(unit.timestamp, None)
+            for f in frames:
+                if t is not None:
+                    self.latency.add(time.monotonic() - t)
+                self.frames += 1
+                sink.write(f)
+            if decoder.keyframe_needed:
+                try:
+                    loop.call_soon_threadsafe(self._send_pli)
+                except RuntimeError:
+                    return
+
+    def _thread_exit(self, error: BaseException | None) -> None:
+        if error is not None:
+            self.error = error if isinstance(error, MediaError) else MediaError(f"decode thread failed: {error!r}")
+            _log.error("video receiver: %s", self.error)
+            self.queue.close()
+
+    async def close(self) -> None:
+        """Stop the decode thread and close the socket, the sink and the recorder (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            try:
+                await self._poll_task
+            except asyncio.CancelledError:
+                pass
+        if self._transport is not None:
+            self._transport.close()
+        self.queue.close()
+        if self._thread is not None:
+            await _join([self._thread])
+        self.decoder.close()
+        self.sink.close()
+        if self.recorder is not None:
+            self.recorder.close()

@@ -681,6 +681,7 @@ class AudioDecoder:
         except KeyError:
             raise DecoderError(f"unknown audio codec {codec!r}; known: {', '.join(AUDIO_CODECS)}") from None
         self._ctx: Any = None
+        self._resampler: AudioResampler | None = None
         self.errors = 0
         if self.info.ffmpeg is not None:
             name = "opus" if codec == "opus" else self.info.ffmpeg  # FFmpeg's native Opus decoder
@@ -706,7 +707,15 @@ class AudioDecoder:
             self.errors += 1
             _log.info("%s decoding error: %s", self.info.name, exc)
             return []
-        return frames
+        out: list[AudioFrame] = []
+        for f in frames:
+            if f.format.name == "s16" and f.layout.nb_channels == 1:
+                out.append(f)
+            else:  # FFmpeg's Opus decoder gives float samples
+                if self._resampler is None:
+                    self._resampler = AudioResampler(format="s16", layout="mono", rate=self.info.sample_rate)
+                out.extend(self._resampler.resample(f))
+        return out
 
 
 def pcm_of(frames: list[AudioFrame]) -> np.ndarray:

@@ -7,12 +7,13 @@ microseconds of ``time.monotonic()`` (``time_base`` 1/1000000), so
 generated and file sources are paced to real time (``realtime=False`` reads as
 fast as possible, still stamping the time of reading).
 
-Bad input gives clear errors and never hangs: a device or file that does not
-exist raises :class:`DeviceNotFound` at construction; a device that fails while
-reading (a camera unplugged) raises :class:`DeviceError`; a file that ends
-without ``loop`` and any read after ``close()`` raise :class:`SourceEnded`.
-Devices are opened with a read timeout, so a stalled device raises instead of
-blocking forever.
+Bad input gives clear errors: a device or file that does not exist raises
+:class:`DeviceNotFound` at construction; a device that fails or stops while
+reading (a camera unplugged: V4L2 reports ENODEV) raises :class:`DeviceError`;
+a file that ends without ``loop`` and any read after ``close()`` raise
+:class:`SourceEnded`. FFmpeg's read timeout (``read_timeout``) bounds reads
+from network inputs; a local device read that blocks in the kernel cannot be
+interrupted, so the pipeline joins its capture thread with a timeout.
 
 Thread-safety: one thread reads; ``close()`` may be called from any thread and
 wakes a reader waiting for the next frame's due time.
@@ -81,10 +82,12 @@ class Source:
         kind: Literal["video", "audio"] = "video",
         realtime: bool = True,
         loop: bool = False,
+        live: bool = False,
         open_timeout: float = 5.0,
         read_timeout: float = 5.0,
     ) -> None:
         self.kind = kind
+        self.live = live
         self.url = url
         self.input_format = input_format
         self.realtime = realtime
@@ -153,6 +156,9 @@ class Source:
                 frame: Frame = next(self._frames)
                 break
             except StopIteration:
+                if self.live:  # a device has no end: it went away
+                    self._closed.set()
+                    raise DeviceError(f"{self._describe()} stopped delivering frames (unplugged?)") from None
                 if not self.loop or self.frames_read == 0:
                     self._closed.set()
                     raise SourceEnded(f"{self._describe()} ended") from None
@@ -320,7 +326,7 @@ class Camera(Source):
             options["framerate"] = str(Fraction(fps).limit_denominator(1001))
         if input_format:
             options["input_format"] = input_format
-        super().__init__(device, "v4l2", options, kind="video", realtime=False, read_timeout=read_timeout)
+        super().__init__(device, "v4l2", options, kind="video", realtime=False, live=True, read_timeout=read_timeout)
 
 
 class Microphone(Source):
@@ -336,7 +342,7 @@ class Microphone(Source):
         read_timeout: float = 5.0,
     ) -> None:
         options = {"sample_rate": str(sample_rate), "channels": str(channels)}
-        super().__init__(device, backend, options, kind="audio", realtime=False, read_timeout=read_timeout)
+        super().__init__(device, backend, options, kind="audio", realtime=False, live=True, read_timeout=read_timeout)
 
 
 class ScreenSource(Source):
@@ -356,4 +362,4 @@ class ScreenSource(Source):
         if width and height:
             options["video_size"] = f"{width}x{height}"
         url = f"{display}+{offset[0]},{offset[1]}" if offset != (0, 0) else display
-        super().__init__(url, "x11grab", options, kind="video", realtime=False)
+        super().__init__(url, "x11grab", options, kind="video", realtime=False, live=True)

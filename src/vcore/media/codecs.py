@@ -461,7 +461,7 @@ class H264Encoder:
         """The capture time of a unit this encoder produced (from its RTP timestamp)."""
         return self.clock.capture_time(unit.timestamp, time.monotonic())
 
-    def _units(self, packets: list[av.Packet]) -> list[AccessUnit]:
+    def _units(self, packets: list[Any]) -> list[AccessUnit]:
         out = []
         for p in packets:
             pts = p.pts if p.pts is not None else self._last_pts
@@ -554,7 +554,7 @@ class H264Decoder:
             packet.pts = ts
             packet.time_base = _TB90K
         try:
-            frames: list[VideoFrame] = self._ctx.decode(packet)  # type: ignore[assignment]
+            frames: list[VideoFrame] = self._ctx.decode(packet)  # type: ignore[attr-defined]
         except av.error.FFmpegError as exc:
             self._damage(f"decoding error: {exc}")
             return []
@@ -656,7 +656,7 @@ class AudioEncoder:
         out: list[bytes] = []
         for f in self._framer.push(frame):
             if self._ctx is None:
-                pcm = f.to_ndarray().reshape(-1)
+                pcm = f.to_ndarray().reshape(-1).astype(np.int16, copy=False)
                 out.append(g711.ulaw_encode(pcm) if self.info.name == "pcmu" else g711.alaw_encode(pcm))
                 continue
             f.pts = self._pts

@@ -140,7 +140,7 @@ class InOrderAssembler:
         self.depacketizer = H264Depacketizer()
 
     def push(self, packet: RtpPacket, arrival: float) -> list[AccessUnit]:
-        return self.depacketizer.push(packet)  # type: ignore[no-any-return]
+        return self.depacketizer.push(packet)
 
     def pop(self, now: float) -> list[AccessUnit]:
         return []

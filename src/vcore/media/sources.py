@@ -118,10 +118,8 @@ class Source:
         if not streams:
             container.close()
             raise DeviceNotFound(f"{self._describe()} has no {self.kind} stream")
-        stream = streams[0]
-        stream.thread_type = "AUTO" if self.kind == "video" else stream.thread_type
         self._container = container
-        self._frames = container.decode(stream)
+        self._frames = container.decode(streams[0])
 
     @property
     def closed(self) -> bool:
@@ -150,10 +148,11 @@ class Source:
         return frame
 
     def _next_frame(self) -> Frame:
-        assert self._frames is not None
         while True:
+            frames = self._frames
+            assert frames is not None
             try:
-                frame: Frame = next(self._frames)
+                frame: Frame = next(frames)
                 break
             except StopIteration:
                 if self.live:  # a device has no end: it went away

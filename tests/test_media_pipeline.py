@@ -1,0 +1,183 @@
+"""The threaded RTP video pipeline over UDP on 127.0.0.1: frames, latency, RTCP, hooks, clean close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+from av.video.frame import VideoFrame
+from media_helpers import vcore_threads, write_test_file
+
+from vcore.errors import ParseError
+from vcore.media import (
+    FileSource,
+    FrameQueue,
+    H264Encoder,
+    InOrderAssembler,
+    Recorder,
+    TestPattern,
+    VideoReceiver,
+    VideoSender,
+)
+from vcore.media.pipeline import decode_capture_time, encode_capture_time
+from vcore.media.sources import Source
+
+W, H = 320, 240
+
+
+async def run_loopback(
+    seconds: float,
+    *,
+    source: Source | None = None,
+    sink: object = None,
+    protect: Callable[[bytes], bytes] | None = None,
+    unprotect: Callable[[bytes], bytes] | None = None,
+    recorder: Recorder | None = None,
+    rtcp_interval: float = 0.2,
+    fps: float = 30,
+) -> tuple[VideoSender, VideoReceiver]:
+    receiver = VideoReceiver(sink, unprotect=unprotect, recorder=recorder)
+    await receiver.start()
+    src = source if source is not None else TestPattern(W, H, fps)
+    enc = H264Encoder(W, H, fps, 300_000, codec="libx264", idr_interval=1.0)
+    sender = VideoSender(src, enc, receiver.local_address, protect=protect, rtcp_interval=rtcp_interval)
+    await sender.start()
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not sender.finished.is_set():
+            await asyncio.sleep(0.02)
+    finally:
+        await sender.close()
+        for _ in range(50):  # let the packets in flight arrive
+            if receiver.bye.is_set():
+                break
+            await asyncio.sleep(0.01)
+        await receiver.close()
+    return sender, receiver
+
+
+def test_loopback_frames_arrive_and_latency_is_measured() -> None:
+    before = vcore_threads()
+    got: list[VideoFrame] = []
+    sender, receiver = asyncio.run(run_loopback(1.2, sink=got.append))
+    assert sender.error is None and receiver.error is None
+    assert sender.frames_encoded >= 20
+    assert receiver.frames == len(got) >= sender.frames_encoded - 2
+    assert receiver.decoder.errors == 0
+    assert (got[0].width, got[0].height) == (W, H)
+    assert receiver.latency.count == receiver.frames
+    p50, p95 = receiver.latency.percentile(50), receiver.latency.percentile(95)
+    assert p50 is not None and p95 is not None and 0 < p50 <= p95
+    # the sender's SRs reached the receiver, and its BYE
+    assert receiver.remote_clock.synchronized
+    assert receiver.bye.is_set()
+    assert receiver.packets == sender.packets_sent and receiver.stats is not None
+    assert receiver.stats.lost == 0
+    assert vcore_threads() == before  # nothing left running
+
+
+def test_protect_hooks_are_applied_and_bad_packets_dropped() -> None:
+    def protect(data: bytes) -> bytes:
+        return data + b"TAG!"
+
+    def unprotect(data: bytes) -> bytes:
+        if not data.endswith(b"TAG!"):
+            raise ParseError("bad tag")
+        return data[:-4]
+
+    sender, receiver = asyncio.run(run_loopback(0.6, protect=protect, unprotect=unprotect))
+    assert receiver.frames >= 10 and receiver.dropped == 0
+
+    sender, receiver = asyncio.run(run_loopback(0.4, protect=protect))  # receiver does not unprotect
+    assert receiver.error is None  # garbage at the end of every NAL unit: reported, never raised
+
+    sender, receiver = asyncio.run(run_loopback(0.4, unprotect=unprotect))  # nothing is protected
+    assert receiver.frames == 0 and receiver.dropped == sender.packets_sent
+
+
+def test_packet_loss_triggers_pli_and_a_keyframe() -> None:
+    count = {"n": 0}
+
+    def lossy(data: bytes) -> bytes:
+        count["n"] += 1
+        if count["n"] == 15:  # one packet lost early in the stream
+            raise ParseError("simulated loss")
+        return data
+
+    sender, receiver = asyncio.run(run_loopback(1.0, unprotect=lossy))
+    assert receiver.decoder.errors >= 1
+    assert receiver.plis_sent >= 1
+    assert sender.keyframe_requests >= 1
+    assert sender.encoder.keyframes_out >= 2
+    # recovered long before the periodic IDR (1 s): most frames still came out
+    assert receiver.frames >= sender.frames_encoded * 0.6
+
+
+def test_source_end_finishes_the_sender_and_recorder_keeps_every_frame(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    clip = str(tmp_path / "clip.mp4")
+    write_test_file(clip, frames=12, width=W, height=H)
+    out = str(tmp_path / "received.mkv")
+    rec = Recorder(out)
+    sender, receiver = asyncio.run(
+        run_loopback(5.0, source=FileSource(clip, loop=False), recorder=rec)
+    )
+    assert sender.error is None  # a file that ends is a normal end
+    assert sender.frames_encoded == 12
+    assert receiver.frames == 12 and rec.video_frames == 12
+    import av
+
+    with av.open(out) as f:
+        assert sum(1 for _ in f.decode(video=0)) == 12
+
+
+def test_source_failure_is_reported_and_nothing_leaks() -> None:
+    class Broken(Source):
+        def __init__(self) -> None:
+            super().__init__(f"testsrc=size={W}x{H}:rate=30,format=yuv420p", "lavfi")
+
+        def read(self):  # type: ignore[no-untyped-def]
+            frame = super().read()
+            if self.frames_read > 5:
+                from vcore.media import DeviceError
+
+                raise DeviceError("camera unplugged")
+            return frame
+
+    before = vcore_threads()
+    sender, receiver = asyncio.run(run_loopback(5.0, source=Broken()))
+    assert sender.error is not None and "unplugged" in str(sender.error)
+    assert 1 <= receiver.frames <= 6
+    assert vcore_threads() == before
+
+
+def test_close_is_idempotent_and_stops_a_slow_source() -> None:
+    async def main() -> None:
+        receiver = VideoReceiver(FrameQueue(4))
+        await receiver.start()
+        enc = H264Encoder(W, H, 1, 100_000, codec="libx264")
+        sender = VideoSender(TestPattern(W, H, 0.5), enc, receiver.local_address)  # a frame every 2 s
+        await sender.start()
+        await asyncio.sleep(0.1)
+        t = time.monotonic()
+        await sender.close()
+        await sender.close()
+        assert time.monotonic() - t < 1.5  # did not wait for the next frame
+        await receiver.close()
+        await receiver.close()
+
+    before = vcore_threads()
+    asyncio.run(main())
+    assert vcore_threads() == before
+
+
+def test_capture_time_extension_round_trip() -> None:
+    t = time.monotonic()
+    assert decode_capture_time(encode_capture_time(t)) == pytest.approx(t, abs=1e-6)
+    assert decode_capture_time(b"123") is None
+
+
+def test_in_order_assembler_is_a_unit_assembler() -> None:
+    a = InOrderAssembler()
+    assert a.pop(0.0) == [] and a.keyframe_needed is False

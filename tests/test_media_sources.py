@@ -288,3 +288,28 @@ def test_audio_and_video_clocks_agree_for_lip_sync() -> None:
 
 def test_no_threads_left_behind() -> None:
     assert vcore_threads() == set()
+
+
+def test_core_never_imports_pyav_or_the_display_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vcore; assert 'av' not in sys.modules, 'vcore imported PyAV'; "
+        "import vcore.media; assert 'pygame' not in sys.modules and 'sounddevice' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+
+def test_display_extra_missing_gives_a_clear_error() -> None:
+    pytest.importorskip("av")
+    try:
+        import pygame  # noqa: F401
+
+        pytest.skip("pygame is installed here")
+    except ImportError:
+        pass
+    from vcore.media.display import VideoWindow
+
+    with pytest.raises(MediaError, match="pip install pygame"):
+        VideoWindow()

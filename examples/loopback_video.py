@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Loopback video: test pattern (or camera/file) -> H.264 -> RTP over 127.0.0.1 -> decode -> file.
+"""Loopback video: test pattern (or camera/file) -> H.264 -> RTP over 127.0.0.1 -> decode -> display or file.
 
 Prints frames per second, bitrate and capture-to-decoded latency (p50/p95) every
 second, then a summary, and exits by itself after ``--seconds``.
@@ -42,7 +42,12 @@ async def run(args: argparse.Namespace) -> int:
         source = TestPattern(w, h, args.fps)
     encoder = H264Encoder(w, h, args.fps, args.bitrate, codec=args.encoder)
     recorder = Recorder(args.output) if args.output else None
-    receiver = VideoReceiver(recorder=recorder)
+    sink = None
+    if args.display:
+        from vcore.media.display import VideoWindow  # optional extra: pygame
+
+        sink = VideoWindow("vcore loopback")
+    receiver = VideoReceiver(sink, recorder=recorder)
     await receiver.start()
     sender = VideoSender(source, encoder, receiver.local_address, mode=args.mode)
     print(f"encoder {encoder.codec_name} {w}x{h} {args.fps:g} fps {args.bitrate} bit/s; "
@@ -84,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
     p.add_argument("--bitrate", type=int, default=1_500_000, help="bit/s (default 1500000)")
     p.add_argument("--output", metavar="FILE.mp4", help="record the received stream (remux, no re-encode)")
+    p.add_argument("--display", action="store_true", help="show the decoded video (needs pygame)")
     p.add_argument("--camera", metavar="DEVICE", help="V4L2 camera instead of the test pattern")
     p.add_argument("--input", metavar="FILE", help="media file (looped) instead of the test pattern")
     p.add_argument("--encoder", default="auto", help="H.264 encoder: auto (default), libx264, h264_nvenc, ...")

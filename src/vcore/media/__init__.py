@@ -37,6 +37,8 @@ from .errors import (
 )
 from .pipeline import (
     CAPTURE_TIME_EXT_ID,
+    AudioReceiver,
+    AudioSender,
     InOrderAssembler,
     LatencyStats,
     UnitAssembler,
@@ -78,6 +80,8 @@ __all__ = [
     "PipelineClosed",
     "SourceEnded",
     "CAPTURE_TIME_EXT_ID",
+    "AudioReceiver",
+    "AudioSender",
     "InOrderAssembler",
     "LatencyStats",
     "UnitAssembler",

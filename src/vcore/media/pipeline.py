@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import struct
 import threading
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any, Protocol
 
+from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
 
 from ..errors import VcoreError
@@ -40,8 +43,9 @@ from ..payload.h264 import AccessUnit, H264Depacketizer, H264Packetizer
 from ..rtp.packet import RtpPacket
 from ..rtp.rtcp import RtcpBye, RtcpFir, RtcpPli, RtcpSenderReport, is_rtcp, parse_rtcp, serialize_rtcp
 from ..rtp.stats import ReceiverStats, SenderStats
-from .clock import RemoteClock
-from .codecs import VIDEO_CLOCK_RATE, H264Decoder, H264Encoder
+from ..rtp.seq import ts_diff
+from .clock import MediaClock, RemoteClock
+from .codecs import VIDEO_CLOCK_RATE, AudioDecoder, AudioEncoder, H264Decoder, H264Encoder
 from .errors import MediaError, PipelineClosed, SourceEnded
 from .sinks import FrameQueue, NullSink, Recorder, as_sink
 from .sources import Source, capture_time
@@ -55,6 +59,8 @@ __all__ = [
     "LatencyStats",
     "VideoSender",
     "VideoReceiver",
+    "AudioSender",
+    "AudioReceiver",
     "CAPTURE_TIME_EXT_ID",
     "encode_capture_time",
     "decode_capture_time",
@@ -185,15 +191,190 @@ class _Datagrams(asyncio.DatagramProtocol):
         _log.debug("UDP error: %s", exc)  # ICMP port unreachable before the peer is up
 
 
-class VideoSender:
+class _RtpSender:
+    """What every sender shares: the socket, RTCP (SR, BYE, feedback), thread bookkeeping, close."""
+
+    def __init__(
+        self,
+        source: Source,
+        remote: tuple[str, int],
+        clock: MediaClock,
+        *,
+        local: tuple[str, int],
+        protect: Protect | None,
+        protect_rtcp: Protect | None,
+        unprotect_rtcp: Protect | None,
+        rtcp_interval: float,
+    ) -> None:
+        self.source = source
+        self.remote = remote
+        self.clock = clock
+        self.error: MediaError | None = None
+        self.stats = SenderStats()
+        self._local = local
+        self._protect = protect
+        self._protect_rtcp = protect_rtcp
+        self._unprotect_rtcp = unprotect_rtcp
+        self._rtcp_interval = rtcp_interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._threads: list[threading.Thread] = []
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._finished: asyncio.Event | None = None
+        self._closed = False
+
+    @property
+    def ssrc(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def packets_sent(self) -> int:
+        return self.stats.packet_count
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.stats.octet_count
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        if self._transport is None:
+            raise PipelineClosed("sender is not started")
+        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+
+    @property
+    def finished(self) -> asyncio.Event:
+        """Set when the source ended or failed (see ``error``), or on close."""
+        if self._finished is None:
+            raise PipelineClosed("sender is not started")
+        return self._finished
+
+    def _make_threads(self) -> list[threading.Thread]:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Open the socket and start the threads."""
+        self._loop = asyncio.get_running_loop()
+        self._finished = asyncio.Event()
+        transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _Datagrams(self._on_datagram), local_addr=self._local
+        )
+        self._transport = transport
+        self._threads = self._make_threads()
+        for t in self._threads:
+            t.start()
+        if self._rtcp_interval > 0:
+            self._rtcp_task = asyncio.create_task(self._rtcp_loop())
+
+    def _stop_threads(self) -> None:
+        self.source.close()
+
+    def _thread_exit(self, error: BaseException | None) -> None:
+        if error is not None:
+            if isinstance(error, MediaError):
+                self.error = error
+            else:
+                self.error = MediaError(f"sender thread failed: {error!r}")
+                self.error.__cause__ = error
+            _log.error("%s: %s", type(self).__name__, self.error)
+            self._stop_threads()
+        loop = self._loop
+        if loop is not None and self._finished is not None:
+            try:
+                loop.call_soon_threadsafe(self._check_finished)
+            except RuntimeError:  # the loop is closed
+                pass
+
+    def _check_finished(self) -> None:
+        if self._finished is None or self._loop is None:
+            return
+        if all(not t.is_alive() for t in self._threads):
+            self._finished.set()
+        else:
+            self._loop.call_later(0.005, self._check_finished)
+
+    def _send(self, datagrams: list[bytes]) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        for d in datagrams:
+            transport.sendto(d, self.remote)
+
+    def _queue_send(self, datagrams: list[bytes]) -> bool:
+        """From a worker thread: hand datagrams to the event loop (False once the loop is gone)."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._send, datagrams)
+        except RuntimeError:
+            return False
+        return True
+
+    def _send_rtcp(self, packets: list[Any]) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        data = serialize_rtcp(packets)
+        if self._protect_rtcp is not None:
+            data = self._protect_rtcp(data)
+        self._transport.sendto(data, self.remote)
+
+    def sender_report(self, now: float | None = None) -> RtcpSenderReport:
+        """The SR describing this stream at ``now`` (monotonic; default: now), from the stream's clock."""
+        ntp, rtp = self.clock.sender_report_times(time.monotonic() if now is None else now)
+        return RtcpSenderReport(self.ssrc, ntp, rtp, self.stats.packet_count, self.stats.octet_count)
+
+    async def _rtcp_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._rtcp_interval)
+            if self.stats.packet_count:
+                self._send_rtcp([self.sender_report()])
+
+    def _on_datagram(self, data: bytes, addr: Any) -> None:
+        if not is_rtcp(data):
+            return
+        try:
+            if self._unprotect_rtcp is not None:
+                data = self._unprotect_rtcp(data)
+            packets = parse_rtcp(data)
+        except VcoreError as exc:
+            _log.debug("dropping RTCP from %s: %s", addr, exc)
+            return
+        for p in packets:
+            self._on_feedback(p)
+
+    def _on_feedback(self, packet: Any) -> None:
+        pass
+
+    async def close(self) -> None:
+        """Stop the threads, send SR + BYE, close the socket (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_threads()
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+            try:
+                await self._rtcp_task
+            except asyncio.CancelledError:
+                pass
+        await _join(self._threads)
+        if self._transport is not None:
+            if self.stats.packet_count:
+                self._send_rtcp([self.sender_report(), RtcpBye([self.ssrc])])
+            self._transport.close()
+        if self._finished is not None:
+            self._finished.set()
+
+
+class VideoSender(_RtpSender):
     """Source -> H.264 encoder -> RTP packetizer -> [protect] -> UDP to ``remote``.
 
     ``await start()`` (or ``async with``) opens the socket and starts the two
-    threads; ``await close()`` stops them (idempotent). ``finished`` is set when
-    the source ended or failed (``error`` then holds the :class:`MediaError`,
-    None for a normal end). Counters: ``frames_captured``, ``frames_encoded``,
-    ``packets_sent``, ``bytes_sent``, ``queue.dropped``. ``request_keyframe()``
-    and the encoder's ``bitrate``/``fps`` may be changed at any time.
+    threads (capture, encode); ``await close()`` stops them (idempotent).
+    ``finished`` is set when the source ended or failed (``error`` then holds
+    the :class:`MediaError`, None for a normal end). Counters:
+    ``frames_captured``, ``frames_encoded``, ``packets_sent``, ``bytes_sent``,
+    ``keyframe_requests``, ``queue.dropped``. ``request_keyframe()`` and the
+    encoder's ``bitrate``/``fps`` may be changed at any time, from any thread.
+    PLI and FIR from the receiver make the next picture an IDR.
 
     ``protect`` / ``protect_rtcp`` transform outgoing RTP / RTCP packets (SRTP),
     ``unprotect_rtcp`` incoming RTCP. ``mtu`` bounds the packets before
@@ -218,68 +399,27 @@ class VideoSender:
         queue_size: int = 1,
         rtcp_interval: float = 1.0,
     ) -> None:
-        self.source = source
+        super().__init__(
+            source,
+            remote,
+            encoder.clock,
+            local=local,
+            protect=protect,
+            protect_rtcp=protect_rtcp,
+            unprotect_rtcp=unprotect_rtcp,
+            rtcp_interval=rtcp_interval,
+        )
         self.encoder = encoder
-        self.remote = remote
         self.packetizer = H264Packetizer(payload_type, ssrc, mtu, mode)
         self.queue: FrameQueue[VideoFrame] = FrameQueue(queue_size)
-        self.error: MediaError | None = None
         self.frames_captured = 0
         self.frames_encoded = 0
         self.keyframe_requests = 0
-        self.stats = SenderStats()
-        self._local = local
-        self._protect = protect
-        self._protect_rtcp = protect_rtcp
-        self._unprotect_rtcp = unprotect_rtcp
         self._ext_id = capture_time_ext_id
-        self._rtcp_interval = rtcp_interval
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: asyncio.DatagramTransport | None = None
-        self._threads: list[threading.Thread] = []
-        self._rtcp_task: asyncio.Task[None] | None = None
-        self._finished: asyncio.Event | None = None
-        self._closed = False
 
     @property
     def ssrc(self) -> int:
         return self.packetizer.ssrc
-
-    @property
-    def packets_sent(self) -> int:
-        return self.stats.packet_count
-
-    @property
-    def bytes_sent(self) -> int:
-        return self.stats.octet_count
-
-    @property
-    def local_address(self) -> tuple[str, int]:
-        if self._transport is None:
-            raise PipelineClosed("sender is not started")
-        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
-
-    @property
-    def finished(self) -> asyncio.Event:
-        if self._finished is None:
-            raise PipelineClosed("sender is not started")
-        return self._finished
-
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._finished = asyncio.Event()
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Datagrams(self._on_datagram), local_addr=self._local
-        )
-        self._transport = transport
-        self._threads = [
-            _Worker("vcore-capture", self._capture_loop, self._thread_exit),
-            _Worker("vcore-encode", self._encode_loop, self._thread_exit),
-        ]
-        for t in self._threads:
-            t.start()
-        if self._rtcp_interval > 0:
-            self._rtcp_task = asyncio.create_task(self._rtcp_loop())
 
     async def __aenter__(self) -> VideoSender:
         await self.start()
@@ -288,7 +428,15 @@ class VideoSender:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- threads -----------------------------------------------------------------
+    def _make_threads(self) -> list[threading.Thread]:
+        return [
+            _Worker("vcore-capture", self._capture_loop, self._thread_exit),
+            _Worker("vcore-encode", self._encode_loop, self._thread_exit),
+        ]
+
+    def _stop_threads(self) -> None:
+        self.source.close()
+        self.queue.close()
 
     def _capture_loop(self) -> None:
         try:
@@ -307,8 +455,7 @@ class VideoSender:
 
     def _encode_loop(self) -> None:
         encoder, packetizer, protect, ext_id = self.encoder, self.packetizer, self._protect, self._ext_id
-        stats, loop = self.stats, self._loop
-        assert loop is not None
+        stats = self.stats
         while True:
             try:
                 frame = self.queue.get()
@@ -328,65 +475,218 @@ class VideoSender:
                     stats.on_send(len(p.payload))
                     data = p.serialize()
                     datagrams.append(protect(data) if protect is not None else data)
-            try:
-                loop.call_soon_threadsafe(self._send, datagrams)
-            except RuntimeError:  # loop closed under us
+            if not self._queue_send(datagrams):
                 return
 
-    def _thread_exit(self, error: BaseException | None) -> None:
-        if error is not None:
-            if isinstance(error, MediaError):
-                self.error = error
-            else:
-                self.error = MediaError(f"sender thread failed: {error!r}")
-                self.error.__cause__ = error
-            _log.error("video sender: %s", self.error)
-            self.source.close()
-            self.queue.close()
-        loop = self._loop
-        if loop is not None and self._finished is not None:
-            try:
-                loop.call_soon_threadsafe(self._check_finished)
-            except RuntimeError:
-                pass
+    def _on_feedback(self, packet: Any) -> None:
+        if (isinstance(packet, RtcpPli) and packet.media_ssrc == self.ssrc) or isinstance(packet, RtcpFir):
+            self.keyframe_requests += 1
+            self.encoder.request_keyframe()
 
-    def _check_finished(self) -> None:
-        if self._finished is not None and all(not t.is_alive() or t is threading.current_thread() for t in self._threads):
-            self._finished.set()
-        elif self._finished is not None:
-            self._loop.call_later(0.005, self._check_finished)  # type: ignore[union-attr]
+    def request_keyframe(self) -> None:
+        """Make the next picture an IDR (thread-safe)."""
+        self.encoder.request_keyframe()
 
-    # -- event loop side ---------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop the threads, send SR + BYE, close the socket (idempotent)."""
+        await super().close()
+        self.encoder.close()
 
-    def _send(self, datagrams: list[bytes]) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        for d in datagrams:
-            transport.sendto(d, self.remote)
 
-    def _send_rtcp(self, packets: list[Any]) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        data = serialize_rtcp(packets)
-        if self._protect_rtcp is not None:
-            data = self._protect_rtcp(data)
-        self._transport.sendto(data, self.remote)
+class AudioSender(_RtpSender):
+    """Audio source -> speech encoder (20 ms payloads) -> RTP -> [protect] -> UDP to ``remote``.
 
-    def sender_report(self, now: float | None = None) -> RtcpSenderReport:
-        """The SR describing this stream at ``now`` (monotonic; default: now)."""
-        ntp, rtp = self.encoder.clock.sender_report_times(time.monotonic() if now is None else now)
-        return RtcpSenderReport(self.ssrc, ntp, rtp, self.stats.packet_count, self.stats.octet_count)
+    One thread reads and encodes (speech codecs cost microseconds). RTP
+    timestamps advance by the samples of each payload and are tied to capture
+    time through ``clock`` (a :class:`MediaClock` at the codec's RTP clock rate,
+    sharing the process-wide NTP anchor with the video clock: that is what makes
+    the SRs of both streams usable for lip sync). After a gap in capture of more
+    than three payloads the timestamps re-anchor to the capture time and the
+    packet carries the marker bit (RFC 3551 §4.1). ``payload_type`` defaults to
+    the codec's static type (PCMU 0, PCMA 8, G.722 9), else 111.
+    Counters as for :class:`VideoSender`: ``frames_captured``, ``packets_sent``...
+    """
 
-    async def _rtcp_loop(self) -> None:
+    def __init__(
+        self,
+        source: Source,
+        encoder: AudioEncoder,
+        remote: tuple[str, int],
+        *,
+        local: tuple[str, int] = ("127.0.0.1", 0),
+        payload_type: int | None = None,
+        ssrc: int | None = None,
+        clock: MediaClock | None = None,
+        protect: Protect | None = None,
+        protect_rtcp: Protect | None = None,
+        unprotect_rtcp: Protect | None = None,
+        capture_time_ext_id: int | None = CAPTURE_TIME_EXT_ID,
+        rtcp_interval: float = 1.0,
+    ) -> None:
+        super().__init__(
+            source,
+            remote,
+            clock if clock is not None else MediaClock(encoder.info.clock_rate),
+            local=local,
+            protect=protect,
+            protect_rtcp=protect_rtcp,
+            unprotect_rtcp=unprotect_rtcp,
+            rtcp_interval=rtcp_interval,
+        )
+        self.encoder = encoder
+        pt = payload_type if payload_type is not None else encoder.info.payload_type
+        self.payload_type = 111 if pt is None else pt
+        self._ssrc = secrets.randbits(32) if ssrc is None else ssrc
+        self._seq = secrets.randbits(16)
+        self._ext_id = capture_time_ext_id
+        self._step = round(encoder.info.clock_rate * encoder.samples_per_frame / encoder.info.sample_rate)
+        self.frames_captured = 0
+
+    @property
+    def ssrc(self) -> int:
+        return self._ssrc
+
+    async def __aenter__(self) -> AudioSender:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _make_threads(self) -> list[threading.Thread]:
+        return [_Worker("vcore-audio-send", self._send_loop, self._thread_exit)]
+
+    def _send_loop(self) -> None:
+        next_ts: int | None = None
+        step, clock, protect, stats = self._step, self.clock, self._protect, self.stats
         while True:
-            await asyncio.sleep(self._rtcp_interval)
-            if self.stats.packet_count:
-                self._send_rtcp([self.sender_report()])
+            try:
+                frame = self.source.read()
+            except SourceEnded:
+                return
+            self.frames_captured += 1
+            if not isinstance(frame, AudioFrame):
+                raise MediaError(f"AudioSender needs an audio source, {self.source!r} gave {frame!r}")
+            t = capture_time(frame)
+            payloads = self.encoder.encode(frame)
+            if not payloads:
+                continue
+            # the first payload's first sample was captured this long before the frame's end
+            first = clock.rtp_timestamp(t) - step * (len(payloads) - 1)
+            marker = False
+            if next_ts is None or abs(ts_diff(first & 0xFFFFFFFF, next_ts)) > 3 * step:
+                next_ts = first & 0xFFFFFFFF
+                marker = True
+            datagrams = []
+            for i, payload in enumerate(payloads):
+                pkt = RtpPacket(self.payload_type, self._seq, next_ts, self._ssrc, payload, marker and i == 0)
+                if self._ext_id is not None and i == 0:
+                    pkt.extensions = [(self._ext_id, encode_capture_time(t))]
+                self._seq = (self._seq + 1) & 0xFFFF
+                next_ts = (next_ts + step) & 0xFFFFFFFF
+                stats.on_send(len(payload))
+                data = pkt.serialize()
+                datagrams.append(protect(data) if protect is not None else data)
+            if not self._queue_send(datagrams):
+                return
+
+
+class _RtpReceiver:
+    """What every receiver shares: the socket, unprotect, RTCP (SR, BYE), statistics, one worker thread."""
+
+    def __init__(
+        self,
+        clock_rate: int,
+        *,
+        local: tuple[str, int],
+        unprotect: Protect | None,
+        unprotect_rtcp: Protect | None,
+        protect_rtcp: Protect | None,
+        payload_type: int | None,
+        capture_time_ext_id: int | None,
+        ssrc: int | None,
+    ) -> None:
+        self.clock_rate = clock_rate
+        self.remote_clock = RemoteClock(clock_rate)
+        self.latency = LatencyStats()
+        self.stats: ReceiverStats | None = None
+        self.error: MediaError | None = None
+        self.packets = 0
+        self.bytes = 0
+        self.dropped = 0
+        self.ssrc = ssrc if ssrc is not None else secrets.randbits(32)
+        self.bye = asyncio.Event()
+        self._local = local
+        self._unprotect = unprotect
+        self._unprotect_rtcp = unprotect_rtcp
+        self._protect_rtcp = protect_rtcp
+        self._pt = payload_type
+        self._ext_id = capture_time_ext_id
+        self._capture_times: dict[int, float] = {}
+        self._peer: Any = None
+        self._remote_ssrc: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        if self._transport is None:
+            raise PipelineClosed("receiver is not started")
+        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+
+    def _make_thread(self) -> threading.Thread:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Open the socket and start the worker thread."""
+        self._loop = asyncio.get_running_loop()
+        transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _Datagrams(self._on_datagram), local_addr=self._local
+        )
+        self._transport = transport
+        self._thread = self._make_thread()
+        self._thread.start()
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
-        if not is_rtcp(data):
+        if is_rtcp(data):
+            self._on_rtcp(data, addr)
             return
+        try:
+            if self._unprotect is not None:
+                data = self._unprotect(data)
+            packet = RtpPacket.parse(data)
+        except VcoreError as exc:
+            self.dropped += 1
+            _log.debug("dropping RTP from %s: %s", addr, exc)
+            return
+        if self._pt is not None and packet.payload_type != self._pt:
+            self.dropped += 1
+            return
+        arrival = time.monotonic()
+        self._peer = addr
+        self.packets += 1
+        self.bytes += len(data)
+        if self.stats is None or self._remote_ssrc != packet.ssrc:
+            self._remote_ssrc = packet.ssrc
+            self.stats = ReceiverStats(packet.ssrc, self.clock_rate)
+        self.stats.update(packet.sequence_number, packet.timestamp, arrival)
+        if self._ext_id is not None and packet.extension:
+            for ext_id, value in packet.extensions:
+                if ext_id == self._ext_id:
+                    t = decode_capture_time(value)
+                    if t is not None:
+                        self._capture_times[packet.timestamp] = t
+                        if len(self._capture_times) > 256:
+                            for k in list(self._capture_times)[:128]:
+                                del self._capture_times[k]
+        self._on_rtp(packet, arrival)
+
+    def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
+        raise NotImplementedError
+
+    def _on_rtcp(self, data: bytes, addr: Any) -> None:
         try:
             if self._unprotect_rtcp is not None:
                 data = self._unprotect_rtcp(data)
@@ -395,38 +695,48 @@ class VideoSender:
             _log.debug("dropping RTCP from %s: %s", addr, exc)
             return
         for p in packets:
-            if isinstance(p, RtcpPli) and p.media_ssrc == self.ssrc or isinstance(p, RtcpFir):
-                self.keyframe_requests += 1
-                self.encoder.request_keyframe()
+            if isinstance(p, RtcpSenderReport):
+                self.remote_clock.update(p)
+                if self.stats is not None:
+                    self.stats.on_sender_report(p, time.monotonic())
+            elif isinstance(p, RtcpBye):
+                self.bye.set()
 
-    def request_keyframe(self) -> None:
-        """Make the next picture an IDR (thread-safe)."""
-        self.encoder.request_keyframe()
+    def _send_rtcp_to_peer(self, packets: list[Any]) -> bool:
+        if self._peer is None or self._transport is None or self._transport.is_closing():
+            return False
+        data = serialize_rtcp(packets)
+        if self._protect_rtcp is not None:
+            data = self._protect_rtcp(data)
+        self._transport.sendto(data, self._peer)
+        return True
+
+    def _thread_exit(self, error: BaseException | None) -> None:
+        if error is not None:
+            self.error = error if isinstance(error, MediaError) else MediaError(f"receiver thread failed: {error!r}")
+            _log.error("%s: %s", type(self).__name__, self.error)
+            self._stop_thread()
+
+    def _stop_thread(self) -> None:
+        raise NotImplementedError
+
+    def _close_sinks(self) -> None:
+        pass
 
     async def close(self) -> None:
-        """Stop the threads, send BYE, close the socket (idempotent)."""
+        """Stop the worker thread, close the socket and the sinks (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self.source.close()
-        self.queue.close()
-        if self._rtcp_task is not None:
-            self._rtcp_task.cancel()
-            try:
-                await self._rtcp_task
-            except asyncio.CancelledError:
-                pass
-        await _join(self._threads)
         if self._transport is not None:
-            if self.stats.packet_count:
-                self._send_rtcp([self.sender_report(), RtcpBye([self.ssrc])])
             self._transport.close()
-        if self._finished is not None:
-            self._finished.set()
-        self.encoder.close()
+        self._stop_thread()
+        if self._thread is not None:
+            await _join([self._thread])
+        self._close_sinks()
 
 
-class VideoReceiver:
+class VideoReceiver(_RtpReceiver):
     """UDP -> [unprotect] -> RTP -> assembler -> [decode thread] -> H.264 decoder -> sink.
 
     ``sink`` gets each decoded ``VideoFrame`` in the decode thread (a callable or
@@ -460,54 +770,30 @@ class VideoReceiver:
         pli_interval: float = 0.3,
         ssrc: int | None = None,
     ) -> None:
+        super().__init__(
+            VIDEO_CLOCK_RATE,
+            local=local,
+            unprotect=unprotect,
+            unprotect_rtcp=unprotect_rtcp,
+            protect_rtcp=protect_rtcp,
+            payload_type=payload_type,
+            capture_time_ext_id=capture_time_ext_id,
+            ssrc=ssrc,
+        )
         self.sink = as_sink(sink) if sink is not None else NullSink()
         self.decoder = decoder if decoder is not None else H264Decoder()
         self.assembler: UnitAssembler = assembler if assembler is not None else InOrderAssembler()
         self.recorder = recorder
         self.queue: FrameQueue[AccessUnit] = FrameQueue(queue_size)
-        self.latency = LatencyStats()
-        self.remote_clock = RemoteClock(VIDEO_CLOCK_RATE)
-        self.stats: ReceiverStats | None = None
-        self.error: MediaError | None = None
-        self.packets = 0
-        self.bytes = 0
-        self.dropped = 0
         self.units = 0
         self.frames = 0
         self.plis_sent = 0
-        self.ssrc = ssrc if ssrc is not None else 0x5643_4F52  # "VCOR"
-        self._local = local
-        self._unprotect = unprotect
-        self._unprotect_rtcp = unprotect_rtcp
-        self._protect_rtcp = protect_rtcp
-        self._pt = payload_type
-        self._ext_id = capture_time_ext_id
         self._pli_interval = pli_interval
         self._last_pli = -1e9
-        self._capture_times: dict[int, float] = {}
-        self._peer: Any = None
-        self._remote_ssrc: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: asyncio.DatagramTransport | None = None
-        self._thread: threading.Thread | None = None
         self._poll_task: asyncio.Task[None] | None = None
-        self._closed = False
-        self.bye = asyncio.Event()
-
-    @property
-    def local_address(self) -> tuple[str, int]:
-        if self._transport is None:
-            raise PipelineClosed("receiver is not started")
-        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Datagrams(self._on_datagram), local_addr=self._local
-        )
-        self._transport = transport
-        self._thread = _Worker("vcore-decode", self._decode_loop, self._thread_exit)
-        self._thread.start()
+        await super().start()
         interval = getattr(self.assembler, "poll_interval", None)
         if interval:
             self._poll_task = asyncio.create_task(self._poll_loop(float(interval)))
@@ -519,40 +805,13 @@ class VideoReceiver:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- event loop side ------------------------------------------------------------
+    def _make_thread(self) -> threading.Thread:
+        return _Worker("vcore-decode", self._decode_loop, self._thread_exit)
 
-    def _on_datagram(self, data: bytes, addr: Any) -> None:
-        if is_rtcp(data):
-            self._on_rtcp(data, addr)
-            return
-        try:
-            if self._unprotect is not None:
-                data = self._unprotect(data)
-            packet = RtpPacket.parse(data)
-        except VcoreError as exc:
-            self.dropped += 1
-            _log.debug("dropping RTP from %s: %s", addr, exc)
-            return
-        if self._pt is not None and packet.payload_type != self._pt:
-            self.dropped += 1
-            return
-        arrival = time.monotonic()
-        self._peer = addr
-        self.packets += 1
-        self.bytes += len(data)
-        if self.stats is None or self._remote_ssrc != packet.ssrc:
-            self._remote_ssrc = packet.ssrc
-            self.stats = ReceiverStats(packet.ssrc, VIDEO_CLOCK_RATE)
-        self.stats.update(packet.sequence_number, packet.timestamp, arrival)
-        if self._ext_id is not None and packet.extension:
-            for ext_id, value in packet.extensions:
-                if ext_id == self._ext_id:
-                    t = decode_capture_time(value)
-                    if t is not None:
-                        self._capture_times[packet.timestamp] = t
-                        if len(self._capture_times) > 256:
-                            for k in list(self._capture_times)[:128]:
-                                del self._capture_times[k]
+    def _stop_thread(self) -> None:
+        self.queue.close()
+
+    def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
         units = self.assembler.push(packet, arrival) or []
         units += self.assembler.pop(arrival)
         self._deliver(units)
@@ -572,36 +831,13 @@ class VideoReceiver:
             await asyncio.sleep(interval)
             self._deliver(self.assembler.pop(time.monotonic()))
 
-    def _on_rtcp(self, data: bytes, addr: Any) -> None:
-        try:
-            if self._unprotect_rtcp is not None:
-                data = self._unprotect_rtcp(data)
-            packets = parse_rtcp(data)
-        except VcoreError as exc:
-            _log.debug("dropping RTCP from %s: %s", addr, exc)
-            return
-        for p in packets:
-            if isinstance(p, RtcpSenderReport):
-                self.remote_clock.update(p)
-                if self.stats is not None:
-                    self.stats.on_sender_report(p, time.monotonic())
-            elif isinstance(p, RtcpBye):
-                self.bye.set()
-
     def _send_pli(self) -> None:
         now = time.monotonic()
-        if self._peer is None or self._remote_ssrc is None or self._transport is None:
+        if self._remote_ssrc is None or now - self._last_pli < self._pli_interval:
             return
-        if now - self._last_pli < self._pli_interval or self._transport.is_closing():
-            return
-        self._last_pli = now
-        data = serialize_rtcp([RtcpPli(self.ssrc, self._remote_ssrc)])
-        if self._protect_rtcp is not None:
-            data = self._protect_rtcp(data)
-        self._transport.sendto(data, self._peer)
-        self.plis_sent += 1
-
-    # -- decode thread -----------------------------------------------------------------
+        if self._send_rtcp_to_peer([RtcpPli(self.ssrc, self._remote_ssrc)]):
+            self._last_pli = now
+            self.plis_sent += 1
 
     def _decode_loop(self) -> None:
         decoder, sink, queue, loop = self.decoder, self.sink, self.queue, self._loop
@@ -630,29 +866,106 @@ class VideoReceiver:
                 except RuntimeError:
                     return
 
-    def _thread_exit(self, error: BaseException | None) -> None:
-        if error is not None:
-            self.error = error if isinstance(error, MediaError) else MediaError(f"decode thread failed: {error!r}")
-            _log.error("video receiver: %s", self.error)
-            self.queue.close()
-
     async def close(self) -> None:
         """Stop the decode thread and close the socket, the sink and the recorder (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
         if self._poll_task is not None:
             self._poll_task.cancel()
             try:
                 await self._poll_task
             except asyncio.CancelledError:
                 pass
-        if self._transport is not None:
-            self._transport.close()
-        self.queue.close()
-        if self._thread is not None:
-            await _join([self._thread])
+            self._poll_task = None
+        await super().close()
+
+    def _close_sinks(self) -> None:
         self.decoder.close()
+        self.sink.close()
+        if self.recorder is not None:
+            self.recorder.close()
+
+
+class AudioReceiver(_RtpReceiver):
+    """UDP -> [unprotect] -> RTP -> [decode thread] -> speech decoder -> sink (mono s16 ``AudioFrame``).
+
+    Packets are decoded in arrival order (a jitter buffer goes in front later).
+    Each decoded frame's ``pts`` is its RTP timestamp (``time_base`` 1/clock
+    rate); ``remote_clock.unix_time(frame.pts)`` is the sender's wall-clock time
+    of that sample once an SR arrived, which with the video receiver's remote
+    clock gives the lip-sync offset (:func:`~vcore.media.clock.sync_offset`).
+    ``recorder`` (optional, ``audio=True``) records the decoded audio.
+    Counters: ``packets``, ``frames``, ``dropped``; ``latency`` as for video.
+    """
+
+    def __init__(
+        self,
+        decoder: AudioDecoder,
+        sink: Any = None,
+        *,
+        local: tuple[str, int] = ("127.0.0.1", 0),
+        unprotect: Protect | None = None,
+        unprotect_rtcp: Protect | None = None,
+        protect_rtcp: Protect | None = None,
+        recorder: Recorder | None = None,
+        payload_type: int | None = None,
+        capture_time_ext_id: int | None = CAPTURE_TIME_EXT_ID,
+        queue_size: int = 16,
+        ssrc: int | None = None,
+    ) -> None:
+        super().__init__(
+            decoder.info.clock_rate,
+            local=local,
+            unprotect=unprotect,
+            unprotect_rtcp=unprotect_rtcp,
+            protect_rtcp=protect_rtcp,
+            payload_type=payload_type,
+            capture_time_ext_id=capture_time_ext_id,
+            ssrc=ssrc,
+        )
+        self.decoder = decoder
+        self.sink = as_sink(sink) if sink is not None else NullSink()
+        self.recorder = recorder
+        self.queue: FrameQueue[RtpPacket] = FrameQueue(queue_size)
+        self.frames = 0
+        self._time_base = Fraction(1, decoder.info.clock_rate)
+
+    async def __aenter__(self) -> AudioReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _make_thread(self) -> threading.Thread:
+        return _Worker("vcore-audio-decode", self._decode_loop, self._thread_exit)
+
+    def _stop_thread(self) -> None:
+        self.queue.close()
+
+    def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
+        try:
+            self.queue.write(packet)
+        except PipelineClosed:
+            pass
+
+    def _decode_loop(self) -> None:
+        while True:
+            try:
+                packet = self.queue.get()
+            except PipelineClosed:
+                return
+            t = self._capture_times.pop(packet.timestamp, None)
+            for f in self.decoder.decode(packet.payload):
+                f.pts = packet.timestamp
+                f.time_base = self._time_base
+                if t is not None:
+                    self.latency.add(time.monotonic() - t)
+                    t = None
+                self.frames += 1
+                if self.recorder is not None:
+                    self.recorder.write_audio(f)
+                self.sink.write(f)
+
+    def _close_sinks(self) -> None:
         self.sink.close()
         if self.recorder is not None:
             self.recorder.close()

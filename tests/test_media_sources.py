@@ -134,7 +134,7 @@ def test_device_that_disappears_mid_stream_raises_device_error(tmp_path) -> None
 
 
 def test_close_from_another_thread_wakes_a_paced_reader() -> None:
-    src = TestPattern(160, 120, 0.5)  # a frame every 2 s
+    src = TestPattern(160, 120, 0.02)  # a frame every 50 s
     src.read()
     errors: list[BaseException] = []
 
@@ -148,7 +148,7 @@ def test_close_from_another_thread_wakes_a_paced_reader() -> None:
     t.start()
     time.sleep(0.05)
     src.close()
-    t.join(1.0)
+    t.join(20.0)  # long before the next frame is due
     assert not t.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], SourceEnded)
 
@@ -180,7 +180,7 @@ def test_frame_queue_close_wakes_a_blocked_reader() -> None:
     t.start()
     time.sleep(0.02)
     q.close()
-    t.join(1.0)
+    t.join(20.0)
     assert not t.is_alive() and len(out) == 1
 
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import socket
 import struct
 import threading
 import time
@@ -221,6 +223,7 @@ class _RtpSender:
         self._threads: list[threading.Thread] = []
         self._rtcp_task: asyncio.Task[None] | None = None
         self._finished: asyncio.Event | None = None
+        self._sock: socket.socket | None = None
         self._closed = False
 
     @property
@@ -259,6 +262,8 @@ class _RtpSender:
             lambda: _Datagrams(self._on_datagram), local_addr=self._local
         )
         self._transport = transport
+        base = transport.get_extra_info("socket")
+        self._sock = socket.socket(base.family, base.type, fileno=os.dup(base.fileno()))
         self._threads = self._make_threads()
         for t in self._threads:
             t.start()
@@ -300,12 +305,30 @@ class _RtpSender:
             transport.sendto(d, self.remote)
 
     def _queue_send(self, datagrams: list[bytes]) -> bool:
-        """From a worker thread: hand datagrams to the event loop (False once the loop is gone)."""
-        assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(self._send, datagrams)
-        except RuntimeError:
+        """From a worker thread: send datagrams (False once the sender is closing).
+
+        RTP goes out straight from the worker thread on a duplicate of the
+        transport's socket (one UDP socket is safe to send on from two threads),
+        which spares the event loop a wake-up per frame; if the socket buffer is
+        full the rest goes through the event loop, which queues it.
+        """
+        sock = self._sock
+        if sock is None:
             return False
+        for i, d in enumerate(datagrams):
+            try:
+                sock.sendto(d, self.remote)
+            except BlockingIOError:
+                assert self._loop is not None
+                try:
+                    self._loop.call_soon_threadsafe(self._send, datagrams[i:])
+                except RuntimeError:
+                    return False
+                return True
+            except OSError as exc:  # e.g. closed under us, or ICMP errors reported late
+                if self._closed:
+                    return False
+                _log.debug("RTP send to %s failed: %s", self.remote, exc)
         return True
 
     def _send_rtcp(self, packets: list[Any]) -> None:
@@ -356,6 +379,8 @@ class _RtpSender:
             except asyncio.CancelledError:
                 pass
         await _join(self._threads)
+        if self._sock is not None:
+            self._sock.close()
         if self._transport is not None:
             if self.stats.packet_count:
                 self._send_rtcp([self.sender_report(), RtcpBye([self.ssrc])])

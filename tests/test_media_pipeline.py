@@ -37,12 +37,15 @@ async def run_loopback(
     recorder: Recorder | None = None,
     rtcp_interval: float = 0.2,
     fps: float = 30,
+    capture_thread: bool | None = None,
 ) -> tuple[VideoSender, VideoReceiver]:
     receiver = VideoReceiver(sink, unprotect=unprotect, recorder=recorder)
     await receiver.start()
     src = source if source is not None else TestPattern(W, H, fps)
     enc = H264Encoder(W, H, fps, 300_000, codec="libx264", idr_interval=1.0)
-    sender = VideoSender(src, enc, receiver.local_address, protect=protect, rtcp_interval=rtcp_interval)
+    sender = VideoSender(
+        src, enc, receiver.local_address, protect=protect, rtcp_interval=rtcp_interval, capture_thread=capture_thread
+    )
     await sender.start()
     try:
         deadline = time.monotonic() + seconds
@@ -58,10 +61,11 @@ async def run_loopback(
     return sender, receiver
 
 
-def test_loopback_frames_arrive_and_latency_is_measured() -> None:
+@pytest.mark.parametrize("capture_thread", [False, True])
+def test_loopback_frames_arrive_and_latency_is_measured(capture_thread: bool) -> None:
     before = vcore_threads()
     got: list[VideoFrame] = []
-    sender, receiver = asyncio.run(run_loopback(1.2, sink=got.append))
+    sender, receiver = asyncio.run(run_loopback(1.2, sink=got.append, capture_thread=capture_thread))
     assert sender.error is None and receiver.error is None
     assert sender.frames_encoded >= 20
     assert receiver.frames == len(got) >= sender.frames_encoded // 2

@@ -50,6 +50,14 @@ def test_test_pattern_frames_are_stamped_and_paced() -> None:
     assert stamps[-1] - stamps[0] >= 4 / 50 * 0.5  # paced to real time, not read at once
 
 
+def test_a_busy_reader_makes_a_paced_source_skip_stale_frames() -> None:
+    with TestPattern(160, 120, 30) as src:
+        src.read()
+        time.sleep(0.25)  # the reader was busy for about 7 frame periods
+        src.read()
+        assert src.frames_skipped >= 3  # the backlog was skipped, not delivered late
+
+
 def test_test_pattern_without_realtime_and_iteration_after_close() -> None:
     src = TestPattern(160, 120, 30, realtime=False)
     assert len([src.read() for _ in range(10)]) == 10

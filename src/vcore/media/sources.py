@@ -93,6 +93,7 @@ class Source:
         self.realtime = realtime
         self.loop = loop
         self.frames_read = 0
+        self.frames_skipped = 0
         self._options = dict(options or {})
         self._timeout = (open_timeout, read_timeout)
         self._closed = threading.Event()
@@ -120,6 +121,8 @@ class Source:
             raise DeviceNotFound(f"{self._describe()} has no {self.kind} stream")
         self._container = container
         self._frames = container.decode(streams[0])
+        rate = getattr(streams[0], "average_rate", None) or getattr(streams[0], "guessed_rate", None)
+        self._period = float(1 / rate) if rate else 1 / 30
 
     @property
     def closed(self) -> bool:
@@ -127,20 +130,27 @@ class Source:
         return self._closed.is_set()
 
     def read(self) -> Frame:
-        """The next frame, blocking until it is due (see the module notes for the errors)."""
-        with self._io_lock:
-            if self._closed.is_set() or self._frames is None:
-                raise SourceEnded(f"{self._describe()} is closed")
-            try:
-                frame = self._next_frame()
-            except BaseException:
-                self._close_container()
-                raise
-            if self._closed.is_set():
-                self._close_container()
-                raise SourceEnded(f"{self._describe()} is closed")
-        if self.realtime:
-            self._pace(frame)
+        """The next frame, blocking until it is due (see the module notes for the errors).
+
+        A paced video source that has fallen more than one and a half frames
+        behind its schedule (its reader was busy) skips the stale frames,
+        counted in ``frames_skipped``, instead of building latency.
+        """
+        while True:
+            with self._io_lock:
+                if self._closed.is_set() or self._frames is None:
+                    raise SourceEnded(f"{self._describe()} is closed")
+                try:
+                    frame = self._next_frame()
+                except BaseException:
+                    self._close_container()
+                    raise
+                if self._closed.is_set():
+                    self._close_container()
+                    raise SourceEnded(f"{self._describe()} is closed")
+            if not self.realtime or self._pace(frame):
+                break
+            self.frames_skipped += 1
         now = time.monotonic()
         frame.pts = round(now * 1_000_000)
         frame.time_base = CAPTURE_TIME_BASE
@@ -172,15 +182,13 @@ class Source:
         return frame
 
     def _frame_period(self) -> float:
-        if self.kind == "audio":
-            return 0.0
-        rate = self._container.streams.video[0].average_rate if self._container else None
-        return float(1 / rate) if rate else 1 / 30
+        return 0.0 if self.kind == "audio" else self._period
 
-    def _pace(self, frame: Frame) -> None:
+    def _pace(self, frame: Frame) -> bool:
+        """Wait until ``frame`` is due; False when it is stale and should be skipped."""
         t = frame.time
         if t is None:
-            return
+            return True
         media = float(t) + self._media_offset
         self._last_media = media
         if isinstance(frame, AudioFrame) and frame.sample_rate:
@@ -190,13 +198,16 @@ class Source:
         now = time.monotonic()
         if self._anchor is None:
             self._anchor = (media_end, now)
-            return
+            return True
         due = self._anchor[1] + (media_end - self._anchor[0])
         if due - now < -_MAX_LATE:  # far behind (a stall): restart the schedule here
             self._anchor = (media_end, now)
-            return
+            return True
+        if self.kind == "video" and due - now < -1.5 * self._period:
+            return False
         if due > now and self._closed.wait(due - now):
             raise SourceEnded(f"{self._describe()} is closed")
+        return True
 
     def _close_container(self) -> None:
         if self._container is not None:

@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--skip-peers", action="store_true")
+    p.add_argument("--repeat", type=int, default=2, help="loopback runs per side; the least counts")
     args = p.parse_args(argv)
     frames = int(args.seconds * FPS)
     tmp = tempfile.mkdtemp(prefix="vcore-bench-")
@@ -274,27 +275,37 @@ def main(argv: list[str] | None = None) -> int:
               f"overhead {100 * (dours / dbare - 1):+5.1f} %")
         del enc_frames
 
-        full_cpu, got, lat = vcore_loopback(clip, frames)
-        one_cpu, _, _ = vcore_loopback(clip, 1)
-        vc = (full_cpu - one_cpu) / (frames - 1)
+        # Loopbacks, interleaved and repeated: the least CPU per frame of each side counts
+        # (a shared machine only ever adds CPU time).
+        sides: dict[str, Any] = {}
+
+        def vcore_side(n: int) -> float:
+            cpu, got, lat = vcore_loopback(clip, n)
+            if n == frames:
+                sides["vcore_info"] = (got, lat)
+            return cpu
+
+        sides["vcore"] = vcore_side
+        if not args.skip_peers and shutil.which("gst-launch-1.0"):
+            sides["GStreamer"] = lambda n: run_pair(*gst_commands(clip, n, free_port()))
+        if not args.skip_peers and shutil.which("ffmpeg"):
+            sdp = os.path.join(tmp, "rx.sdp")
+            sides["ffmpeg"] = lambda n: run_pair(*ffmpeg_commands(clip, n, free_port(), sdp))
+        best: dict[str, float] = {}
+        for _ in range(args.repeat):
+            for name, run in list(sides.items()):
+                if name.endswith("_info"):
+                    continue
+                best[name] = min(best.get(name, float("inf")), differential(run, frames))
+        got, lat = sides["vcore_info"]
+        vc = best["vcore"]
         print(f"loopback vcore       {vc * 1e3:6.2f} ms CPU/frame  ({got}/{frames} frames decoded; latency "
               f"p50 {lat[50] * 1e3:.1f} ms p95 {lat[95] * 1e3:.1f} ms p99 {lat[99] * 1e3:.1f} ms)")
-        if args.skip_peers:
-            return 0
-        results = {"vcore": vc}
-        if shutil.which("gst-launch-1.0"):
-            gst = differential(lambda n: run_pair(*gst_commands(clip, n, free_port())), frames)
-            results["gstreamer"] = gst
-            print(f"loopback GStreamer   {gst * 1e3:6.2f} ms CPU/frame   vcore/GStreamer {vc / gst:.2f}")
-        else:
-            print("loopback GStreamer   skipped: gst-launch-1.0 not installed")
-        if shutil.which("ffmpeg"):
-            sdp = os.path.join(tmp, "rx.sdp")
-            ff = differential(lambda n: run_pair(*ffmpeg_commands(clip, n, free_port(), sdp)), frames)
-            results["ffmpeg"] = ff
-            print(f"loopback ffmpeg      {ff * 1e3:6.2f} ms CPU/frame   vcore/ffmpeg {vc / ff:.2f}")
-        else:
-            print("loopback ffmpeg      skipped: ffmpeg not installed")
+        for name in ("GStreamer", "ffmpeg"):
+            if name in best:
+                print(f"loopback {name:<11} {best[name] * 1e3:6.2f} ms CPU/frame   vcore/{name} {vc / best[name]:.2f}")
+            else:
+                print(f"loopback {name:<11} skipped (not installed or --skip-peers)")
         print("loopback aiortc      skipped (optional; see docs/media.md)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

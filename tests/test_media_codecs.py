@@ -316,3 +316,15 @@ def test_audio_decoder_survives_garbage() -> None:
 def test_g711_decode_gives_8khz_frames() -> None:
     (frame,) = AudioDecoder("pcmu").decode(bytes(range(160)))
     assert frame.samples == 160 and frame.sample_rate == 8000
+
+
+def test_parameter_sets_from_avcc_extradata_for_encoders_that_keep_them_out_of_band() -> None:
+    from vcore.media.codecs import _parameter_sets_of
+
+    sps, pps = b"\x67\x42\xc0\x1e\xda", b"\x68\xce\x3c\x80"
+    avcc = bytes([1, 0x42, 0xC0, 0x1E, 0xFF, 0xE1]) + len(sps).to_bytes(2, "big") + sps
+    avcc += bytes([1]) + len(pps).to_bytes(2, "big") + pps
+    assert _parameter_sets_of(avcc) == b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps
+    annexb = b"\x00\x00\x00\x01" + sps + b"\x00\x00\x01" + pps
+    assert _parameter_sets_of(annexb) == b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps
+    assert _parameter_sets_of(b"") == b"" and _parameter_sets_of(b"\x01\x42") == b""

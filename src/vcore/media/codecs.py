@@ -184,6 +184,28 @@ def _nal_types(data: bytes) -> set[int]:
     return {nal[0] & 0x1F for nal in split_annexb(data) if nal}
 
 
+def _parameter_sets_of(extradata: bytes) -> bytes:
+    """SPS and PPS of encoder extradata (Annex B, or avcC: ISO/IEC 14496-15 §5.3.3.1) as Annex B."""
+    if not extradata:
+        return b""
+    if extradata[0] != 1:  # already Annex B
+        nals = [n for n in split_annexb(extradata) if n and n[0] & 0x1F in (NAL_TYPE_SPS, NAL_TYPE_PPS)]
+        return b"".join(b"\x00\x00\x00\x01" + n for n in nals)
+    out = []
+    pos = 5
+    try:
+        for count_mask in (0x1F, 0xFF):  # numOfSequenceParameterSets, then numOfPictureParameterSets
+            count = extradata[pos] & count_mask
+            pos += 1
+            for _ in range(count):
+                size = int.from_bytes(extradata[pos : pos + 2], "big")
+                out.append(b"\x00\x00\x00\x01" + extradata[pos + 2 : pos + 2 + size])
+                pos += 2 + size
+    except IndexError:
+        return b""
+    return b"".join(out)
+
+
 # ---------------------------------------------------------------------------
 # Encoder choice: probe once, never crash
 # ---------------------------------------------------------------------------
@@ -258,6 +280,10 @@ class H264Encoder:
     it allows. ``idr_interval`` seconds between periodic IDR pictures;
     ``max_slice_size`` bytes per slice (for packetization mode 0 peers).
 
+    Every IDR unit carries SPS and PPS in-band (libx264 repeats them; for an
+    encoder that keeps them in extradata they are added), so a receiver can
+    join at any keyframe.
+
     Input frames are converted to the encoder's size and pixel format when they
     differ. A frame's capture time is ``frame.time`` (sources stamp
     ``time.monotonic()``); access units get RTP timestamps from ``clock``
@@ -304,6 +330,7 @@ class H264Encoder:
         self._last_pts = -1
         self._t0: float | None = None
         self._pending: dict[int, float] = {}
+        self._parameter_sets: bytes | None = None
         self.frames_in = 0
         self.frames_dropped = 0
         self.units_out = 0
@@ -469,7 +496,10 @@ class H264Encoder:
             if t is None:
                 t = (self._t0 or 0.0) + pts / VIDEO_CLOCK_RATE
             key = bool(p.is_keyframe)
-            out.append(AccessUnit(bytes(p), self.clock.rtp_timestamp(t), key, True))
+            data = bytes(p)
+            if key:
+                data = self._with_parameter_sets(data)
+            out.append(AccessUnit(data, self.clock.rtp_timestamp(t), key, True))
             self.units_out += 1
             if key:
                 self.keyframes_out += 1
@@ -477,6 +507,18 @@ class H264Encoder:
             for k in sorted(self._pending)[:-32]:
                 del self._pending[k]
         return out
+
+    def _with_parameter_sets(self, data: bytes) -> bytes:
+        # Every IDR must carry SPS/PPS in-band (a receiver may join at any keyframe). libx264
+        # does so itself; for an encoder that puts them only in extradata, add them here.
+        nals = split_annexb(data)
+        params = [n for n in nals if n and n[0] & 0x1F in (NAL_TYPE_SPS, NAL_TYPE_PPS)]
+        if params:
+            self._parameter_sets = b"".join(b"\x00\x00\x00\x01" + n for n in params)
+            return data
+        if self._parameter_sets is None:
+            self._parameter_sets = _parameter_sets_of(self._ctx.extradata or b"")
+        return self._parameter_sets + data
 
     def close(self) -> None:
         """Release the encoder (idempotent)."""

@@ -40,7 +40,9 @@ async def run(args: argparse.Namespace) -> int:
         source = FileSource(args.input, loop=True)
     else:
         source = TestPattern(w, h, args.fps)
-    encoder = H264Encoder(w, h, args.fps, args.bitrate, codec=args.encoder)
+    # mode 0 sends every NAL unit in one packet: cap the slices to fit the 1200-byte MTU
+    encoder = H264Encoder(w, h, args.fps, args.bitrate, codec=args.encoder,
+                          max_slice_size=1100 if args.mode == 0 else None)
     recorder = Recorder(args.output) if args.output else None
     sink = None
     if args.display:
@@ -72,7 +74,7 @@ async def run(args: argparse.Namespace) -> int:
         await receiver.close()
     p50, p95 = receiver.latency.percentile(50), receiver.latency.percentile(95)
     print(f"total: sent {sender.frames_encoded} frames, decoded {receiver.frames}, "
-          f"dropped before encode {sender.queue.dropped + encoder.frames_dropped}, "
+          f"dropped before encode {sender.queue.dropped + encoder.frames_dropped + source.frames_skipped}, "
           f"decoder errors {receiver.decoder.errors}; latency p50 {_ms(p50)} ms p95 {_ms(p95)} ms")
     if recorder is not None:
         print(f"recorded {recorder.video_frames} frames to {args.output}")

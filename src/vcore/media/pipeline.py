@@ -1,18 +1,22 @@
-"""Threads, bounded queues and the RTP video sender and receiver over asyncio UDP.
+"""Threads, bounded queues and the RTP senders and receivers (video and audio) over asyncio UDP.
 
 Capture, encode and decode run in their own threads (PyAV releases the GIL),
 joined by :class:`~vcore.media.sinks.FrameQueue` objects that drop the oldest
-item instead of building latency. The asyncio event loop only moves datagrams.
+item instead of building latency. The asyncio event loop carries RTCP and the
+incoming datagrams; outgoing RTP leaves straight from the encode thread.
 
-Sender: source -> [capture thread] -> queue -> [encode thread] -> encoder ->
-packetizer -> optional ``protect`` hook (SRTP) -> UDP. It answers PLI/FIR with
-a keyframe and sends RTCP sender reports whose (NTP, RTP) pair comes from the
-encoder's :class:`~vcore.media.clock.MediaClock`.
+Video sender: source -> [capture thread for live devices] -> queue -> [encode
+thread] -> encoder -> packetizer -> optional ``protect`` hook (SRTP) -> UDP. It
+answers PLI/FIR with a keyframe and sends RTCP sender reports whose (NTP, RTP)
+pair comes from the encoder's :class:`~vcore.media.clock.MediaClock`.
 
-Receiver: UDP -> optional ``unprotect`` hook -> RTP parse -> an assembler
+Video receiver: UDP -> optional ``unprotect`` hook -> RTP parse -> an assembler
 ("packets -> access units": :class:`InOrderAssembler` now, a jitter buffer
 later) -> queue -> [decode thread] -> decoder -> sink. It sends PLI when the
 decoder needs a keyframe and learns the sender's clock from its SRs.
+
+Audio: :class:`AudioSender` (one thread: read, encode 20 ms payloads, send) and
+:class:`AudioReceiver` (decode thread) follow the same pattern and clock model.
 
 Latency test mode: the sender puts each frame's capture time (monotonic
 microseconds, 8 bytes) into an RFC 8285 one-byte header extension (id
@@ -21,6 +25,8 @@ receiver measures capture-to-decoded latency (meaningful when both ends share
 a clock, as on one machine) into :class:`LatencyStats`.
 
 Every thread and task a component starts, it owns and stops in ``close()``.
+Thread-safety: ``start``/``close`` belong to the event loop's thread; counters
+may be read from anywhere; ``request_keyframe`` may be called from any thread.
 """
 
 from __future__ import annotations

@@ -253,3 +253,45 @@ def test_audio_and_video_streams_can_be_played_in_sync() -> None:
 
     error = asyncio.run(main())
     assert error is not None and abs(error) < 0.002
+
+
+def test_a_jitter_buffer_plugs_in_as_the_assembler() -> None:
+    """An assembler that holds units for a playout delay is polled: even the last frame comes out."""
+    from vcore.payload.h264 import H264Depacketizer
+
+    class DelayBuffer:  # the shape of vcore.jitter.VideoJitterBuffer: push(pkt, arrival), pop(now)
+        def __init__(self, delay: float) -> None:
+            self.delay = delay
+            self.depacketizer = H264Depacketizer()
+            self.held: list[tuple[float, object]] = []
+            self.keyframe_needed = False
+            self.pushed = 0
+
+        def push(self, packet: object, arrival: float) -> None:
+            self.pushed += 1
+            for unit in self.depacketizer.push(packet):
+                self.held.append((arrival + self.delay, unit))
+
+        def pop(self, now: float) -> list:  # type: ignore[type-arg]
+            due = [u for t, u in self.held if t <= now]
+            self.held = [(t, u) for t, u in self.held if t > now]
+            return due
+
+    async def main() -> tuple[VideoSender, VideoReceiver, DelayBuffer]:
+        buf = DelayBuffer(0.05)
+        receiver = VideoReceiver(assembler=buf)  # type: ignore[arg-type]
+        await receiver.start()
+        enc = H264Encoder(W, H, 30, 300_000, codec="libx264")
+        sender = VideoSender(TestPattern(W, H, 30), enc, receiver.local_address)
+        await sender.start()
+        await asyncio.sleep(0.5)
+        await sender.close()
+        await asyncio.sleep(0.3)  # no packets any more: only the poll releases the held units
+        await receiver.close()
+        return sender, receiver, buf
+
+    sender, receiver, buf = asyncio.run(main())
+    assert buf.pushed == sender.packets_sent and not buf.held
+    assert receiver.frames == sender.frames_encoded
+    p50 = receiver.latency.percentile(50)
+    assert p50 is not None and p50 >= 0.05  # the playout delay is part of the latency

@@ -797,7 +797,9 @@ class VideoReceiver(_RtpReceiver):
     ``sink`` gets each decoded ``VideoFrame`` in the decode thread (a callable or
     a sink object; default :class:`NullSink`). ``recorder`` (optional) gets every
     access unit before decoding (a remux, see :class:`Recorder`). ``assembler``
-    defaults to :class:`InOrderAssembler`. ``unprotect`` / ``unprotect_rtcp``
+    defaults to :class:`InOrderAssembler`; any other assembler (a jitter buffer)
+    is also polled with ``pop(now)`` every ``poll_interval`` seconds (default:
+    its own ``poll_interval`` attribute, else 5 ms). ``unprotect`` / ``unprotect_rtcp``
     transform incoming packets (SRTP), ``protect_rtcp`` outgoing PLIs; a hook
     that raises a ``VcoreError`` drops the packet (counted in ``dropped``).
 
@@ -824,6 +826,7 @@ class VideoReceiver(_RtpReceiver):
         queue_size: int = 8,
         pli_interval: float = 0.3,
         ssrc: int | None = None,
+        poll_interval: float | None = None,
     ) -> None:
         super().__init__(
             VIDEO_CLOCK_RATE,
@@ -846,12 +849,16 @@ class VideoReceiver(_RtpReceiver):
         self._pli_interval = pli_interval
         self._last_pli = -1e9
         self._poll_task: asyncio.Task[None] | None = None
+        if poll_interval is None:
+            poll_interval = getattr(self.assembler, "poll_interval", None)
+        if poll_interval is None and not isinstance(self.assembler, InOrderAssembler):
+            poll_interval = 0.005  # a jitter buffer releases units on time, not only on arrivals
+        self._poll_interval = poll_interval
 
     async def start(self) -> None:
         await super().start()
-        interval = getattr(self.assembler, "poll_interval", None)
-        if interval:
-            self._poll_task = asyncio.create_task(self._poll_loop(float(interval)))
+        if self._poll_interval:
+            self._poll_task = asyncio.create_task(self._poll_loop(float(self._poll_interval)))
 
     async def __aenter__(self) -> VideoReceiver:
         await self.start()

@@ -295,3 +295,28 @@ def test_a_jitter_buffer_plugs_in_as_the_assembler() -> None:
     assert receiver.frames == sender.frames_encoded
     p50 = receiver.latency.percentile(50)
     assert p50 is not None and p50 >= 0.05  # the playout delay is part of the latency
+
+
+def test_record_only_receiver_does_not_decode(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = str(tmp_path / "rec.mp4")
+
+    async def main() -> tuple[VideoSender, VideoReceiver, list]:  # type: ignore[type-arg]
+        units: list = []  # type: ignore[type-arg]
+        receiver = VideoReceiver(units.append, recorder=Recorder(out), decode=False)
+        await receiver.start()
+        enc = H264Encoder(W, H, 30, 300_000, codec="libx264")
+        sender = VideoSender(TestPattern(W, H, 30), enc, receiver.local_address)
+        await sender.start()
+        await asyncio.sleep(0.5)
+        await sender.close()
+        await asyncio.sleep(0.1)
+        await receiver.close()
+        return sender, receiver, units
+
+    sender, receiver, units = asyncio.run(main())
+    assert receiver.frames == 0 and len(units) == sender.frames_encoded
+    assert receiver.recorder is not None and receiver.recorder.video_frames == len(units)
+    import av
+
+    with av.open(out) as f:
+        assert sum(1 for _ in f.decode(video=0)) == len(units)

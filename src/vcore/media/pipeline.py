@@ -799,7 +799,9 @@ class VideoReceiver(_RtpReceiver):
     access unit before decoding (a remux, see :class:`Recorder`). ``assembler``
     defaults to :class:`InOrderAssembler`; any other assembler (a jitter buffer)
     is also polled with ``pop(now)`` every ``poll_interval`` seconds (default:
-    its own ``poll_interval`` attribute, else 5 ms). ``unprotect`` / ``unprotect_rtcp``
+    its own ``poll_interval`` attribute, else 5 ms). ``decode=False`` skips
+    decoding: the sink then gets the access units themselves (record-only or
+    relay use; ``frames`` stays 0 and ``latency`` measures capture to reassembly). ``unprotect`` / ``unprotect_rtcp``
     transform incoming packets (SRTP), ``protect_rtcp`` outgoing PLIs; a hook
     that raises a ``VcoreError`` drops the packet (counted in ``dropped``).
 
@@ -827,6 +829,7 @@ class VideoReceiver(_RtpReceiver):
         pli_interval: float = 0.3,
         ssrc: int | None = None,
         poll_interval: float | None = None,
+        decode: bool = True,
     ) -> None:
         super().__init__(
             VIDEO_CLOCK_RATE,
@@ -840,6 +843,7 @@ class VideoReceiver(_RtpReceiver):
         )
         self.sink = as_sink(sink) if sink is not None else NullSink()
         self.decoder = decoder if decoder is not None else H264Decoder()
+        self._decode = decode
         self.assembler: UnitAssembler = assembler if assembler is not None else InOrderAssembler()
         self.recorder = recorder
         self.queue: FrameQueue[AccessUnit] = FrameQueue(queue_size)
@@ -915,8 +919,13 @@ class VideoReceiver(_RtpReceiver):
                 decoder.mark_gap("decode queue overflow")
             if self.recorder is not None:
                 self.recorder.write_video(unit)
-            frames = decoder.decode(unit)
             t = self._capture_times.pop(unit.timestamp, None)
+            if not self._decode:  # record-only: units go to the recorder and the sink as they are
+                if t is not None:
+                    self.latency.add(time.monotonic() - t)
+                sink.write(unit)
+                continue
+            frames = decoder.decode(unit)
             for f in frames:
                 if t is not None:
                     self.latency.add(time.monotonic() - t)

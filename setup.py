@@ -27,7 +27,7 @@ def _extensions() -> list[Extension]:
         compiler_directives={
             "boundscheck": True,
             "wraparound": False,
-            "cdivision": True,
+            "cdivision": False,
             "embedsignature": True,
         },
     )

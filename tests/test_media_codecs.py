@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from av.audio.frame import AudioFrame
 from av.video.frame import PictureType
-from media_helpers import nal_types, noise_frames
+from .media_helpers import nal_types, noise_frames
 
 from vcore.errors import MediaError
 from vcore.media import (

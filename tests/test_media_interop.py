@@ -7,7 +7,7 @@ import socket
 import subprocess
 
 import pytest
-from conftest import require_tool
+from .conftest import require_tool
 
 from vcore.media import H264Encoder, TestPattern, VideoReceiver, VideoSender
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from av.video.frame import VideoFrame
-from media_helpers import vcore_threads, write_test_file
+from .media_helpers import vcore_threads, write_test_file
 
 from vcore.errors import ParseError
 from vcore.media import (

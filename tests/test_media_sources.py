@@ -8,7 +8,7 @@ import time
 
 import av
 import pytest
-from media_helpers import avcc_nals, noise_frames, vcore_threads, write_test_file
+from .media_helpers import avcc_nals, noise_frames, vcore_threads, write_test_file
 
 from vcore.errors import MediaError
 from vcore.media import (

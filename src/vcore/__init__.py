@@ -34,6 +34,7 @@ from .errors import (
     SrtpReplayError,
     VcoreError,
 )
+from .srtp import SrtpSession
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -64,4 +65,5 @@ __all__ = [
     "SrtpLimitError",
     "MediaError",
     "CallError",
+    "SrtpSession",
 ]

@@ -11,7 +11,13 @@ cdef class RtpPacket:
     cdef public long long extension_profile
     cdef public bytes extension_data
     cdef public long long padding_size
-    cdef public bytes payload
+    # the payload is a view: _prefix (0 or 2 bytes, an FU-A header the packetizer
+    # synthesized) followed by _src[_off:_off + _plen]; no copy until it is asked for
+    cdef bytes _src
+    cdef Py_ssize_t _off
+    cdef Py_ssize_t _plen
+    cdef unsigned char _prefix[2]
+    cdef int _prefix_len
 
 
 cdef class AccessUnit:
@@ -44,7 +50,8 @@ cdef class H264Depacketizer:
     cdef int _append(self, const unsigned char* data, Py_ssize_t n) except -1
     cdef void _add_nal_type(self, int t) noexcept
     cdef void _drop_fu(self) noexcept
-    cdef int _payload(self, bytes payload) except -1
+    cdef int _payload(self, RtpPacket packet) except -1
+    cdef int _fu_a(self, int header, int fu_header, const unsigned char* data, Py_ssize_t size) except -1
     cdef AccessUnit _finish(self)
 
 

@@ -11,12 +11,18 @@ threads without a lock.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdlib cimport free, realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 import numpy as np
 
 from .errors import ParseError
+
+__all__ = [
+    "SEQ_MOD", "TS_MOD", "seq_diff", "seq_gt", "ts_diff", "extend_seq", "RtpPacket", "parse_header_extensions",
+    "build_header_extensions", "split_annexb", "h264_packetize", "AccessUnit", "H264Depacketizer",
+    "g711_encode", "g711_decode",
+]
 
 SEQ_MOD = 1 << 16  # RFC 3550 §5.1
 TS_MOD = 1 << 32  # RFC 3550 §5.1
@@ -142,7 +148,7 @@ def build_header_extensions(elements):
             buf.append(len(value))
             buf += value
         profile = EXT_PROFILE_TWO_BYTE
-    buf += b"\x00" * ((4 - len(buf) % 4) % 4)  # not -n % 4: cdivision makes that negative
+    buf += b"\x00" * ((4 - len(buf) % 4) % 4)
     return profile, bytes(buf)
 
 
@@ -163,6 +169,7 @@ cdef inline int _check_range(str name, long long value, long long maximum) excep
     return 0
 
 
+@cython.freelist(256)
 cdef class RtpPacket:
     """One RTP packet (RFC 3550 §5.1).
 
@@ -199,6 +206,29 @@ cdef class RtpPacket:
         self.extension_profile = 0 if extension_profile is None else extension_profile
         self.extension_data = bytes(extension_data)
         self.padding_size = padding_size
+
+    @property
+    def payload(self):
+        """The payload bytes (padding excluded)."""
+        cdef bytes whole
+        if self._prefix_len == 0 and self._off == 0 and self._plen == PyBytes_GET_SIZE(self._src):
+            return self._src
+        whole = PyBytes_FromStringAndSize(NULL, self._prefix_len + self._plen)
+        if self._prefix_len:
+            memcpy(PyBytes_AS_STRING(whole), self._prefix, self._prefix_len)
+        memcpy(PyBytes_AS_STRING(whole) + self._prefix_len, PyBytes_AS_STRING(self._src) + self._off, self._plen)
+        self._src = whole
+        self._off = 0
+        self._plen = PyBytes_GET_SIZE(whole)
+        self._prefix_len = 0
+        return whole
+
+    @payload.setter
+    def payload(self, value):
+        self._src = bytes(value)
+        self._off = 0
+        self._plen = PyBytes_GET_SIZE(self._src)
+        self._prefix_len = 0
 
     @property
     def version(self):
@@ -287,10 +317,10 @@ cdef class RtpPacket:
             pkt.padding_size = pad
         else:
             pkt.padding_size = 0
-        if pos == 0 and end == n:
-            pkt.payload = buf
-        else:
-            pkt.payload = PyBytes_FromStringAndSize(<const char*>p + pos, end - pos)
+        pkt._src = buf  # zero copy: the payload is a view into the packet
+        pkt._off = pos
+        pkt._plen = end - pos
+        pkt._prefix_len = 0
         return pkt
 
     def serialize(self):
@@ -316,7 +346,7 @@ cdef class RtpPacket:
                 raise ValueError(f"RTP header extension data is {ext_len} bytes, not a multiple of 4")
             if ext_len > 4 * 0xFFFF:
                 raise ValueError("RTP header extension data longer than 262140 bytes")
-        plen = len(self.payload)
+        plen = self._prefix_len + self._plen
         total = RTP_HEADER_SIZE + 4 * cc + (4 + ext_len if self.extension else 0) + plen + self.padding_size
         result = PyBytes_FromStringAndSize(NULL, total)
         out = <unsigned char*>PyBytes_AS_STRING(result)
@@ -338,8 +368,10 @@ cdef class RtpPacket:
             if ext_len:
                 memcpy(out + pos + 4, PyBytes_AS_STRING(self.extension_data), ext_len)
             pos += 4 + ext_len
-        if plen:
-            memcpy(out + pos, PyBytes_AS_STRING(self.payload), plen)
+        if self._prefix_len:
+            memcpy(out + pos, self._prefix, self._prefix_len)
+        if self._plen:
+            memcpy(out + pos + self._prefix_len, PyBytes_AS_STRING(self._src) + self._off, self._plen)
         pos += plen
         if self.padding_size:
             memset(out + pos, 0, self.padding_size - 1)
@@ -349,7 +381,7 @@ cdef class RtpPacket:
     def __repr__(self):
         return (
             f"RtpPacket(seq={self.sequence_number}, ts={self.timestamp}, pt={self.payload_type}, "
-            f"ssrc=0x{self.ssrc:08x}, marker={self.marker}, payload={len(self.payload)} bytes)"
+            f"ssrc=0x{self.ssrc:08x}, marker={self.marker}, payload={self._prefix_len + self._plen} bytes)"
         )
 
     def __eq__(self, other):
@@ -376,19 +408,17 @@ cdef tuple _packet_key(RtpPacket p):
 # --------------------------------------------------------------------------
 
 cdef inline Py_ssize_t _find_start(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n) noexcept nogil:
-    """Offset of the next 00 00 01 at or after ``pos``, or -1."""
-    cdef Py_ssize_t i = pos
-    cdef unsigned char c
-    while i + 2 < n:
-        c = p[i + 2]
-        if c > 1:
-            i += 3
-        elif c == 1:
-            if p[i + 1] == 0 and p[i] == 0:
-                return i
-            i += 3
-        else:
-            i += 1
+    """Offset of the next 00 00 01 at or after ``pos``, or -1 (memchr for the 01, then look back)."""
+    cdef const unsigned char* hit
+    cdef Py_ssize_t k = pos + 2
+    while k < n:
+        hit = <const unsigned char*>memchr(p + k, 1, n - k)
+        if hit == NULL:
+            return -1
+        k = hit - p
+        if p[k - 1] == 0 and p[k - 2] == 0:
+            return k - 2
+        k += 1
     return -1
 
 
@@ -426,33 +456,10 @@ def split_annexb(data):
     return _split(_as_bytes(data))
 
 
-cdef list _order_nals(list nals):
-    cdef list params = []
-    cdef list body = []
-    cdef set seen = set()
-    cdef Py_ssize_t first_vcl = -1
-    cdef int t
-    cdef bytes nal
-    for nal in nals:
-        t = (<const unsigned char*>PyBytes_AS_STRING(nal))[0] & 0x1F
-        if t == NAL_TYPE_SPS or t == NAL_TYPE_PPS:
-            if nal not in seen:
-                seen.add(nal)
-                params.append(nal)
-            continue
-        if first_vcl < 0 and 1 <= t <= 5:
-            first_vcl = len(body)
-        body.append(nal)
-    if not params:
-        return body
-    if first_vcl < 0:
-        return body + params
-    return body[:first_vcl] + params + body[first_vcl:]
-
-
-cdef inline RtpPacket _new_packet(long long pt, long long seq, long long ts, long long ssrc, bytes payload, bint marker):
+cdef inline RtpPacket _new_packet(long long pt, long long seq, long long ts, long long ssrc, bytes src,
+                                  Py_ssize_t off, Py_ssize_t size, int prefix0, int prefix1, int prefix_len):
     cdef RtpPacket pkt = RtpPacket.__new__(RtpPacket)
-    pkt.marker = marker
+    pkt.marker = False
     pkt.payload_type = pt
     pkt.sequence_number = seq
     pkt.timestamp = ts
@@ -462,24 +469,127 @@ cdef inline RtpPacket _new_packet(long long pt, long long seq, long long ts, lon
     pkt.extension_profile = 0
     pkt.extension_data = b""
     pkt.padding_size = 0
-    pkt.payload = payload
+    pkt._src = src
+    pkt._off = off
+    pkt._plen = size
+    pkt._prefix[0] = prefix0
+    pkt._prefix[1] = prefix1
+    pkt._prefix_len = prefix_len
     return pkt
 
 
-cdef void _fragment(bytes nal, Py_ssize_t limit, list out):
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(nal)
+cdef struct _Template:
+    long long payload_type
+    long long seq
+    long long timestamp
+    long long ssrc
+
+
+cdef inline int _emit(_Template* tpl, bytes src, Py_ssize_t off, Py_ssize_t size, int prefix0, int prefix1,
+                      int prefix_len, list out) except -1:
+    out.append(_new_packet(tpl.payload_type, tpl.seq, tpl.timestamp, tpl.ssrc, src, off, size, prefix0, prefix1,
+                           prefix_len))
+    tpl.seq = (tpl.seq + 1) & 0xFFFF
+    return 0
+
+
+cdef struct _Nal:
+    Py_ssize_t start
+    Py_ssize_t size
+
+
+cdef Py_ssize_t _nal_offsets(const unsigned char* p, Py_ssize_t n, _Nal** out) except -2:
+    """Fill ``*out`` (malloc'd, caller frees) with the NAL units of an Annex B buffer; returns the count."""
+    cdef Py_ssize_t cap = 16, count = 0, pos, nxt, end, stop
+    cdef _Nal* nals
+    cdef _Nal* grown
+    out[0] = NULL
+    if n == 0:
+        return 0
+    nxt = _find_start(p, 0, n)
+    if nxt < 0:
+        raise ParseError("H.264 Annex B data has no start code")
+    nals = <_Nal*>malloc(cap * sizeof(_Nal))
+    if nals == NULL:
+        raise MemoryError()
+    pos = nxt + 3
+    while True:
+        nxt = _find_start(p, pos, n)
+        end = n if nxt < 0 else nxt
+        stop = end
+        while stop > pos and p[stop - 1] == 0:
+            stop -= 1
+        if stop > pos:
+            if count == cap:
+                cap *= 2
+                grown = <_Nal*>realloc(nals, cap * sizeof(_Nal))
+                if grown == NULL:
+                    free(nals)
+                    raise MemoryError()
+                nals = grown
+            nals[count].start = pos
+            nals[count].size = stop - pos
+            count += 1
+        if nxt < 0:
+            break
+        pos = nxt + 3
+    out[0] = nals
+    return count
+
+
+cdef Py_ssize_t _order(const unsigned char* p, _Nal* nals, Py_ssize_t count, Py_ssize_t* order) noexcept:
+    """Fill ``order`` with NAL indexes: parameter sets once each, placed before the first slice.
+
+    ``order`` has room for ``2 * count`` entries; the upper half is scratch space.
+    """
+    cdef Py_ssize_t i, j, k, n_params = 0, n_out = 0
+    cdef int t
+    cdef bint dup, placed = False
+    cdef Py_ssize_t* params = order + count
+    for i in range(count):
+        t = p[nals[i].start] & 0x1F
+        if t == NAL_TYPE_SPS or t == NAL_TYPE_PPS:
+            dup = False
+            for k in range(n_params):
+                j = params[k]
+                if nals[j].size == nals[i].size and memcmp(p + nals[j].start, p + nals[i].start, nals[i].size) == 0:
+                    dup = True
+                    break
+            if not dup:
+                params[n_params] = i
+                n_params += 1
+    for i in range(count):
+        t = p[nals[i].start] & 0x1F
+        if t == NAL_TYPE_SPS or t == NAL_TYPE_PPS:
+            continue
+        if not placed and 1 <= t <= 5:
+            placed = True
+            for k in range(n_params):
+                order[n_out] = params[k]
+                n_out += 1
+        order[n_out] = i
+        n_out += 1
+    if not placed:
+        for k in range(n_params):
+            order[n_out] = params[k]
+            n_out += 1
+    return n_out
+
+
+cdef int _fragment(bytes buf, Py_ssize_t start, Py_ssize_t nal_size, Py_ssize_t limit, _Template* tpl,
+                   list out) except -1:
+    """FU-A fragments (RFC 6184 §5.8) of near-equal size, each at most ``limit`` bytes (views, no copy)."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf) + start
     cdef unsigned char header = p[0]
     cdef unsigned char indicator = (header & 0xE0) | NAL_TYPE_FU_A
     cdef unsigned char nal_type = header & 0x1F
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(nal) - 1
+    cdef Py_ssize_t size = nal_size - 1
     cdef Py_ssize_t room = limit - 2
     cdef Py_ssize_t count = (size + room - 1) // room
     cdef Py_ssize_t base = size // count
     cdef Py_ssize_t extra = size % count
     cdef Py_ssize_t pos = 1, k, chunk
     cdef unsigned char fu_header
-    cdef bytes frag
-    cdef unsigned char* q
     for k in range(count):
         chunk = base + (1 if k < extra else 0)
         fu_header = nal_type
@@ -487,13 +597,57 @@ cdef void _fragment(bytes nal, Py_ssize_t limit, list out):
             fu_header |= 0x80
         if k == count - 1:
             fu_header |= 0x40
-        frag = PyBytes_FromStringAndSize(NULL, chunk + 2)
-        q = <unsigned char*>PyBytes_AS_STRING(frag)
-        q[0] = indicator
-        q[1] = fu_header
-        memcpy(q + 2, p + pos, chunk)
-        out.append(frag)
+        _emit(tpl, buf, start + pos, chunk, indicator, fu_header, 2, out)
         pos += chunk
+    return 0
+
+
+cdef int _payloads(bytes buf, _Nal* nals, Py_ssize_t* order, Py_ssize_t count,
+                   Py_ssize_t limit, long long mode, _Template* tpl, list out) except -1:
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t i = 0, j, k, size, total, start
+    cdef int nri, fbit, h
+    cdef bytes stap
+    cdef unsigned char* q
+    while i < count:
+        start = nals[order[i]].start
+        size = nals[order[i]].size
+        if mode == 0:
+            _emit(tpl, buf, start, size, 0, 0, 0, out)
+            i += 1
+            continue
+        if size > limit:
+            _fragment(buf, start, size, limit, tpl, out)
+            i += 1
+            continue
+        total = 1 + 2 + size
+        h = p[start]
+        nri = h & 0x60
+        fbit = h & 0x80
+        j = i + 1
+        while j < count and total + 2 + nals[order[j]].size <= limit:
+            total += 2 + nals[order[j]].size
+            h = p[nals[order[j]].start]
+            if (h & 0x60) > nri:
+                nri = h & 0x60
+            fbit |= h & 0x80
+            j += 1
+        if j - i == 1:
+            _emit(tpl, buf, start, size, 0, 0, 0, out)
+        else:
+            stap = PyBytes_FromStringAndSize(NULL, total)
+            q = <unsigned char*>PyBytes_AS_STRING(stap)
+            q[0] = fbit | nri | NAL_TYPE_STAP_A
+            total = 1
+            for k in range(i, j):
+                size = nals[order[k]].size
+                q[total] = (size >> 8) & 0xFF
+                q[total + 1] = size & 0xFF
+                memcpy(q + total + 2, p + nals[order[k]].start, size)
+                total += 2 + size
+            _emit(tpl, stap, 0, total, 0, 0, 0, out)
+        i = j
+    return 0
 
 
 def h264_packetize(access_unit, long long timestamp, long long payload_type, long long ssrc,
@@ -510,63 +664,34 @@ def h264_packetize(access_unit, long long timestamp, long long payload_type, lon
         raise ValueError(f"H.264 packetization mode {mode} is not 0 or 1")
     if not MIN_MTU <= mtu <= 65535:
         raise ValueError(f"mtu {mtu} out of range {MIN_MTU}-65535")
-    cdef list nals = _order_nals(_split(_as_bytes(access_unit)))
-    cdef Py_ssize_t limit = mtu - RTP_HEADER_SIZE
-    cdef list payloads
-    cdef Py_ssize_t i, j, k, count, size, total
-    cdef int nri, fbit, h
-    cdef bytes nal, stap
-    cdef unsigned char* q
-    if mode == 0:
-        payloads = nals
-    else:
-        payloads = []
-        i = 0
-        count = len(nals)
-        while i < count:
-            nal = nals[i]
-            size = PyBytes_GET_SIZE(nal)
-            if size > limit:
-                _fragment(nal, limit, payloads)
-                i += 1
-                continue
-            total = 1 + 2 + size
-            h = (<const unsigned char*>PyBytes_AS_STRING(nal))[0]
-            nri = h & 0x60
-            fbit = h & 0x80
-            j = i + 1
-            while j < count and total + 2 + PyBytes_GET_SIZE(nals[j]) <= limit:
-                total += 2 + PyBytes_GET_SIZE(nals[j])
-                h = (<const unsigned char*>PyBytes_AS_STRING(nals[j]))[0]
-                if (h & 0x60) > nri:
-                    nri = h & 0x60
-                fbit |= h & 0x80
-                j += 1
-            if j - i == 1:
-                payloads.append(nal)
-            else:
-                stap = PyBytes_FromStringAndSize(NULL, total)
-                q = <unsigned char*>PyBytes_AS_STRING(stap)
-                q[0] = fbit | nri | NAL_TYPE_STAP_A
-                total = 1
-                for k in range(i, j):
-                    nal = nals[k]
-                    size = PyBytes_GET_SIZE(nal)
-                    q[total] = (size >> 8) & 0xFF
-                    q[total + 1] = size & 0xFF
-                    memcpy(q + total + 2, PyBytes_AS_STRING(nal), size)
-                    total += 2 + size
-                payloads.append(stap)
-            i = j
-    cdef long long seq = sequence_number & 0xFFFF
-    cdef Py_ssize_t last = len(payloads) - 1
+    cdef bytes buf = _as_bytes(access_unit)
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef _Nal* nals = NULL
+    cdef Py_ssize_t count = _nal_offsets(p, PyBytes_GET_SIZE(buf), &nals)
+    cdef Py_ssize_t* order = NULL
     cdef list packets = []
-    for i in range(len(payloads)):
-        packets.append(_new_packet(payload_type, seq, timestamp, ssrc, payloads[i], i == last))
-        seq = (seq + 1) & 0xFFFF
+    if count == 0:
+        return packets
+    cdef _Template tpl
+    tpl.payload_type = payload_type
+    tpl.seq = sequence_number & 0xFFFF
+    tpl.timestamp = timestamp
+    tpl.ssrc = ssrc
+    try:
+        order = <Py_ssize_t*>malloc(2 * count * sizeof(Py_ssize_t))
+        if order == NULL:
+            raise MemoryError()
+        count = _order(p, nals, count, order)
+        _payloads(buf, nals, order, count, mtu - RTP_HEADER_SIZE, mode, &tpl, packets)
+    finally:
+        free(order)
+        free(nals)
+    if packets:
+        (<RtpPacket>packets[len(packets) - 1]).marker = True
     return packets
 
 
+@cython.freelist(32)
 cdef class AccessUnit:
     """One H.264 access unit (a coded picture) in Annex B form.
 
@@ -710,7 +835,7 @@ cdef class H264Depacketizer:
                 self._len = self._fu_start
                 self._in_fu = False
         self._timestamp = packet.timestamp
-        self._payload(packet.payload)
+        self._payload(packet)
         if packet.marker:
             out.append(self._finish())
         return out
@@ -722,12 +847,16 @@ cdef class H264Depacketizer:
         self._broken = True
         return [self._finish()]
 
-    cdef int _payload(self, bytes payload) except -1:
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(payload)
+    cdef int _payload(self, RtpPacket packet) except -1:
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(packet._src) + packet._off
+        cdef Py_ssize_t n = packet._plen
         cdef Py_ssize_t pos, size
-        cdef int header, t, fu_header
-        cdef unsigned char nal_header
+        cdef int header, t
+        if packet._prefix_len == 2:  # an FU-A view made by the packetizer: header bytes apart
+            return self._fu_a(packet._prefix[0], packet._prefix[1], p, n)
+        if packet._prefix_len:  # never made by vcore; handle generally
+            p = <const unsigned char*>PyBytes_AS_STRING(packet.payload)
+            n = packet._plen
         if n == 0:
             self.malformed += 1
             self._broken = True
@@ -771,39 +900,47 @@ cdef class H264Depacketizer:
                     self._len = self._fu_start
                     self._in_fu = False
                 return 0
-            fu_header = p[1]
-            if fu_header & 0x80:
-                if self._in_fu:
-                    self._len = self._fu_start
-                    self._in_fu = False
-                    self._broken = True
-                if fu_header & 0x40:
-                    self.malformed += 1
-                    self._broken = True
-                    return 0
-                self._fu_start = self._len
-                self._in_fu = True
-                nal_header = (header & 0xE0) | (fu_header & 0x1F)
-                self._append(&nal_header, 1)
-                self._reserve(n - 2)
-                memcpy(self._buf + self._len, p + 2, n - 2)
-                self._len += n - 2
-            else:
-                if not self._in_fu:
-                    self._broken = True
-                    return 0
-                self._reserve(n - 2)
-                memcpy(self._buf + self._len, p + 2, n - 2)
-                self._len += n - 2
-                if fu_header & 0x40:
-                    self._in_fu = False
-                    self._add_nal_type(fu_header & 0x1F)
+            return self._fu_a(header, p[1], p + 2, n - 2)
         elif t == NAL_TYPE_STAP_B or t == NAL_TYPE_MTAP16 or t == NAL_TYPE_MTAP24 or t == NAL_TYPE_FU_B:
             self.unsupported += 1
             self._broken = True
             if self._in_fu:
                 self._len = self._fu_start
                 self._in_fu = False
+        return 0
+
+    cdef int _fu_a(self, int header, int fu_header, const unsigned char* data, Py_ssize_t size) except -1:
+        """One FU-A fragment: ``header`` is the FU indicator, ``data`` the fragment after the FU header."""
+        cdef unsigned char nal_header
+        if size < 1:
+            self.malformed += 1
+            self._broken = True
+            if self._in_fu:
+                self._len = self._fu_start
+                self._in_fu = False
+            return 0
+        if fu_header & 0x80:
+            if self._in_fu:
+                self._len = self._fu_start
+                self._in_fu = False
+                self._broken = True
+            if fu_header & 0x40:
+                self.malformed += 1
+                self._broken = True
+                return 0
+            self._fu_start = self._len
+            self._in_fu = True
+            nal_header = (header & 0xE0) | (fu_header & 0x1F)
+            self._append(&nal_header, 1)
+        elif not self._in_fu:
+            self._broken = True
+            return 0
+        self._reserve(size)
+        memcpy(self._buf + self._len, data, size)
+        self._len += size
+        if fu_header & 0x40:
+            self._in_fu = False
+            self._add_nal_type(fu_header & 0x1F)
         return 0
 
     cdef AccessUnit _finish(self):

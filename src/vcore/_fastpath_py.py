@@ -20,9 +20,10 @@ threads without a lock.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import ParseError
 
@@ -181,7 +182,7 @@ def build_header_extensions(elements: Sequence[tuple[int, bytes]]) -> tuple[int,
             buf.append(len(value))
             buf += value
         profile = EXT_PROFILE_TWO_BYTE
-    buf += b"\x00" * (-len(buf) % 4)
+    buf += b"\x00" * ((4 - len(buf) % 4) % 4)
     return profile, bytes(buf)
 
 
@@ -759,15 +760,14 @@ def _alaw_to_linear(code: int) -> int:
     return t if a & 0x80 else -t
 
 
-def _encode_table(to_linear: object, mask: int) -> np.ndarray:
+def _encode_table(decode: Callable[[int], int], mask: int) -> npt.NDArray[np.uint8]:
     """14-bit index ``(pcm + 32768) >> 2`` -> code, nearest level with FFmpeg's rounding."""
-    decode = to_linear  # type: ignore[assignment]
     table = np.zeros(16384, dtype=np.uint8)
     table[8192] = mask
     j = 1
     for level in range(127):
-        lo = decode(level ^ mask)  # type: ignore[operator]
-        hi = decode((level + 1) ^ mask)  # type: ignore[operator]
+        lo = decode(level ^ mask)
+        hi = decode((level + 1) ^ mask)
         threshold = (lo + hi + 4) >> 3  # midpoint of two levels, in units of 4
         while j < threshold:
             table[8192 - j] = level ^ (mask ^ 0x80)
@@ -787,7 +787,7 @@ ULAW_ENCODE = _encode_table(_ulaw_to_linear, 0xFF)
 ALAW_ENCODE = _encode_table(_alaw_to_linear, 0xD5)
 
 
-def _pcm_view(pcm: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+def _pcm_view(pcm: bytes | bytearray | memoryview | npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
     if isinstance(pcm, np.ndarray):
         if pcm.dtype != np.int16:
             raise TypeError(f"G.711 encoder needs int16 PCM, got {pcm.dtype}")
@@ -798,18 +798,18 @@ def _pcm_view(pcm: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.int16)
 
 
-def g711_encode(pcm: bytes | bytearray | memoryview | np.ndarray, alaw: bool) -> bytes:
+def g711_encode(pcm: bytes | bytearray | memoryview | npt.NDArray[np.int16], alaw: bool) -> bytes:
     """Encode native-endian int16 PCM to G.711 µ-law (``alaw=False``) or A-law codes."""
     samples = _pcm_view(pcm)
     index = (samples.astype(np.int32) + 32768) >> 2
     table = ALAW_ENCODE if alaw else ULAW_ENCODE
-    return table[index].tobytes()
+    return bytes(table[index].tobytes())
 
 
 def g711_decode(data: bytes | bytearray | memoryview, alaw: bool) -> bytes:
     """Decode G.711 codes to native-endian int16 PCM bytes."""
     codes = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
     table = ALAW_DECODE if alaw else ULAW_DECODE
-    return table[codes].tobytes()
+    return bytes(table[codes].tobytes())
 
 

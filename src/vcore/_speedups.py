@@ -17,6 +17,17 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
+__all__ = [
+    "NO_EXTENSIONS",
+    "Twin",
+    "load_twin",
+    "fastpath",
+    "fastpath_srtp",
+    "fastpath_visca",
+    "is_compiled",
+    "fastpath_enabled",
+]
+
 _log = logging.getLogger(__name__)
 
 NO_EXTENSIONS: bool = bool(os.environ.get("VCORE_NO_EXTENSIONS")) or (
@@ -48,8 +59,12 @@ def _select(name: str) -> ModuleType:
 
 if TYPE_CHECKING:
     from . import _fastpath_py as fastpath
+    from . import _fastpath_srtp_py as fastpath_srtp
+    from . import _fastpath_visca_py as fastpath_visca
 else:
     fastpath = _select("_fastpath")
+    fastpath_srtp = _select("_fastpath_srtp")
+    fastpath_visca = _select("_fastpath_visca")
 
 
 def is_compiled(module: ModuleType) -> bool:

@@ -1,0 +1,36 @@
+# Typed face of the compiled kernels: identical to the pure-Python twin by contract.
+from ._fastpath_py import (
+    SEQ_MOD as SEQ_MOD,
+    TS_MOD as TS_MOD,
+    AccessUnit as AccessUnit,
+    H264Depacketizer as H264Depacketizer,
+    RtpPacket as RtpPacket,
+    build_header_extensions as build_header_extensions,
+    extend_seq as extend_seq,
+    g711_decode as g711_decode,
+    g711_encode as g711_encode,
+    h264_packetize as h264_packetize,
+    parse_header_extensions as parse_header_extensions,
+    seq_diff as seq_diff,
+    seq_gt as seq_gt,
+    split_annexb as split_annexb,
+    ts_diff as ts_diff,
+)
+
+__all__ = [
+    "SEQ_MOD",
+    "TS_MOD",
+    "AccessUnit",
+    "H264Depacketizer",
+    "RtpPacket",
+    "build_header_extensions",
+    "extend_seq",
+    "g711_decode",
+    "g711_encode",
+    "h264_packetize",
+    "parse_header_extensions",
+    "seq_diff",
+    "seq_gt",
+    "split_annexb",
+    "ts_diff",
+]

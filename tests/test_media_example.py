@@ -33,3 +33,15 @@ def test_loopback_example_reports_bad_input() -> None:
         capture_output=True, text=True, timeout=60, env=dict(os.environ),
     )
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_vcore_demo_command_with_srtp() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vcore", "demo", "--seconds", "1.5", "--size", "320x240", "--srtp",
+         "--encoder", "libx264"],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "SRTP 1190-byte MTU" in proc.stdout
+    total = [line for line in proc.stdout.splitlines() if line.startswith("total:")]
+    assert total and "decoder errors 0" in total[0] and "decoded 0," not in total[0]

@@ -320,3 +320,39 @@ def test_record_only_receiver_does_not_decode(tmp_path) -> None:  # type: ignore
 
     with av.open(out) as f:
         assert sum(1 for _ in f.decode(video=0)) == len(units)
+
+
+@pytest.mark.parametrize("same_key", [True, False])
+def test_srtp_protected_loopback(same_key: bool) -> None:
+    import os
+
+    from vcore.srtp import SrtpSession
+
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    key = os.urandom(30)
+    # sessions are not thread-safe: RTP is protected in the encode thread, RTCP on the event loop
+    rtp_tx, rtcp_tx = SrtpSession(suite, key), SrtpSession(suite, key)
+    rx = SrtpSession(suite, key if same_key else os.urandom(30))
+
+    async def main() -> tuple[VideoSender, VideoReceiver]:
+        receiver = VideoReceiver(unprotect=rx.unprotect, unprotect_rtcp=rx.unprotect_rtcp, protect_rtcp=rx.protect_rtcp)
+        await receiver.start()
+        enc = H264Encoder(W, H, 30, 300_000, codec="libx264")
+        sender = VideoSender(
+            TestPattern(W, H, 30), enc, receiver.local_address, mtu=1190, rtcp_interval=0.1,
+            protect=rtp_tx.protect, protect_rtcp=rtcp_tx.protect_rtcp, unprotect_rtcp=rtcp_tx.unprotect_rtcp,
+        )
+        await sender.start()
+        await asyncio.sleep(0.6)
+        await sender.close()
+        await asyncio.sleep(0.1)
+        await receiver.close()
+        return sender, receiver
+
+    sender, receiver = asyncio.run(main())
+    if same_key:
+        assert receiver.frames == sender.frames_encoded >= 10 and receiver.dropped == 0
+        assert receiver.remote_clock.synchronized and receiver.bye.is_set()  # SRTCP SRs and BYE got through
+    else:
+        assert receiver.frames == 0 and receiver.dropped == sender.packets_sent  # every packet failed auth
+        assert not receiver.remote_clock.synchronized

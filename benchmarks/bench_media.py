@@ -6,7 +6,7 @@ once into a temporary file), so the encoders see the same pictures.
 
 Run the whole comparison (about a minute, one heavy process at a time):
 
-    PYTHONPATH=src python benchmarks/bench_media.py [--seconds 10]
+    PYTHONPATH=src python benchmarks/bench_media.py [--seconds 10] [--srtp]
 
 or the encode/decode part through pytest-benchmark:
 
@@ -171,43 +171,66 @@ def run_pair(sender: list[str], receiver: list[str], settle: float = 0.7) -> flo
     return cpu
 
 
-def gst_commands(clip: str, frames: int, port: int) -> tuple[list[str], list[str]]:
+SRTP_SUITE = "AES_CM_128_HMAC_SHA1_80"
+SSRC = 0x12345678
+
+
+def gst_commands(clip: str, frames: int, port: int, key: bytes | None = None) -> tuple[list[str], list[str]]:
+    srtp_tx = srtp_rx = ""
+    caps = "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96"
+    if key is not None:
+        params = "rtp-cipher=aes-128-icm rtp-auth=hmac-sha1-80 rtcp-cipher=aes-128-icm rtcp-auth=hmac-sha1-80"
+        srtp_tx = f"srtpenc key={key.hex()} {params} ! "
+        caps = caps.replace("x-rtp", "x-srtp") + (
+            f",ssrc=(uint){SSRC},srtp-key=(buffer){key.hex()},srtp-cipher=(string)aes-128-icm,"
+            "srtp-auth=(string)hmac-sha1-80,srtcp-cipher=(string)aes-128-icm,srtcp-auth=(string)hmac-sha1-80"
+        )
+        srtp_rx = "srtpdec ! "
     sender = (
         f"gst-launch-1.0 -q filesrc location={clip} num-buffers={frames} blocksize={FRAME_BYTES} ! "
         f"rawvideoparse width={W} height={H} format=i420 framerate={FPS}/1 ! "
         f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={BITRATE // 1000} key-int-max={FPS * 5} ! "
-        f"video/x-h264,profile=constrained-baseline ! rtph264pay mtu=1200 config-interval=-1 ! "
-        f"udpsink host=127.0.0.1 port={port} sync=true"
+        f"video/x-h264,profile=constrained-baseline ! rtph264pay mtu=1200 config-interval=-1 ssrc={SSRC} ! "
+        f"{srtp_tx}udpsink host=127.0.0.1 port={port} sync=true"
     ).split()
     receiver = (
-        f"gst-launch-1.0 -q udpsrc address=127.0.0.1 port={port} "
-        "caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96 ! "
+        f"gst-launch-1.0 -q udpsrc address=127.0.0.1 port={port} caps={caps} ! {srtp_rx}"
         "rtpjitterbuffer latency=50 ! rtph264depay ! avdec_h264 max-threads=1 ! fakesink sync=false"
     ).split()
     return sender, receiver
 
 
-def ffmpeg_commands(clip: str, frames: int, port: int, sdp_path: str) -> tuple[list[str], list[str]]:
+def ffmpeg_commands(
+    clip: str, frames: int, port: int, sdp_path: str, key: bytes | None = None
+) -> tuple[list[str], list[str]]:
+    import base64
+
+    profile, crypto, url, srtp_args = "RTP/AVP", "", f"rtp://127.0.0.1:{port}?pkt_size=1200", []
+    if key is not None:
+        b64 = base64.b64encode(key).decode()
+        profile, crypto = "RTP/SAVP", f"a=crypto:1 {SRTP_SUITE} inline:{b64}\n"
+        url = f"srtp://127.0.0.1:{port}?pkt_size=1200"
+        srtp_args = ["-srtp_out_suite", SRTP_SUITE, "-srtp_out_params", b64]
     with open(sdp_path, "w") as f:
         f.write(
             "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=bench\nc=IN IP4 127.0.0.1\nt=0 0\n"
-            f"m=video {port} RTP/AVP 96\na=rtpmap:96 H264/90000\na=fmtp:96 packetization-mode=1\n"
+            f"m=video {port} {profile} 96\na=rtpmap:96 H264/90000\na=fmtp:96 packetization-mode=1\n{crypto}"
         )
     sender = [
         "ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "rawvideo", "-pix_fmt", "yuv420p",
         "-s", f"{W}x{H}", "-r", str(FPS), "-i", clip, "-frames:v", str(frames),
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline",
         "-b:v", str(BITRATE), "-maxrate", str(BITRATE), "-bufsize", str(BITRATE), "-g", str(FPS * 5), "-bf", "0",
-        "-f", "rtp", "-payload_type", "96", f"rtp://127.0.0.1:{port}?pkt_size=1200",
+        "-f", "rtp", "-payload_type", "96", *srtp_args, url,
     ]
     receiver = [
-        "ffmpeg", "-nostdin", "-loglevel", "error", "-protocol_whitelist", "file,udp,rtp",
+        "ffmpeg", "-nostdin", "-loglevel", "error", "-protocol_whitelist", "file,udp,rtp,srtp,crypto",
         "-threads", "1", "-i", sdp_path, "-f", "null", "-",
     ]
     return sender, receiver
 
 
-def vcore_loopback(clip: str, frames: int) -> tuple[float, int, dict[str, Any]]:
+def vcore_loopback(clip: str, frames: int, key: bytes | None = None) -> tuple[float, int, dict[str, Any]]:
     """CPU seconds and decoded frames of the in-process vcore loopback on the raw clip (real time)."""
     from vcore.media import H264Encoder, VideoReceiver, VideoSender
     from vcore.media.sources import Source
@@ -226,9 +249,19 @@ def vcore_loopback(clip: str, frames: int) -> tuple[float, int, dict[str, Any]]:
 
     async def main() -> tuple[float, int, dict[str, Any]]:
         t = time.process_time()
-        receiver = VideoReceiver()
+        tx: dict[str, Any] = {}
+        rx: dict[str, Any] = {}
+        if key is not None:
+            from vcore.srtp import SrtpSession
+
+            rtp_tx, rtcp_tx, rx_s = (SrtpSession(SRTP_SUITE, key) for _ in range(3))
+            tx = {"protect": rtp_tx.protect, "protect_rtcp": rtcp_tx.protect_rtcp,
+                  "unprotect_rtcp": rtcp_tx.unprotect_rtcp, "mtu": 1190}
+            rx = {"unprotect": rx_s.unprotect, "unprotect_rtcp": rx_s.unprotect_rtcp, "protect_rtcp": rx_s.protect_rtcp}
+        receiver = VideoReceiver(**rx)
         await receiver.start()
-        sender = VideoSender(Clip(), H264Encoder(W, H, FPS, BITRATE, codec="libx264"), receiver.local_address)
+        enc = H264Encoder(W, H, FPS, BITRATE, codec="libx264")
+        sender = VideoSender(Clip(), enc, receiver.local_address, **tx)
         await sender.start()
         await sender.finished.wait()
         await sender.close()
@@ -256,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--skip-peers", action="store_true")
     p.add_argument("--repeat", type=int, default=2, help="loopback runs per side; the least counts")
+    p.add_argument("--srtp", action="store_true", help="SRTP (AES_CM_128_HMAC_SHA1_80) in every loopback")
     args = p.parse_args(argv)
     frames = int(args.seconds * FPS)
     tmp = tempfile.mkdtemp(prefix="vcore-bench-")
@@ -279,18 +313,22 @@ def main(argv: list[str] | None = None) -> int:
         # (a shared machine only ever adds CPU time).
         sides: dict[str, Any] = {}
 
+        key = os.urandom(30) if args.srtp else None
+        label = " (SRTP AES_CM_128_HMAC_SHA1_80 on every side)" if key else " (plain RTP on every side)"
+        print("loopbacks" + label)
+
         def vcore_side(n: int) -> float:
-            cpu, got, lat = vcore_loopback(clip, n)
+            cpu, got, lat = vcore_loopback(clip, n, key)
             if n == frames:
                 sides["vcore_info"] = (got, lat)
             return cpu
 
         sides["vcore"] = vcore_side
         if not args.skip_peers and shutil.which("gst-launch-1.0"):
-            sides["GStreamer"] = lambda n: run_pair(*gst_commands(clip, n, free_port()))
+            sides["GStreamer"] = lambda n: run_pair(*gst_commands(clip, n, free_port(), key))
         if not args.skip_peers and shutil.which("ffmpeg"):
             sdp = os.path.join(tmp, "rx.sdp")
-            sides["ffmpeg"] = lambda n: run_pair(*ffmpeg_commands(clip, n, free_port(), sdp))
+            sides["ffmpeg"] = lambda n: run_pair(*ffmpeg_commands(clip, n, free_port(), sdp, key))
         best: dict[str, float] = {}
         for _ in range(args.repeat):
             for name, run in list(sides.items()):

@@ -356,3 +356,19 @@ def test_srtp_protected_loopback(same_key: bool) -> None:
     else:
         assert receiver.frames == 0 and receiver.dropped == sender.packets_sent  # every packet failed auth
         assert not receiver.remote_clock.synchronized
+
+
+def test_a_failing_recorder_does_not_end_the_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    class FullDisk(Recorder):
+        def write_video(self, unit):  # type: ignore[no-untyped-def]
+            if self.video_frames >= 3:
+                from vcore.errors import MediaError
+
+                raise MediaError("No space left on device")
+            super().write_video(unit)
+
+    rec = FullDisk(str(tmp_path / "rec.mkv"))
+    sender, receiver = asyncio.run(run_loopback(0.6, recorder=rec))
+    assert receiver.recorder_error is not None and "No space" in str(receiver.recorder_error)
+    assert receiver.error is None and receiver.frames >= 10  # decoding went on
+    assert rec.video_frames == 3

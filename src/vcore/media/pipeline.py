@@ -809,7 +809,9 @@ class VideoReceiver(_RtpReceiver):
     ``plis_sent``; ``latency`` (:class:`LatencyStats`, capture to decoded, when
     the sender stamps capture times); ``remote_clock`` (from the sender's SRs);
     ``stats`` (RFC 3550 :class:`ReceiverStats`, after the first packet);
-    ``bye`` is set when the sender said goodbye.
+    ``bye`` is set when the sender said goodbye. A recorder that fails is
+    closed and dropped (``recorder_error``) while the call goes on; an
+    exception from the sink ends the decode thread (``error``).
     """
 
     def __init__(
@@ -846,6 +848,7 @@ class VideoReceiver(_RtpReceiver):
         self._decode = decode
         self.assembler: UnitAssembler = assembler if assembler is not None else InOrderAssembler()
         self.recorder = recorder
+        self.recorder_error: MediaError | None = None
         self.queue: FrameQueue[AccessUnit] = FrameQueue(queue_size)
         self.units = 0
         self.frames = 0
@@ -918,7 +921,7 @@ class VideoReceiver(_RtpReceiver):
                 dropped = queue.dropped
                 decoder.mark_gap("decode queue overflow")
             if self.recorder is not None:
-                self.recorder.write_video(unit)
+                self._record(unit)
             t = self._capture_times.pop(unit.timestamp, None)
             if not self._decode:  # record-only: units go to the recorder and the sink as they are
                 if t is not None:
@@ -936,6 +939,21 @@ class VideoReceiver(_RtpReceiver):
                     loop.call_soon_threadsafe(self._send_pli)
                 except RuntimeError:
                     return
+
+    def _record(self, unit: AccessUnit) -> None:
+        # A recording that fails (disk full, unwritable file) must not end the call: report it,
+        # keep what was written, and go on without recording.
+        assert self.recorder is not None
+        try:
+            self.recorder.write_video(unit)
+        except MediaError as exc:
+            self.recorder_error = exc
+            _log.error("recording stopped: %s", exc)
+            recorder, self.recorder = self.recorder, None
+            try:
+                recorder.close()
+            except MediaError:
+                pass
 
     async def close(self) -> None:
         """Stop the decode thread and close the socket, the sink and the recorder (idempotent)."""

@@ -360,15 +360,54 @@ def test_srtp_protected_loopback(same_key: bool) -> None:
 
 def test_a_failing_recorder_does_not_end_the_call(tmp_path) -> None:  # type: ignore[no-untyped-def]
     class FullDisk(Recorder):
-        def write_video(self, unit):  # type: ignore[no-untyped-def]
+        def write_video(self, unit, at=None):  # type: ignore[no-untyped-def]
             if self.video_frames >= 3:
                 from vcore.errors import MediaError
 
                 raise MediaError("No space left on device")
-            super().write_video(unit)
+            super().write_video(unit, at)
 
     rec = FullDisk(str(tmp_path / "rec.mkv"))
     sender, receiver = asyncio.run(run_loopback(0.6, recorder=rec))
     assert receiver.recorder_error is not None and "No space" in str(receiver.recorder_error)
     assert receiver.error is None and receiver.frames >= 10  # decoding went on
     assert rec.video_frames == 3
+
+
+def test_audio_and_video_receivers_record_into_one_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import av
+
+    from vcore.media import AudioDecoder, AudioEncoder, AudioReceiver, AudioSender, Tone
+
+    path = str(tmp_path / "call.mkv")
+
+    async def main() -> None:
+        rec = Recorder(path, audio=True)
+        vr = VideoReceiver(recorder=rec)
+        ar = AudioReceiver(AudioDecoder("pcmu"), recorder=rec)
+        await vr.start()
+        await ar.start()
+        vs = VideoSender(TestPattern(W, H, 30), H264Encoder(W, H, 30, 300_000, codec="libx264"), vr.local_address)
+        aus = AudioSender(Tone(440, 8000), AudioEncoder("pcmu"), ar.local_address)
+        await aus.start()
+        await asyncio.sleep(0.3)  # audio first: the file must not start the two together
+        await vs.start()
+        await asyncio.sleep(0.6)
+        for c in (vs, aus):
+            await c.close()
+        await asyncio.sleep(0.05)
+        await vr.close()
+        await ar.close()
+        assert vr.error is None and ar.error is None and vr.recorder_error is None
+
+    asyncio.run(main())
+    with av.open(path) as f:
+        v, a = f.streams.video[0], f.streams.audio[0]
+        starts: dict[str, float] = {}
+        for p in f.demux(v, a):  # one pass: a seek would land on the first keyframe
+            if p.pts is not None:
+                starts[p.stream.type] = min(starts.get(p.stream.type, 1e9), float(p.pts * p.time_base))
+        first_video, first_audio = starts["video"], starts["audio"]
+        f.seek(0)
+        assert sum(1 for _ in f.decode(video=0)) >= 10
+    assert first_video - first_audio > 0.15  # the video joined about 0.3 s into the audio

@@ -321,3 +321,41 @@ def test_display_extra_missing_gives_a_clear_error() -> None:
 
     with pytest.raises(MediaError, match="pip install pygame"):
         VideoWindow()
+
+
+def test_recorder_places_audio_and_video_on_one_timeline(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "av.mkv")
+    tone = Tone(440, 48000, realtime=False)
+    units = _units(15)
+    with Recorder(path, audio=True) as rec:
+        for i in range(25):  # half a second of audio before the first picture arrives
+            rec.write_audio(tone.read(), at=10.0 + 0.02 * i)
+        for i, u in enumerate(units):
+            rec.write_video(u, at=10.5 + i / 30)
+            rec.write_audio(tone.read(), at=10.5 + 0.02 * i)
+    tone.close()
+    with av.open(path) as f:
+        v, a = f.streams.video[0], f.streams.audio[0]
+        starts: dict[str, float] = {}
+        for p in f.demux(v, a):  # one pass: a seek would land on the first keyframe
+            if p.pts is not None:
+                starts[p.stream.type] = min(starts.get(p.stream.type, 1e9), float(p.pts * p.time_base))
+        first_video, first_audio = starts["video"], starts["audio"]
+    assert first_video - first_audio == pytest.approx(0.5, abs=0.05)
+
+
+def test_recorder_shared_by_two_writers_finishes_after_the_last(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "shared.mkv")
+    rec = Recorder(path)
+    rec.attach()
+    rec.attach()
+    units = _units(5)
+    for u in units:
+        rec.write_video(u)
+    rec.detach()
+    rec.write_video(units[0])  # still open for the second writer
+    rec.detach()
+    with pytest.raises(PipelineClosed):
+        rec.write_video(units[1])
+    with av.open(path) as f:
+        assert sum(1 for _ in f.decode(video=0)) >= 5

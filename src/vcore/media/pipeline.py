@@ -848,8 +848,10 @@ class VideoReceiver(_RtpReceiver):
         self._decode = decode
         self.assembler: UnitAssembler = assembler if assembler is not None else InOrderAssembler()
         self.recorder = recorder
+        if recorder is not None:
+            recorder.attach()
         self.recorder_error: MediaError | None = None
-        self.queue: FrameQueue[AccessUnit] = FrameQueue(queue_size)
+        self.queue: FrameQueue[tuple[AccessUnit, float]] = FrameQueue(queue_size)
         self.units = 0
         self.frames = 0
         self.plis_sent = 0
@@ -883,13 +885,13 @@ class VideoReceiver(_RtpReceiver):
     def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
         units = self.assembler.push(packet, arrival) or []
         units += self.assembler.pop(arrival)
-        self._deliver(units)
+        self._deliver(units, arrival)
 
-    def _deliver(self, units: list[AccessUnit]) -> None:
+    def _deliver(self, units: list[AccessUnit], now: float) -> None:
         for u in units:
             self.units += 1
             try:
-                self.queue.write(u)
+                self.queue.write((u, now))
             except PipelineClosed:
                 return
         if self.assembler.keyframe_needed:
@@ -898,7 +900,8 @@ class VideoReceiver(_RtpReceiver):
     async def _poll_loop(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            self._deliver(self.assembler.pop(time.monotonic()))
+            now = time.monotonic()
+            self._deliver(self.assembler.pop(now), now)
 
     def _send_pli(self) -> None:
         now = time.monotonic()
@@ -914,14 +917,14 @@ class VideoReceiver(_RtpReceiver):
         dropped = 0
         while True:
             try:
-                unit = queue.get()
+                unit, released = queue.get()
             except PipelineClosed:
                 return
             if queue.dropped != dropped:  # units were lost in the queue: the references are gone
                 dropped = queue.dropped
                 decoder.mark_gap("decode queue overflow")
             if self.recorder is not None:
-                self._record(unit)
+                self._record(unit, released)
             t = self._capture_times.pop(unit.timestamp, None)
             if not self._decode:  # record-only: units go to the recorder and the sink as they are
                 if t is not None:
@@ -940,12 +943,12 @@ class VideoReceiver(_RtpReceiver):
                 except RuntimeError:
                     return
 
-    def _record(self, unit: AccessUnit) -> None:
+    def _record(self, unit: AccessUnit, at: float) -> None:
         # A recording that fails (disk full, unwritable file) must not end the call: report it,
         # keep what was written, and go on without recording.
         assert self.recorder is not None
         try:
-            self.recorder.write_video(unit)
+            self.recorder.write_video(unit, at)
         except MediaError as exc:
             self.recorder_error = exc
             _log.error("recording stopped: %s", exc)
@@ -970,7 +973,7 @@ class VideoReceiver(_RtpReceiver):
         self.decoder.close()
         self.sink.close()
         if self.recorder is not None:
-            self.recorder.close()
+            self.recorder.detach()
 
 
 class AudioReceiver(_RtpReceiver):
@@ -1013,7 +1016,9 @@ class AudioReceiver(_RtpReceiver):
         self.decoder = decoder
         self.sink = as_sink(sink) if sink is not None else NullSink()
         self.recorder = recorder
-        self.queue: FrameQueue[RtpPacket] = FrameQueue(queue_size)
+        if recorder is not None:
+            recorder.attach()
+        self.queue: FrameQueue[tuple[RtpPacket, float]] = FrameQueue(queue_size)
         self.frames = 0
         self._time_base = Fraction(1, decoder.info.clock_rate)
 
@@ -1032,14 +1037,14 @@ class AudioReceiver(_RtpReceiver):
 
     def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
         try:
-            self.queue.write(packet)
+            self.queue.write((packet, arrival))
         except PipelineClosed:
             pass
 
     def _decode_loop(self) -> None:
         while True:
             try:
-                packet = self.queue.get()
+                packet, arrival = self.queue.get()
             except PipelineClosed:
                 return
             t = self._capture_times.pop(packet.timestamp, None)
@@ -1051,10 +1056,10 @@ class AudioReceiver(_RtpReceiver):
                     t = None
                 self.frames += 1
                 if self.recorder is not None:
-                    self.recorder.write_audio(f)
+                    self.recorder.write_audio(f, arrival)
                 self.sink.write(f)
 
     def _close_sinks(self) -> None:
         self.sink.close()
         if self.recorder is not None:
-            self.recorder.close()
+            self.recorder.detach()

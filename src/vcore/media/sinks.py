@@ -148,6 +148,15 @@ class Recorder:
     file name (``container`` overrides: ``"mp4"``, ``"matroska"``).
     ``video_frames`` / ``audio_frames`` count what was written.
 
+    ``at`` (optional, seconds on any clock both streams share, e.g. arrival
+    time) places each stream's first item on the file's timeline: audio kept
+    from before the first keyframe then starts that much earlier than the
+    video, instead of both starting at zero. The receivers pass arrival times.
+
+    Several writers (an audio and a video receiver) can share one recorder:
+    each calls ``attach()`` when it starts and ``detach()`` when it is done; the
+    file is finished when the last one detaches, or at once by ``close()``.
+
     Thread-safe: writes and ``close()`` are serialized by a lock.
     """
 
@@ -169,7 +178,11 @@ class Recorder:
         self._audio_rate = audio_rate
         self._resampler: AudioResampler | None = None
         self._audio_pts = 0
-        self._pending_audio: list[AudioFrame] = []
+        self._pending_audio: list[tuple[AudioFrame, float | None]] = []
+        self._origin: float | None = None
+        self._video_offset = 0
+        self._audio_offset: int | None = None
+        self._users = 0
         self._first_ts: int | None = None
         self._last_pts = -1
         self._last_ts = 0
@@ -185,7 +198,20 @@ class Recorder:
         except OSError as exc:
             raise MediaError(f"cannot write recording {self.path!r}: {exc}") from exc
 
-    def _start(self, keyframe: AccessUnit) -> None:
+    def attach(self) -> None:
+        """One more writer shares this recorder (see :meth:`detach`)."""
+        with self._lock:
+            self._users += 1
+
+    def detach(self) -> None:
+        """A writer is done; the last one to detach finishes the file."""
+        with self._lock:
+            self._users -= 1
+            last = self._users <= 0
+        if last:
+            self.close()
+
+    def _start(self, keyframe: AccessUnit, at: float | None) -> None:
         # The stream parameters (size, avcC extradata) come from the bitstream itself:
         # parse the first keyframe with FFmpeg's raw H.264 demuxer and copy that stream.
         probe = av.open(io.BytesIO(keyframe.data), format="h264")
@@ -202,11 +228,15 @@ class Recorder:
         finally:
             probe.close()
         self._out = out
-        for frame in self._pending_audio:
-            self._encode_audio(frame)
+        if at is not None:
+            times = [at] + [t for _, t in self._pending_audio if t is not None]
+            self._origin = min(times)
+            self._video_offset = round((at - self._origin) * 90000)
+        for frame, t in self._pending_audio:
+            self._encode_audio(frame, t)
         self._pending_audio.clear()
 
-    def write_video(self, unit: AccessUnit) -> None:
+    def write_video(self, unit: AccessUnit, at: float | None = None) -> None:
         """Record one access unit (see the class notes)."""
         with self._lock:
             if self._closed:
@@ -219,13 +249,13 @@ class Recorder:
                 self.skipped += 1
                 return
             if self._out is None:
-                self._start(unit)
+                self._start(unit, at)
                 self._first_ts = unit.timestamp
                 self._last_ts = unit.timestamp
             self._need_key = False
             self._ext_ts += ts_diff(unit.timestamp, self._last_ts)
             self._last_ts = unit.timestamp
-            pts = max(self._ext_ts, self._last_pts + 1)
+            pts = max(self._ext_ts + self._video_offset, self._last_pts + 1)
             self._last_pts = pts
             packet = av.Packet(unit.data)
             packet.pts = packet.dts = pts
@@ -242,7 +272,7 @@ class Recorder:
         else:
             self.write_video(item)
 
-    def write_audio(self, frame: AudioFrame) -> None:
+    def write_audio(self, frame: AudioFrame, at: float | None = None) -> None:
         """Record audio (needs ``audio=True``); audio before the first keyframe is kept for the start."""
         with self._lock:
             if self._closed:
@@ -250,13 +280,18 @@ class Recorder:
             if not self._want_audio:
                 raise MediaError("this recorder was made without audio=True")
             if self._out is None:
-                self._pending_audio.append(frame)
+                self._pending_audio.append((frame, at))
                 del self._pending_audio[:-250]  # at most ~5 s before the first picture
                 return
-            self._encode_audio(frame)
+            self._encode_audio(frame, at)
 
-    def _encode_audio(self, frame: AudioFrame | None) -> None:
+    def _encode_audio(self, frame: AudioFrame | None, at: float | None = None) -> None:
         assert self._resampler is not None
+        if self._audio_offset is None and frame is not None:
+            # the first audio: where it sits on the timeline the first keyframe started
+            offset = 0.0 if at is None or self._origin is None else max(0.0, at - self._origin)
+            self._audio_offset = round(offset * self._audio_rate)
+            self._audio_pts = self._audio_offset
         for f in self._resampler.resample(frame):
             f.pts = self._audio_pts
             f.time_base = Fraction(1, self._audio_rate)

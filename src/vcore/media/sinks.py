@@ -1,0 +1,324 @@
+"""Media sinks: recorder, null sink, frame queue and callback for applications.
+
+A sink is anything with ``write(frame)`` and ``close()`` (:class:`Sink`); a
+plain callable ``f(frame)`` works wherever a sink is taken (wrap it in
+:class:`CallbackSink`). On-screen display and speaker output live in
+:mod:`vcore.media.display`, an optional extra the core never imports.
+
+:class:`Recorder` writes received H.264 access units to MP4/MKV without
+re-encoding (a remux: the file holds the very bitstream that arrived) and
+received audio frames (encoded to AAC, the one audio codec both containers
+play everywhere).
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import logging
+import os
+import threading
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any, Generic, Protocol, TypeVar
+
+import av
+import av.error
+from av.audio.frame import AudioFrame
+from av.audio.resampler import AudioResampler
+
+from ..payload.h264 import AccessUnit
+from ..rtp.seq import ts_diff
+from .errors import MediaError, PipelineClosed
+
+_log = logging.getLogger(__name__)
+
+__all__ = ["Sink", "NullSink", "CallbackSink", "FrameQueue", "Recorder", "as_sink"]
+
+T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+_TB90K = Fraction(1, 90000)
+
+
+class Sink(Protocol[T_contra]):
+    """What the pipeline writes decoded frames (or units) to."""
+
+    def write(self, item: T_contra) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullSink:
+    """Discards everything; counts it in ``count``. Thread-safe enough for counting from one writer."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, item: object) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        pass
+
+
+class CallbackSink(Generic[T]):
+    """Calls ``callback(item)`` for each item, in the writer's thread (keep it short)."""
+
+    def __init__(self, callback: Callable[[T], object]) -> None:
+        self.callback = callback
+
+    def write(self, item: T) -> None:
+        self.callback(item)
+
+    def close(self) -> None:
+        pass
+
+
+def as_sink(target: Any) -> Any:
+    """A sink from a sink or a plain callable."""
+    if hasattr(target, "write"):
+        return target
+    if callable(target):
+        return CallbackSink(target)
+    raise TypeError(f"{target!r} is neither a sink nor a callable")
+
+
+class FrameQueue(Generic[T]):
+    """Bounded queue that drops the OLDEST item when full, so a slow reader never builds latency.
+
+    ``write`` never blocks; ``get(timeout)`` blocks up to ``timeout`` seconds and
+    raises ``TimeoutError``; after ``close()`` a reader gets what is left, then
+    :class:`PipelineClosed`. ``dropped`` counts items discarded. Thread-safe.
+    """
+
+    def __init__(self, maxsize: int = 2) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._items: collections.deque[T] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def write(self, item: T) -> None:
+        """Add an item (dropping the oldest when full); raises :class:`PipelineClosed` after close."""
+        with self._cond:
+            if self._closed:
+                raise PipelineClosed("queue is closed")
+            if len(self._items) >= self.maxsize:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            self._cond.notify()
+
+    put = write
+
+    def get(self, timeout: float | None = None) -> T:
+        """The oldest item; see the class notes for timeouts and close."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items or self._closed, timeout):
+                raise TimeoutError("no item within the timeout")
+            if self._items:
+                return self._items.popleft()
+            raise PipelineClosed("queue is closed")
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Wake every reader; later writes raise (idempotent)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class Recorder:
+    """Writes received H.264 (remuxed, not re-encoded) and audio to an MP4 or MKV file.
+
+    ``write_video(unit)`` takes :class:`AccessUnit` objects in decoding order;
+    recording starts at the first keyframe (with SPS/PPS), and after an
+    incomplete unit it skips to the next keyframe, so the file never holds a
+    broken picture. Video timestamps come from the RTP timestamps (90 kHz).
+    ``write_audio(frame)`` takes PyAV audio frames of any format; they are
+    encoded to AAC and timed by sample count. The container is chosen from the
+    file name (``container`` overrides: ``"mp4"``, ``"matroska"``).
+    ``video_frames`` / ``audio_frames`` count what was written.
+
+    ``at`` (optional, seconds on any clock both streams share, e.g. arrival
+    time) places each stream's first item on the file's timeline: audio kept
+    from before the first keyframe then starts that much earlier than the
+    video, instead of both starting at zero. The receivers pass arrival times.
+
+    Several writers (an audio and a video receiver) can share one recorder:
+    each calls ``attach()`` when it starts and ``detach()`` when it is done; the
+    file is finished when the last one detaches, or at once by ``close()``.
+
+    Thread-safe: writes and ``close()`` are serialized by a lock.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        container: str | None = None,
+        audio: bool = False,
+        audio_rate: int = 48000,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._format = container
+        self._lock = threading.Lock()
+        self._out: Any = None
+        self._video: Any = None
+        self._audio: Any = None
+        self._want_audio = audio
+        self._audio_rate = audio_rate
+        self._resampler: AudioResampler | None = None
+        self._audio_pts = 0
+        self._pending_audio: list[tuple[AudioFrame, float | None]] = []
+        self._origin: float | None = None
+        self._video_offset = 0
+        self._audio_offset: int | None = None
+        self._users = 0
+        self._first_ts: int | None = None
+        self._last_pts = -1
+        self._last_ts = 0
+        self._ext_ts = 0
+        self._need_key = True
+        self._closed = False
+        self.video_frames = 0
+        self.audio_frames = 0
+        self.skipped = 0
+        try:  # fail now, not at the first keyframe, when the path cannot be written
+            with open(self.path, "wb"):
+                pass
+        except OSError as exc:
+            raise MediaError(f"cannot write recording {self.path!r}: {exc}") from exc
+
+    def attach(self) -> None:
+        """One more writer shares this recorder (see :meth:`detach`)."""
+        with self._lock:
+            self._users += 1
+
+    def detach(self) -> None:
+        """A writer is done; the last one to detach finishes the file."""
+        with self._lock:
+            self._users -= 1
+            last = self._users <= 0
+        if last:
+            self.close()
+
+    def _start(self, keyframe: AccessUnit, at: float | None) -> None:
+        # The stream parameters (size, avcC extradata) come from the bitstream itself:
+        # parse the first keyframe with FFmpeg's raw H.264 demuxer and copy that stream.
+        probe = av.open(io.BytesIO(keyframe.data), format="h264")
+        try:
+            out = av.open(self.path, "w", format=self._format)
+            self._video = out.add_stream_from_template(probe.streams.video[0])
+            self._video.time_base = _TB90K
+            if self._want_audio:
+                self._audio = out.add_stream("aac", rate=self._audio_rate, layout="mono")
+                self._resampler = AudioResampler(format="fltp", layout="mono", rate=self._audio_rate, frame_size=1024)
+            out.start_encoding()
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            raise MediaError(f"cannot record to {self.path!r}: {exc}") from exc
+        finally:
+            probe.close()
+        self._out = out
+        if at is not None:
+            times = [at] + [t for _, t in self._pending_audio if t is not None]
+            self._origin = min(times)
+            self._video_offset = round((at - self._origin) * 90000)
+        for frame, t in self._pending_audio:
+            self._encode_audio(frame, t)
+        self._pending_audio.clear()
+
+    def write_video(self, unit: AccessUnit, at: float | None = None) -> None:
+        """Record one access unit (see the class notes)."""
+        with self._lock:
+            if self._closed:
+                raise PipelineClosed(f"recorder {self.path!r} is closed")
+            if not unit.complete:
+                self._need_key = True
+                self.skipped += 1
+                return
+            if self._need_key and not unit.keyframe:
+                self.skipped += 1
+                return
+            if self._out is None:
+                self._start(unit, at)
+                self._first_ts = unit.timestamp
+                self._last_ts = unit.timestamp
+            self._need_key = False
+            self._ext_ts += ts_diff(unit.timestamp, self._last_ts)
+            self._last_ts = unit.timestamp
+            pts = max(self._ext_ts + self._video_offset, self._last_pts + 1)
+            self._last_pts = pts
+            packet = av.Packet(unit.data)
+            packet.pts = packet.dts = pts
+            packet.time_base = _TB90K
+            packet.is_keyframe = unit.keyframe
+            packet.stream = self._video
+            self._out.mux(packet)
+            self.video_frames += 1
+
+    def write(self, item: AccessUnit | AudioFrame) -> None:
+        """Sink interface: an :class:`AccessUnit` goes to video, an ``AudioFrame`` to audio."""
+        if isinstance(item, AudioFrame):
+            self.write_audio(item)
+        else:
+            self.write_video(item)
+
+    def write_audio(self, frame: AudioFrame, at: float | None = None) -> None:
+        """Record audio (needs ``audio=True``); audio before the first keyframe is kept for the start."""
+        with self._lock:
+            if self._closed:
+                raise PipelineClosed(f"recorder {self.path!r} is closed")
+            if not self._want_audio:
+                raise MediaError("this recorder was made without audio=True")
+            if self._out is None:
+                self._pending_audio.append((frame, at))
+                del self._pending_audio[:-250]  # at most ~5 s before the first picture
+                return
+            self._encode_audio(frame, at)
+
+    def _encode_audio(self, frame: AudioFrame | None, at: float | None = None) -> None:
+        assert self._resampler is not None
+        if self._audio_offset is None and frame is not None:
+            # the first audio: where it sits on the timeline the first keyframe started
+            offset = 0.0 if at is None or self._origin is None else max(0.0, at - self._origin)
+            self._audio_offset = round(offset * self._audio_rate)
+            self._audio_pts = self._audio_offset
+        for f in self._resampler.resample(frame):
+            f.pts = self._audio_pts
+            f.time_base = Fraction(1, self._audio_rate)
+            self._audio_pts += f.samples
+            self._out.mux(self._audio.encode(f))
+            self.audio_frames += 1
+
+    def close(self) -> None:
+        """Finish the file (idempotent). A recording that never saw a keyframe leaves an empty file."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._out is None:
+                return
+            try:
+                if self._audio is not None:
+                    self._encode_audio(None)
+                    self._out.mux(self._audio.encode(None))
+                self._out.close()
+            except av.error.FFmpegError as exc:
+                raise MediaError(f"cannot finish recording {self.path!r}: {exc}") from exc
+            finally:
+                self._out = None
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -6,6 +6,7 @@ Flat public API; see the README and ``docs/architecture.md`` for how data flows.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ._speedups import fastpath_enabled
 from ._version import __version__
@@ -39,6 +40,31 @@ from .srtp import SrtpSession
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+if TYPE_CHECKING:
+    from .call import Call, CallFailed, IncomingCall, Terminal
+    from .directory import Directory
+    from .pki import Identity
+
+_LAZY = {  # the call layer pulls in pycrate and (when a call starts) PyAV: load it on first use
+    "Terminal": "vcore.call",
+    "Call": "vcore.call",
+    "IncomingCall": "vcore.call",
+    "CallFailed": "vcore.call",
+    "Identity": "vcore.pki",
+    "Directory": "vcore.directory",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vcore' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
     "__version__",
     "fastpath_enabled",
@@ -69,4 +95,10 @@ __all__ = [
     "MediaError",
     "CallError",
     "SrtpSession",
+    "Terminal",
+    "Call",
+    "IncomingCall",
+    "CallFailed",
+    "Identity",
+    "Directory",
 ]

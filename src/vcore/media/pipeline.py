@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import secrets
 import socket
 import struct
@@ -49,8 +50,20 @@ from av.video.frame import VideoFrame
 from ..errors import VcoreError
 from ..payload.h264 import AccessUnit, H264Depacketizer, H264Packetizer
 from ..rtp.packet import RtpPacket
-from ..rtp.rtcp import RtcpBye, RtcpFir, RtcpPli, RtcpSenderReport, is_rtcp, parse_rtcp, serialize_rtcp
-from ..rtp.stats import ReceiverStats, SenderStats
+from ..nack import RetransmissionHistory
+from ..rtp.rtcp import (
+    RtcpBye,
+    RtcpFir,
+    RtcpNack,
+    RtcpPli,
+    RtcpReceiverReport,
+    RtcpSdes,
+    RtcpSenderReport,
+    is_rtcp,
+    parse_rtcp,
+    serialize_rtcp,
+)
+from ..rtp.stats import ReceiverStats, SenderStats, rtt_from_report
 from ..rtp.seq import ts_diff
 from .clock import MediaClock, RemoteClock
 from .codecs import VIDEO_CLOCK_RATE, AudioDecoder, AudioEncoder, H264Decoder, H264Encoder
@@ -76,6 +89,11 @@ __all__ = [
 
 CAPTURE_TIME_EXT_ID = 1
 _JOIN_TIMEOUT = 5.0
+
+
+def rtcp_delay(interval: float) -> float:
+    """The next RTCP report delay: ``interval`` randomized to [0.5, 1.5] times itself (RFC 3550 §6.3.1)."""
+    return interval * random.uniform(0.5, 1.5)
 
 Protect = Callable[[bytes], bytes]
 """A packet transform: SRTP protect or unprotect (raise a ``VcoreError`` to drop the packet)."""
@@ -231,6 +249,13 @@ class _RtpSender:
         self._finished: asyncio.Event | None = None
         self._sock: socket.socket | None = None
         self._closed = False
+        self.cname: str | None = None  # set before start() to send SDES CNAME with each SR (RFC 3550 §6.5.1)
+        self.rtt: float | None = None  # round-trip time from the peer's reception reports (RFC 3550 §6.4.1)
+        self.fraction_lost = 0.0  # the peer's last reported fraction lost (0..1)
+        self.history: RetransmissionHistory | None = None  # set before start() to answer generic NACKs
+        self.retransmitted = 0
+        self._history_lock = threading.Lock()
+        self._wire: dict[int, bytes] = {}
 
     @property
     def ssrc(self) -> int:
@@ -350,11 +375,39 @@ class _RtpSender:
         ntp, rtp = self.clock.sender_report_times(time.monotonic() if now is None else now)
         return RtcpSenderReport(self.ssrc, ntp, rtp, self.stats.packet_count, self.stats.octet_count)
 
+    def _report_packets(self) -> list[Any]:
+        packets: list[Any] = [self.sender_report()]
+        if self.cname:
+            packets.append(RtcpSdes.cname(self.ssrc, self.cname))
+        return packets
+
     async def _rtcp_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._rtcp_interval)
+            await asyncio.sleep(rtcp_delay(self._rtcp_interval))
             if self.stats.packet_count:
-                self._send_rtcp([self.sender_report()])
+                self._send_rtcp(self._report_packets())
+
+    def _remember(self, packet: RtpPacket, wire: bytes) -> None:
+        """From the sending thread: keep a sent packet (and its protected bytes) for NACKs."""
+        history = self.history
+        if history is None:
+            return
+        with self._history_lock:
+            history.record(packet, time.monotonic())
+            self._wire[packet.sequence_number % history.capacity] = wire
+
+    def _on_nack(self, nack: RtcpNack) -> None:
+        # Lost packets are resent as they went out (same SRTP index: the receiver never saw it, so
+        # its replay window accepts it); RFC 4585 §6.2.1, without RTX (H.245 negotiates no RTX type).
+        history = self.history
+        if history is None or nack.media_ssrc != self.ssrc:
+            return
+        with self._history_lock:
+            resend = history.resend(list(nack.lost), time.monotonic())
+            wires = [self._wire.get(p.sequence_number % history.capacity) for p in resend]
+        datagrams = [w for w in wires if w is not None]
+        self.retransmitted += len(datagrams)
+        self._send(datagrams)
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         if not is_rtcp(data):
@@ -367,6 +420,15 @@ class _RtpSender:
             _log.debug("dropping RTCP from %s: %s", addr, exc)
             return
         for p in packets:
+            if isinstance(p, (RtcpReceiverReport, RtcpSenderReport)):
+                for block in p.reports:
+                    if block.ssrc == self.ssrc:
+                        self.fraction_lost = block.fraction_lost / 256.0
+                        rtt = rtt_from_report(block, self.clock.ntp_timestamp(time.monotonic()))
+                        if rtt is not None:
+                            self.rtt = rtt
+            elif isinstance(p, RtcpNack):
+                self._on_nack(p)
             self._on_feedback(p)
 
     def _on_feedback(self, packet: Any) -> None:
@@ -389,7 +451,7 @@ class _RtpSender:
             self._sock.close()
         if self._transport is not None:
             if self.stats.packet_count:
-                self._send_rtcp([self.sender_report(), RtcpBye([self.ssrc])])
+                self._send_rtcp([*self._report_packets(), RtcpBye([self.ssrc])])
             self._transport.close()
         if self._finished is not None:
             self._finished.set()
@@ -530,7 +592,10 @@ class VideoSender(_RtpSender):
             for p in packets:
                 stats.on_send(len(p.payload))
                 data = p.serialize()
-                datagrams.append(protect(data) if protect is not None else data)
+                wire = protect(data) if protect is not None else data
+                if self.history is not None:
+                    self._remember(p, wire)
+                datagrams.append(wire)
         return self._queue_send(datagrams)
 
     def _on_feedback(self, packet: Any) -> None:
@@ -684,6 +749,12 @@ class _RtpReceiver:
         self._transport: asyncio.DatagramTransport | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.last_timestamp: int | None = None  # RTP timestamp of the newest packet (lip sync with the SRs)
+        self.rtcp_packets = 0
+        self.rtcp_dropped = 0  # RTCP that failed unprotect or parsing (``dropped`` counts RTP)
+        self.rtcp_interval = 0.0  # set before start() to send RR (+ SDES) about every this many seconds
+        self.cname: str | None = None
+        self._report_task: asyncio.Task[None] | None = None
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -703,6 +774,24 @@ class _RtpReceiver:
         self._transport = transport
         self._thread = self._make_thread()
         self._thread.start()
+        if self.rtcp_interval > 0:
+            self._report_task = asyncio.create_task(self._report_loop())
+
+    def receiver_report(self, now: float | None = None) -> RtcpReceiverReport:
+        """An RR about the stream received so far (RFC 3550 §6.4.2; no block before the first packet)."""
+        blocks = [self.stats.report_block(time.monotonic() if now is None else now)] if self.stats else []
+        return RtcpReceiverReport(self.ssrc, blocks)
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(rtcp_delay(self.rtcp_interval))
+            packets: list[Any] = [self.receiver_report()]
+            if self.cname:
+                packets.append(RtcpSdes.cname(self.ssrc, self.cname))
+            try:
+                self._send_rtcp_to_peer(packets)
+            except VcoreError as exc:  # e.g. no key yet
+                _log.debug("cannot send RR: %s", exc)
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         if is_rtcp(data):
@@ -721,6 +810,7 @@ class _RtpReceiver:
             return
         arrival = time.monotonic()
         self._peer = addr
+        self.last_timestamp = packet.timestamp
         self.packets += 1
         self.bytes += len(data)
         if self.stats is None or self._remote_ssrc != packet.ssrc:
@@ -747,8 +837,10 @@ class _RtpReceiver:
                 data = self._unprotect_rtcp(data)
             packets = parse_rtcp(data)
         except VcoreError as exc:
+            self.rtcp_dropped += 1
             _log.debug("dropping RTCP from %s: %s", addr, exc)
             return
+        self.rtcp_packets += 1
         for p in packets:
             if isinstance(p, RtcpSenderReport):
                 self.remote_clock.update(p)
@@ -762,7 +854,11 @@ class _RtpReceiver:
             return False
         data = serialize_rtcp(packets)
         if self._protect_rtcp is not None:
-            data = self._protect_rtcp(data)
+            try:
+                data = self._protect_rtcp(data)
+            except VcoreError as exc:
+                _log.debug("cannot protect RTCP: %s", exc)
+                return False
         self._transport.sendto(data, self._peer)
         return True
 
@@ -783,6 +879,13 @@ class _RtpReceiver:
         if self._closed:
             return
         self._closed = True
+        if self._report_task is not None:
+            self._report_task.cancel()
+            try:
+                await self._report_task
+            except asyncio.CancelledError:
+                pass
+            self._report_task = None
         if self._transport is not None:
             self._transport.close()
         self._stop_thread()
@@ -855,6 +958,7 @@ class VideoReceiver(_RtpReceiver):
         self.units = 0
         self.frames = 0
         self.plis_sent = 0
+        self.nacks_sent = 0
         self._pli_interval = pli_interval
         self._last_pli = -1e9
         self._poll_task: asyncio.Task[None] | None = None
@@ -894,7 +998,15 @@ class VideoReceiver(_RtpReceiver):
                 self.queue.write((u, now))
             except PipelineClosed:
                 return
+        nacks = getattr(self.assembler, "nacks", None)
+        if nacks is not None and self._remote_ssrc is not None:
+            lost = nacks(now)
+            if lost and self._send_rtcp_to_peer([RtcpNack(self.ssrc, self._remote_ssrc, lost)]):
+                self.nacks_sent += 1
         if self.assembler.keyframe_needed:
+            take = getattr(self.assembler, "take_keyframe_request", None)
+            if take is not None:
+                take()  # the buffer rate-limits its own requests; the PLI below is also rate-limited
             self._send_pli()
 
     async def _poll_loop(self, interval: float) -> None:

@@ -1,0 +1,1131 @@
+"""Terminal, Call and IncomingCall: H.323 signalling, SRTP media and the kiosk's features in one object.
+
+```python
+async with Terminal("Murat kiosk", video=TestPattern(), audio=Tone(), identity="kiosk.pem",
+                    trust=["ca.pem"]) as t:
+    call = await t.call("h323:caf-agent@192.0.2.10")      # or t.call(card=12)
+    await call.connected
+    async for event in call.events(): ...
+    await call.hangup()
+```
+
+Per call the terminal opens two UDP sockets (audio and video receivers, RTCP
+multiplexed on the RTP port), announces them in Fast Connect (or H.245
+OpenLogicalChannelAck), and when channels open starts the senders with SRTP
+sessions built from each channel's key material (ours for what we send, the
+peer's for what we receive; fresh per call and per direction). Video arrives
+through a :class:`~vcore.jitter.VideoJitterBuffer` with NACK; the sender answers
+NACKs from a :class:`~vcore.nack.RetransmissionHistory`. H.245 keyframe requests
+make the encoder send an IDR; flow control sets its bitrate. No RTP/RTCP from
+the peer for ``media_timeout`` seconds ends the call (``media-timeout``).
+
+Everything here is an asyncio object: use a terminal and its calls from one
+event loop. Every task, thread and socket a call opens it closes when it ends;
+the terminal closes its calls and its listener on ``close()``. Keys are never
+logged. See ``docs/calls.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import pki
+from .directory import Card, Directory
+from .errors import CallError, SrtpError, VcoreError
+from .h323 import signalling as sig
+from .h323.errors import SignallingError
+from .h323.fast_connect import MediaChannel, MediaEndpoints, MediaPolicy
+from .h323.keys import DEFAULT_SUITES, SrtpKeyMaterial
+from .h323.messages import DEFAULT_FORMATS, Address, MediaFormat
+from .h323.q931 import Cause
+
+if TYPE_CHECKING:
+    from .media import AudioReceiver, AudioSender, Recorder, Source, VideoReceiver, VideoSender
+    from .srtp import SrtpSession
+    from .visca import ViscaCamera
+
+__all__ = [
+    "Terminal",
+    "Call",
+    "IncomingCall",
+    "CallFailed",
+    "CallEvent",
+    "Ringing",
+    "Connected",
+    "MediaStarted",
+    "Degraded",
+    "KeyframeRequested",
+    "BitrateChanged",
+    "Ended",
+    "StreamStats",
+    "CallStats",
+    "parse_address",
+]
+
+log = logging.getLogger(__name__)
+
+_SRTP_OVERHEAD = 16  # the largest tag (AEAD_AES_128_GCM, RFC 7714 §7); the MTU leaves room for it
+_MTU = 1200
+_WATCH_INTERVAL = 0.25
+_DEGRADED_LOSS = 0.05  # fraction lost over the last second that makes a stream "degraded"
+_STALL = 2.0  # seconds without media that make a stream "degraded" (long before the media timeout)
+_AUDIO_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "G722": "g722"}
+
+
+class CallFailed(CallError):
+    """A call could not be placed (no connection, TLS refused, wrong certificate name); ``reason`` says why."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """Base of a call's events; ``kind`` is the short name (``ringing``, ``connected``, ...)."""
+
+    kind: ClassVar[str] = "event"
+
+
+@dataclass(frozen=True)
+class Ringing(CallEvent):
+    """The callee is alerting its user."""
+
+    kind: ClassVar[str] = "ringing"
+
+
+@dataclass(frozen=True)
+class Connected(CallEvent):
+    """The call is answered; ``security`` is what protects it (as in :meth:`Call.stats`)."""
+
+    kind: ClassVar[str] = "connected"
+    security: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class MediaStarted(CallEvent):
+    """The first frame of ``stream`` (``audio`` or ``video``) from the peer was decoded."""
+
+    kind: ClassVar[str] = "media-started"
+    stream: str = ""
+
+
+@dataclass(frozen=True)
+class Degraded(CallEvent):
+    """A received stream got worse (``degraded`` True: loss or a stall) or recovered (False)."""
+
+    kind: ClassVar[str] = "degraded"
+    stream: str = ""
+    detail: str = ""
+    degraded: bool = True
+
+
+@dataclass(frozen=True)
+class KeyframeRequested(CallEvent):
+    """A keyframe was requested: by the peer (H.245 videoFastUpdatePicture) or by us."""
+
+    kind: ClassVar[str] = "keyframe-requested"
+    by_peer: bool = True
+
+
+@dataclass(frozen=True)
+class BitrateChanged(CallEvent):
+    """The video encoder's bitrate changed (``by_peer``: the peer's H.245 flow control)."""
+
+    kind: ClassVar[str] = "bitrate-changed"
+    bitrate: int = 0
+    by_peer: bool = True
+
+
+@dataclass(frozen=True)
+class Ended(CallEvent):
+    """The call is over; always the last event.
+
+    ``reason``: ``hangup``, ``busy``, ``rejected``, ``security-denied``,
+    ``tls-failure``, ``timeout``, ``peer-closed``, ``protocol-error``,
+    ``media-timeout``, ``terminal-closed``, or the peer's H.225.0 release
+    reason. ``h225_reason``/``cause``: what went over the wire (Q.850 cause);
+    ``by_peer``: who ended it; ``detail``: a sentence for the log.
+    """
+
+    kind: ClassVar[str] = "ended"
+    reason: str = ""
+    detail: str = ""
+    by_peer: bool = False
+    h225_reason: str = ""
+    cause: int | None = None
+
+
+_REASONS = {
+    "userBusy": "busy", "adaptiveBusy": "busy", "destinationRejection": "rejected", "securityDenied": "security-denied",
+    "tlsFailure": "tls-failure", "timeout": "timeout", "peerClosed": "peer-closed", "protocolError": "protocol-error",
+    "connectionFailed": "connection-failed",
+}
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """One one-way stream of a call.
+
+    ``bitrate`` (bit/s) and ``fps`` are measured since the previous
+    :meth:`Call.stats` (or the start). ``loss``: fraction lost — for a received
+    stream what we counted (RFC 3550 A.3), for a sent stream the peer's last
+    report. ``jitter`` (s, RFC 3550 A.8, received streams), ``rtt`` (s, from
+    the peer's reports about our stream), ``playout_delay`` (s, the video
+    jitter buffer's current delay), ``latency_p50``/``latency_p95`` (s,
+    capture to decoded, only meaningful when both terminals share a clock),
+    ``cipher_suite`` (``plaintext`` when unprotected), ``dropped`` (packets
+    that failed SRTP authentication or parsing, bogus packets included).
+    """
+
+    stream: str
+    direction: str
+    codec: str
+    cipher_suite: str
+    packets: int
+    bytes: int
+    bitrate: float
+    fps: float | None = None
+    loss: float | None = None
+    jitter: float | None = None
+    rtt: float | None = None
+    playout_delay: float | None = None
+    latency_p50: float | None = None
+    latency_p95: float | None = None
+    dropped: int = 0
+    nacks: int = 0
+    retransmitted: int = 0
+    keyframe_requests: int = 0
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """A snapshot of a call: who, how protected, how long, and its streams."""
+
+    peer: str | None
+    duration: float
+    signalling: str
+    media_encrypted: bool
+    streams: tuple[StreamStats, ...]
+    lip_sync: float | None = None
+    warnings: tuple[str, ...] = ()
+
+    def stream(self, stream: str, direction: str) -> StreamStats | None:
+        return next((s for s in self.streams if s.stream == stream and s.direction == direction), None)
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+_ADDRESS = re.compile(r"^(?:(?P<scheme>h323s?):)?(?:(?P<alias>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:@]+)(?::(?P<port>\d+))?$")
+
+
+def parse_address(address: str, tls: bool) -> tuple[str | None, str, int]:
+    """``h323:alias@host[:port]``, ``h323s:...``, ``host[:port]`` -> (alias, host, port).
+
+    The default port is 1300 with TLS (H.235.0), 1720 without (H.225.0 §7.1).
+    """
+    m = _ADDRESS.match(address.strip())
+    if m is None:
+        raise CallError(f"cannot read address {address!r} (expected h323:alias@host[:port] or host[:port])")
+    host = m.group("host").strip("[]")
+    port = int(m.group("port")) if m.group("port") else (sig.H225_TLS_PORT if tls else sig.H225_PORT)
+    if not 0 < port < 65536:
+        raise CallError(f"port {port} out of range in {address!r}")
+    return m.group("alias"), host, port
+
+
+def _anchors(trust: Iterable[str | os.PathLike[str]]) -> list[Any]:
+    from cryptography import x509
+
+    certs: list[Any] = []
+    for path in trust:
+        try:
+            certs += x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise CallError(f"cannot read trust anchors from {path}: {exc}") from None
+    return certs
+
+
+# --------------------------------------------------------------------------- media of one call
+
+
+class _KeySlot:
+    """An SRTP session that arrives after the socket: packets before the key are dropped."""
+
+    def __init__(self) -> None:
+        self.session: SrtpSession | None = None
+        self.plaintext = False
+
+    def set(self, key: SrtpKeyMaterial | None) -> None:
+        if key is None:
+            self.plaintext = True
+            return
+        from .srtp import SrtpSession
+
+        self.session = SrtpSession(key.suite, key.key_and_salt)
+
+    def _get(self) -> SrtpSession | None:
+        if self.session is None and not self.plaintext:
+            raise SrtpError("no key for this stream yet")
+        return self.session
+
+    def unprotect(self, data: bytes) -> bytes:
+        s = self._get()
+        return data if s is None else s.unprotect(data)
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        s = self._get()
+        return data if s is None else s.unprotect_rtcp(data)
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        s = self._get()
+        return data if s is None else s.protect_rtcp(data)
+
+
+class _FirstFrame:
+    """A sink wrapper that notes when the first frame came (for ``media-started`` and set-up timing)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.first: float | None = None
+
+    def write(self, frame: Any) -> None:
+        if self.first is None:
+            self.first = time.monotonic()
+        if self.inner is not None:
+            self.inner.write(frame)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+class _Media:
+    """The sockets, receivers, senders and SRTP sessions of one call."""
+
+    def __init__(self, terminal: Terminal, record: str | os.PathLike[str] | None) -> None:
+        self.terminal = terminal
+        self.record_path = os.fspath(record) if record is not None else None
+        self.recorder: Recorder | None = None
+        self.video_rx: VideoReceiver | None = None
+        self.audio_rx: AudioReceiver | None = None
+        self.video_tx: VideoSender | None = None
+        self.audio_tx: AudioSender | None = None
+        self.video_first = _FirstFrame(None)
+        self.audio_first = _FirstFrame(None)
+        self.keys: dict[int, _KeySlot] = {1: _KeySlot(), 2: _KeySlot()}
+        self.channels: list[MediaChannel] = []
+        self.jitter: Any = None
+        self.started: set[str] = set()
+        self.closed = False
+
+    async def open(self) -> MediaEndpoints:
+        from .jitter import VideoJitterBuffer
+        from .media import AudioDecoder, AudioReceiver, Recorder, VideoReceiver
+
+        t = self.terminal
+        host = t.media_host
+        if self.record_path is not None:
+            self.recorder = Recorder(self.record_path, audio=True)
+        self.video_first = _FirstFrame(t._make_sink("video"))
+        self.audio_first = _FirstFrame(t._make_sink("audio"))
+        self.jitter = VideoJitterBuffer(nack=True, max_delay=0.5)
+        vk, ak = self.keys[2], self.keys[1]
+        try:
+            self.video_rx = VideoReceiver(self.video_first, local=(host, 0), assembler=self.jitter,
+                                          unprotect=vk.unprotect, unprotect_rtcp=vk.unprotect_rtcp,
+                                          protect_rtcp=vk.protect_rtcp, recorder=self.recorder)
+            self.audio_rx = AudioReceiver(AudioDecoder("pcmu"), self.audio_first, local=(host, 0),
+                                          unprotect=ak.unprotect, unprotect_rtcp=ak.unprotect_rtcp,
+                                          protect_rtcp=ak.protect_rtcp, recorder=self.recorder)
+            for rx in (self.video_rx, self.audio_rx):
+                rx.rtcp_interval = t.rtcp_interval
+                rx.cname = t.name
+                await rx.start()
+        except BaseException:
+            await self.close()
+            raise
+        endpoints: dict[int, tuple[Address, Address]] = {}
+        for session, rx in ((1, self.audio_rx), (2, self.video_rx)):
+            h, p = rx.local_address
+            endpoints[session] = (Address(h, p), Address(h, p))  # RTCP multiplexed on the RTP port
+        return endpoints
+
+    async def start_channel(self, ch: MediaChannel) -> None:
+        if self.closed or ch in self.channels:
+            return
+        self.channels.append(ch)
+        if ch.direction == "receive":
+            self.keys[ch.session_id].set(ch.srtp)
+            if ch.format.kind == "audio" and self.audio_rx is not None:
+                codec = _AUDIO_CODEC.get(ch.format.name, "pcmu")
+                if self.audio_rx.decoder.info.name != codec:
+                    from .media import AudioDecoder
+
+                    self.audio_rx.decoder = AudioDecoder(codec)  # before its first packet: the key was not set
+            return
+        await self._start_sender(ch)
+
+    async def _start_sender(self, ch: MediaChannel) -> None:
+        from .media import AudioEncoder, AudioSender, H264Encoder, VideoSender
+        from .nack import RetransmissionHistory
+        from .srtp import SrtpSession
+
+        t = self.terminal
+        if ch.remote_rtp is None:
+            log.warning("send channel %d has no RTP address; not sending", ch.number)
+            return
+        remote = (ch.remote_rtp.host, ch.remote_rtp.port)
+        hooks: dict[str, Any] = {}
+        if ch.srtp is not None:
+            # SrtpSession is not thread-safe: RTP is protected in the encode thread, RTCP on the loop
+            rtp, rtcp = (SrtpSession(ch.srtp.suite, ch.srtp.key_and_salt) for _ in range(2))
+            hooks = {"protect": rtp.protect, "protect_rtcp": rtcp.protect_rtcp, "unprotect_rtcp": rtcp.unprotect_rtcp}
+        local = (t.media_host, 0)
+        if ch.format.kind == "video":
+            source = t._make_source("video")
+            if source is None or self.video_tx is not None:
+                return
+            w = int(getattr(source, "width", 1280))
+            h = int(getattr(source, "height", 720))
+            fps = float(getattr(source, "fps", 30.0))
+            bitrate = t.bitrate
+            if ch.format.max_bitrate:
+                bitrate = min(bitrate, ch.format.max_bitrate * 100)
+            encoder = H264Encoder(w, h, fps, bitrate, codec=t.encoder,
+                                  max_slice_size=_MTU - _SRTP_OVERHEAD - 100 if ch.format.packetization_mode == 0
+                                  else None)
+            sender: Any = VideoSender(source, encoder, remote, local=local, payload_type=ch.format.payload_type,
+                                      mode=ch.format.packetization_mode, mtu=_MTU - _SRTP_OVERHEAD, **hooks)
+            sender.history = RetransmissionHistory(1024, max_age=1.0)
+            self.video_tx = sender
+        else:
+            source = t._make_source("audio")
+            if source is None or self.audio_tx is not None:
+                return
+            codec = _AUDIO_CODEC.get(ch.format.name)
+            if codec is None:
+                source.close()
+                log.warning("no audio encoder for %s", ch.format.name)
+                return
+            sender = AudioSender(source, AudioEncoder(codec), remote, local=local,
+                                 payload_type=ch.format.payload_type, **hooks)
+            self.audio_tx = sender
+        sender.cname = t.name
+        await sender.start()
+
+    def request_keyframe(self) -> None:
+        if self.video_tx is not None:
+            self.video_tx.request_keyframe()
+
+    def set_bitrate(self, bitrate: int) -> int | None:
+        if self.video_tx is None:
+            return None
+        self.video_tx.encoder.bitrate = bitrate
+        return bitrate
+
+    def received_packets(self) -> int:
+        return sum(rx.packets + rx.rtcp_packets for rx in (self.video_rx, self.audio_rx) if rx is not None)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for tx in (self.video_tx, self.audio_tx):
+            if tx is not None:
+                await tx.close()
+        await asyncio.sleep(0.02)  # the BYEs and last packets in flight
+        for rx in (self.video_rx, self.audio_rx):
+            if rx is not None:
+                await rx.close()
+        if self.recorder is not None and self.video_rx is None and self.audio_rx is None:
+            self.recorder.close()
+
+
+# --------------------------------------------------------------------------- the call
+
+
+class Call:
+    """One call of a :class:`Terminal` (placed with :meth:`Terminal.call` or answered).
+
+    ``await call.connected`` waits until it is answered (raises
+    :class:`CallFailed` if it ends first); ``async for event in
+    call.events()`` follows it (every iterator sees every event from the start;
+    the last is :class:`Ended`); ``call.stats()`` is a snapshot;
+    ``await call.hangup()`` ends it (idempotent). ``ended`` is the
+    :class:`Ended` event once over. Use from the terminal's event loop.
+    """
+
+    def __init__(self, terminal: Terminal, session: sig.CallSession, media: _Media | None, *, outgoing: bool,
+                 started: float | None = None) -> None:
+        self.terminal = terminal
+        self.outgoing = outgoing
+        self._session = session
+        self._media = media
+        self._history: list[CallEvent] = []
+        self._changed = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        self.connected: asyncio.Future[None] = loop.create_future()
+        self.connected.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no GC warning
+        self.ended: Ended | None = None
+        self.setup_started = started if started is not None else time.monotonic()
+        self.connected_at: float | None = None
+        self._local_reason: str | None = None
+        self._degraded: dict[str, bool] = {}
+        self._last: dict[tuple[str, str], tuple[float, int, int]] = {}
+        self._loss_prev: dict[str, tuple[int, int]] = {}
+        self._last_media = time.monotonic()
+        self._last_count = 0
+        self._finished = asyncio.Event()
+        self._pump = loop.create_task(self._run(), name=f"vcore-call-{session.call_reference}")
+        self._watch: asyncio.Task[None] | None = None
+        self._peer: str | None = None
+        self._security: dict[str, Any] | None = None
+        self._media_detail: str | None = None
+        _ = self.peer  # the connection's certificate is gone once it closes: read it now
+
+    def __repr__(self) -> str:
+        state = self.ended.reason if self.ended else ("connected" if self.connected.done() else "setting up")
+        return f"<Call {'to' if self.outgoing else 'from'} {self.peer!r}: {state}>"
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def peer(self) -> str | None:
+        """The peer's certificate name (TLS), else its alias or display name."""
+        if self._peer is None and self.ended is None:
+            s = self._session
+            self._peer = s.peer_name or (s.remote_aliases[0] if s.remote_aliases else None) or s.remote_display
+        return self._peer
+
+    @property
+    def recording(self) -> str | None:
+        return self._media.record_path if self._media else None
+
+    @property
+    def first_frame_at(self) -> float | None:
+        """Monotonic time the first video frame from the peer was decoded (None so far)."""
+        return self._media.video_first.first if self._media else None
+
+    async def events(self) -> AsyncIterator[CallEvent]:
+        """Every event of the call, from the first; ends after :class:`Ended`."""
+        i = 0
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self._history) > i)
+                batch = self._history[i:]
+            for event in batch:
+                i += 1
+                yield event
+                if isinstance(event, Ended):
+                    return
+
+    async def wait_ended(self, timeout: float | None = None) -> Ended:
+        await asyncio.wait_for(self._finished.wait(), timeout)
+        assert self.ended is not None
+        return self.ended
+
+    async def hangup(self) -> None:
+        """End the call (ReleaseComplete, normal clearing) and tear the media down; idempotent."""
+        if self.ended is None:
+            if self._local_reason is None:
+                self._local_reason = "hangup"
+            await self._session.hangup("undefinedReason", Cause.NORMAL_CALL_CLEARING)
+        await self._finished.wait()
+
+    async def request_keyframe(self) -> None:
+        """Ask the peer for a keyframe (H.245 videoFastUpdatePicture on its video channel)."""
+        ch = self._channel("receive", "video")
+        if ch is not None and self.ended is None:
+            await self._session.request_keyframe(ch.number)
+            await self._emit(KeyframeRequested(by_peer=False))
+
+    async def limit_bitrate(self, bitrate: int | None) -> None:
+        """Ask the peer to send video at most ``bitrate`` bit/s (H.245 flowControlCommand; None lifts it)."""
+        ch = self._channel("receive", "video")
+        if self.ended is None:
+            await self._session.limit_bitrate(bitrate, ch.number if ch else None)
+
+    async def set_bitrate(self, bitrate: int) -> None:
+        """Change our own video bitrate (bit/s)."""
+        if self._media is not None and self._media.set_bitrate(bitrate) is not None:
+            await self._emit(BitrateChanged(bitrate=bitrate, by_peer=False))
+
+    async def camera_preset(self, preset: int) -> None:
+        """Recall a preset of this terminal's VISCA camera during the call."""
+        await self.terminal.camera_preset(preset)
+
+    def security(self) -> dict[str, Any]:
+        """What protects the call (signalling, peer certificate, per-stream SRTP suite); never the keys."""
+        if self._security is None or self.ended is None:
+            try:
+                self._security = self._session.security()
+            except (AttributeError, OSError):  # the connection is gone: the last snapshot stands
+                pass
+        return dict(self._security or {"signalling": "unknown", "media": []})
+
+    def stats(self) -> CallStats:
+        """Per stream: codec, bitrate, fps, loss, jitter, RTT, playout delay, cipher suite (a snapshot)."""
+        now = time.monotonic()
+        streams: list[StreamStats] = []
+        m = self._media
+        sec = self.security()
+        if m is not None:
+            for ch in m.channels:
+                s = self._stream_stats(ch, now)
+                if s is not None:
+                    streams.append(s)
+        warnings = []
+        if sec["signalling"] == "plaintext":
+            warnings.append("plaintext signalling: the SRTP keys travel unprotected")
+        if any(s.cipher_suite == "plaintext" for s in streams):
+            warnings.append("plaintext media: some streams are not encrypted")
+        lip = None
+        if m is not None and m.video_rx is not None and m.audio_rx is not None:
+            lip = _lip_sync(m.audio_rx, m.video_rx)
+        encrypted = sec["signalling"] == "tls" and bool(streams) and all(s.cipher_suite != "plaintext"
+                                                                         for s in streams)
+        return CallStats(self.peer, (now - self.connected_at) if self.connected_at else 0.0, sec["signalling"],
+                         encrypted, tuple(streams), lip, tuple(warnings))
+
+    # ------------------------------------------------------------ internals
+
+    def _channel(self, direction: str, kind: str) -> MediaChannel | None:
+        if self._media is None:
+            return None
+        return next((c for c in self._media.channels if c.direction == direction and c.format.kind == kind), None)
+
+    def _stream_stats(self, ch: MediaChannel, now: float) -> StreamStats | None:
+        m = self._media
+        assert m is not None
+        kind, suite = ch.format.kind, ch.suite or "plaintext"
+        key = (kind, ch.direction)
+        if ch.direction == "send":
+            tx: Any = m.video_tx if kind == "video" else m.audio_tx
+            if tx is None:
+                return None
+            frames = tx.frames_encoded if kind == "video" else tx.frames_captured
+            bitrate, fps = self._rates(key, now, tx.bytes_sent, frames)
+            return StreamStats(kind, "send", ch.format.name, suite, tx.packets_sent, tx.bytes_sent, bitrate,
+                               fps if kind == "video" else None, loss=tx.fraction_lost, rtt=tx.rtt,
+                               retransmitted=tx.retransmitted,
+                               keyframe_requests=getattr(tx, "keyframe_requests", 0))
+        rx: Any = m.video_rx if kind == "video" else m.audio_rx
+        if rx is None:
+            return None
+        bitrate, fps = self._rates(key, now, rx.bytes, rx.frames)
+        st = rx.stats
+        loss = jitter = None
+        if st is not None:
+            loss = max(0, st.lost) / st.expected if st.expected > 0 else 0.0
+            jitter = st.jitter
+        delay = m.jitter.delay if kind == "video" and m.jitter is not None else None
+        return StreamStats(kind, "receive", ch.format.name, suite, rx.packets, rx.bytes, bitrate,
+                           fps if kind == "video" else None, loss=loss, jitter=jitter, playout_delay=delay,
+                           latency_p50=rx.latency.percentile(50), latency_p95=rx.latency.percentile(95),
+                           dropped=rx.dropped, nacks=getattr(rx, "nacks_sent", 0),
+                           keyframe_requests=getattr(rx, "plis_sent", 0))
+
+    def _rates(self, key: tuple[str, str], now: float, nbytes: int, frames: int) -> tuple[float, float]:
+        t0, b0, f0 = self._last.get(key, (self.connected_at or now, 0, 0))
+        self._last[key] = (now, nbytes, frames)
+        dt = now - t0
+        if dt <= 0:
+            return 0.0, 0.0
+        return (nbytes - b0) * 8 / dt, (frames - f0) / dt
+
+    async def _emit(self, event: CallEvent) -> None:
+        async with self._changed:
+            self._history.append(event)
+            self._changed.notify_all()
+        if isinstance(event, (Connected, MediaStarted, Degraded, Ended)):
+            log.info("call %s: %s %s", self.peer, event.kind, getattr(event, "reason", "") or
+                     getattr(event, "stream", ""))
+
+    async def _run(self) -> None:
+        session = self._session
+        try:
+            async for event in session:
+                if isinstance(event, sig.Alerting):
+                    await self._emit(Ringing())
+                elif isinstance(event, sig.Connected):
+                    self._security = session.security()
+                    # keys for what we receive first: the peer may already be sending
+                    for ch in sorted(event.channels, key=lambda c: c.direction != "receive"):
+                        await self._start(ch)
+                    self.connected_at = time.monotonic()
+                    self._last_media = self.connected_at
+                    if not self.connected.done():
+                        self.connected.set_result(None)
+                    await self._emit(Connected(security=self._security))
+                    self._watch = asyncio.get_running_loop().create_task(self._watch_media())
+                elif isinstance(event, sig.ChannelOpened):
+                    await self._start(event.channel)
+                elif isinstance(event, sig.KeyframeRequested):
+                    if self._media is not None:
+                        self._media.request_keyframe()
+                    await self._emit(KeyframeRequested(by_peer=True))
+                elif isinstance(event, sig.BitrateLimited):
+                    rate = min(event.bitrate, self.terminal.bitrate) if event.bitrate else self.terminal.bitrate
+                    if self._media is not None and self._media.set_bitrate(rate) is not None:
+                        await self._emit(BitrateChanged(bitrate=rate, by_peer=True))
+                elif isinstance(event, sig.ProtocolWarning):
+                    log.warning("call %s: %s", self.peer, event.detail)
+                elif isinstance(event, sig.Released):
+                    await self._finish(event)
+                    return
+        except asyncio.CancelledError:
+            await self._finish(None)
+            raise
+        except Exception as exc:  # a failure in the media set-up must not leave a call half alive
+            log.exception("call %s failed", self.peer)
+            self._local_reason = self._local_reason or "media-error"
+            await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+            await self._finish(sig.Released("undefinedReason", Cause.TEMPORARY_FAILURE, False, repr(exc)))
+
+    async def _start(self, ch: MediaChannel) -> None:
+        if self._media is not None:
+            await self._media.start_channel(ch)
+
+    async def _watch_media(self) -> None:
+        """Media timeout, ``media-started`` and ``degraded`` (every 250 ms)."""
+        m = self._media
+        if m is None:
+            return
+        timeout = self.terminal.media_timeout
+        while self.ended is None:
+            await asyncio.sleep(_WATCH_INTERVAL)
+            now = time.monotonic()
+            count = m.received_packets()
+            if count != self._last_count:
+                self._last_count, self._last_media = count, now
+            for stream, first in (("video", m.video_first), ("audio", m.audio_first)):
+                if first.first is not None and stream not in m.started:
+                    m.started.add(stream)
+                    await self._emit(MediaStarted(stream=stream))
+            await self._check_degraded(now)
+            if timeout and now - self._last_media > timeout:
+                self._local_reason = "media-timeout"
+                detail = f"no RTP or RTCP from the peer for {timeout:g} s"
+                self._media_detail = detail
+                await self._session.hangup("undefinedReason", Cause.RECOVERY_ON_TIMER_EXPIRY)
+                return
+
+    async def _check_degraded(self, now: float) -> None:
+        m = self._media
+        assert m is not None
+        for stream, rx in (("video", m.video_rx), ("audio", m.audio_rx)):
+            if rx is None or stream not in m.started or rx.stats is None:
+                continue
+            expected, received = rx.stats.expected, rx.stats.received
+            e0, r0 = self._loss_prev.get(stream, (expected, received))
+            self._loss_prev[stream] = (expected, received)
+            loss = (1 - (received - r0) / (expected - e0)) if expected - e0 > 0 else 0.0
+            stalled = now - self._last_media > _STALL
+            bad = loss > _DEGRADED_LOSS or stalled
+            if bad != self._degraded.get(stream, False):
+                self._degraded[stream] = bad
+                detail = "no media" if stalled else f"{loss:.0%} lost" if bad else "recovered"
+                await self._emit(Degraded(stream=stream, detail=detail, degraded=bad))
+
+    async def _finish(self, released: sig.Released | None) -> None:
+        if self.ended is not None:
+            return
+        watch = self._watch
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+            try:
+                await watch
+            except asyncio.CancelledError:
+                pass
+        if self._media is not None:
+            await self._media.close()
+        if released is None:
+            released = sig.Released("undefinedReason", None, False, "the terminal closed")
+            self._local_reason = self._local_reason or "terminal-closed"
+        reason = self._local_reason or _REASONS.get(released.reason, released.reason)
+        if self._local_reason is None and released.by_peer:
+            if released.cause == Cause.NORMAL_CALL_CLEARING:
+                reason = "hangup"
+            elif released.cause == Cause.USER_BUSY:
+                reason = "busy"
+        detail = self._media_detail or released.detail
+        self.ended = Ended(reason=reason, detail=detail, by_peer=released.by_peer and self._local_reason is None,
+                           h225_reason=released.reason, cause=released.cause)
+        if not self.connected.done():
+            self.connected.set_exception(CallFailed(f"call ended before it was answered: {reason} ({detail})",
+                                                    reason))
+        try:
+            await self._session.hangup()  # idempotent: makes sure the session's reader task is gone
+        except SignallingError:
+            pass
+        self.terminal._forget(self)
+        await self._emit(self.ended)
+        self._finished.set()
+
+
+def _lip_sync(audio: Any, video: Any) -> float | None:
+    """Capture-time offset (s) of the newest video packet after the newest audio packet, from the SRs."""
+    from .media import sync_offset
+
+    if audio.last_timestamp is None or video.last_timestamp is None:
+        return None
+    return sync_offset(audio.remote_clock, audio.last_timestamp, video.remote_clock, video.last_timestamp)
+
+
+class IncomingCall:
+    """A call offered to a terminal: ``await answer()`` -> :class:`Call`, or ``await reject("busy")``.
+
+    ``caller``: the caller's certificate name (TLS) or alias; ``aliases``,
+    ``display``. With ``auto_answer`` the terminal has already answered it:
+    ``answered`` is True and ``answer()`` returns the call.
+    """
+
+    def __init__(self, terminal: Terminal, session: sig.CallSession) -> None:
+        self.terminal = terminal
+        self._session = session
+        self.call: Call | None = None
+        self.caller = session.peer_name or (session.remote_aliases[0] if session.remote_aliases else None)
+        self.aliases = session.remote_aliases
+        self.display = session.remote_display
+        self.received = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<IncomingCall from {self.caller!r}{' answered' if self.call else ''}>"
+
+    @property
+    def answered(self) -> bool:
+        return self.call is not None
+
+    async def ring(self) -> None:
+        """Send Alerting (the caller sees ``ringing``)."""
+        await self._session.alert()
+
+    async def answer(self, *, record: str | os.PathLike[str] | None = None) -> Call:
+        """Accept the call; ``record``: write what the peer sends (audio + video) to this MP4 file."""
+        if self.call is not None:
+            return self.call
+        if self._session.released is not None:
+            r = self._session.released
+            raise CallFailed(f"the caller is gone: {r.reason} ({r.detail})", _REASONS.get(r.reason, r.reason))
+        t = self.terminal
+        if record is None and t.recordings is not None:
+            Path(t.recordings).mkdir(parents=True, exist_ok=True)
+            who = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.caller or "caller")
+            record = Path(t.recordings) / f"call-{time.strftime('%Y%m%d-%H%M%S')}-{who}.mp4"
+        media = _Media(t, record)
+        try:
+            endpoints = await media.open()
+            self.call = Call(t, self._session, media, outgoing=False, started=self.received)
+            t._calls.add(self.call)
+            t._pending.discard(self._session)
+            channels = await self._session.answer(endpoints)
+            for ch in channels:  # receive keys now, before the caller's first packet
+                if ch.direction == "receive":
+                    await media.start_channel(ch)
+        except (SignallingError, OSError, ssl.SSLError) as exc:
+            if self.call is None:
+                await media.close()
+                await self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+                raise CallFailed(f"cannot answer: {exc}", "connection-failed") from None
+            await self.call.hangup()
+            raise CallFailed(f"cannot answer: {exc}", "connection-failed") from None
+        return self.call
+
+    async def reject(self, reason: str = "busy") -> None:
+        """Refuse: ``busy`` (userBusy, cause 17), ``rejected`` (destinationRejection, cause 21), or an H.225.0 reason."""
+        self.terminal._pending.discard(self._session)
+        if reason == "busy":
+            await self._session.hangup("undefinedReason", Cause.USER_BUSY)
+        elif reason == "rejected":
+            await self._session.reject("destinationRejection", Cause.CALL_REJECTED)
+        else:
+            await self._session.reject(reason, Cause.CALL_REJECTED)
+
+
+# --------------------------------------------------------------------------- the terminal
+
+
+SourceSpec = Any  # a Source, or a zero-argument callable returning a fresh Source per call
+
+
+class Terminal:
+    """An H.323 terminal: places and answers calls with SRTP media, over mutual TLS.
+
+    ``video``/``audio``: a source for the next call (closed when that call
+    ends) or a zero-argument callable that makes a fresh one per call (what an
+    agent station answering all day needs). ``identity``: a
+    :class:`~vcore.pki.Identity` or the path of its PEM; ``trust``: PEM files
+    of the trust anchors; ``crl``: an optional CRL file. Without an identity the
+    terminal runs plaintext, which needs ``allow_plaintext=True`` and shows in
+    every call's stats. ``auto_answer`` answers every admitted call;
+    ``allow``: certificate names admitted (others get ``securityDenied``).
+    ``directory``: ``cards.toml`` (path or :class:`Directory`) for
+    ``call(card=n)``. ``camera``: a :class:`~vcore.visca.ViscaCamera` whose
+    presets calls can recall. ``listen``: accept calls on ``host:port``
+    (port 0: any free port, see :attr:`port`). ``max_calls``: further callers
+    get ``busy``. ``recordings``: a directory where answered calls are
+    recorded. ``video_sink``/``audio_sink``: zero-argument callables making a
+    sink (or callable) per call for the decoded frames.
+
+    Use from one event loop; ``async with`` starts and closes it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        video: SourceSpec = None,
+        audio: SourceSpec = None,
+        camera: ViscaCamera | None = None,
+        identity: pki.Identity | str | os.PathLike[str] | None = None,
+        trust: Sequence[str | os.PathLike[str]] = (),
+        crl: str | os.PathLike[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        listen: bool = True,
+        media_host: str | None = None,
+        auto_answer: bool = False,
+        allow: Iterable[str] | None = None,
+        directory: Directory | str | os.PathLike[str] | None = None,
+        allow_plaintext: bool = False,
+        formats: Sequence[MediaFormat] = DEFAULT_FORMATS,
+        suites: Sequence[str] = DEFAULT_SUITES,
+        fast_connect: bool = True,
+        bitrate: int = 1_500_000,
+        encoder: str = "auto",
+        media_timeout: float = 10.0,
+        rtcp_interval: float = 1.0,
+        setup_timeout: float = 10.0,
+        max_calls: int = 1,
+        recordings: str | os.PathLike[str] | None = None,
+        video_sink: Callable[[], Any] | None = None,
+        audio_sink: Callable[[], Any] | None = None,
+    ) -> None:
+        self.name = name
+        self._video = video
+        self._audio = audio
+        self.camera = camera
+        self.host = host
+        self.listen_port = port
+        self.listen = listen
+        self.media_host = media_host or host
+        self.auto_answer = auto_answer
+        self.allow = frozenset(allow) if allow is not None else None
+        if isinstance(directory, (str, os.PathLike)):
+            directory = Directory.load(directory)
+        self.directory = directory
+        self.bitrate = bitrate
+        self.encoder = encoder
+        self.media_timeout = media_timeout
+        self.rtcp_interval = rtcp_interval
+        self.max_calls = max_calls
+        self.recordings = recordings
+        self._sinks = {"video": video_sink, "audio": audio_sink}
+        if identity is not None and not isinstance(identity, pki.Identity):
+            identity = pki.Identity.load(identity)
+        self.identity = identity
+        self._server_ctx: ssl.SSLContext | None = None
+        self._client_ctx: ssl.SSLContext | None = None
+        if identity is not None:
+            anchors = _anchors(trust)
+            if not anchors:
+                raise CallError("a terminal with an identity needs trust anchors (trust=[ca.pem])")
+            self._server_ctx = pki.server_context(identity, anchors, crl)
+            self._client_ctx = pki.client_context(identity, anchors, crl)
+        elif not allow_plaintext:
+            raise CallError("no identity: give identity= and trust= (TLS), or allow_plaintext=True")
+        policy = MediaPolicy(tuple(formats), tuple(suites), allow_plaintext=allow_plaintext)
+        self.config = sig.SignallingConfig(name if identity is None else identity.name, policy=policy,
+                                           allow_list=self.allow, allow_plaintext_signalling=allow_plaintext,
+                                           fast_connect=fast_connect, setup_timeout=setup_timeout,
+                                           display_name=name)
+        self._listener: sig.SignallingListener | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._incoming: asyncio.Queue[IncomingCall | None] = asyncio.Queue()
+        self._calls: set[Call] = set()
+        self._pending: set[sig.CallSession] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Terminal {self.name!r} {'TLS' if self.identity else 'plaintext'} calls={len(self._calls)}>"
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self.listen and self._listener is None:
+            self._listener = sig.SignallingListener(self.config, self._server_ctx)
+            await self._listener.start(self.host, self.listen_port)
+            self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop(), name="vcore-accept")
+
+    async def close(self) -> None:
+        """Hang up every call, stop listening (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            try:
+                await self._accept_task
+            except asyncio.CancelledError:
+                pass
+        for call in list(self._calls):
+            if call.ended is None:
+                call._local_reason = call._local_reason or "terminal-closed"
+            await call.hangup()
+        for session in list(self._pending):
+            await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+        if self._listener is not None:
+            await self._listener.close()
+        await self._incoming.put(None)
+
+    async def __aenter__(self) -> Terminal:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        """The port this terminal accepts calls on."""
+        if self._listener is None:
+            raise CallError("the terminal is not listening (start it, with listen=True)")
+        return self._listener.port
+
+    @property
+    def address(self) -> str:
+        """``host:port`` to call this terminal at."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def refused(self) -> list[sig.RefusedCall]:
+        """Callers refused before a call existed (untrusted certificate, not on the allow-list)."""
+        return list(self._listener.refused) if self._listener else []
+
+    @property
+    def calls(self) -> list[Call]:
+        return [c for c in self._calls if c.ended is None]
+
+    # ------------------------------------------------------------ calls
+
+    async def call(self, address: str | None = None, *, card: int | None = None,
+                   record: str | os.PathLike[str] | None = None, expect_name: str | None = None) -> Call:
+        """Call ``address`` (``h323:alias@host[:port]`` or ``host[:port]``) or directory card ``card``.
+
+        ``expect_name``: the certificate name the callee must present (a card's ``certificate``).
+        ``record``: write what the peer sends to this MP4. Raises :class:`CallFailed` when no call
+        could be set up (no connection, TLS refused); later failures end the call with a reason.
+        """
+        if self._closed:
+            raise CallError("the terminal is closed")
+        if card is not None:
+            if self.directory is None:
+                raise CallError("this terminal has no directory (directory=cards.toml)")
+            entry: Card = self.directory[card]
+            address = entry.address
+            expect_name = expect_name or entry.certificate
+        if address is None:
+            raise CallError("give an address or a card number")
+        if len(self.calls) >= self.max_calls:
+            raise CallError(f"already in {len(self.calls)} call(s) (max_calls={self.max_calls})")
+        tls = self._client_ctx is not None
+        alias, host, port = parse_address(address, tls)
+        media = _Media(self, record)
+        started = time.monotonic()
+        endpoints = await media.open()
+        try:
+            session = await sig.place_call(host, port, self.config, endpoints, ssl_context=self._client_ctx,
+                                           destination=[alias] if alias else [], expected_name=expect_name)
+        except VcoreError as exc:
+            await media.close()
+            reason = "tls-failure" if "TLS" in str(exc) else "security-denied" if "certificate" in str(exc) \
+                else "timeout" if "within" in str(exc) else "connection-failed"
+            raise CallFailed(str(exc), reason) from None
+        except BaseException:
+            await media.close()
+            raise
+        call = Call(self, session, media, outgoing=True, started=started)
+        self._calls.add(call)
+        return call
+
+    async def incoming(self) -> AsyncIterator[IncomingCall]:
+        """Calls offered to this terminal (already answered with ``auto_answer``); ends when it closes."""
+        while True:
+            item = await self._incoming.get()
+            if item is None:
+                await self._incoming.put(None)  # other iterators end too
+                return
+            yield item
+
+    async def camera_preset(self, preset: int) -> None:
+        """Recall a preset of the local VISCA camera."""
+        if self.camera is None:
+            raise CallError("this terminal has no camera")
+        await self.camera.preset_recall(preset)
+
+    # ------------------------------------------------------------ internals
+
+    def _make_source(self, kind: str) -> Source | None:
+        spec = self._video if kind == "video" else self._audio
+        if spec is None:
+            return None
+        if callable(spec) and not hasattr(spec, "read"):
+            return spec()  # type: ignore[no-any-return]
+        # a source object serves one call: it is closed when that call's sender closes
+        if kind == "video":
+            self._video = None
+        else:
+            self._audio = None
+        return spec  # type: ignore[no-any-return]
+
+    def _make_sink(self, kind: str) -> Any:
+        factory = self._sinks[kind]
+        if factory is None:
+            return None
+        from .media.sinks import as_sink
+
+        return as_sink(factory())
+
+    def _forget(self, call: Call) -> None:
+        self._calls.discard(call)
+
+    async def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while True:
+            session = await self._listener.accept()
+            try:
+                await self._offer(session)
+            except (VcoreError, OSError) as exc:
+                log.warning("incoming call from %s failed: %s", session.peer_name, exc)
+
+    async def _offer(self, session: sig.CallSession) -> None:
+        waiting = [s for s in self._pending if s.released is None]
+        self._pending = set(waiting)
+        if len(self.calls) + len(waiting) >= self.max_calls:
+            log.info("busy: refusing a call from %s", session.peer_name)
+            await session.hangup("undefinedReason", Cause.USER_BUSY)
+            return
+        self._pending.add(session)  # until answered or rejected; hung up if the terminal closes first
+        incoming = IncomingCall(self, session)
+        if self.auto_answer:
+            await incoming.answer()
+        else:
+            await incoming.ring()
+        await self._incoming.put(incoming)

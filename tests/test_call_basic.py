@@ -1,0 +1,134 @@
+"""Kiosk calls agent over mutual TLS + SRTP on 127.0.0.1: both decode, stats, events, clean teardown."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .call_helpers import T, make_pki, run, terminal, until, wait_for
+
+
+@pytest.fixture(scope="module")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def test_kiosk_calls_agent_tls_srtp(pki_dir: Path, tmp_path: Path) -> None:
+    record = tmp_path / "agent.mp4"
+
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, allow=["Murat kiosk"], rtcp_interval=0.3)
+        kiosk = terminal(pki_dir, "Murat kiosk", rtcp_interval=0.3)
+        async with agent, kiosk:
+            incoming_task = asyncio.ensure_future(_first(agent.incoming()))
+            call = await kiosk.call(f"h323:agent@{agent.address}", record=None)
+            await asyncio.wait_for(call.connected, T)
+            incoming = await asyncio.wait_for(incoming_task, T)
+            assert incoming.answered and incoming.caller == "Murat kiosk"
+            answered = incoming.call
+            await until(call, "media-started")
+            await until(answered, "media-started")
+            await wait_for(lambda: all(c.first_frame_at for c in (call, answered)))
+            # keyframe request over H.245 reaches the agent's encoder
+            await call.request_keyframe()
+            await until(answered, "keyframe-requested")
+            await call.limit_bitrate(200_000)
+            changed = await until(answered, "bitrate-changed")
+            assert changed.bitrate == 200_000 and changed.by_peer
+            await asyncio.sleep(1.0)
+            stats = call.stats()
+            assert stats.signalling == "tls" and stats.media_encrypted and not stats.warnings
+            assert stats.peer == "CAF agent"
+            video_in = stats.stream("video", "receive")
+            audio_in = stats.stream("audio", "receive")
+            video_out = stats.stream("video", "send")
+            assert video_in and audio_in and video_out
+            assert video_in.cipher_suite == "AEAD_AES_128_GCM" and video_in.codec == "H264"
+            assert video_in.packets > 0 and video_in.fps is not None and video_in.playout_delay is not None
+            assert video_in.dropped == 0 and audio_in.packets > 0
+            await wait_for(lambda: call.stats().stream("video", "send").rtt is not None)  # RRs came back
+            a_stats = answered.stats()
+            assert a_stats.peer == "Murat kiosk" and a_stats.stream("video", "receive").packets > 0
+            await call.hangup()
+            ended = await answered.wait_ended(T)
+            assert call.ended is not None and call.ended.reason == "hangup" and not call.ended.by_peer
+            assert ended.reason == "hangup" and ended.by_peer
+            kinds = [e.kind async for e in call.events()]
+            assert kinds[0] in ("ringing", "connected") and kinds[-1] == "ended"
+            assert "connected" in kinds and "media-started" in kinds
+            await call.hangup()  # idempotent
+
+    run(scenario())
+
+
+async def _first(it: Any) -> Any:
+    async for item in it:
+        return item
+
+
+def test_incoming_answer_records_and_reject_busy(pki_dir: Path, tmp_path: Path) -> None:
+    record = tmp_path / "agent.mp4"
+
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent")
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False)
+        async with agent, kiosk:
+            it = agent.incoming()
+            # first call: rejected busy
+            call = await kiosk.call(agent.address)
+            incoming = await asyncio.wait_for(it.__anext__(), T)
+            assert not incoming.answered
+            await until(call, "ringing")
+            await incoming.reject("busy")
+            ended = await call.wait_ended(T)
+            assert ended.reason == "busy" and ended.by_peer and ended.cause == 17
+            with pytest.raises(Exception, match="busy"):
+                await call.connected
+            # second call: answered with a recording
+            call = await kiosk.call(agent.address)
+            incoming = await asyncio.wait_for(it.__anext__(), T)
+            answered = await incoming.answer(record=record)
+            await asyncio.wait_for(call.connected, T)
+            await until(answered, "media-started")
+            await wait_for(lambda: answered.stats().stream("video", "receive").packets > 30)
+            await answered.hangup()
+            assert (await call.wait_ended(T)).reason == "hangup"
+            await it.aclose()
+        assert record.stat().st_size > 0
+        import av
+
+        with av.open(str(record)) as f:
+            kinds = sorted(s.type for s in f.streams)
+        assert kinds == ["audio", "video"]
+
+    run(scenario())
+
+
+def test_no_leaks_after_terminal_close(pki_dir: Path) -> None:
+    """Closing the terminals mid-call ends the calls and leaves no task, thread or socket."""
+
+    def open_fds() -> int:
+        import os
+
+        return len(os.listdir("/proc/self/fd"))
+
+    async def scenario() -> None:
+        fds = open_fds()
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True)
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False)
+        await agent.start()
+        await kiosk.start()
+        call = await kiosk.call(agent.address)
+        await asyncio.wait_for(call.connected, T)
+        await until(call, "media-started")
+        await kiosk.close()
+        assert call.ended is not None and call.ended.reason == "terminal-closed"
+        await agent.close()
+        await asyncio.sleep(0.1)
+        assert open_fds() <= fds, "sockets left open"
+
+    run(scenario())

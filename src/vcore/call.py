@@ -519,6 +519,14 @@ class Call:
         return self._media.record_path if self._media else None
 
     @property
+    def local_media(self) -> dict[str, tuple[str, int]]:
+        """Where this terminal receives the call's media: ``{"audio": (host, port), "video": ...}``."""
+        m = self._media
+        if m is None or m.closed:
+            return {}
+        return {k: rx.local_address for k, rx in (("audio", m.audio_rx), ("video", m.video_rx)) if rx is not None}
+
+    @property
     def first_frame_at(self) -> float | None:
         """Monotonic time the first video frame from the peer was decoded (None so far)."""
         return self._media.video_first.first if self._media else None

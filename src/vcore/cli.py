@@ -1,6 +1,8 @@
 """The ``vcore`` command: one entry point, a subcommand per job.
 
-    vcore demo                 live loopback demo on built-in test sources
+    vcore demo                 kiosk calls agent on 127.0.0.1: TLS + SRTP, live stats, recording
+    vcore answer ...           an agent's station answering calls
+    vcore call ADDRESS|CARD    place a call
     vcore info                 what this machine offers (fast path, PyAV/FFmpeg, encoders)
     vcore camera ...           drive a VISCA camera (``vcore camera --help``)
     vcore pki ...              private CA and terminal certificates (``vcore pki --help``)
@@ -18,7 +20,9 @@ __all__ = ["main", "SUBCOMMANDS"]
 
 # name -> ("module:function", one-line help); each function takes argv (list[str]) and returns an exit code
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("vcore.demo:main", "live demo on built-in test sources, no hardware needed"),
+    "demo": ("vcore.demo:main", "kiosk calls agent on 127.0.0.1 (TLS + SRTP, live stats), no hardware needed"),
+    "answer": ("vcore.call_cli:answer_main", "an agent's station: answer calls (allow-list, recording)"),
+    "call": ("vcore.call_cli:call_main", "call an address (h323:alias@host) or a directory card"),
     "info": ("vcore.cli:info_main", "what this machine offers: fast path, PyAV/FFmpeg, H.264 encoders"),
     "camera": ("vcore.visca.cli:main", "control a VISCA PTZ camera (serial, IP, or --emulate)"),
     "pki": ("vcore.pki:main", "an installation's private CA: init, issue, list, revoke certificates"),

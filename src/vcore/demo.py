@@ -1,12 +1,14 @@
-"""``vcore demo``: a live loopback call on built-in test sources, no hardware needed.
+"""``vcore demo``: two terminals (kiosk and agent) on 127.0.0.1 in a live call; no hardware needed.
 
-Test pattern (or camera/file) -> H.264 -> RTP (SRTP with ``--srtp``) over
-127.0.0.1 -> decode -> display or file. Prints frames per second, bitrate and
-capture-to-decoded latency (p50/p95) every second, then a summary, and exits by
-itself after ``--seconds`` (default 10). ``examples/loopback_video.py`` is the
-same loop written out as an example of the API.
+A private CA is made in a temporary directory, the kiosk (test pattern + tone,
+an emulated VISCA camera moving through its presets) calls the agent over
+mutual TLS with SRTP, live statistics are printed every second, the agent
+records what it receives to an MP4 file, and at the end a summary is printed and
+(when matplotlib is installed) a PNG chart of bitrate, loss and delay is drawn.
 
-    vcore demo --seconds 5 --size 1280x720 --fps 30 --bitrate 1500000 --srtp --output out.mp4
+    vcore demo                               # 25 s, 1280x720 at 30 fps, 1.5 Mbit/s
+    vcore demo --seconds 10 --output call.mp4 --chart call.png
+    vcore demo --no-tls                      # plaintext signalling (SRTP keys exposed), for comparison
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-
 __all__ = ["main"]
+
+PRESETS = {1: ("face", 0, 120, 0x2800), 2: ("document on the desk", 0, -400, 0x1800), 3: ("whole room", 0, 0, 0)}
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -34,101 +38,173 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _ms(v: float | None) -> str:
-    return "   -  " if v is None else f"{v * 1000:6.1f}"
+    return "  -  " if v is None else f"{v * 1000:5.1f}"
+
+
+def _pct(v: float | None) -> str:
+    return "  - " if v is None else f"{v * 100:4.1f}"
+
+
+async def _camera() -> tuple[Any, Any]:
+    from .visca import CameraEmulator, ViscaCamera
+
+    emu = CameraEmulator(speed_factor=20.0)
+    port = await emu.start_udp("127.0.0.1", 0)
+    cam = await ViscaCamera.open_ip("127.0.0.1", port)
+    await cam.power(True)
+    for number, (_, pan, tilt, zoom) in PRESETS.items():  # the installer's presets
+        await asyncio.gather(cam.pan_tilt_to(pan, tilt), cam.zoom_to(zoom))
+        await cam.preset_set(number)
+    return emu, cam
 
 
 async def run(args: argparse.Namespace) -> int:
-    from .media import Camera, FileSource, H264Encoder, Recorder, Source, TestPattern, VideoReceiver, VideoSender
+    from . import pki
+    from .call import Call, Terminal
+    from .media import TestPattern, Tone
 
+    tmp = tempfile.TemporaryDirectory(prefix="vcore-demo-")
+    base = Path(tmp.name)
+    output = Path(args.output) if args.output else base / "agent-received.mp4"
+    if not args.output:
+        output = Path(tempfile.gettempdir()) / f"vcore-demo-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
     w, h = args.size
-    source: Source
-    if args.camera:
-        source = Camera(args.camera, w, h, args.fps)
-    elif args.input:
-        source = FileSource(args.input, loop=True)
-    else:
-        source = TestPattern(w, h, args.fps)
-    # mode 0 sends every NAL unit in one packet: cap the slices to fit the 1200-byte MTU
-    encoder = H264Encoder(w, h, args.fps, args.bitrate, codec=args.encoder,
-                          max_slice_size=1100 if args.mode == 0 else None)
-    hooks_tx: dict[str, Any] = {}
-    hooks_rx: dict[str, Any] = {}
-    if args.srtp:
-        from .srtp import SrtpSession
+    security: dict[str, Any] = {}
+    if not args.no_tls:
+        ca = pki.CertificateAuthority.init(base / "ca", "Demo office CA")
+        for name in ("Murat kiosk", "CAF agent"):
+            ca.issue(name).save(base / f"{name}.pem")
+    emu, cam = await _camera()
+    common: dict[str, Any] = {"bitrate": args.bitrate, "encoder": args.encoder}
 
-        # one fresh key for this loopback; sessions are not thread-safe, so the encode thread's RTP
-        # protection and the event loop's RTCP use separate sessions (same key, separate contexts)
-        key = os.urandom(30)
-        suite = "AES_CM_128_HMAC_SHA1_80"
-        rtp_tx, rtcp_tx, rx = SrtpSession(suite, key), SrtpSession(suite, key), SrtpSession(suite, key)
-        hooks_tx = {"protect": rtp_tx.protect, "protect_rtcp": rtcp_tx.protect_rtcp,
-                    "unprotect_rtcp": rtcp_tx.unprotect_rtcp, "mtu": 1190}  # room for the 10-byte tag
-        hooks_rx = {"unprotect": rx.unprotect, "unprotect_rtcp": rx.unprotect_rtcp, "protect_rtcp": rx.protect_rtcp}
-    recorder = Recorder(args.output) if args.output else None
-    sink = None
-    if args.display:
-        from .media.display import VideoWindow  # optional extra: pygame
+    def tls(name: str) -> dict[str, Any]:
+        if args.no_tls:
+            return {"allow_plaintext": True}
+        return {"identity": base / f"{name}.pem", "trust": [base / "ca" / "ca.cert.pem"]}
 
-        sink = VideoWindow("vcore loopback")
-    receiver = VideoReceiver(sink, recorder=recorder, **hooks_rx)
-    await receiver.start()
-    sender = VideoSender(source, encoder, receiver.local_address, mode=args.mode, **hooks_tx)
-    print(f"encoder {encoder.codec_name} {w}x{h} {args.fps:g} fps {args.bitrate} bit/s; "
-          f"{'SRTP' if args.srtp else 'RTP'} {sender.packetizer.mtu}-byte MTU, mode {args.mode} -> "
-          f"{receiver.local_address[0]}:{receiver.local_address[1]}",
-          flush=True)
-    await sender.start()
-    start = time.monotonic()
-    last_frames, last_bytes, last_t = 0, 0, start
+    agent = Terminal("CAF agent", video=lambda: TestPattern(320, 240, 15, pattern="smptebars"),
+                     audio=lambda: Tone(660, 16000), allow=None if args.no_tls else ["Murat kiosk"],
+                     **tls("CAF agent"), **common)
+    kiosk = Terminal("Murat kiosk", video=TestPattern(w, h, args.fps), audio=Tone(440, 16000), camera=cam,
+                     listen=False, **tls("Murat kiosk"), **common)
+    series: list[tuple[float, float, float, float | None]] = []  # t, kbit/s, loss %, delay ms
+    answered: Call | None = None
     try:
-        while time.monotonic() - start < args.seconds and not sender.finished.is_set():
-            await asyncio.sleep(min(1.0, max(0.0, start + args.seconds - time.monotonic())))
-            now = time.monotonic()
-            dt = max(now - last_t, 1e-6)
-            win = receiver.latency.window()
-            print(f"{now - start:5.1f} s  {(receiver.frames - last_frames) / dt:5.1f} fps  "
-                  f"{(receiver.bytes - last_bytes) * 8 / dt / 1000:7.0f} kbit/s  "
-                  f"latency p50 {_ms(win['p50'])} ms  p95 {_ms(win['p95'])} ms", flush=True)
-            last_frames, last_bytes, last_t = receiver.frames, receiver.bytes, now
+        async with agent, kiosk:
+            print(f"agent listening on {agent.address} ({'plaintext' if args.no_tls else 'TLS, mutual certificates'})",
+                  flush=True)
+            incoming_it = agent.incoming()
+
+            async def answer() -> Call:
+                incoming = await incoming_it.__anext__()
+                print(f"agent: call from {incoming.caller!r}; answering, recording to {output}", flush=True)
+                return await incoming.answer(record=output)
+
+            answering = asyncio.ensure_future(answer())
+            call = await kiosk.call(f"h323:caf-agent@{agent.address}")
+            await asyncio.wait_for(call.connected, 10)
+            answered = await answering
+            security = call.security()
+            for s in security.get("media", []):
+                print(f"kiosk: {s['direction']} {s['codec']} ({s['srtp']})")
+            start = time.monotonic()
+            next_preset, preset_order = start + 2.0, [1, 2, 3]
+            while time.monotonic() - start < args.seconds and call.ended is None:
+                await asyncio.sleep(min(1.0, max(0.0, start + args.seconds - time.monotonic())))
+                now = time.monotonic()
+                if now >= next_preset and preset_order:
+                    number = preset_order.pop(0)
+                    await call.camera_preset(number)
+                    pan, tilt = await cam.pan_tilt_position()
+                    print(f"camera: preset {number} ({PRESETS[number][0]}): pan {pan} tilt {tilt}", flush=True)
+                    preset_order.append(number)
+                    next_preset = now + max(args.seconds / 4, 2.0)
+                rx = answered.stats().stream("video", "receive")
+                tx = call.stats().stream("video", "send")
+                if rx is None or tx is None:
+                    continue
+                delay = rx.playout_delay
+                series.append((now - start, rx.bitrate / 1000, (rx.loss or 0) * 100,
+                               None if delay is None else delay * 1000))
+                print(f"{now - start:5.1f} s  video {rx.fps or 0:5.1f} fps {rx.bitrate / 1000:6.0f} kbit/s  "
+                      f"loss {_pct(rx.loss)} %  jitter {_ms(rx.jitter)} ms  RTT {_ms(tx.rtt)} ms  "
+                      f"playout {_ms(delay)} ms  latency p50 {_ms(rx.latency_p50)} ms  [{rx.cipher_suite}]",
+                      flush=True)
+            final_rx = answered.stats()
+            setup = (call.first_frame_at - call.setup_started) if call.first_frame_at else None
+            await call.hangup()
+            await answered.wait_ended(10)
     finally:
-        await sender.close()
-        await asyncio.sleep(0.05)  # the last packets in flight
-        await receiver.close()
-    p50, p95 = receiver.latency.percentile(50), receiver.latency.percentile(95)
-    print(f"total: sent {sender.frames_encoded} frames, decoded {receiver.frames}, "
-          f"dropped before encode {sender.queue.dropped + encoder.frames_dropped + source.frames_skipped}, "
-          f"decoder errors {receiver.decoder.errors}; latency p50 {_ms(p50)} ms p95 {_ms(p95)} ms")
-    if recorder is not None:
-        print(f"recorded {recorder.video_frames} frames to {args.output}")
-    if sender.error is not None:
-        print(f"sender error: {sender.error}", file=sys.stderr)
-        return 1
+        await cam.close()
+        await emu.stop()
+        tmp.cleanup()
+    video = final_rx.stream("video", "receive")
+    audio = final_rx.stream("audio", "receive")
+    print("\nsummary")
+    print(f"  signalling {final_rx.signalling}, media {'SRTP' if final_rx.media_encrypted else 'see suites'}: "
+          + ", ".join(f"{s.stream} {s.direction} {s.codec} {s.cipher_suite}" for s in final_rx.streams))
+    for w_ in final_rx.warnings:
+        print(f"  warning: {w_}")
+    print(f"  call set-up (Setup sent -> first decoded frame at the kiosk): {_ms(setup)} ms")
+    if video is not None:
+        print(f"  agent received video: {video.packets} packets, loss {_pct(video.loss)} %, "
+              f"dropped {video.dropped}, NACKs {video.nacks}, capture-to-decoded latency "
+              f"p50 {_ms(video.latency_p50)} ms p95 {_ms(video.latency_p95)} ms")
+    if audio is not None:
+        print(f"  agent received audio: {audio.packets} packets, loss {_pct(audio.loss)} %, "
+              f"latency p50 {_ms(audio.latency_p50)} ms")
+    print(f"  ended: {call.ended.reason if call.ended else '?'}")
+    print(f"  recording: {output} ({output.stat().st_size if output.exists() else 0} bytes)")
+    _chart(series, Path(args.chart) if args.chart else output.with_suffix(".png"))
     return 0
 
 
+def _chart(series: list[tuple[float, float, float, float | None]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("  chart: matplotlib is not installed (pip install 'vcore[plot]'), no chart drawn")
+        return
+    if not series:
+        print("  chart: no samples")
+        return
+    t = [s[0] for s in series]
+    fig, axes = plt.subplots(3, 1, sharex=True, figsize=(8, 6))
+    axes[0].plot(t, [s[1] for s in series])
+    axes[0].set_ylabel("kbit/s")
+    axes[1].plot(t, [s[2] for s in series])
+    axes[1].set_ylabel("loss %")
+    axes[2].plot(t, [s[3] if s[3] is not None else float("nan") for s in series])
+    axes[2].set_ylabel("playout delay ms")
+    axes[2].set_xlabel("s")
+    fig.suptitle("vcore demo: video received by the agent")
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"  chart: {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="vcore demo", description="live loopback call on built-in test sources")
-    p.add_argument("--seconds", type=float, default=10.0, help="run time (default 10)")
-    p.add_argument("--srtp", action="store_true", help="protect the call with SRTP (AES_CM_128_HMAC_SHA1_80)")
-    p.add_argument("--size", type=_size, default=(1280, 720), help="WIDTHxHEIGHT (default 1280x720)")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
-    p.add_argument("--bitrate", type=int, default=1_500_000, help="bit/s (default 1500000)")
-    p.add_argument("--output", metavar="FILE.mp4", help="record the received stream (remux, no re-encode)")
-    p.add_argument("--display", action="store_true", help="show the decoded video (needs pygame)")
-    p.add_argument("--camera", metavar="DEVICE", help="V4L2 camera instead of the test pattern")
-    p.add_argument("--input", metavar="FILE", help="media file (looped) instead of the test pattern")
-    p.add_argument("--encoder", default="auto", help="H.264 encoder: auto (default), libx264, h264_nvenc, ...")
-    p.add_argument("--mode", type=int, choices=(0, 1), default=1, help="RTP packetization mode (default 1)")
+    p = argparse.ArgumentParser(prog="vcore demo", description="kiosk calls agent on 127.0.0.1: TLS + SRTP, live stats")
+    p.add_argument("--seconds", type=float, default=25.0, help="call length (default 25)")
+    p.add_argument("--output", metavar="FILE.mp4", help="where the agent records the call (default: a temp file)")
+    p.add_argument("--chart", metavar="FILE.png", help="chart path (default: next to the recording)")
+    p.add_argument("--no-tls", action="store_true", help="plaintext signalling (the call's stats say so)")
+    p.add_argument("--size", type=_size, default=(1280, 720), help="kiosk video WIDTHxHEIGHT (default 1280x720)")
+    p.add_argument("--fps", type=float, default=30.0, help="kiosk frame rate (default 30)")
+    p.add_argument("--bitrate", type=int, default=1_500_000, help="video bit/s (default 1500000)")
+    p.add_argument("--encoder", default="libx264", help="H.264 encoder (default libx264; auto probes hardware)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
-    from .media import MediaError
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    from .errors import VcoreError
 
     try:
         return asyncio.run(run(args))
-    except MediaError as exc:
+    except VcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-

@@ -190,7 +190,8 @@ class StreamStats:
     jitter buffer's current delay), ``latency_p50``/``latency_p95`` (s,
     capture to decoded, only meaningful when both terminals share a clock),
     ``cipher_suite`` (``plaintext`` when unprotected), ``dropped`` (packets
-    that failed SRTP authentication or parsing, bogus packets included).
+    that failed SRTP authentication or parsing, bogus packets included),
+    ``frames`` (encoded when sending, decoded when receiving).
     """
 
     stream: str
@@ -211,6 +212,7 @@ class StreamStats:
     nacks: int = 0
     retransmitted: int = 0
     keyframe_requests: int = 0
+    frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -633,7 +635,7 @@ class Call:
             return StreamStats(kind, "send", ch.format.name, suite, tx.packets_sent, tx.bytes_sent, bitrate,
                                fps if kind == "video" else None, loss=tx.fraction_lost, rtt=tx.rtt,
                                retransmitted=tx.retransmitted,
-                               keyframe_requests=getattr(tx, "keyframe_requests", 0))
+                               keyframe_requests=getattr(tx, "keyframe_requests", 0), frames=frames)
         rx: Any = m.video_rx if kind == "video" else m.audio_rx
         if rx is None:
             return None
@@ -648,7 +650,7 @@ class Call:
                            fps if kind == "video" else None, loss=loss, jitter=jitter, playout_delay=delay,
                            latency_p50=rx.latency.percentile(50), latency_p95=rx.latency.percentile(95),
                            dropped=rx.dropped, nacks=getattr(rx, "nacks_sent", 0),
-                           keyframe_requests=getattr(rx, "plis_sent", 0))
+                           keyframe_requests=getattr(rx, "plis_sent", 0), frames=rx.frames)
 
     def _rates(self, key: tuple[str, str], now: float, nbytes: int, frames: int) -> tuple[float, float]:
         t0, b0, f0 = self._last.get(key, (self.connected_at or now, 0, 0))

@@ -35,13 +35,13 @@ def test_loopback_example_reports_bad_input() -> None:
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
-def test_vcore_demo_command_with_srtp() -> None:
+def test_vcore_demo_command_plaintext_says_so() -> None:
+    """``vcore demo`` is now the two-terminal call (tests/test_call_cli.py runs it over TLS); --no-tls says so."""
     proc = subprocess.run(
-        [sys.executable, "-m", "vcore", "demo", "--seconds", "1.5", "--size", "320x240", "--srtp",
-         "--encoder", "libx264"],
+        [sys.executable, "-m", "vcore", "demo", "--seconds", "1.5", "--size", "320x240", "--fps", "15",
+         "--bitrate", "300000", "--no-tls"],
         capture_output=True, text=True, timeout=60, env=dict(os.environ),
     )
     assert proc.returncode == 0, proc.stderr
-    assert "SRTP 1190-byte MTU" in proc.stdout
-    total = [line for line in proc.stdout.splitlines() if line.startswith("total:")]
-    assert total and "decoder errors 0" in total[0] and "decoded 0," not in total[0]
+    assert "(plaintext)" in proc.stdout and "warning: plaintext signalling" in proc.stdout
+    assert "ended: hangup" in proc.stdout

@@ -132,3 +132,39 @@ def test_no_leaks_after_terminal_close(pki_dir: Path) -> None:
         assert open_fds() <= fds, "sockets left open"
 
     run(scenario())
+
+
+def test_camera_presets_local_and_remote(pki_dir: Path) -> None:
+    """The kiosk recalls its presets; the agent steers the kiosk's camera over the call (H.245 user input)."""
+    from vcore.visca import CameraEmulator, ViscaCamera
+
+    async def scenario() -> None:
+        emu = CameraEmulator(speed_factor=50.0)
+        cam = await ViscaCamera.open_ip("127.0.0.1", await emu.start_udp("127.0.0.1", 0))
+        try:
+            await cam.power(True)
+            for number, (pan, tilt) in {1: (0, 120), 2: (300, -400)}.items():
+                await cam.pan_tilt_to(pan, tilt)
+                await cam.preset_set(number)
+            agent = terminal(pki_dir, "CAF agent", auto_answer=True)
+            kiosk = terminal(pki_dir, "Murat kiosk", listen=False, camera=cam, remote_camera=True)
+            async with agent, kiosk:
+                call = await kiosk.call(agent.address)
+                await asyncio.wait_for(call.connected, T)
+                await call.camera_preset(1)
+                assert await cam.pan_tilt_position() == (0, 120)
+                answered = agent.calls[0]
+                await answered.remote_camera_preset(2)
+                event = await until(call, "camera-control")
+                assert event.preset == 2 and event.applied, event
+                assert await cam.pan_tilt_position() == (300, -400)
+                # the agent has no camera: a request to it is refused and said so
+                await call.remote_camera_preset(1)
+                refused = await until(answered, "camera-control")
+                assert not refused.applied and refused.detail == "no camera"
+                await call.hangup()
+        finally:
+            await cam.close()
+            await emu.stop()
+
+    run(scenario())

@@ -30,6 +30,7 @@ async def _call(tshark: str, out: Path) -> tuple[int, list[int]]:
             await until(call, "media-started")
             await call.request_keyframe()
             await call.limit_bitrate(250_000)
+            await call.remote_camera_preset(2)  # H.245 userInputIndication
             await asyncio.sleep(1.5)
             ports = [p for _, p in call.local_media.values()]
             ports += [p for c in agent.calls for _, p in c.local_media.values()]
@@ -55,7 +56,7 @@ def test_wireshark_decodes_a_plaintext_call(tmp_path: Path) -> None:
                           text=True, timeout=120).stdout
     assert "Malformed" not in text
     for needle in ("setup", "connect", "releaseComplete", "terminalCapabilitySet", "videoFastUpdatePicture",
-                   "flowControlCommand", "fastStart"):
+                   "flowControlCommand", "fastStart", "userInput", "vcore:camera-preset=2"):
         assert needle in text, needle
     rtp_filter = " || ".join(f"udp.dstport == {p}" for p in media)
     rtp = subprocess.run([tshark, "-r", str(out), *decode, "-Y", f"rtp && ({rtp_filter})", "-T", "fields",

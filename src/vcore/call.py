@@ -65,6 +65,7 @@ __all__ = [
     "Degraded",
     "KeyframeRequested",
     "BitrateChanged",
+    "CameraControl",
     "Ended",
     "StreamStats",
     "CallStats",
@@ -79,6 +80,8 @@ _WATCH_INTERVAL = 0.25
 _DEGRADED_LOSS = 0.05  # fraction lost over the last second that makes a stream "degraded"
 _STALL = 2.0  # seconds without media that make a stream "degraded" (long before the media timeout)
 _AUDIO_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "G722": "g722"}
+CAMERA_PRESET_PREFIX = "vcore:camera-preset="  # H.245 UserInputIndication alphanumeric, vcore's own convention
+_CAMERA_PRESET = re.compile(r"^vcore:camera-preset=(\d{1,3})$")
 
 
 class CallFailed(CallError):
@@ -147,6 +150,16 @@ class BitrateChanged(CallEvent):
     kind: ClassVar[str] = "bitrate-changed"
     bitrate: int = 0
     by_peer: bool = True
+
+
+@dataclass(frozen=True)
+class CameraControl(CallEvent):
+    """The peer asked to recall preset ``preset`` of this terminal's camera; ``applied`` says if it was done."""
+
+    kind: ClassVar[str] = "camera-control"
+    preset: int = 0
+    applied: bool = False
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -497,6 +510,7 @@ class Call:
         self._finished = asyncio.Event()
         self._pump = loop.create_task(self._run(), name=f"vcore-call-{session.call_reference}")
         self._watch: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._peer: str | None = None
         self._security: dict[str, Any] | None = None
         self._media_detail: str | None = None
@@ -580,6 +594,17 @@ class Call:
     async def camera_preset(self, preset: int) -> None:
         """Recall a preset of this terminal's VISCA camera during the call."""
         await self.terminal.camera_preset(preset)
+
+    async def remote_camera_preset(self, preset: int) -> None:
+        """Ask the peer to recall a preset of its camera (H.245 UserInputIndication ``vcore:camera-preset=N``).
+
+        The peer acts on it only if its terminal has ``remote_camera=True`` and a camera; it reports a
+        :class:`CameraControl` event either way. Peers other than vcore see the string as user input.
+        """
+        if not 0 <= preset <= 255:
+            raise CallError(f"camera preset {preset} out of range 0..255")
+        if self.ended is None:
+            await self._session.send_user_input(f"{CAMERA_PRESET_PREFIX}{preset}")
 
     def security(self) -> dict[str, Any]:
         """What protects the call (signalling, peer certificate, per-stream SRTP suite); never the keys."""
@@ -695,6 +720,11 @@ class Call:
                     rate = min(event.bitrate, self.terminal.bitrate) if event.bitrate else self.terminal.bitrate
                     if self._media is not None and self._media.set_bitrate(rate) is not None:
                         await self._emit(BitrateChanged(bitrate=rate, by_peer=True))
+                elif isinstance(event, sig.UserInput):
+                    # a camera move takes seconds: keep the signalling flowing meanwhile
+                    task = asyncio.get_running_loop().create_task(self._user_input(event.text))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
                 elif isinstance(event, sig.ProtocolWarning):
                     log.warning("call %s: %s", self.peer, event.detail)
                 elif isinstance(event, sig.Released):
@@ -708,6 +738,24 @@ class Call:
             self._local_reason = self._local_reason or "media-error"
             await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
             await self._finish(sig.Released("undefinedReason", Cause.TEMPORARY_FAILURE, False, repr(exc)))
+
+    async def _user_input(self, text: str) -> None:
+        m = _CAMERA_PRESET.match(text)
+        if m is None:
+            log.debug("call %s: user input ignored", self.peer)
+            return
+        preset = int(m.group(1))
+        t = self.terminal
+        if not t.remote_camera or t.camera is None:
+            why = "no camera" if t.camera is None else "remote camera control is off (remote_camera=False)"
+            await self._emit(CameraControl(preset=preset, applied=False, detail=why))
+            return
+        try:
+            await t.camera.preset_recall(preset)
+        except VcoreError as exc:
+            await self._emit(CameraControl(preset=preset, applied=False, detail=str(exc)))
+        else:
+            await self._emit(CameraControl(preset=preset, applied=True, detail="recalled"))
 
     async def _start(self, ch: MediaChannel) -> None:
         if self._media is not None:
@@ -757,13 +805,13 @@ class Call:
     async def _finish(self, released: sig.Released | None) -> None:
         if self.ended is not None:
             return
-        watch = self._watch
-        if watch is not None and watch is not asyncio.current_task():
-            watch.cancel()
-            try:
-                await watch
-            except asyncio.CancelledError:
-                pass
+        for task in [self._watch, *self._tasks]:
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         if self._media is not None:
             await self._media.close()
         if released is None:
@@ -892,7 +940,8 @@ class Terminal:
     (port 0: any free port, see :attr:`port`). ``max_calls``: further callers
     get ``busy``. ``recordings``: a directory where answered calls are
     recorded. ``video_sink``/``audio_sink``: zero-argument callables making a
-    sink (or callable) per call for the decoded frames.
+    sink (or callable) per call for the decoded frames. ``remote_camera``: let the
+    peer recall this camera's presets (:meth:`Call.remote_camera_preset`).
 
     Use from one event loop; ``async with`` starts and closes it.
     """
@@ -927,11 +976,13 @@ class Terminal:
         recordings: str | os.PathLike[str] | None = None,
         video_sink: Callable[[], Any] | None = None,
         audio_sink: Callable[[], Any] | None = None,
+        remote_camera: bool = False,
     ) -> None:
         self.name = name
         self._video = video
         self._audio = audio
         self.camera = camera
+        self.remote_camera = remote_camera
         self.host = host
         self.listen_port = port
         self.listen = listen

@@ -72,6 +72,7 @@ __all__ = [
     "close_logical_channel",
     "close_logical_channel_ack",
     "end_session_command",
+    "user_input_indication",
     "video_fast_update_picture",
     "flow_control_command",
     "encode_h245",
@@ -766,6 +767,11 @@ def flow_control_command(bitrate: int | None, number: int | None = None) -> Valu
     else:
         restriction = ("maximumBitRate", min(max(bitrate // 100, 0), 0xFFFFFF))
     return ("command", ("flowControlCommand", {"scope": scope, "restriction": restriction}))
+
+
+def user_input_indication(text: str) -> Value:
+    """UserInputIndication alphanumeric (H.245 §7.16.2): DTMF-style user input, or an application's string."""
+    return ("indication", ("userInput", ("alphanumeric", text)))
 
 
 def encode_h245(pdu: Value) -> bytes:

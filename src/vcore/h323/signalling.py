@@ -95,6 +95,7 @@ from .messages import (
     terminal_capability_set,
     terminal_capability_set_ack,
     user_information,
+    user_input_indication,
     video_fast_update_picture,
 )
 from .q931 import (
@@ -126,6 +127,7 @@ __all__ = [
     "KeyframeRequested",
     "BitrateLimited",
     "ProtocolWarning",
+    "UserInput",
     "Released",
     "RefusedCall",
     "CallSession",
@@ -232,6 +234,13 @@ class BitrateLimited(CallEvent):
 
     bitrate: int | None
     number: int | None
+
+
+@dataclass(frozen=True)
+class UserInput(CallEvent):
+    """The peer's UserInputIndication, alphanumeric (H.245 §7.16.2): keys pressed, or an application's string."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -519,6 +528,10 @@ class CallSession:
         """Ask the peer to send at most ``bitrate`` bit/s (flowControlCommand); None lifts the limit."""
         await self._send_h245([encode_h245(flow_control_command(bitrate, number))])
 
+    async def send_user_input(self, text: str) -> None:
+        """Send a UserInputIndication with an alphanumeric string (H.245 §7.16.2)."""
+        await self._send_h245([encode_h245(user_input_indication(text))])
+
     async def close_channel(self, number: int) -> None:
         """Close one of our send channels (CloseLogicalChannel)."""
         self.channels = [c for c in self.channels if not (c.direction == "send" and c.number == number)]
@@ -788,12 +801,15 @@ class CallSession:
             number = scope[1] if scope[0] == "logicalChannelNumber" else None
             bitrate = restriction[1] * 100 if restriction[0] == "maximumBitRate" else None
             await self._emit(BitrateLimited(bitrate, number))
+        elif name == "userInput":
+            if isinstance(body, tuple) and body[0] == "alphanumeric" and isinstance(body[1], str):
+                await self._emit(UserInput(body[1]))
         elif name == "roundTripDelayRequest":  # the H.245 keep-alive (H.245 §8.9)
             self._h245_out.append(encode_h245(round_trip_delay_response(body["sequenceNumber"])))
         elif name in ("terminalCapabilitySetAck", "closeLogicalChannelAck",
                       "masterSlaveDeterminationReject", "terminalCapabilitySetReject", "functionNotUnderstood",
                       "roundTripDelayResponse", "openLogicalChannelConfirm", "miscellaneousCommand",
-                      "miscellaneousIndication", "userInput", "vendorIdentification", "functionNotSupported",
+                      "miscellaneousIndication", "vendorIdentification", "functionNotSupported",
                       "masterSlaveDeterminationRelease", "terminalCapabilitySetRelease"):
             pass
         elif pdu.category in ("request", "command"):

@@ -571,7 +571,12 @@ class Call:
             if self._local_reason is None:
                 self._local_reason = "hangup"
             await self._session.hangup("undefinedReason", Cause.NORMAL_CALL_CLEARING)
-        await self._finished.wait()
+        try:
+            await asyncio.shield(self._pump)
+        except Exception:  # pragma: no cover - the pump handles its own failures; never leave media running
+            log.exception("call %s: event handling failed", self.peer)
+        if self.ended is None:  # pragma: no cover - see above
+            await self._finish(sig.Released("undefinedReason", None, False, "event handling failed"))
 
     async def request_keyframe(self) -> None:
         """Ask the peer for a keyframe (H.245 videoFastUpdatePicture on its video channel)."""
@@ -888,22 +893,22 @@ class IncomingCall:
             who = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.caller or "caller")
             record = Path(t.recordings) / f"call-{time.strftime('%Y%m%d-%H%M%S')}-{who}.mp4"
         media = _Media(t, record)
+        t._pending.discard(self._session)
         try:
-            endpoints = await media.open()
-            self.call = Call(t, self._session, media, outgoing=False, started=self.received)
-            t._calls.add(self.call)
-            t._pending.discard(self._session)
+            endpoints = await media.open()  # closes what it opened if it fails
+        except BaseException:
+            await self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+            raise
+        self.call = Call(t, self._session, media, outgoing=False, started=self.received)
+        t._calls.add(self.call)
+        try:
             channels = await self._session.answer(endpoints)
-            for ch in channels:  # receive keys now, before the caller's first packet
-                if ch.direction == "receive":
-                    await media.start_channel(ch)
-        except (SignallingError, OSError, ssl.SSLError) as exc:
-            if self.call is None:
-                await media.close()
-                await self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
-                raise CallFailed(f"cannot answer: {exc}", "connection-failed") from None
+        except (VcoreError, OSError, ssl.SSLError) as exc:
             await self.call.hangup()
             raise CallFailed(f"cannot answer: {exc}", "connection-failed") from None
+        for ch in channels:  # receive keys now, before the caller's first packet
+            if ch.direction == "receive":
+                await media.start_channel(ch)
         return self.call
 
     async def reject(self, reason: str = "busy") -> None:

@@ -1,7 +1,7 @@
 """``vcore demo``: two terminals (kiosk and agent) on 127.0.0.1 in a live call; no hardware needed.
 
 A private CA is made in a temporary directory, the kiosk (test pattern + tone,
-an emulated VISCA camera moving through its presets) calls the agent over
+an emulated VISCA camera whose presets the agent recalls over the call) calls the agent over
 mutual TLS with SRTP, live statistics are printed every second, the agent
 records what it receives to an MP4 file, and at the end a summary is printed and
 (when matplotlib is installed) a PNG chart of bitrate, loss and delay is drawn.
@@ -86,7 +86,7 @@ async def run(args: argparse.Namespace) -> int:
                      audio=lambda: Tone(660, 16000), allow=None if args.no_tls else ["Murat kiosk"],
                      **tls("CAF agent"), **common)
     kiosk = Terminal("Murat kiosk", video=TestPattern(w, h, args.fps), audio=Tone(440, 16000), camera=cam,
-                     listen=False, **tls("Murat kiosk"), **common)
+                     remote_camera=True, listen=False, **tls("Murat kiosk"), **common)
     series: list[tuple[float, float, float, float | None]] = []  # t, kbit/s, loss %, delay ms
     answered: Call | None = None
     try:
@@ -114,9 +114,12 @@ async def run(args: argparse.Namespace) -> int:
                 now = time.monotonic()
                 if now >= next_preset and preset_order:
                     number = preset_order.pop(0)
-                    await call.camera_preset(number)
+                    # the agent steers the kiosk's camera over the call (H.245 user input, vcore's string)
+                    await answered.remote_camera_preset(number)
+                    await asyncio.sleep(0.2)
                     pan, tilt = await cam.pan_tilt_position()
-                    print(f"camera: preset {number} ({PRESETS[number][0]}): pan {pan} tilt {tilt}", flush=True)
+                    print(f"camera: preset {number} ({PRESETS[number][0]}) recalled by the agent: "
+                          f"pan {pan} tilt {tilt}", flush=True)
                     preset_order.append(number)
                     next_preset = now + max(args.seconds / 4, 2.0)
                 rx = answered.stats().stream("video", "receive")

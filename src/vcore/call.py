@@ -783,6 +783,9 @@ class Call:
                     m.started.add(stream)
                     await self._emit(MediaStarted(stream=stream))
             await self._check_degraded(now)
+            rtt = m.video_tx.rtt if m.video_tx is not None else None
+            if rtt is not None and m.jitter is not None:
+                m.jitter.rtt = max(rtt, 0.005)  # our path's RTT (from the peer's RRs) paces the buffer's NACKs
             if timeout and now - self._last_media > timeout:
                 self._local_reason = "media-timeout"
                 detail = f"no RTP or RTCP from the peer for {timeout:g} s"

@@ -132,5 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+try:
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
+    def test_call_setup(benchmark: Any, tmp_path: Path, tls: bool) -> None:
+        """pytest-benchmark face of the set-up: one call per round, including starting and closing both terminals."""
+        base = _pki(tmp_path) if tls else None
+        benchmark.pedantic(lambda: asyncio.run(_setup_times(base, 1)), rounds=3, iterations=1)
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -51,6 +51,8 @@ def test_kiosk_calls_agent_tls_srtp(pki_dir: Path, tmp_path: Path) -> None:
             assert video_in.packets > 0 and video_in.fps is not None and video_in.playout_delay is not None
             assert video_in.dropped == 0 and audio_in.packets > 0
             await wait_for(lambda: call.stats().stream("video", "send").rtt is not None)  # RRs came back
+            await wait_for(lambda: call.stats().lip_sync is not None)  # both streams' SRs arrived
+            assert abs(call.stats().lip_sync or 0.0) < 1.0  # same capture clock on both streams
             a_stats = answered.stats()
             assert a_stats.peer == "Murat kiosk" and a_stats.stream("video", "receive").packets > 0
             await call.hangup()

@@ -170,3 +170,25 @@ def test_camera_presets_local_and_remote(pki_dir: Path) -> None:
             await emu.stop()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("side", ["caller", "callee"])
+def test_call_without_fast_connect_uses_h245_procedures(pki_dir: Path, side: str) -> None:
+    """Channels opened by H.245 OpenLogicalChannel get the same media (keys, senders, receivers)."""
+
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, fast_connect=side != "callee")
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False, fast_connect=side != "caller")
+        async with agent, kiosk:
+            call = await kiosk.call(agent.address)
+            await asyncio.wait_for(call.connected, T)
+            await until(call, "media-started")
+            answered = agent.calls[0]
+            await until(answered, "media-started")
+            stats = call.stats()
+            assert {(s.stream, s.direction) for s in stats.streams} == {
+                ("audio", "send"), ("audio", "receive"), ("video", "send"), ("video", "receive")}
+            assert stats.media_encrypted
+            await call.hangup()
+
+    run(scenario())

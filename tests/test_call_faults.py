@@ -262,3 +262,31 @@ def test_refusing_plaintext_without_configuration() -> None:
 
     with pytest.raises(vcore.CallError, match="allow_plaintext"):
         vcore.Terminal("kiosk")
+
+
+def test_a_stream_that_stops_is_reported_degraded(pki_dir: Path) -> None:
+    """The agent's camera dies mid-call: the kiosk sees video degraded ("no media") while audio goes on."""
+    from vcore.media import TestPattern
+
+    made: list[Any] = []
+
+    def camera() -> Any:
+        made.append(TestPattern(320, 240, 15))
+        return made[-1]
+
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, video=camera)
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False)
+        async with agent, kiosk:
+            call = await kiosk.call(agent.address)
+            await asyncio.wait_for(call.connected, T)
+            await until(call, "media-started")
+            await wait_for(lambda: call.stats().stream("video", "receive").frames > 0)
+            made[0].close()  # the source ends: the sender stops, the call goes on
+            event = await until(call, "degraded")
+            assert event.stream == "video" and event.degraded and event.detail == "no media"
+            assert call.ended is None
+            await call.hangup()
+
+    run(scenario())
+

@@ -505,6 +505,7 @@ class Call:
         self._degraded: dict[str, bool] = {}
         self._last: dict[tuple[str, str], tuple[float, int, int]] = {}
         self._loss_prev: dict[str, tuple[int, int]] = {}
+        self._stream_seen: dict[str, tuple[int, float]] = {}
         self._last_media = time.monotonic()
         self._last_count = 0
         self._finished = asyncio.Event()
@@ -799,11 +800,15 @@ class Call:
         for stream, rx in (("video", m.video_rx), ("audio", m.audio_rx)):
             if rx is None or stream not in m.started or rx.stats is None:
                 continue
+            count, since = self._stream_seen.get(stream, (-1, now))
+            if rx.packets != count:
+                count, since = rx.packets, now
+            self._stream_seen[stream] = (count, since)
             expected, received = rx.stats.expected, rx.stats.received
             e0, r0 = self._loss_prev.get(stream, (expected, received))
             self._loss_prev[stream] = (expected, received)
             loss = (1 - (received - r0) / (expected - e0)) if expected - e0 > 0 else 0.0
-            stalled = now - self._last_media > _STALL
+            stalled = now - since > _STALL
             bad = loss > _DEGRADED_LOSS or stalled
             if bad != self._degraded.get(stream, False):
                 self._degraded[stream] = bad

@@ -192,3 +192,27 @@ def test_call_without_fast_connect_uses_h245_procedures(pki_dir: Path, side: str
             await call.hangup()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("suites, expected", [
+    (("AES_CM_128_HMAC_SHA1_80",), "AES_CM_128_HMAC_SHA1_80"),
+    (("AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"), "AES_CM_128_HMAC_SHA1_80"),
+    (("AEAD_AES_256_GCM", "AEAD_AES_128_GCM"), "AEAD_AES_256_GCM"),
+])
+def test_srtp_suite_negotiation(pki_dir: Path, suites: tuple[str, ...], expected: str) -> None:
+    """The callee picks its most preferred suite among the caller's; media flows under it both ways."""
+
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, suites=suites)
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False,
+                         suites=("AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM"))
+        async with agent, kiosk:
+            call = await kiosk.call(agent.address)
+            await asyncio.wait_for(call.connected, T)
+            await wait_for(lambda: call.stats().stream("video", "receive").frames > 0)
+            assert {s.cipher_suite for s in call.stats().streams} == {expected}
+            await wait_for(lambda: agent.calls[0].stats().stream("video", "receive").frames > 0)
+            assert all(s.dropped == 0 for s in call.stats().streams)
+            await call.hangup()
+
+    run(scenario())

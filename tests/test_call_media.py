@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 from vcore import SrtpSession, VideoJitterBuffer
 from vcore.nack import RetransmissionHistory
@@ -46,5 +47,35 @@ def test_nack_recovers_losses_through_srtp() -> None:
         assert receiver.frames >= 0.8 * sender.frames_encoded
         assert sender.rtt is not None and 0.0 <= sender.rtt < 1.0  # from the receiver's RRs (relay adds 10 ms)
         assert receiver.rtcp_packets > 0
+
+    run(scenario())
+
+
+def test_audio_jitter_buffer_conceals_losses() -> None:
+    """Audio through a lossy, jittery relay: played at its playout time, losses concealed, nothing piles up."""
+    from vcore import AudioJitterBuffer
+    from vcore.media import AudioDecoder, AudioEncoder, AudioReceiver, AudioSender, Tone
+
+    async def scenario() -> None:
+        jb = AudioJitterBuffer(8000, 0.02, min_delay=0.02, max_delay=0.3)
+        frames: list[Any] = []
+        receiver = AudioReceiver(AudioDecoder("g722"), frames.append, jitter=jb)
+        await receiver.start()
+        relay = UdpRelay(receiver.local_address, NetworkEmulator(seed=3, loss=0.1, delay=0.02, jitter=0.01))
+        await relay.start()
+        sender = AudioSender(Tone(sample_rate=16000), AudioEncoder("g722"), relay.address)
+        try:
+            await sender.start()
+            await asyncio.sleep(2.0)
+        finally:
+            await sender.close()
+            await asyncio.sleep(0.3)
+            await receiver.close()
+            relay.close()
+        stats = jb.stats
+        assert receiver.concealed > 0 and stats.concealed + stats.expanded == receiver.concealed
+        assert stats.played > 50 and receiver.frames >= stats.played
+        assert all(f.samples == 320 and f.sample_rate == 16000 for f in frames)  # 20 ms at 16 kHz, lost or not
+        assert 0.0 < stats.delay <= 0.3
 
     run(scenario())

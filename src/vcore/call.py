@@ -199,12 +199,13 @@ class StreamStats:
     :meth:`Call.stats` (or the start). ``loss``: fraction lost — for a received
     stream what we counted (RFC 3550 A.3), for a sent stream the peer's last
     report. ``jitter`` (s, RFC 3550 A.8, received streams), ``rtt`` (s, from
-    the peer's reports about our stream), ``playout_delay`` (s, the video
+    the peer's reports about our stream), ``playout_delay`` (s, the
     jitter buffer's current delay), ``latency_p50``/``latency_p95`` (s,
     capture to decoded, only meaningful when both terminals share a clock),
     ``cipher_suite`` (``plaintext`` when unprotected), ``dropped`` (packets
     that failed SRTP authentication or parsing, bogus packets included),
-    ``frames`` (encoded when sending, decoded when receiving).
+    ``frames`` (encoded when sending, decoded when receiving), ``concealed``
+    (received audio frames played as concealment: lost or late).
     """
 
     stream: str
@@ -226,6 +227,7 @@ class StreamStats:
     retransmitted: int = 0
     keyframe_requests: int = 0
     frames: int = 0
+    concealed: int = 0
 
 
 @dataclass(frozen=True)
@@ -347,11 +349,12 @@ class _Media:
         self.keys: dict[int, _KeySlot] = {1: _KeySlot(), 2: _KeySlot()}
         self.channels: list[MediaChannel] = []
         self.jitter: Any = None
+        self.audio_jitter: Any = None
         self.started: set[str] = set()
         self.closed = False
 
     async def open(self) -> MediaEndpoints:
-        from .jitter import VideoJitterBuffer
+        from .jitter import AudioJitterBuffer, VideoJitterBuffer
         from .media import AudioDecoder, AudioReceiver, Recorder, VideoReceiver
 
         t = self.terminal
@@ -366,9 +369,11 @@ class _Media:
             self.video_rx = VideoReceiver(self.video_first, local=(host, 0), assembler=self.jitter,
                                           unprotect=vk.unprotect, unprotect_rtcp=vk.unprotect_rtcp,
                                           protect_rtcp=vk.protect_rtcp, recorder=self.recorder)
+            self.audio_jitter = AudioJitterBuffer(8000, 0.02, min_delay=0.02, max_delay=0.3)
             self.audio_rx = AudioReceiver(AudioDecoder("pcmu"), self.audio_first, local=(host, 0),
                                           unprotect=ak.unprotect, unprotect_rtcp=ak.unprotect_rtcp,
-                                          protect_rtcp=ak.protect_rtcp, recorder=self.recorder)
+                                          protect_rtcp=ak.protect_rtcp, recorder=self.recorder,
+                                          jitter=self.audio_jitter)
             for rx in (self.video_rx, self.audio_rx):
                 rx.rtcp_interval = t.rtcp_interval
                 rx.cname = t.name
@@ -676,12 +681,14 @@ class Call:
         if st is not None:
             loss = max(0, st.lost) / st.expected if st.expected > 0 else 0.0
             jitter = st.jitter
-        delay = m.jitter.delay if kind == "video" and m.jitter is not None else None
+        jb = m.jitter if kind == "video" else m.audio_jitter
+        delay = jb.delay if jb is not None else None
         return StreamStats(kind, "receive", ch.format.name, suite, rx.packets, rx.bytes, bitrate,
                            fps if kind == "video" else None, loss=loss, jitter=jitter, playout_delay=delay,
                            latency_p50=rx.latency.percentile(50), latency_p95=rx.latency.percentile(95),
                            dropped=rx.dropped, nacks=getattr(rx, "nacks_sent", 0),
-                           keyframe_requests=getattr(rx, "plis_sent", 0), frames=rx.frames)
+                           keyframe_requests=getattr(rx, "plis_sent", 0), frames=rx.frames,
+                           concealed=getattr(rx, "concealed", 0))
 
     def _rates(self, key: tuple[str, str], now: float, nbytes: int, frames: int) -> tuple[float, float]:
         t0, b0, f0 = self._last.get(key, (self.connected_at or now, 0, 0))

@@ -1090,10 +1090,20 @@ class VideoReceiver(_RtpReceiver):
             self.recorder.detach()
 
 
+def _s16_frame(pcm: Any, rate: int) -> AudioFrame:
+    frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    return frame
+
+
 class AudioReceiver(_RtpReceiver):
     """UDP -> [unprotect] -> RTP -> [decode thread] -> speech decoder -> sink (mono s16 ``AudioFrame``).
 
-    Packets are decoded in arrival order (a jitter buffer goes in front later).
+    Packets are decoded in arrival order, or, with ``jitter`` (a
+    :class:`vcore.jitter.AudioJitterBuffer`), at their playout time: the buffer is
+    polled every ``jitter_poll`` s (10 ms) on the event loop, and a missing frame is
+    concealed (``concealer``, default :class:`vcore.jitter.FadeConcealer`: the last
+    frame faded out; counted in ``concealed``).
     Each decoded frame's ``pts`` is its RTP timestamp (``time_base`` 1/clock
     rate); ``remote_clock.unix_time(frame.pts)`` is the sender's wall-clock time
     of that sample once an SR arrived, which with the video receiver's remote
@@ -1116,6 +1126,8 @@ class AudioReceiver(_RtpReceiver):
         capture_time_ext_id: int | None = CAPTURE_TIME_EXT_ID,
         queue_size: int = 16,
         ssrc: int | None = None,
+        jitter: Any = None,
+        jitter_poll: float = 0.01,
     ) -> None:
         super().__init__(
             decoder.info.clock_rate,
@@ -1132,9 +1144,38 @@ class AudioReceiver(_RtpReceiver):
         self.recorder = recorder
         if recorder is not None:
             recorder.attach()
-        self.queue: FrameQueue[tuple[RtpPacket, float]] = FrameQueue(queue_size)
+        self.queue: FrameQueue[tuple[Any, float]] = FrameQueue(queue_size)
         self.frames = 0
+        self.concealed = 0
+        self.jitter = jitter
+        self._jitter_poll = jitter_poll
+        self._jitter_handle: asyncio.TimerHandle | None = None
+        self._concealer: Any = None
         self._time_base = Fraction(1, decoder.info.clock_rate)
+
+    async def start(self) -> None:
+        await super().start()
+        if self.jitter is not None:
+            assert self._loop is not None
+            self._jitter_handle = self._loop.call_later(self._jitter_poll, self._jitter_tick)
+
+    def _jitter_tick(self) -> None:
+        self._jitter_handle = None
+        if self._closed or self._loop is None:
+            return
+        try:
+            for slot in self.jitter.pop(time.monotonic()):
+                self.queue.write((slot, time.monotonic()))
+        except PipelineClosed:
+            return
+        self._jitter_handle = self._loop.call_later(self._jitter_poll, self._jitter_tick)
+
+    async def close(self) -> None:
+        """Stop the decode thread and close the socket and the sinks (idempotent)."""
+        if self._jitter_handle is not None:
+            self._jitter_handle.cancel()
+            self._jitter_handle = None
+        await super().close()
 
     async def __aenter__(self) -> AudioReceiver:
         await self.start()
@@ -1150,20 +1191,44 @@ class AudioReceiver(_RtpReceiver):
         self.queue.close()
 
     def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
+        if self.jitter is not None:
+            self.jitter.push(packet, arrival)
+            return
         try:
             self.queue.write((packet, arrival))
         except PipelineClosed:
             pass
 
+    def _decode_slot(self, item: Any) -> tuple[int, list[AudioFrame]]:
+        """Decode a packet (no jitter buffer) or a jitter buffer slot (missing: concealed)."""
+        if isinstance(item, RtpPacket):
+            return item.timestamp, self.decoder.decode(item.payload)
+        rate = self.decoder.info.sample_rate
+        if self._concealer is None:
+            from ..jitter import FadeConcealer
+
+            self._concealer = FadeConcealer(int(round(rate * self.jitter.frame_duration)))
+        if item.payload is None:  # lost or an expansion slot: the last frame, faded out
+            pcm = self._concealer.process(None)
+            self.concealed += 1
+            return item.timestamp, [_s16_frame(pcm, rate)]
+        frames = []
+        for f in self.decoder.decode(item.payload):
+            pcm = f.to_ndarray().reshape(-1)
+            out = self._concealer.process(pcm)  # remembers the frame; fades in after a loss
+            frames.append(f if out is pcm else _s16_frame(out, f.sample_rate))
+        return item.timestamp, frames
+
     def _decode_loop(self) -> None:
         while True:
             try:
-                packet, arrival = self.queue.get()
+                item, arrival = self.queue.get()
             except PipelineClosed:
                 return
-            t = self._capture_times.pop(packet.timestamp, None)
-            for f in self.decoder.decode(packet.payload):
-                f.pts = packet.timestamp
+            timestamp, frames = self._decode_slot(item)
+            t = self._capture_times.pop(timestamp, None)
+            for f in frames:
+                f.pts = timestamp
                 f.time_base = self._time_base
                 if t is not None:
                     self.latency.add(time.monotonic() - t)

@@ -185,7 +185,7 @@ def run_bench(
 
     # -- encode and decode per profile ------------------------------------------------
     names = profiles or [p.name for p in wl.CALL_PROFILES]
-    secs = seconds if seconds is not None else (1.0 if quick else 5.0)
+    secs = seconds if seconds is not None else (2.0 if quick else 5.0)
     budget = 4.0 if quick else 15.0
     runs: list[tuple[str, str]] = []
     for codec in encoders:

@@ -174,8 +174,7 @@ def run_bench(
         paths["receive_us"] = receive_pp * 1e6
         progress(f"  {receive_pp * 1e6:.2f} µs")
         progress("send path per packet (packetize + serialize + protect)")
-        units = tuple(f.data for f in trace.frames)
-        w = wl.send_path_workload(units)
+        w = wl.send_path_workload(tuple(f.data for f in trace.frames))
         send_pp, _ = run_with_timeout(lambda: wl.per_item(w, rounds), 60)
         paths["send_us"] = send_pp * 1e6
         progress(f"  {send_pp * 1e6:.2f} µs")
@@ -205,6 +204,7 @@ def run_bench(
         decode_cpu: float | None = None
         for codec, preset in runs:
             progress(f"encode {name} ({prof.width}x{prof.height}, {prof.bitrate // 1000} kbit/s) {codec} {preset}")
+            units: list[Any]
             try:
                 res, units = run_with_timeout(
                     lambda: wl.measure_encode(frames, prof, codec, "ultrafast" if preset == "default" else preset,
@@ -249,11 +249,11 @@ def run_bench(
     if camera:
         progress(f"VISCA round trip ({camera})")
         try:
-            v = asyncio.run(wl.visca_round_trip(camera, count=10 if quick else 50, timeout=15.0))
-            result["visca"] = {"port": camera, **{f"{k}_ms": val * 1e3 for k, val in v.items() if k != "count"},
-                               "count": int(v["count"])}
-            progress(f"  mean {v['mean'] * 1e3:.1f} ms, p95 {v['p95'] * 1e3:.1f} ms "
-                     f"(wire time at 9600 baud {v['wire'] * 1e3:.1f} ms)")
+            rt = asyncio.run(wl.visca_round_trip(camera, count=10 if quick else 50, timeout=15.0))
+            result["visca"] = {"port": camera, **{f"{k}_ms": val * 1e3 for k, val in rt.items() if k != "count"},
+                               "count": int(rt["count"])}
+            progress(f"  mean {rt['mean'] * 1e3:.1f} ms, p95 {rt['p95'] * 1e3:.1f} ms "
+                     f"(wire time at 9600 baud {rt['wire'] * 1e3:.1f} ms)")
         except (TimeoutError, asyncio.TimeoutError):
             skip(f"VISCA round trip ({camera})", "the camera did not answer within 15 s")
         except Exception as exc:

@@ -428,7 +428,7 @@ def raw_frames(width: int, height: int, count: int, fps: int = 30, noise: int = 
     if noise:
         graph += f",noise=alls={noise}:allf=t"
     src = av.open(graph, format="lavfi")
-    frames = []
+    frames: list[Any] = []
     try:
         for i, f in enumerate(src.decode(video=0)):
             if i >= count:
@@ -461,7 +461,7 @@ def encode_pyav(frames: list[Any], profile: VideoProfile, preset: str = "ultrafa
     ctx.options = dict(X264_CONFERENCING, preset=preset, **{"forced-idr": "1", "maxrate": rate, "bufsize": rate,
                                                             "x264-params": "scenecut=0:repeat-headers=1"})
     ctx.open()
-    out = []
+    out: list[Any] = []
     t0 = frames[0].time
     tb90k = fractions.Fraction(1, 90000)
     for f in frames:

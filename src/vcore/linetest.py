@@ -742,7 +742,7 @@ def _split_address(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``vcore linetest``; exit status 0: complete, 1: partial or no answer, 2: usage."""
+    """``vcore linetest``; exit status 0: complete, 3: partial or no answer, 2: usage error."""
     p = argparse.ArgumentParser(prog="vcore linetest", description=__doc__.split("\n")[0])
     p.add_argument("address", nargs="?", help="the far side's HOST[:PORT] (it runs vcore linetest --serve)")
     p.add_argument("--serve", action="store_true", help="be the far side: answer line tests")
@@ -772,7 +772,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vcore linetest: {exc}", file=sys.stderr)
         return 2
     if args.serve:
-        return asyncio.run(_serve(key, args.host, args.port, args.serve_for))
+        default_key = not args.key and args.passphrase == DEFAULT_PASSPHRASE
+        return asyncio.run(_serve(key, args.host, args.port, args.serve_for, default_key))
     if not args.address:
         p.error("give the far side's address, or --serve")
     try:
@@ -796,10 +797,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(rep.as_dict(), fh, indent=2)
         print(f"report saved to {args.json}")
-    return 0 if rep.complete else 1
+    return 0 if rep.complete else 3
 
 
-async def _serve(key: bytes, host: str, port: int, serve_for: float) -> int:
+async def _serve(key: bytes, host: str, port: int, serve_for: float, default_key: bool) -> int:
     server = LinetestServer(key)
     try:
         addr = await server.start(host, port)
@@ -807,6 +808,9 @@ async def _serve(key: bytes, host: str, port: int, serve_for: float) -> int:
         print(f"vcore linetest: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 2
     print(f"serving line tests on UDP {addr[0]}:{addr[1]} (Ctrl-C to stop)", flush=True)
+    if default_key:
+        print("warning: key from the default passphrase; anyone who knows it can use this server "
+              "(give --key, or --key generate)", flush=True)
     try:
         if serve_for > 0:
             await asyncio.sleep(serve_for)

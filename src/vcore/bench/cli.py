@@ -34,6 +34,9 @@ CAMERA_NOISE = 6  # sensor-like temporal noise on the test pictures (see docs/be
 PRESETS_FULL = ("ultrafast", "superfast", "veryfast")  # libx264 presets usable for conferencing
 
 
+EXIT_NOT_SUSTAINABLE = 3  # measured, but no call profile fits (1 stays Python's "crashed")
+
+
 class MeasurementTimeout(Exception):
     """A measurement did not finish within its time limit."""
 
@@ -390,7 +393,7 @@ def plot(results: list[tuple[str, dict[str, Any]]], path: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``vcore bench``; returns the exit status (0: measured, 1: no sustainable profile, 2: usage)."""
+    """``vcore bench``; exit status 0: a profile is sustainable, 3: none is, 2: usage error."""
     p = argparse.ArgumentParser(prog="vcore bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short runs, libx264 ultrafast only (under a minute)")
     p.add_argument("--json", metavar="OUT", help="save the results (machine facts and measurements) as JSON")
@@ -443,4 +446,4 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         why = plot([(result["machine"].get("hostname") or "this machine", result)], args.plot)
         print(f"plot: {why}" if why else f"plot written to {args.plot}")
-    return 0 if result["verdict"]["profile"] else 1
+    return 0 if result["verdict"]["profile"] else EXIT_NOT_SUSTAINABLE

@@ -10,12 +10,14 @@ import os
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from vcore.linetest import (
     DEFAULT_PORT,
     LinetestError,
+    LinetestReport,
     LinetestServer,
     analyze_arrivals,
     key_from_passphrase,
@@ -36,13 +38,13 @@ def within(measured: float | None, configured: float, tolerance: float = 0.15) -
     return measured is not None and abs(measured - configured) <= tolerance * configured
 
 
-async def _adsl(seed: int, **kw: object) -> tuple[object, NetworkEmulator, NetworkEmulator]:
+async def _adsl(seed: int, **kw: Any) -> tuple[LinetestReport, NetworkEmulator, NetworkEmulator]:
     up = NetworkEmulator(seed=seed, rate=UP_RATE, delay=DELAY, jitter=JITTER, loss=LOSS)
     down = NetworkEmulator(seed=seed + 1000, rate=DOWN_RATE, delay=DELAY, jitter=JITTER, loss=LOSS)
     async with LinetestServer(KEY) as server:
         addr = await server.start("127.0.0.1", 0)
         async with UdpRelay(addr, up, down) as relay:
-            rep = await run_linetest(*relay.address, KEY, **kw)  # type: ignore[arg-type]
+            rep = await run_linetest(*relay.address, KEY, **kw)
     return rep, up, down
 
 
@@ -74,7 +76,7 @@ def test_adsl_line_measured_within_15_percent() -> None:
 
 
 def test_far_side_never_answers_gives_a_clean_report() -> None:
-    async def run() -> object:
+    async def run() -> LinetestReport:
         silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         silent.bind(("127.0.0.1", 0))
         try:
@@ -83,15 +85,15 @@ def test_far_side_never_answers_gives_a_clean_report() -> None:
             silent.close()
 
     rep = asyncio.run(run())
-    assert not rep.complete  # type: ignore[attr-defined]
-    assert rep.pongs == 0 and rep.rtt_median is None  # type: ignore[attr-defined]
-    assert any("did not answer" in e for e in rep.errors)  # type: ignore[attr-defined]
-    assert rep.duration < 5  # type: ignore[attr-defined]
-    assert all(r.video == "not measured" for r in rep.recommendations)  # type: ignore[attr-defined]
+    assert not rep.complete
+    assert rep.pongs == 0 and rep.rtt_median is None
+    assert any("did not answer" in e for e in rep.errors)
+    assert rep.duration < 5
+    assert all(r.video == "not measured" for r in rep.recommendations)
 
 
 def test_wrong_key_is_no_answer_and_server_drops_the_probes() -> None:
-    async def run() -> tuple[object, int]:
+    async def run() -> tuple[LinetestReport, int]:
         async with LinetestServer(KEY) as server:
             host, port = await server.start("127.0.0.1", 0)
             rep = await run_linetest(host, port, key_from_passphrase("other"), pings=10, timeout=10)
@@ -99,11 +101,11 @@ def test_wrong_key_is_no_answer_and_server_drops_the_probes() -> None:
 
     rep, dropped = asyncio.run(run())
     assert dropped >= 10
-    assert any("key" in e for e in rep.errors)  # type: ignore[attr-defined]
+    assert any("key" in e for e in rep.errors)
 
 
 def test_line_that_drops_mid_test_gives_a_partial_report() -> None:
-    async def run() -> object:
+    async def run() -> LinetestReport:
         up = NetworkEmulator(seed=3, rate=UP_RATE, delay=0.02)
         down = NetworkEmulator(seed=4, rate=DOWN_RATE, delay=0.02)
         async with LinetestServer(KEY) as server:
@@ -118,21 +120,21 @@ def test_line_that_drops_mid_test_gives_a_partial_report() -> None:
                 relay.close()
 
     rep = asyncio.run(run())
-    assert not rep.complete  # type: ignore[attr-defined]
-    assert rep.rtt_median is not None  # type: ignore[attr-defined]  # measured before the drop
-    assert any("stopped answering during" in e for e in rep.errors), rep.errors  # type: ignore[attr-defined]
-    assert rep.duration < 15  # type: ignore[attr-defined]
+    assert not rep.complete
+    assert rep.rtt_median is not None  # measured before the drop
+    assert any("stopped answering during" in e for e in rep.errors), rep.errors
+    assert rep.duration < 15
 
 
 def test_whole_test_timeout_is_a_partial_report() -> None:
-    async def run() -> object:
+    async def run() -> LinetestReport:
         async with LinetestServer(KEY) as server:
             host, port = await server.start("127.0.0.1", 0)
             return await run_linetest(host, port, KEY, pings=400, timeout=1.0)
 
     rep = asyncio.run(run())
-    assert not rep.complete  # type: ignore[attr-defined]
-    assert any("did not finish within 1 s" in e for e in rep.errors)  # type: ignore[attr-defined]
+    assert not rep.complete
+    assert any("did not finish within 1 s" in e for e in rep.errors)
 
 
 def test_analyze_arrivals_recovers_the_rate_through_jitter() -> None:
@@ -212,3 +214,33 @@ def test_command_line_end_to_end(tmp_path: object) -> None:
 
 def test_default_port() -> None:
     assert DEFAULT_PORT == 5004
+
+
+def test_server_behind_another_socket() -> None:
+    """A terminal can answer line tests on its own socket: feed datagrams in, give a send callable."""
+    import time
+
+    class Port(asyncio.DatagramProtocol):
+        def __init__(self, server: LinetestServer) -> None:
+            self.server = server
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.server.datagram_received(data, addr, time.monotonic())
+
+    async def run() -> LinetestReport:
+        loop = asyncio.get_running_loop()
+        holder: list[asyncio.DatagramTransport] = []
+        server = LinetestServer(KEY, send=lambda data, addr: holder[0].sendto(data, addr))
+        transport, _ = await loop.create_datagram_endpoint(lambda: Port(server), local_addr=("127.0.0.1", 0))
+        holder.append(transport)
+        try:
+            host, port = transport.get_extra_info("sockname")
+            return await run_linetest(host, port, KEY, pings=20, step=0.2, max_rate=2e6, timeout=20)
+        finally:
+            await server.close()
+            transport.close()
+
+    rep = asyncio.run(run())
+    assert rep.complete, rep.errors
+    assert rep.up.bandwidth and rep.up.lower_bound  # loopback beats 2 Mbit/s
+    assert rep.pongs == 20

@@ -327,10 +327,10 @@ def _best_by_profile(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def compare(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("A", "B")) -> str:
     """Two bench results side by side: machine facts, cheapest real-time call per profile, SRTP, verdict."""
     w = 34
-    lines = [f"{'':<22} {names[0][:w]:<{w}} {names[1][:w]:<{w}}"]
+    lines = [f"{'':<26} {names[0][:w]:<{w}} {names[1][:w]}"]
 
     def row(label: str, x: Any, y: Any) -> None:
-        lines.append(f"{label:<22} {str(x)[:w]:<{w}} {str(y)[:w]:<{w}}")
+        lines.append(f"{label:<26} {str(x)[:w]:<{w}} {str(y)[:w]}")
 
     ma, mb = a.get("machine", {}), b.get("machine", {})
     for key in ("cpu_model", "cores", "python", "pyav", "fast_path"):

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import pytest
 
 from vcore._speedups import load_twin
+from vcore.bench.workloads import jitter_workload, receive_path_workload
 from vcore.testing.trace import make_h264_trace
 
 from .conftest import report
@@ -34,21 +35,7 @@ def _vcore(twin: str) -> Callable[[], int]:
         fp = load_twin("_fastpath", twin)  # type: ignore[arg-type]
     except ImportError:
         pytest.skip("compiled twin not built")
-    packets = [fp.RtpPacket.parse(b) for b in RAW]
-    times = [k * 0.001 for k in range(N)]
-    pairs = list(zip(packets, times))
-
-    def run() -> int:
-        jb = jk.VideoJitterCore()
-        push = jb.push
-        pop = jb.pop
-        out = 0
-        for p, t in pairs:
-            push(p, t)
-            out += len(pop(t))
-        return out
-
-    return run
+    return jitter_workload(jk, fp, RAW).run  # the measurement `vcore bench` uses too
 
 
 def _aiortc(depayload: bool) -> Callable[[], int]:
@@ -90,3 +77,16 @@ def test_video_jitter_cost(benchmark: Any, impl: str) -> None:
     frames = benchmark.pedantic(run, rounds=30 if impl != "vcore-py" else 5, iterations=1, warmup_rounds=1)
     assert frames >= len(TRACE.frames) - 1
     report(benchmark, N, "packet")
+
+
+@pytest.mark.benchmark(group="receive-path")
+def test_receive_path_cost(benchmark: Any) -> None:
+    """unprotect + parse + jitter push/pop + depacketize per packet: ``vcore bench``'s receive path."""
+    w = receive_path_workload(RAW)
+
+    def setup() -> None:
+        assert w.prepare is not None
+        w.prepare()
+
+    benchmark.pedantic(w.run, setup=setup, rounds=20, iterations=1)
+    report(benchmark, w.items, "packet")

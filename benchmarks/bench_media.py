@@ -34,11 +34,13 @@ from typing import Any
 
 import av
 import pytest
-from av.video.frame import PictureType, VideoFrame
+from av.video.frame import VideoFrame
+
+from vcore.bench import workloads as wl
 
 W, H, FPS, BITRATE = 1280, 720, 30, 1_500_000
 FRAME_BYTES = W * H * 3 // 2
-X264 = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"}
+X264 = wl.X264_CONFERENCING
 
 
 # ---------------------------------------------------------------- the clip
@@ -74,55 +76,23 @@ def load_frames(path: str, n: int) -> list[VideoFrame]:
 # ---------------------------------------------------------------- encode / decode
 
 
-def bare_encoder() -> Any:
-    ctx: Any = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = W, H, "yuv420p"
-    ctx.time_base = Fraction(1, 90000)
-    ctx.framerate = Fraction(FPS)
-    ctx.bit_rate = BITRATE
-    ctx.gop_size = FPS * 5
-    ctx.max_b_frames = 0
-    ctx.options = dict(X264, **{"forced-idr": "1", "maxrate": str(BITRATE), "bufsize": str(BITRATE),
-                                "x264-params": "scenecut=0:repeat-headers=1"})
-    ctx.open()
-    return ctx
+# The encode/decode measurements are the shared ones of vcore.bench.workloads (``vcore bench``
+# runs the same code); these wrappers fix the 720p30 profile of this file.
+PROFILE = wl.call_profile("720p30")
+assert (PROFILE.width, PROFILE.height, PROFILE.fps, PROFILE.bitrate) == (W, H, FPS, BITRATE)
 
 
 def encode_bare(frames: list[VideoFrame]) -> list[bytes]:
     """Plain PyAV: the same settings, and the same timestamps (90 kHz from the capture stamps)."""
-    ctx = bare_encoder()
-    out = []
-    t0 = frames[0].time
-    tb90k = Fraction(1, 90000)
-    for f in frames:
-        stamp = f.pts, f.time_base
-        f.pts, f.time_base, f.pict_type = round((f.time - t0) * 90000), tb90k, PictureType.NONE
-        out.extend(bytes(p) for p in ctx.encode(f))
-        f.pts, f.time_base = stamp
-    return out
+    return wl.encode_pyav(frames, PROFILE)
 
 
 def encode_vcore(frames: list[VideoFrame]) -> list[Any]:
-    from vcore.media import H264Encoder
-
-    enc = H264Encoder(W, H, FPS, BITRATE, codec="libx264")
-    out = []
-    for f in frames:
-        out.extend(enc.encode(f))
-    return out
+    return wl.encode_vcore(frames, PROFILE)
 
 
-def decode_bare(units: list[bytes]) -> int:
-    ctx: Any = av.CodecContext.create("h264", "r")
-    ctx.thread_count = 1
-    return sum(len(ctx.decode(av.Packet(u))) for u in units)
-
-
-def decode_vcore(units: list[Any]) -> int:
-    from vcore.media import H264Decoder
-
-    dec = H264Decoder()
-    return sum(len(dec.decode(u)) for u in units)
+decode_bare = wl.decode_pyav
+decode_vcore = wl.decode_vcore
 
 
 def cpu_per_call(fn: Any, arg: Any, n: int, rounds: int = 3) -> float:

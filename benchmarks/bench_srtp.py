@@ -13,38 +13,27 @@ or a per-packet table with ratios to pylibsrtp's AES_CM_128_HMAC_SHA1_80 protect
 from __future__ import annotations
 
 import hmac
-import os
-import struct
 import sys
 import timeit
 from typing import Any, Callable
 
-import pylibsrtp
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from vcore import SrtpSession
-from vcore._speedups import load_twin
-from vcore.srtp import SRTP_SUITES, derive_session_keys
+from vcore.bench import workloads as wl
+from vcore.srtp import derive_session_keys
 
-PACKET_SIZE = 1200
+PACKET_SIZE = wl.SRTP_PACKET_SIZE
 BATCH = 256
-SSRC = 0x12345678
-P = pylibsrtp.Policy
-PROFILES = {"AES_CM_128_HMAC_SHA1_80": P.SRTP_PROFILE_AES128_CM_SHA1_80, "AEAD_AES_128_GCM": P.SRTP_PROFILE_AEAD_AES_128_GCM}
+SSRC = wl.SRTP_SSRC
+PROFILES = ("AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM")
 
 
 def _packets(n: int, start: int = 1000) -> list[bytes]:
-    pay = os.urandom(PACKET_SIZE - 12)
-    return [struct.pack("!BBHII", 0x80, 96, (start + i) & 0xFFFF, i * 3000, SSRC) + pay for i in range(n)]
+    return wl.rtp_packets(n, PACKET_SIZE, start, SSRC)
 
 
 PACKETS = _packets(BATCH)
-
-
-def _key(suite: str) -> bytes:
-    s = SRTP_SUITES[suite]
-    return bytes(range(s.master_key_len + s.master_salt_len))
 
 
 class _Naive:
@@ -62,22 +51,48 @@ class _Naive:
 
 
 def _sender(impl: str, suite: str) -> Any:
-    key = _key(suite)
-    if impl == "pylibsrtp":
-        return pylibsrtp.Session(P(key=key, ssrc_type=P.SSRC_ANY_OUTBOUND, srtp_profile=PROFILES[suite]))
     if impl == "naive":
-        return _Naive(key)
-    return SrtpSession(suite, key, kernel=load_twin("_fastpath_srtp", "c" if impl == "vcore-c" else "py"))
+        return _Naive(wl.srtp_test_key(suite))
+    return wl.srtp_session(impl, suite, outbound=True)
 
 
-def _receiver(impl: str, suite: str) -> Any:
-    key = _key(suite)
-    if impl == "pylibsrtp":
-        return pylibsrtp.Session(P(key=key, ssrc_type=P.SSRC_ANY_INBOUND, srtp_profile=PROFILES[suite]))
-    return SrtpSession(suite, key, kernel=load_twin("_fastpath_srtp", "c" if impl == "vcore-c" else "py"))
+IMPLS = list(wl.SRTP_IMPLS)
 
 
-PROTECTED = {s: [_sender("pylibsrtp", s).protect(p) for p in PACKETS] for s in PROFILES}
+def _bench(benchmark: Any, w: wl.Workload) -> None:
+    """The shared workload (vcore.bench), a fresh session per round (untimed)."""
+    benchmark.extra_info["packets_per_call"] = w.items
+
+    def setup() -> None:
+        assert w.prepare is not None
+        w.prepare()
+
+    benchmark.pedantic(w.run, setup=setup, rounds=40)
+
+
+@pytest.mark.parametrize("suite", PROFILES)
+@pytest.mark.parametrize("impl", [*IMPLS, "naive"])
+def test_protect(benchmark: Any, impl: str, suite: str) -> None:
+    if impl == "naive":
+        if suite != "AES_CM_128_HMAC_SHA1_80":
+            pytest.skip("the naive baseline is AES-CM only")
+        benchmark.extra_info["packets_per_call"] = BATCH
+        benchmark.pedantic(lambda s: _loop(s.protect, PACKETS), setup=lambda: ((_sender(impl, suite),), {}),
+                           rounds=40)
+        return
+    _bench(benchmark, wl.srtp_workload(impl, suite, "protect", PACKETS))
+
+
+@pytest.mark.parametrize("suite", PROFILES)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_unprotect(benchmark: Any, impl: str, suite: str) -> None:
+    _bench(benchmark, wl.srtp_workload(impl, suite, "unprotect", PACKETS))
+
+
+@pytest.mark.parametrize("suite", PROFILES)
+@pytest.mark.parametrize("impl", ["vcore-c", "vcore-py"])
+def test_protect_many(benchmark: Any, impl: str, suite: str) -> None:
+    _bench(benchmark, wl.srtp_workload(impl, suite, "protect_many", PACKETS, batch=32))
 
 
 def _loop(f: Callable[[bytes], bytes], data: list[bytes]) -> None:
@@ -85,61 +100,24 @@ def _loop(f: Callable[[bytes], bytes], data: list[bytes]) -> None:
         f(p)
 
 
-IMPLS = ["pylibsrtp", "vcore-c", "vcore-py"]
-
-
-@pytest.mark.parametrize("suite", list(PROFILES))
-@pytest.mark.parametrize("impl", [*IMPLS, "naive"])
-def test_protect(benchmark: Any, impl: str, suite: str) -> None:
-    if impl == "naive" and suite != "AES_CM_128_HMAC_SHA1_80":
-        pytest.skip("the naive baseline is AES-CM only")
-    benchmark.extra_info["packets_per_call"] = BATCH
-    benchmark.pedantic(lambda s: _loop(s.protect, PACKETS), setup=lambda: ((_sender(impl, suite),), {}), rounds=40)
-
-
-@pytest.mark.parametrize("suite", list(PROFILES))
-@pytest.mark.parametrize("impl", IMPLS)
-def test_unprotect(benchmark: Any, impl: str, suite: str) -> None:
-    benchmark.extra_info["packets_per_call"] = BATCH
-    data = PROTECTED[suite]
-    benchmark.pedantic(lambda s: _loop(s.unprotect, data), setup=lambda: ((_receiver(impl, suite),), {}), rounds=40)
-
-
-@pytest.mark.parametrize("suite", list(PROFILES))
-@pytest.mark.parametrize("impl", ["vcore-c", "vcore-py"])
-def test_protect_many(benchmark: Any, impl: str, suite: str) -> None:
-    benchmark.extra_info["packets_per_call"] = BATCH
-    batches = [PACKETS[i : i + 32] for i in range(0, BATCH, 32)]
-
-    def run(s: SrtpSession) -> None:
-        for b in batches:
-            s.protect_many(b)
-
-    benchmark.pedantic(run, setup=lambda: ((_sender(impl, suite),), {}), rounds=40)
-
-
 # -- table mode ------------------------------------------------------------------------
 
 
-def _runner(make: Callable[[], Any], op: str, data: list[bytes], batch: int) -> Callable[[], float]:
-    """One timed pass over ``data`` with a fresh session; returns µs per packet."""
+def _runner(w: wl.Workload) -> Callable[[], float]:
+    """One timed pass of a shared workload with a fresh session; returns µs per packet."""
 
     def once() -> float:
-        f = getattr(make(), op)
-        if batch:
-            chunks = [data[i : i + batch] for i in range(0, len(data), batch)]
+        if w.prepare is not None:
+            w.prepare()
+        return timeit.timeit(w.run, number=1) / w.items * 1e6
 
-            def run() -> None:
-                for c in chunks:
-                    f(c)
+    return once
 
-        else:
 
-            def run() -> None:
-                for p in data:
-                    f(p)
-
-        return timeit.timeit(run, number=1) / len(data) * 1e6
+def _naive_runner(data: list[bytes]) -> Callable[[], float]:
+    def once() -> float:
+        s = _Naive(wl.srtp_test_key("AES_CM_128_HMAC_SHA1_80"))
+        return timeit.timeit(lambda: _loop(s.protect, data), number=1) / len(data) * 1e6
 
     return once
 
@@ -150,22 +128,16 @@ def main(repeat: int = 21, n: int = 4096) -> None:
     data = _packets(n)
     cases: list[tuple[str, str, str, Callable[[], float]]] = []
     for suite in PROFILES:
-        prot = [_sender("pylibsrtp", suite).protect(p) for p in data]
         for impl in [*IMPLS, "naive"]:
-            if impl == "naive" and suite != "AES_CM_128_HMAC_SHA1_80":
+            if impl == "naive":
+                if suite == "AES_CM_128_HMAC_SHA1_80":
+                    cases.append((suite, impl, "protect", _naive_runner(data)))
                 continue
-
-            def snd(impl: str = impl, suite: str = suite) -> Any:
-                return _sender(impl, suite)
-
-            def rcv(impl: str = impl, suite: str = suite) -> Any:
-                return _receiver(impl, suite)
-
-            cases.append((suite, impl, "protect", _runner(snd, "protect", data, 0)))
-            if impl != "naive":
-                cases.append((suite, impl, "unprotect", _runner(rcv, "unprotect", prot, 0)))
+            cases.append((suite, impl, "protect", _runner(wl.srtp_workload(impl, suite, "protect", data))))
+            cases.append((suite, impl, "unprotect", _runner(wl.srtp_workload(impl, suite, "unprotect", data))))
             if impl.startswith("vcore"):
-                cases.append((suite, impl, "protect_many(32)", _runner(snd, "protect_many", data, 32)))
+                cases.append((suite, impl, "protect_many(32)",
+                              _runner(wl.srtp_workload(impl, suite, "protect_many", data, batch=32))))
     best = [float("inf")] * len(cases)
     for _ in range(repeat):
         for i, case in enumerate(cases):

@@ -55,6 +55,25 @@ cdef class H264Depacketizer:
     cdef AccessUnit _finish(self)
 
 
+# Sequence and timestamp arithmetic (RFC 3550 §5.1, A.1): the C home of vcore.rtp.seq,
+# shared by every kernel module (cimport these, never re-derive them).
+
+cdef inline long long c_extend_seq(long long seq, long long highest_ext) noexcept:
+    cdef long long ext = (highest_ext & ~(<long long>0xFFFF)) | seq
+    cdef long long d = ext - highest_ext
+    if d > 0x8000:
+        ext -= 0x10000
+    elif d < -0x8000:
+        ext += 0x10000
+    return ext
+
+
+cdef inline long long c_ts_diff(long long a, long long b) noexcept:
+    cdef long long mask = 0xFFFFFFFF
+    cdef long long d = (a - b) & mask
+    return d - (mask + 1) if d > (mask >> 1) else d
+
+
 cdef inline int c_seq_diff(long long a, long long b) noexcept:
     cdef int d = <int>((a - b) & 0xFFFF)
     return d - 0x10000 if d >= 0x8000 else d

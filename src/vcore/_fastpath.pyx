@@ -59,19 +59,12 @@ cpdef bint seq_gt(long long a, long long b):
 
 cpdef long long ts_diff(long long a, long long b):
     """Signed distance ``a - b`` between two 32-bit RTP timestamps."""
-    cdef long long d = (a - b) & 0xFFFFFFFF
-    return d - 0x100000000 if d >= 0x80000000 else d
+    return c_ts_diff(a, b)
 
 
 cpdef long long extend_seq(long long seq, long long highest_ext):
     """Extend a 16-bit ``seq`` to the extended number closest to ``highest_ext``."""
-    cdef long long ext = (highest_ext & ~0xFFFF) | seq
-    cdef long long d = ext - highest_ext
-    if d > 0x8000:
-        ext -= 0x10000
-    elif d < -0x8000:
-        ext += 0x10000
-    return ext
+    return c_extend_seq(seq, highest_ext)
 
 
 # --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdlib cimport free, malloc
 from libc.string cimport memmove
 
-from vcore._fastpath cimport AccessUnit, H264Depacketizer, RtpPacket
+from vcore._fastpath cimport AccessUnit, H264Depacketizer, RtpPacket, c_extend_seq, c_ts_diff
 
 __all__ = ["VideoJitterCore", "DEFAULT_CAPACITY"]
 
@@ -66,18 +66,11 @@ cdef long long FAR_PAST = -4611686018427387904
 
 
 cdef inline long long _extend_seq(long long seq, long long highest_ext) noexcept:
-    cdef long long ext = (highest_ext & ~0xFFFF) | seq
-    cdef long long d = ext - highest_ext
-    if d > 0x8000:
-        ext -= 0x10000
-    elif d < -0x8000:
-        ext += 0x10000
-    return ext
+    return c_extend_seq(seq, highest_ext)
 
 
 cdef inline long long _ts_diff(long long a, long long b) noexcept:
-    cdef long long d = (a - b) & MASK32
-    return d - MOD32 if d >= HALF32 else d
+    return c_ts_diff(a, b)
 
 
 cdef inline int _slice_flags(int t, int h) noexcept:

@@ -6,6 +6,8 @@
     vcore info                 what this machine offers (fast path, PyAV/FFmpeg, encoders)
     vcore camera ...           drive a VISCA camera (``vcore camera --help``)
     vcore pki ...              private CA and terminal certificates (``vcore pki --help``)
+    vcore bench ...            benchmark this machine for calls (``vcore bench --help``)
+    vcore linetest ...         measure a line between two places (``vcore linetest --help``)
 
 Each subcommand lives in its own module and is imported only when used.
 """
@@ -26,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("vcore.cli:info_main", "what this machine offers: fast path, PyAV/FFmpeg, H.264 encoders"),
     "camera": ("vcore.visca.cli:main", "control a VISCA PTZ camera (serial, IP, or --emulate)"),
     "pki": ("vcore.pki:main", "an installation's private CA: init, issue, list, revoke certificates"),
+    "bench": ("vcore.bench.cli:main", "can this machine hold an encrypted call? encoders, CPU share, verdict"),
+    "linetest": ("vcore.linetest:main", "can this line carry a call? RTT, jitter, loss, bandwidth each way"),
 }
 
 

@@ -1,0 +1,246 @@
+"""vcore linetest: measured line figures against the network emulator's configured ones; bad lines."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from vcore.linetest import (
+    DEFAULT_PORT,
+    LinetestError,
+    LinetestReport,
+    LinetestServer,
+    analyze_arrivals,
+    key_from_passphrase,
+    main,
+    parse_key,
+    recommend,
+    run_linetest,
+)
+from vcore.testing import NetworkEmulator, UdpRelay
+
+KEY = key_from_passphrase("test")
+
+# ADSL: 512 kbit/s up, 4 Mbit/s down, 40 ms each way, +-8 ms jitter, 1 % loss each way
+UP_RATE, DOWN_RATE, DELAY, JITTER, LOSS = 512_000, 4_000_000, 0.040, 0.008, 0.01
+
+
+def within(measured: float | None, configured: float, tolerance: float = 0.15) -> bool:
+    return measured is not None and abs(measured - configured) <= tolerance * configured
+
+
+async def _adsl(seed: int, **kw: Any) -> tuple[LinetestReport, NetworkEmulator, NetworkEmulator]:
+    up = NetworkEmulator(seed=seed, rate=UP_RATE, delay=DELAY, jitter=JITTER, loss=LOSS)
+    down = NetworkEmulator(seed=seed + 1000, rate=DOWN_RATE, delay=DELAY, jitter=JITTER, loss=LOSS)
+    async with LinetestServer(KEY) as server:
+        addr = await server.start("127.0.0.1", 0)
+        async with UdpRelay(addr, up, down) as relay:
+            rep = await run_linetest(*relay.address, KEY, **kw)
+    return rep, up, down
+
+
+def test_adsl_line_measured_within_15_percent() -> None:
+    rep, up, down = asyncio.run(_adsl(7, pings=200, ping_interval=0.01, step=0.5, timeout=25))
+    assert rep.complete, rep.errors
+    assert not rep.errors
+    # RTT: two 40 ms delays (plus the ping's serialization at 512 kbit/s and 4 Mbit/s, ~1.6 ms)
+    assert within(rep.rtt_median, 2 * DELAY)
+    # bandwidth each way, at the IP level (the emulator counts 28 bytes of IP+UDP per datagram too)
+    assert within(rep.up.bandwidth, UP_RATE), rep.up.steps
+    assert within(rep.down.bandwidth, DOWN_RATE), rep.down.steps
+    assert not rep.up.lower_bound and not rep.down.lower_bound
+    # jitter: uniform +-J delay variation gives E|D| = 2J/3 between consecutive packets
+    assert within(rep.up.jitter, 2 * JITTER / 3)
+    assert within(rep.down.jitter, 2 * JITTER / 3)
+    # loss: within 15 %, or within two standard errors where a few hundred probes cannot tell
+    # 1 % from 1.15 % (that takes ~17,000 probes); the configured rate is inside the 95 % interval
+    for d in (rep.up, rep.down):
+        assert d.loss is not None and d.loss_ci is not None
+        sigma = math.sqrt(LOSS * (1 - LOSS) / d.loss_packets)
+        assert abs(d.loss - LOSS) <= max(0.15 * LOSS, 2 * sigma), (d.direction, d.loss, d.loss_packets)
+        assert d.loss_ci[0] <= LOSS <= d.loss_ci[1]
+    recs = {r.direction: r for r in rep.recommendations}
+    assert recs["up"].video == "360p15" and 300_000 <= recs["up"].bitrate <= 0.7 * UP_RATE * 1.15
+    assert recs["down"].video == "720p30"
+    text = rep.text()
+    assert "upstream" in text and "recommended up" in text
+
+
+def test_far_side_never_answers_gives_a_clean_report() -> None:
+    async def run() -> LinetestReport:
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(("127.0.0.1", 0))
+        try:
+            # wait_for: a guard against hanging, far above the ~1.2 s the test takes
+            return await asyncio.wait_for(
+                run_linetest("127.0.0.1", silent.getsockname()[1], KEY, pings=20, timeout=10), 30)
+        finally:
+            silent.close()
+
+    rep = asyncio.run(run())
+    assert not rep.complete
+    assert rep.pongs == 0 and rep.rtt_median is None
+    assert any("did not answer" in e for e in rep.errors)
+    assert all(r.video == "not measured" for r in rep.recommendations)
+
+
+def test_wrong_key_is_no_answer_and_server_drops_the_probes() -> None:
+    async def run() -> tuple[LinetestReport, int]:
+        async with LinetestServer(KEY) as server:
+            host, port = await server.start("127.0.0.1", 0)
+            rep = await run_linetest(host, port, key_from_passphrase("other"), pings=10, timeout=10)
+            return rep, server.dropped
+
+    rep, dropped = asyncio.run(run())
+    assert dropped >= 10
+    assert any("key" in e for e in rep.errors)
+
+
+def test_line_that_drops_mid_test_gives_a_partial_report() -> None:
+    async def run() -> LinetestReport:
+        up = NetworkEmulator(seed=3, rate=UP_RATE, delay=0.02)
+        down = NetworkEmulator(seed=4, rate=DOWN_RATE, delay=0.02)
+        async with LinetestServer(KEY) as server:
+            addr = await server.start("127.0.0.1", 0)
+            relay = UdpRelay(addr, up, down)
+            await relay.start()
+            loop = asyncio.get_running_loop()
+            loop.call_later(1.5, relay.close)  # during the packet trains or the ramp
+            try:
+                return await asyncio.wait_for(run_linetest(*relay.address, KEY, pings=50, step=0.5, timeout=20), 60)
+            finally:
+                relay.close()
+
+    rep = asyncio.run(run())
+    assert not rep.complete
+    assert rep.rtt_median is not None  # measured before the drop
+    assert any("stopped answering during" in e for e in rep.errors), rep.errors
+
+
+def test_whole_test_timeout_is_a_partial_report() -> None:
+    async def run() -> LinetestReport:
+        async with LinetestServer(KEY) as server:
+            host, port = await server.start("127.0.0.1", 0)
+            return await run_linetest(host, port, KEY, pings=400, timeout=1.0)
+
+    rep = asyncio.run(run())
+    assert not rep.complete
+    assert any("did not finish within 1 s" in e for e in rep.errors)
+
+
+def test_analyze_arrivals_recovers_the_rate_through_jitter() -> None:
+    import random
+
+    rng = random.Random(1)
+    size, rate = 1210, 1_000_000
+    per = (size + 28) * 8 / rate
+    recs = [(i, size, i * per, 0.05 + i * per + rng.uniform(-0.004, 0.004)) for i in range(60) if i != 17]
+    res = analyze_arrivals(recs)
+    assert res["received"] == 59
+    assert res["rate"] == pytest.approx(rate, rel=0.05)
+    assert abs(res["owd_growth"]) < 0.004  # paced at the line rate: no queue builds
+    queued = analyze_arrivals([(i, s, i * 0.0001, a) for i, s, _, a in recs])  # sent back to back
+    assert queued["owd_growth"] > 0.3
+    assert analyze_arrivals(recs[:2])["rate"] is None
+
+
+@pytest.mark.parametrize(
+    ("bandwidth", "video"),
+    [(4e6, "720p30"), (1.4e6, "720p15"), (1e6, "480p30"), (700e3, "480p15"), (512e3, "360p15"),
+     (256e3, "QCIF 176x144 15 fps"), (100e3, "audio only")],
+)
+def test_recommendation_table(bandwidth: float, video: str) -> None:
+    r = recommend("up", bandwidth)
+    assert r.video == video
+    assert r.bitrate <= 0.7 * bandwidth
+
+
+def test_heavy_loss_halves_the_budget_and_nothing_measured() -> None:
+    assert recommend("down", 2e6, loss=0.1).bitrate == 700_000
+    assert recommend("down", None).video == "not measured"
+
+
+def test_keys() -> None:
+    k = os.urandom(30)
+    assert parse_key(base64.b64encode(k).decode()) == k
+    with pytest.raises(LinetestError, match="30 bytes"):
+        parse_key(base64.b64encode(b"short").decode())
+    with pytest.raises(LinetestError, match="base64"):
+        parse_key("not base64 !")
+    assert key_from_passphrase("a") == key_from_passphrase("a") != key_from_passphrase("b")
+    assert main(["127.0.0.1", "--key", "nope"]) == 2
+
+
+def test_command_line_end_to_end(tmp_path: object) -> None:
+    """``vcore linetest --serve`` in one process, the client in another, over loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in ["src", os.environ.get("PYTHONPATH", "")] if p))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vcore", "linetest", "--serve", "--host", "127.0.0.1", "--port", str(port),
+         "--serve-for", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert "serving line tests" in server.stdout.readline()
+        out = os.path.join(str(tmp_path), "line.json")
+        client = subprocess.run(
+            [sys.executable, "-m", "vcore", "linetest", f"127.0.0.1:{port}", "--quick", "--pings", "30",
+             "--max-rate", "5e6", "--json", out],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        assert client.returncode == 0, client.stdout + client.stderr
+        assert "recommended up" in client.stdout
+        with open(out, encoding="utf-8") as fh:
+            data = json.load(fh)
+        assert data["complete"] and data["up"]["bandwidth"] > 1e6
+    finally:
+        server.kill()
+        server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+def test_default_port() -> None:
+    assert DEFAULT_PORT == 5004
+
+
+def test_server_behind_another_socket() -> None:
+    """A terminal can answer line tests on its own socket: feed datagrams in, give a send callable."""
+    import time
+
+    class Port(asyncio.DatagramProtocol):
+        def __init__(self, server: LinetestServer) -> None:
+            self.server = server
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.server.datagram_received(data, addr, time.monotonic())
+
+    async def run() -> LinetestReport:
+        loop = asyncio.get_running_loop()
+        holder: list[asyncio.DatagramTransport] = []
+        server = LinetestServer(KEY, send=lambda data, addr: holder[0].sendto(data, addr))
+        transport, _ = await loop.create_datagram_endpoint(lambda: Port(server), local_addr=("127.0.0.1", 0))
+        holder.append(transport)
+        try:
+            host, port = transport.get_extra_info("sockname")
+            return await run_linetest(host, port, KEY, pings=20, step=0.2, max_rate=2e6, timeout=20)
+        finally:
+            await server.close()
+            transport.close()
+
+    rep = asyncio.run(run())
+    assert rep.complete, rep.errors
+    assert rep.up.bandwidth and rep.up.lower_bound  # loopback beats 2 Mbit/s
+    assert rep.pongs == 20

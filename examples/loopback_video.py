@@ -16,18 +16,8 @@ import sys
 import time
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT") from None
-    if w <= 0 or h <= 0 or w % 2 or h % 2:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive and even")
-    return w, h
-
-
-def _ms(v: float | None) -> str:
-    return "   -  " if v is None else f"{v * 1000:6.1f}"
+from vcore.demo import format_ms as _ms  # the demo and this example print alike
+from vcore.demo import parse_size as _size
 
 
 async def run(args: argparse.Namespace) -> int:

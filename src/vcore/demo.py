@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "parse_size", "format_ms"]
 
 PRESETS = {1: ("face", 0, 120, 0x2800), 2: ("document on the desk", 0, -400, 0x1800), 3: ("whole room", 0, 0, 0)}
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (positive, even) for argparse ``type=``; shared with the examples."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -37,7 +38,8 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _ms(v: float | None) -> str:
+def format_ms(v: float | None) -> str:
+    """Seconds as a 6-wide millisecond field, or a dash when unknown."""
     return "  -  " if v is None else f"{v * 1000:5.1f}"
 
 
@@ -130,8 +132,8 @@ async def run(args: argparse.Namespace) -> int:
                 series.append((now - start, rx.bitrate / 1000, (rx.loss or 0) * 100,
                                None if delay is None else delay * 1000))
                 print(f"{now - start:5.1f} s  video {rx.fps or 0:5.1f} fps {rx.bitrate / 1000:6.0f} kbit/s  "
-                      f"loss {_pct(rx.loss)} %  jitter {_ms(rx.jitter)} ms  RTT {_ms(tx.rtt)} ms  "
-                      f"playout {_ms(delay)} ms  latency p50 {_ms(rx.latency_p50)} ms  [{rx.cipher_suite}]",
+                      f"loss {_pct(rx.loss)} %  jitter {format_ms(rx.jitter)} ms  RTT {format_ms(tx.rtt)} ms  "
+                      f"playout {format_ms(delay)} ms  latency p50 {format_ms(rx.latency_p50)} ms  [{rx.cipher_suite}]",
                       flush=True)
             final_rx = answered.stats()
             setup = (call.first_frame_at - call.setup_started) if call.first_frame_at else None
@@ -148,14 +150,14 @@ async def run(args: argparse.Namespace) -> int:
           + ", ".join(f"{s.stream} {s.direction} {s.codec} {s.cipher_suite}" for s in final_rx.streams))
     for w_ in final_rx.warnings:
         print(f"  warning: {w_}")
-    print(f"  call set-up (Setup sent -> first decoded frame at the kiosk): {_ms(setup)} ms")
+    print(f"  call set-up (Setup sent -> first decoded frame at the kiosk): {format_ms(setup)} ms")
     if video is not None:
         print(f"  agent received video: {video.packets} packets, loss {_pct(video.loss)} %, "
               f"dropped {video.dropped}, NACKs {video.nacks}, capture-to-decoded latency "
-              f"p50 {_ms(video.latency_p50)} ms p95 {_ms(video.latency_p95)} ms")
+              f"p50 {format_ms(video.latency_p50)} ms p95 {format_ms(video.latency_p95)} ms")
     if audio is not None:
         print(f"  agent received audio: {audio.packets} packets, loss {_pct(audio.loss)} %, "
-              f"latency p50 {_ms(audio.latency_p50)} ms")
+              f"latency p50 {format_ms(audio.latency_p50)} ms")
     print(f"  ended: {call.ended.reason if call.ended else '?'}")
     print(f"  recording: {output} ({output.stat().st_size if output.exists() else 0} bytes)")
     _chart(series, Path(args.chart) if args.chart else output.with_suffix(".png"))
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", metavar="FILE.mp4", help="where the agent records the call (default: a temp file)")
     p.add_argument("--chart", metavar="FILE.png", help="chart path (default: next to the recording)")
     p.add_argument("--no-tls", action="store_true", help="plaintext signalling (the call's stats say so)")
-    p.add_argument("--size", type=_size, default=(1280, 720), help="kiosk video WIDTHxHEIGHT (default 1280x720)")
+    p.add_argument("--size", type=parse_size, default=(1280, 720), help="kiosk video WIDTHxHEIGHT (default 1280x720)")
     p.add_argument("--fps", type=float, default=30.0, help="kiosk frame rate (default 30)")
     p.add_argument("--bitrate", type=int, default=1_500_000, help="video bit/s (default 1500000)")
     p.add_argument("--encoder", default="libx264", help="H.264 encoder (default libx264; auto probes hardware)")

@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
@@ -281,6 +281,13 @@ class _RtpSender:
         if self._finished is None:
             raise PipelineClosed("sender is not started")
         return self._finished
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def _make_threads(self) -> list[threading.Thread]:
         raise NotImplementedError
@@ -522,13 +529,6 @@ class VideoSender(_RtpSender):
     def ssrc(self) -> int:
         return self.packetizer.ssrc
 
-    async def __aenter__(self) -> VideoSender:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     def _make_threads(self) -> list[threading.Thread]:
         if not self._capture_thread:
             return [_Worker("vcore-encode", self._read_encode_loop, self._thread_exit)]
@@ -666,13 +666,6 @@ class AudioSender(_RtpSender):
     def ssrc(self) -> int:
         return self._ssrc
 
-    async def __aenter__(self) -> AudioSender:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     def _make_threads(self) -> list[threading.Thread]:
         return [_Worker("vcore-audio-send", self._send_loop, self._thread_exit)]
 
@@ -713,6 +706,8 @@ class AudioSender(_RtpSender):
 
 class _RtpReceiver:
     """What every receiver shares: the socket, unprotect, RTCP (SR, BYE), statistics, one worker thread."""
+
+    queue: FrameQueue[Any]  # the decode thread's input, made by each subclass
 
     def __init__(
         self,
@@ -761,6 +756,13 @@ class _RtpReceiver:
         if self._transport is None:
             raise PipelineClosed("receiver is not started")
         return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def _make_thread(self) -> threading.Thread:
         raise NotImplementedError
@@ -869,7 +871,7 @@ class _RtpReceiver:
             self._stop_thread()
 
     def _stop_thread(self) -> None:
-        raise NotImplementedError
+        self.queue.close()
 
     def _close_sinks(self) -> None:
         pass
@@ -974,18 +976,8 @@ class VideoReceiver(_RtpReceiver):
             assert self._loop is not None
             self._poll_handle = self._loop.call_later(float(self._poll_interval), self._poll_tick)
 
-    async def __aenter__(self) -> VideoReceiver:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     def _make_thread(self) -> threading.Thread:
         return _Worker("vcore-decode", self._decode_loop, self._thread_exit)
-
-    def _stop_thread(self) -> None:
-        self.queue.close()
 
     def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
         units = self.assembler.push(packet, arrival) or []
@@ -1177,18 +1169,8 @@ class AudioReceiver(_RtpReceiver):
             self._jitter_handle = None
         await super().close()
 
-    async def __aenter__(self) -> AudioReceiver:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     def _make_thread(self) -> threading.Thread:
         return _Worker("vcore-audio-decode", self._decode_loop, self._thread_exit)
-
-    def _stop_thread(self) -> None:
-        self.queue.close()
 
     def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
         if self.jitter is not None:

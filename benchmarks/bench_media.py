@@ -1,4 +1,4 @@
-"""Media engine benchmarks: encode/decode overhead vs bare PyAV, loopback CPU vs GStreamer and ffmpeg.
+"""Media engine benchmarks: encode/decode overhead vs bare PyAV, loopback CPU vs GStreamer, ffmpeg and aiortc.
 
 720p30 at 1.5 Mbit/s; libx264 ultrafast + zerolatency, constrained baseline, no
 B-frames on every side. All sides read the same raw YUV clip (testsrc2, made
@@ -16,6 +16,11 @@ CPU is process CPU time (user + system, every thread): ``time.process_time()``
 in process, ``os.wait4`` rusage for the GStreamer and ffmpeg children. The
 loopback numbers are per frame after subtracting a one-frame run of the same
 command (start-up: plugin registry, codec open), so they compare steady states.
+
+aiortc (``aiortc_loopback.py``, in this process, over 127.0.0.1) runs twice: with
+the same x264 settings and as shipped; it always encrypts (DTLS-SRTP), so compare
+it with the ``--srtp`` run. The "codec floor" (``codec_floor``) is the paced read
++ x264 + decode alone in one thread: what any engine with these settings pays.
 """
 
 from __future__ import annotations
@@ -95,23 +100,78 @@ decode_bare = wl.decode_pyav
 decode_vcore = wl.decode_vcore
 
 
-def cpu_per_call(fn: Any, arg: Any, n: int, rounds: int = 3) -> float:
-    """Least process CPU seconds per item over ``rounds`` runs of ``fn(arg)``."""
-    best = float("inf")
+def alternating_encode(frames: list[VideoFrame], rounds: int = 3) -> tuple[float, float]:
+    """Process CPU per frame of bare PyAV and of ``H264Encoder``, the two fed frame by frame in turn.
+
+    Alternating every frame (and which goes first) cancels the drift of a
+    shared machine, which moves whole-run comparisons by about ±9 %; the
+    per-call CPU includes x264's slice threads (an encode call waits for them).
+    Medians of ``rounds`` runs.
+    """
+    import statistics
+    from fractions import Fraction as F
+
+    from av.video.frame import PictureType
+
+    from vcore.media import H264Encoder
+
+    tb90k = F(1, 90000)
+    bare_runs, vcore_runs = [], []
     for _ in range(rounds):
-        t = time.process_time()
-        fn(arg)
-        best = min(best, (time.process_time() - t) / n)
-    return best
+        ctx: Any = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = W, H, "yuv420p"
+        ctx.time_base, ctx.framerate, ctx.bit_rate = tb90k, F(FPS), BITRATE
+        ctx.gop_size, ctx.max_b_frames = FPS * 5, 0
+        rate = str(BITRATE)
+        ctx.options = dict(X264, **{"forced-idr": "1", "maxrate": rate, "bufsize": rate,
+                                    "x264-params": "scenecut=0:repeat-headers=1"})
+        ctx.open()
+        enc = H264Encoder(W, H, FPS, BITRATE, codec="libx264")
+        t0 = frames[0].time
+        bare = ours = 0.0
+        for i, f in enumerate(frames):
+            for side in ((0, 1) if i % 2 else (1, 0)):
+                t = time.process_time()
+                if side == 0:
+                    stamp = f.pts, f.time_base
+                    f.pts, f.time_base, f.pict_type = round((f.time - t0) * 90000), tb90k, PictureType.NONE
+                    [bytes(p) for p in ctx.encode(f)]
+                    f.pts, f.time_base = stamp
+                    bare += time.process_time() - t
+                else:
+                    enc.encode(f)
+                    ours += time.process_time() - t
+        enc.close()
+        bare_runs.append(bare / len(frames))
+        vcore_runs.append(ours / len(frames))
+    return statistics.median(bare_runs), statistics.median(vcore_runs)
 
 
-def interleaved(a: Any, b: Any, arg_a: Any, arg_b: Any, n: int, rounds: int = 5) -> tuple[float, float]:
-    """Least CPU per item of ``a`` and of ``b``, run alternately (a shared machine drifts)."""
-    best_a = best_b = float("inf")
+def alternating_decode(units: list[Any], rounds: int = 3) -> tuple[float, float]:
+    """Process CPU per unit of bare PyAV decoding and of ``H264Decoder``, fed unit by unit in turn."""
+    import statistics
+
+    from vcore.media import H264Decoder
+
+    bare_runs, vcore_runs = [], []
     for _ in range(rounds):
-        best_a = min(best_a, cpu_per_call(a, arg_a, n, 1))
-        best_b = min(best_b, cpu_per_call(b, arg_b, n, 1))
-    return best_a, best_b
+        ctx: Any = av.CodecContext.create("h264", "r")
+        ctx.thread_count = 1
+        dec = H264Decoder()
+        bare = ours = 0.0
+        for i, u in enumerate(units):
+            for side in ((0, 1) if i % 2 else (1, 0)):
+                t = time.process_time()
+                if side == 0:
+                    ctx.decode(av.Packet(u.data))
+                    bare += time.process_time() - t
+                else:
+                    dec.decode(u)
+                    ours += time.process_time() - t
+        dec.close()
+        bare_runs.append(bare / len(units))
+        vcore_runs.append(ours / len(units))
+    return statistics.median(bare_runs), statistics.median(vcore_runs)
 
 
 # ---------------------------------------------------------------- loopbacks
@@ -200,6 +260,23 @@ def ffmpeg_commands(
     return sender, receiver
 
 
+def vcore_commands(clip: str, frames: int, port: int, key: bytes | None = None) -> tuple[list[str], list[str]]:
+    """The vcore loopback as two processes (``vcore_peer.py``), measured like the GStreamer and ffmpeg pairs."""
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vcore_peer.py")
+    k = [key.hex()] if key is not None else []
+    sender = [sys.executable, peer, "send", str(port), clip, str(frames), *k]
+    receiver = [sys.executable, peer, "receive", str(port), *k]
+    return sender, receiver
+
+
+def _have_aiortc() -> bool:
+    try:
+        import aiortc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def vcore_loopback(clip: str, frames: int, key: bytes | None = None) -> tuple[float, int, dict[str, Any]]:
     """CPU seconds and decoded frames of the in-process vcore loopback on the raw clip (real time)."""
     from vcore.media import H264Encoder, VideoReceiver, VideoSender
@@ -247,6 +324,39 @@ def vcore_loopback(clip: str, frames: int, key: bytes | None = None) -> tuple[fl
     return asyncio.run(main())
 
 
+def codec_floor(clip: str, frames: int) -> float:
+    """CPU seconds of the codec work alone, at the loopback's real-time pace, in one thread.
+
+    The raw clip is read frame by frame in real time (the same paced ``Source``
+    the vcore loopback uses), encoded by ``H264Encoder`` with the loopback's
+    settings and each access unit decoded at once by ``H264Decoder``: no RTP, no
+    sockets, no SRTP, no queues, no second thread of vcore's own. Every engine
+    that reads this clip and runs x264 and the libavcodec decoder with these
+    settings pays at least this (x264 and the decoder also cost more per frame at
+    a real-time pace than in a tight loop: cold caches, thread wake-ups).
+    """
+    from vcore.media import H264Decoder, H264Encoder, SourceEnded
+    from vcore.media.sources import Source, capture_time
+
+    src = Source(clip, "rawvideo", {"video_size": f"{W}x{H}", "pixel_format": "yuv420p", "framerate": str(FPS)})
+    enc = H264Encoder(W, H, FPS, BITRATE, codec="libx264")
+    dec = H264Decoder()
+    t = time.process_time()
+    try:
+        for _ in range(frames):
+            try:
+                frame = src.read()
+            except SourceEnded:
+                break
+            for unit in enc.encode(frame, capture_time(frame)):
+                dec.decode(unit)
+    finally:
+        src.close()
+        enc.close()
+        dec.close()
+    return time.process_time() - t
+
+
 def differential(run: Any, frames: int) -> float:
     """CPU per frame from a full run minus a one-frame run of the same thing."""
     full = run(frames)
@@ -260,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-peers", action="store_true")
     p.add_argument("--repeat", type=int, default=2, help="loopback runs per side; the least counts")
     p.add_argument("--srtp", action="store_true", help="SRTP (AES_CM_128_HMAC_SHA1_80) in every loopback")
+    p.add_argument("--skip-aiortc", action="store_true", help="leave out the two aiortc loopbacks")
     args = p.parse_args(argv)
     frames = int(args.seconds * FPS)
     tmp = tempfile.mkdtemp(prefix="vcore-bench-")
@@ -269,12 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clip: {frames} frames {W}x{H} testsrc2, {BITRATE} bit/s, libx264 ultrafast zerolatency baseline")
 
         enc_frames = load_frames(clip, 150)
-        bare, ours = interleaved(encode_bare, encode_vcore, enc_frames, enc_frames, len(enc_frames))
+        bare, ours = alternating_encode(enc_frames)
         print(f"encode  bare PyAV {bare * 1e3:6.2f} ms/frame   vcore {ours * 1e3:6.2f} ms/frame   "
               f"overhead {100 * (ours / bare - 1):+5.1f} %")
         units = encode_vcore(enc_frames)
-        data = [u.data for u in units]
-        dbare, dours = interleaved(decode_bare, decode_vcore, data, units, len(units))
+        dbare, dours = alternating_decode(units)
         print(f"decode  bare PyAV {dbare * 1e3:6.2f} ms/frame   vcore {dours * 1e3:6.2f} ms/frame   "
               f"overhead {100 * (dours / dbare - 1):+5.1f} %")
         del enc_frames
@@ -294,11 +404,19 @@ def main(argv: list[str] | None = None) -> int:
             return cpu
 
         sides["vcore"] = vcore_side
+        sides["vcore, two processes"] = lambda n: run_pair(*vcore_commands(clip, n, free_port(), key))
+        sides["codec floor"] = lambda n: codec_floor(clip, n)
         if not args.skip_peers and shutil.which("gst-launch-1.0"):
             sides["GStreamer"] = lambda n: run_pair(*gst_commands(clip, n, free_port(), key))
         if not args.skip_peers and shutil.which("ffmpeg"):
             sdp = os.path.join(tmp, "rx.sdp")
             sides["ffmpeg"] = lambda n: run_pair(*ffmpeg_commands(clip, n, free_port(), sdp, key))
+        if not args.skip_peers and not args.skip_aiortc and _have_aiortc():
+            from aiortc_loopback import aiortc_loopback  # benchmarks/ is on sys.path when run as a script
+
+            # aiortc always encrypts (DTLS-SRTP): compare it with the --srtp run.
+            sides["aiortc, same x264 settings"] = lambda n: aiortc_loopback(clip, n, same_settings=True)[0]
+            sides["aiortc as shipped"] = lambda n: aiortc_loopback(clip, n, same_settings=False)[0]
         best: dict[str, float] = {}
         for _ in range(args.repeat):
             for name, run in list(sides.items()):
@@ -309,12 +427,17 @@ def main(argv: list[str] | None = None) -> int:
         vc = best["vcore"]
         print(f"loopback vcore       {vc * 1e3:6.2f} ms CPU/frame  ({got}/{frames} frames decoded; latency "
               f"p50 {lat[50] * 1e3:.1f} ms p95 {lat[95] * 1e3:.1f} ms p99 {lat[99] * 1e3:.1f} ms)")
-        for name in ("GStreamer", "ffmpeg"):
+        vp = best["vcore, two processes"]
+        print(f"loopback vcore, two processes (sender and receiver apart, as the peers run) {vp * 1e3:6.2f} ms CPU/frame")
+        for name in ("GStreamer", "ffmpeg", "aiortc, same x264 settings", "aiortc as shipped"):
             if name in best:
-                print(f"loopback {name:<11} {best[name] * 1e3:6.2f} ms CPU/frame   vcore/{name} {vc / best[name]:.2f}")
+                print(f"loopback {name:<26} {best[name] * 1e3:6.2f} ms CPU/frame   vcore/peer {vc / best[name]:.2f}")
             else:
-                print(f"loopback {name:<11} skipped (not installed or --skip-peers)")
-        print("loopback aiortc      skipped (optional; see docs/media.md)")
+                print(f"loopback {name:<26} skipped (not installed, --skip-peers or --skip-aiortc)")
+        floor = best["codec floor"]
+        print(f"codec floor (paced read + x264 + decode, one thread) {floor * 1e3:6.2f} ms CPU/frame = "
+              f"{floor / vc:.2f} of vcore's loopback"
+              + "".join(f", {floor / best[n]:.2f} of {n}'s" for n in ("GStreamer", "ffmpeg") if n in best))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

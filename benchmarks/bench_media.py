@@ -100,24 +100,45 @@ decode_bare = wl.decode_pyav
 decode_vcore = wl.decode_vcore
 
 
-def alternating_encode(frames: list[VideoFrame], rounds: int = 3) -> tuple[float, float]:
-    """Process CPU per frame of bare PyAV and of ``H264Encoder``, the two fed frame by frame in turn.
+def in_turn(items: list[Any], make_a: Any, make_b: Any, rounds: int = 3) -> tuple[float, float]:
+    """Process CPU per item of two workers fed the same items one by one in turn; medians of ``rounds`` runs.
 
-    Alternating every frame (and which goes first) cancels the drift of a
-    shared machine, which moves whole-run comparisons by about ±9 %; the
-    per-call CPU includes x264's slice threads (an encode call waits for them).
-    Medians of ``rounds`` runs.
+    ``make_a()``/``make_b()`` return ``(work, close)``: ``work(item)`` is timed,
+    ``close()`` ends the run. Alternating every item (and which of the two goes
+    first) cancels the drift of a shared machine, which moves whole-run
+    comparisons by about ±9 %. Per-call process CPU includes x264's slice
+    threads (an encode call waits for them).
     """
     import statistics
+
+    runs_a: list[float] = []
+    runs_b: list[float] = []
+    for _ in range(rounds):
+        (work_a, close_a), (work_b, close_b) = make_a(), make_b()
+        spent = [0.0, 0.0]
+        for i, item in enumerate(items):
+            for side in ((0, 1) if i % 2 else (1, 0)):
+                t = time.process_time()
+                (work_a if side == 0 else work_b)(item)
+                spent[side] += time.process_time() - t
+        close_a()
+        close_b()
+        runs_a.append(spent[0] / len(items))
+        runs_b.append(spent[1] / len(items))
+    return statistics.median(runs_a), statistics.median(runs_b)
+
+
+def alternating_encode(frames: list[VideoFrame], rounds: int = 3) -> tuple[float, float]:
+    """CPU per frame of bare PyAV libx264 and of ``H264Encoder`` (same settings, same frames, same timestamps)."""
     from fractions import Fraction as F
 
     from av.video.frame import PictureType
 
     from vcore.media import H264Encoder
 
-    tb90k = F(1, 90000)
-    bare_runs, vcore_runs = [], []
-    for _ in range(rounds):
+    tb90k, t0 = F(1, 90000), frames[0].time
+
+    def bare() -> tuple[Any, Any]:
         ctx: Any = av.CodecContext.create("libx264", "w")
         ctx.width, ctx.height, ctx.pix_fmt = W, H, "yuv420p"
         ctx.time_base, ctx.framerate, ctx.bit_rate = tb90k, F(FPS), BITRATE
@@ -126,52 +147,54 @@ def alternating_encode(frames: list[VideoFrame], rounds: int = 3) -> tuple[float
         ctx.options = dict(X264, **{"forced-idr": "1", "maxrate": rate, "bufsize": rate,
                                     "x264-params": "scenecut=0:repeat-headers=1"})
         ctx.open()
+
+        def work(f: VideoFrame) -> None:
+            stamp = f.pts, f.time_base
+            f.pts, f.time_base, f.pict_type = round((f.time - t0) * 90000), tb90k, PictureType.NONE
+            [bytes(p) for p in ctx.encode(f)]
+            f.pts, f.time_base = stamp
+
+        return work, lambda: None
+
+    def ours() -> tuple[Any, Any]:
         enc = H264Encoder(W, H, FPS, BITRATE, codec="libx264")
-        t0 = frames[0].time
-        bare = ours = 0.0
-        for i, f in enumerate(frames):
-            for side in ((0, 1) if i % 2 else (1, 0)):
-                t = time.process_time()
-                if side == 0:
-                    stamp = f.pts, f.time_base
-                    f.pts, f.time_base, f.pict_type = round((f.time - t0) * 90000), tb90k, PictureType.NONE
-                    [bytes(p) for p in ctx.encode(f)]
-                    f.pts, f.time_base = stamp
-                    bare += time.process_time() - t
-                else:
-                    enc.encode(f)
-                    ours += time.process_time() - t
-        enc.close()
-        bare_runs.append(bare / len(frames))
-        vcore_runs.append(ours / len(frames))
-    return statistics.median(bare_runs), statistics.median(vcore_runs)
+        return enc.encode, enc.close
+
+    return in_turn(frames, bare, ours, rounds)
 
 
 def alternating_decode(units: list[Any], rounds: int = 3) -> tuple[float, float]:
-    """Process CPU per unit of bare PyAV decoding and of ``H264Decoder``, fed unit by unit in turn."""
-    import statistics
-
+    """CPU per unit of bare PyAV decoding (one thread) and of ``H264Decoder``."""
     from vcore.media import H264Decoder
 
-    bare_runs, vcore_runs = [], []
-    for _ in range(rounds):
+    def bare() -> tuple[Any, Any]:
         ctx: Any = av.CodecContext.create("h264", "r")
         ctx.thread_count = 1
+        return (lambda u: ctx.decode(av.Packet(u.data))), lambda: None
+
+    def ours() -> tuple[Any, Any]:
         dec = H264Decoder()
-        bare = ours = 0.0
-        for i, u in enumerate(units):
-            for side in ((0, 1) if i % 2 else (1, 0)):
-                t = time.process_time()
-                if side == 0:
-                    ctx.decode(av.Packet(u.data))
-                    bare += time.process_time() - t
-                else:
-                    dec.decode(u)
-                    ours += time.process_time() - t
-        dec.close()
-        bare_runs.append(bare / len(units))
-        vcore_runs.append(ours / len(units))
-    return statistics.median(bare_runs), statistics.median(vcore_runs)
+        return dec.decode, dec.close
+
+    return in_turn(units, bare, ours, rounds)
+
+
+def clip_source(clip: str, frames: int) -> Any:
+    """A paced vcore ``Source`` over the raw clip that ends after ``frames`` frames."""
+    from vcore.media import SourceEnded
+    from vcore.media.sources import Source
+
+    class Clip(Source):
+        def __init__(self) -> None:
+            super().__init__(clip, "rawvideo", {"video_size": f"{W}x{H}", "pixel_format": "yuv420p",
+                                                "framerate": str(FPS)})
+
+        def read(self) -> Any:
+            if self.frames_read >= frames:
+                raise SourceEnded("clip done")
+            return super().read()
+
+    return Clip()
 
 
 # ---------------------------------------------------------------- loopbacks
@@ -280,19 +303,6 @@ def _have_aiortc() -> bool:
 def vcore_loopback(clip: str, frames: int, key: bytes | None = None) -> tuple[float, int, dict[str, Any]]:
     """CPU seconds and decoded frames of the in-process vcore loopback on the raw clip (real time)."""
     from vcore.media import H264Encoder, VideoReceiver, VideoSender
-    from vcore.media.sources import Source
-
-    class Clip(Source):
-        def __init__(self) -> None:
-            super().__init__(clip, "rawvideo", {"video_size": f"{W}x{H}", "pixel_format": "yuv420p",
-                                                "framerate": str(FPS)})
-
-        def read(self) -> Any:
-            if self.frames_read >= frames:
-                from vcore.media import SourceEnded
-
-                raise SourceEnded("clip done")
-            return super().read()
 
     async def main() -> tuple[float, int, dict[str, Any]]:
         t = time.process_time()
@@ -308,7 +318,7 @@ def vcore_loopback(clip: str, frames: int, key: bytes | None = None) -> tuple[fl
         receiver = VideoReceiver(**rx)
         await receiver.start()
         enc = H264Encoder(W, H, FPS, BITRATE, codec="libx264")
-        sender = VideoSender(Clip(), enc, receiver.local_address, **tx)
+        sender = VideoSender(clip_source(clip, frames), enc, receiver.local_address, **tx)
         await sender.start()
         await sender.finished.wait()
         await sender.close()

@@ -16,8 +16,7 @@ import asyncio
 import sys
 from typing import Any
 
-W, H, FPS, BITRATE = 1280, 720, 30, 1_500_000
-SUITE = "AES_CM_128_HMAC_SHA1_80"
+from bench_media import BITRATE, FPS, H, SRTP_SUITE, W, clip_source  # this script's folder is on sys.path
 
 
 async def receive(port: int, key: bytes | None) -> None:
@@ -27,34 +26,24 @@ async def receive(port: int, key: bytes | None) -> None:
     if key is not None:
         from vcore.srtp import SrtpSession
 
-        rx = SrtpSession(SUITE, key)
+        rx = SrtpSession(SRTP_SUITE, key)
         hooks = {"unprotect": rx.unprotect, "unprotect_rtcp": rx.unprotect_rtcp, "protect_rtcp": rx.protect_rtcp}
     async with VideoReceiver(local=("127.0.0.1", port), **hooks):
         await asyncio.Event().wait()  # until killed
 
 
 async def send(port: int, clip: str, frames: int, key: bytes | None) -> None:
-    from vcore.media import H264Encoder, SourceEnded, VideoSender
-    from vcore.media.sources import Source
-
-    class Clip(Source):
-        def __init__(self) -> None:
-            super().__init__(clip, "rawvideo", {"video_size": f"{W}x{H}", "pixel_format": "yuv420p",
-                                                "framerate": str(FPS)})
-
-        def read(self) -> Any:
-            if self.frames_read >= frames:
-                raise SourceEnded("clip done")
-            return super().read()
+    from vcore.media import H264Encoder, VideoSender
 
     hooks: dict[str, Any] = {}
     if key is not None:
         from vcore.srtp import SrtpSession
 
-        tx, rtcp = SrtpSession(SUITE, key), SrtpSession(SUITE, key)
+        tx, rtcp = SrtpSession(SRTP_SUITE, key), SrtpSession(SRTP_SUITE, key)
         hooks = {"protect": tx.protect, "protect_rtcp": rtcp.protect_rtcp, "unprotect_rtcp": rtcp.unprotect_rtcp,
                  "mtu": 1190}
-    sender = VideoSender(Clip(), H264Encoder(W, H, FPS, BITRATE, codec="libx264"), ("127.0.0.1", port), **hooks)
+    encoder = H264Encoder(W, H, FPS, BITRATE, codec="libx264")
+    sender = VideoSender(clip_source(clip, frames), encoder, ("127.0.0.1", port), **hooks)
     async with sender:
         await sender.finished.wait()
 

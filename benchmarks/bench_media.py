@@ -346,9 +346,9 @@ def codec_floor(clip: str, frames: int) -> float:
     a real-time pace than in a tight loop: cold caches, thread wake-ups).
     """
     from vcore.media import H264Decoder, H264Encoder, SourceEnded
-    from vcore.media.sources import Source, capture_time
+    from vcore.media.sources import capture_time
 
-    src = Source(clip, "rawvideo", {"video_size": f"{W}x{H}", "pixel_format": "yuv420p", "framerate": str(FPS)})
+    src = clip_source(clip, frames)
     enc = H264Encoder(W, H, FPS, BITRATE, codec="libx264")
     dec = H264Decoder()
     t = time.process_time()

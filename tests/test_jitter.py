@@ -514,6 +514,41 @@ def test_audio_target_follows_jitter_and_discards_when_long() -> None:
     assert st.delay < 0.06
 
 
+def test_audio_sync_delay_holds_the_sound_back_and_lets_go() -> None:
+    """Lip sync: a sync delay grows playout a frame at a time (packets kept, none lost), then shrinks back."""
+    pkts = audio_packets(400)
+    arrivals = [(k * 0.02, p) for k, p in enumerate(pkts)]  # a clean line
+    jb = AudioJitterBuffer(min_delay=0.02, max_delay=0.3)
+    out = run_audio(jb, arrivals[:50], 1.0)
+    base = jb.delay
+    assert base < 0.05 and jb.stats.expanded <= 1 and jb.stats.sync_delay == 0.0
+    jb.sync_delay = 0.1
+    assert jb.target_delay == pytest.approx(jb.stats.target_delay) and jb.target_delay >= 0.12
+    t = 1.0
+    for at, p in arrivals[50:200]:  # 3 s more
+        jb.push(p, at)
+        while t <= at:
+            out.extend(jb.pop(t))
+            t += 0.005
+    assert jb.delay == pytest.approx(jb.target_delay, abs=0.021)  # grown to the target
+    grown_by = jb.stats.expanded
+    assert 4 <= grown_by <= 7  # about 0.1 s of 20 ms expansions
+    normal = [f.payload for f in out if f.kind is AudioFrameKind.NORMAL]
+    assert normal == [p.payload for p in pkts[: len(normal)]]  # every packet played, in order
+    jb.sync_delay = 0.0
+    for at, p in arrivals[200:]:
+        jb.push(p, at)
+        while t <= at:
+            out.extend(jb.pop(t))
+            t += 0.005
+    assert jb.delay < base + 0.03 and jb.stats.discarded >= 4  # shrunk back, a frame at a time
+    with pytest.raises(ValueError, match="sync_delay"):
+        jb.sync_delay = -0.01
+    with pytest.raises(ValueError, match="sync_delay"):
+        jb.sync_delay = 1.5
+    assert jb.sync_delay == 0.0
+
+
 def test_audio_no_drift_with_fast_sender_clock() -> None:
     pkts = audio_packets(3000)
     # the sender's clock runs 0.5 % fast: packets come 0.5 % more often than 20 ms

@@ -249,6 +249,11 @@ def test_audio_and_video_streams_can_be_played_in_sync() -> None:
         a_cap = aus.clock.capture_time(a_rtp, time.monotonic())
         offset = sync_offset(ar.remote_clock, a_rtp, vr.remote_clock, v_rtp)
         assert offset is not None
+        # presentation delay: the receivers' clock at the sink minus the capture time from the SRs; sender and
+        # receivers share one clock here, so it is the capture-to-sink latency the receivers also measure
+        for r in (vr, ar):
+            assert r.presentation_delay is not None and 0.0 < r.presentation_delay < 0.5
+        assert vr.presentation_delay == pytest.approx(vr.latency.percentile(50), abs=0.02)
         return offset - (v_cap - a_cap)  # what the receiver computed vs the truth
 
     error = asyncio.run(main())

@@ -77,6 +77,8 @@ log = logging.getLogger(__name__)
 _SRTP_OVERHEAD = 16  # the largest tag (AEAD_AES_128_GCM, RFC 7714 §7); the MTU leaves room for it
 _MTU = 1200
 _WATCH_INTERVAL = 0.25
+_LIP_SYNC_DEADBAND = 0.015  # s: lip-sync errors smaller than this are left alone
+_LIP_SYNC_STEP = 0.02  # s: the most the sound's hold-back moves per watch tick
 _DEGRADED_LOSS = 0.05  # fraction lost over the last second that makes a stream "degraded"
 _STALL = 2.0  # seconds without media that make a stream "degraded" (long before the media timeout)
 _AUDIO_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "G722": "g722"}
@@ -232,7 +234,14 @@ class StreamStats:
 
 @dataclass(frozen=True)
 class CallStats:
-    """A snapshot of a call: who, how protected, how long, and its streams."""
+    """A snapshot of a call: who, how protected, how long, and its streams.
+
+    ``lip_sync`` (s): how much later the received pictures reach their sink than
+    the received sound captured at the same instant (from the sender's SRs;
+    positive: the picture is late), None until both streams had an SR and a
+    frame. ``lip_sync_delay`` (s): how long the received sound is held back to
+    match (see ``Terminal(lip_sync=...)``).
+    """
 
     peer: str | None
     duration: float
@@ -241,6 +250,7 @@ class CallStats:
     streams: tuple[StreamStats, ...]
     lip_sync: float | None = None
     warnings: tuple[str, ...] = ()
+    lip_sync_delay: float = 0.0
 
     def stream(self, stream: str, direction: str) -> StreamStats | None:
         return next((s for s in self.streams if s.stream == stream and s.direction == direction), None)
@@ -645,10 +655,11 @@ class Call:
         lip = None
         if m is not None and m.video_rx is not None and m.audio_rx is not None:
             lip = _lip_sync(m.audio_rx, m.video_rx)
+        hold = m.audio_jitter.sync_delay if m is not None and m.audio_jitter is not None else 0.0
         encrypted = sec["signalling"] == "tls" and bool(streams) and all(s.cipher_suite != "plaintext"
                                                                          for s in streams)
         return CallStats(self.peer, (now - self.connected_at) if self.connected_at else 0.0, sec["signalling"],
-                         encrypted, tuple(streams), lip, tuple(warnings))
+                         encrypted, tuple(streams), lip, tuple(warnings), hold)
 
     # ------------------------------------------------------------ internals
 
@@ -791,6 +802,8 @@ class Call:
                     m.started.add(stream)
                     await self._emit(MediaStarted(stream=stream))
             await self._check_degraded(now)
+            if self.terminal.lip_sync and m.audio_jitter is not None and m.audio_rx and m.video_rx:
+                _follow_lips(m.audio_jitter, m.audio_rx, m.video_rx)
             rtt = m.video_tx.rtt if m.video_tx is not None else None
             if rtt is not None and m.jitter is not None:
                 m.jitter.rtt = max(rtt, 0.005)  # our path's RTT (from the peer's RRs) paces the buffer's NACKs
@@ -859,12 +872,32 @@ class Call:
 
 
 def _lip_sync(audio: Any, video: Any) -> float | None:
-    """Capture-time offset (s) of the newest video packet after the newest audio packet, from the SRs."""
-    from .media import sync_offset
-
-    if audio.last_timestamp is None or video.last_timestamp is None:
+    """How much later (s) pictures reach their sink than sound of the same capture instant (from the SRs)."""
+    a, v = audio.presentation_delay, video.presentation_delay
+    if a is None or v is None:
         return None
-    return sync_offset(audio.remote_clock, audio.last_timestamp, video.remote_clock, video.last_timestamp)
+    return float(v - a)
+
+
+def _follow_lips(audio_jitter: Any, audio: Any, video: Any) -> None:
+    """Hold the sound back (``sync_delay`` of its jitter buffer) by as much as the pictures are late.
+
+    Moves at most one 20 ms step per call and ignores errors under 15 ms: ITU-R
+    BT.1359 finds sound 45 ms early, or 125 ms late, noticeable. A picture that is
+    early is not held back (sound a little late is natural; the video path has no
+    playout buffer of its own).
+    """
+    from .jitter import MAX_SYNC_DELAY
+
+    skew = _lip_sync(audio, video)
+    if skew is None:
+        return
+    current = audio_jitter.sync_delay
+    step = min(MAX_SYNC_DELAY, max(0.0, current + skew)) - current
+    if abs(step) < _LIP_SYNC_DEADBAND:
+        return
+    step = max(-_LIP_SYNC_STEP, min(_LIP_SYNC_STEP, step))
+    audio_jitter.sync_delay = min(MAX_SYNC_DELAY, max(0.0, current + step))
 
 
 class IncomingCall:
@@ -962,6 +995,9 @@ class Terminal:
     recorded. ``video_sink``/``audio_sink``: zero-argument callables making a
     sink (or callable) per call for the decoded frames. ``remote_camera``: let the
     peer recall this camera's presets (:meth:`Call.remote_camera_preset`).
+    ``lip_sync``: hold the received sound back (up to 1 s) when the received
+    pictures reach their sink later than the sound captured with them
+    (:attr:`CallStats.lip_sync`).
 
     Use from one event loop; ``async with`` starts and closes it.
     """
@@ -997,8 +1033,10 @@ class Terminal:
         video_sink: Callable[[], Any] | None = None,
         audio_sink: Callable[[], Any] | None = None,
         remote_camera: bool = False,
+        lip_sync: bool = True,
     ) -> None:
         self.name = name
+        self.lip_sync = lip_sync
         self._video = video
         self._audio = audio
         self.camera = camera

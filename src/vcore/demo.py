@@ -158,6 +158,10 @@ async def run(args: argparse.Namespace) -> int:
     if audio is not None:
         print(f"  agent received audio: {audio.packets} packets, loss {_pct(audio.loss)} %, "
               f"latency p50 {format_ms(audio.latency_p50)} ms")
+    if final_rx.lip_sync is not None:
+        side = "after" if final_rx.lip_sync >= 0 else "before"
+        print(f"  lip sync at the agent: pictures {format_ms(abs(final_rx.lip_sync)).strip()} ms {side} "
+              f"their sound (sound held back {format_ms(final_rx.lip_sync_delay).strip()} ms)")
     print(f"  ended: {call.ended.reason if call.ended else '?'}")
     print(f"  recording: {output} ({output.stat().st_size if output.exists() else 0} bytes)")
     _chart(series, Path(args.chart) if args.chart else output.with_suffix(".png"))

@@ -186,8 +186,10 @@ class AudioJitterStats:
     resets: int
     skipped: int
     held: int
+    sync_delay: float = 0.0
 
 
+MAX_SYNC_DELAY = 1.0  # seconds of lip-sync delay an audio buffer accepts at most
 AUDIO_WINDOW = 250  # delay samples kept (5 s of 20 ms frames)
 AUDIO_PERCENTILE = 0.95
 AUDIO_MAX_HELD = 256  # frames held at most (5 s)
@@ -203,8 +205,10 @@ class AudioJitterBuffer:
     payload), CONCEALED (missing: the decoder's PLC for Opus, :class:`FadeConcealer`
     for G.711/G.722) or EXPAND (inserted to grow the delay). The target delay is
     the 95th percentile of packet delay over the last 5 s, between ``min_delay``
-    and ``max_delay``. When the buffer runs longer than the target by more than a
-    frame, one frame is discarded (at most one every ``shrink_interval`` s). The
+    and ``max_delay``, plus ``sync_delay`` (0 by default; the call layer sets it
+    to hold the sound back to a later picture: lip sync). When the buffer runs
+    longer than the target by more than a frame, one frame is discarded (at most
+    one every ``shrink_interval`` s). The
     playout point follows the sender's timestamps (minimum transit over a window),
     so clock drift turns into discards or expansions instead of a growing delay.
     ``clock_rate`` is the RTP clock (8000 for G.711 and for G.722, RFC 3551 §4.5.2;
@@ -230,7 +234,8 @@ class AudioJitterBuffer:
         self.min_delay = min_delay
         self.max_delay = max_delay
         self.shrink_interval = shrink_interval
-        self.target_delay = min_delay
+        self._target = min_delay  # from the delay percentile, without the sync delay
+        self._sync_delay = 0.0
         self.jitter = 0.0
         self.packets = 0
         self.played = 0
@@ -253,6 +258,22 @@ class AudioJitterBuffer:
         self._play_time = 0.0
         self._last_shrink = float("-inf")
         self._cand: tuple[RtpPacket, float] | None = None
+
+    @property
+    def target_delay(self) -> float:
+        """The delay playout steers to: the jitter estimate (within min/max) plus ``sync_delay``."""
+        return self._target + self._sync_delay
+
+    @property
+    def sync_delay(self) -> float:
+        """Extra delay (s) for lip sync, in [0, MAX_SYNC_DELAY]; playout grows or shrinks to it a frame at a time."""
+        return self._sync_delay
+
+    @sync_delay.setter
+    def sync_delay(self, value: float) -> None:
+        if not 0.0 <= value <= MAX_SYNC_DELAY:
+            raise ValueError(f"sync_delay must be in [0, {MAX_SYNC_DELAY}] s, got {value}")
+        self._sync_delay = float(value)
 
     @property
     def delay(self) -> float:
@@ -278,6 +299,7 @@ class AudioJitterBuffer:
             resets=self.resets,
             skipped=self.skipped,
             held=len(self._held),
+            sync_delay=self._sync_delay,
         )
 
     def _restart(self, packet: RtpPacket, arrival: float) -> None:
@@ -340,7 +362,7 @@ class AudioJitterBuffer:
             del self._sorted[bisect.bisect_left(self._sorted, old)]
         srt = self._sorted
         target = srt[int(AUDIO_PERCENTILE * (len(srt) - 1))] + self.frame_duration / 2
-        self.target_delay = min(self.max_delay, max(self.min_delay, target))
+        self._target = min(self.max_delay, max(self.min_delay, target))
         assert self._play_ts is not None
         if ts < self._play_ts:
             self.late += 1
@@ -372,7 +394,17 @@ class AudioJitterBuffer:
             delay = self.delay
             ts = self._play_ts
             payload = self._held.pop(ts, None)
-            if payload is None and delay < self.target_delay - self.frame_duration / 2:
+            grow = payload is None and delay < self.target_delay - self.frame_duration / 2
+            if (
+                not grow
+                and payload is not None
+                and self._sync_delay > 0.0
+                and delay < self.target_delay - self.frame_duration
+            ):
+                # grow for lip sync although the packet is here: keep it for the next slot
+                self._held[ts] = payload
+                grow = True
+            if grow:
                 # grow: insert a frame without consuming one (the missing packet may still come)
                 self.expanded += 1
                 out.append(AudioFrame(ts & 0xFFFFFFFF, AudioFrameKind.EXPAND, None, self._play_time))

@@ -65,7 +65,7 @@ from ..rtp.rtcp import (
 )
 from ..rtp.stats import ReceiverStats, SenderStats, rtt_from_report
 from ..rtp.seq import ts_diff
-from .clock import MediaClock, RemoteClock
+from .clock import WALL_ANCHOR, MediaClock, RemoteClock
 from .codecs import VIDEO_CLOCK_RATE, AudioDecoder, AudioEncoder, H264Decoder, H264Encoder
 from .errors import MediaError, PipelineClosed, SourceEnded
 from .sinks import FrameQueue, NullSink, Recorder, as_sink
@@ -745,6 +745,7 @@ class _RtpReceiver:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.last_timestamp: int | None = None  # RTP timestamp of the newest packet (lip sync with the SRs)
+        self.presentation_delay: float | None = None  # smoothed; see _presented
         self.rtcp_packets = 0
         self.rtcp_dropped = 0  # RTCP that failed unprotect or parsing (``dropped`` counts RTP)
         self.rtcp_interval = 0.0  # set before start() to send RR (+ SDES) about every this many seconds
@@ -833,6 +834,23 @@ class _RtpReceiver:
     def _on_rtp(self, packet: RtpPacket, arrival: float) -> None:
         raise NotImplementedError
 
+    def _presented(self, rtp_timestamp: int) -> None:
+        """From the decode thread: a frame with this RTP timestamp goes to the sink now.
+
+        ``presentation_delay`` follows (EWMA, 1/16) this host's wall clock at hand-over
+        minus the sender's wall-clock capture time from its SRs: network, buffering
+        and decoding, plus the offset between the two hosts' clocks. The offset is
+        the same for the audio and the video of one sender (one clock anchor per
+        process, see :mod:`vcore.media.clock`), so the difference of the two
+        receivers' values is the lip-sync error. Stays None until an SR arrived.
+        """
+        sent = self.remote_clock.unix_time(rtp_timestamp)
+        if sent is None:
+            return
+        d = WALL_ANCHOR[1] + (time.monotonic() - WALL_ANCHOR[0]) - sent
+        old = self.presentation_delay
+        self.presentation_delay = d if old is None else old + (d - old) / 16.0
+
     def _on_rtcp(self, data: bytes, addr: Any) -> None:
         try:
             if self._unprotect_rtcp is not None:
@@ -913,7 +931,10 @@ class VideoReceiver(_RtpReceiver):
     Counters: ``packets``, ``bytes``, ``dropped``, ``units``, ``frames``,
     ``plis_sent``; ``latency`` (:class:`LatencyStats`, capture to decoded, when
     the sender stamps capture times); ``remote_clock`` (from the sender's SRs);
-    ``stats`` (RFC 3550 :class:`ReceiverStats`, after the first packet);
+    ``presentation_delay`` (s, smoothed: this host's clock when a frame goes to
+    the sink minus the sender's capture time from its SRs; minus the audio
+    receiver's value it is the lip-sync error); ``stats`` (RFC 3550
+    :class:`ReceiverStats`, after the first packet);
     ``bye`` is set when the sender said goodbye. A recorder that fails is
     closed and dropped (``recorder_error``) while the call goes on; an
     exception from the sink ends the decode thread (``error``).
@@ -1046,6 +1067,7 @@ class VideoReceiver(_RtpReceiver):
                 if t is not None:
                     self.latency.add(time.monotonic() - t)
                 self.frames += 1
+                self._presented(unit.timestamp)
                 sink.write(f)
             if decoder.keyframe_needed:
                 try:
@@ -1101,7 +1123,8 @@ class AudioReceiver(_RtpReceiver):
     of that sample once an SR arrived, which with the video receiver's remote
     clock gives the lip-sync offset (:func:`~vcore.media.clock.sync_offset`).
     ``recorder`` (optional, ``audio=True``) records the decoded audio.
-    Counters: ``packets``, ``frames``, ``dropped``; ``latency`` as for video.
+    Counters: ``packets``, ``frames``, ``dropped``; ``latency`` and
+    ``presentation_delay`` as for video.
     """
 
     def __init__(
@@ -1218,6 +1241,7 @@ class AudioReceiver(_RtpReceiver):
                 self.frames += 1
                 if self.recorder is not None:
                     self.recorder.write_audio(f, arrival)
+                self._presented(timestamp)
                 self.sink.write(f)
 
     def _close_sinks(self) -> None:

@@ -893,11 +893,10 @@ def _follow_lips(audio_jitter: Any, audio: Any, video: Any) -> None:
     if skew is None:
         return
     current = audio_jitter.sync_delay
-    step = min(MAX_SYNC_DELAY, max(0.0, current + skew)) - current
-    if abs(step) < _LIP_SYNC_DEADBAND:
-        return
-    step = max(-_LIP_SYNC_STEP, min(_LIP_SYNC_STEP, step))
-    audio_jitter.sync_delay = min(MAX_SYNC_DELAY, max(0.0, current + step))
+    step = min(MAX_SYNC_DELAY, max(0.0, current + skew)) - current  # to a hold-back within [0, MAX]
+    if abs(step) >= _LIP_SYNC_DEADBAND:
+        held = current + max(-_LIP_SYNC_STEP, min(_LIP_SYNC_STEP, step))
+        audio_jitter.sync_delay = min(MAX_SYNC_DELAY, max(0.0, held))  # float rounding stays in range
 
 
 class IncomingCall:

@@ -28,6 +28,7 @@ from .rtp import (
 from .jitter import AudioJitterBuffer, VideoJitterBuffer
 from .errors import (
     CallError,
+    TransportError,
     MediaError,
     ParseError,
     SrtpAuthError,
@@ -94,6 +95,7 @@ __all__ = [
     "SrtpLimitError",
     "MediaError",
     "CallError",
+    "TransportError",
     "SrtpSession",
     "Terminal",
     "Call",

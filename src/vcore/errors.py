@@ -16,6 +16,7 @@ __all__ = [
     "SrtpLimitError",
     "MediaError",
     "CallError",
+    "TransportError",
 ]
 
 
@@ -49,3 +50,7 @@ class MediaError(VcoreError):
 
 class CallError(VcoreError):
     """Signalling or call-control failure."""
+
+
+class TransportError(VcoreError):
+    """Media transport failure: no free port in the configured range, a bad address, a closed socket."""

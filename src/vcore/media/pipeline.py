@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import secrets
-import socket
 import struct
 import threading
 import time
@@ -59,12 +57,10 @@ from ..rtp.rtcp import (
     RtcpReceiverReport,
     RtcpSdes,
     RtcpSenderReport,
-    is_rtcp,
-    parse_rtcp,
-    serialize_rtcp,
 )
 from ..rtp.stats import ReceiverStats, SenderStats, rtt_from_report
 from ..rtp.seq import ts_diff
+from ..transport import RtpTransport
 from .clock import WALL_ANCHOR, MediaClock, RemoteClock
 from .codecs import VIDEO_CLOCK_RATE, AudioDecoder, AudioEncoder, H264Decoder, H264Encoder
 from .errors import MediaError, PipelineClosed, SourceEnded
@@ -206,19 +202,15 @@ async def _join(threads: list[threading.Thread], timeout: float = _JOIN_TIMEOUT)
             _log.warning("thread %s did not stop within %.1f s", t.name, timeout)
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes, Any], None]) -> None:
-        self._on_datagram = on_datagram
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        _log.debug("UDP error: %s", exc)  # ICMP port unreachable before the peer is up
-
-
 class _RtpSender:
-    """What every sender shares: the socket, RTCP (SR, BYE, feedback), thread bookkeeping, close."""
+    """What every sender shares: the transport, RTCP (SR, BYE, feedback), thread bookkeeping, close.
+
+    With ``transport`` (an :class:`~vcore.transport.RtpTransport` the call shares
+    between a session's sender and receiver) RTP goes out on it and its own
+    SRTCP hooks apply; without one the sender opens a private transport on
+    ``local`` that sends RTP and RTCP to ``remote`` with ``protect_rtcp`` /
+    ``unprotect_rtcp``.
+    """
 
     def __init__(
         self,
@@ -231,9 +223,10 @@ class _RtpSender:
         protect_rtcp: Protect | None,
         unprotect_rtcp: Protect | None,
         rtcp_interval: float,
+        transport: RtpTransport | None = None,
     ) -> None:
         self.source = source
-        self.remote = remote
+        self._remote = remote
         self.clock = clock
         self.error: MediaError | None = None
         self.stats = SenderStats()
@@ -243,11 +236,11 @@ class _RtpSender:
         self._unprotect_rtcp = unprotect_rtcp
         self._rtcp_interval = rtcp_interval
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self.transport = transport
+        self._owns_transport = transport is None
         self._threads: list[threading.Thread] = []
         self._rtcp_task: asyncio.Task[None] | None = None
         self._finished: asyncio.Event | None = None
-        self._sock: socket.socket | None = None
         self._closed = False
         self.cname: str | None = None  # set before start() to send SDES CNAME with each SR (RFC 3550 §6.5.1)
         self.rtt: float | None = None  # round-trip time from the peer's reception reports (RFC 3550 §6.4.1)
@@ -271,9 +264,17 @@ class _RtpSender:
 
     @property
     def local_address(self) -> tuple[str, int]:
-        if self._transport is None:
+        """The local (host, port) RTP leaves from (and the peer's RTP is received on, when shared)."""
+        if self.transport is None or self._loop is None:
             raise PipelineClosed("sender is not started")
-        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+        return self.transport.local_rtp
+
+    @property
+    def remote(self) -> tuple[str, int]:
+        """Where RTP goes now (the transport's latched or signalled peer address)."""
+        if self.transport is not None and self.transport.remote_rtp is not None:
+            return self.transport.remote_rtp
+        return self._remote
 
     @property
     def finished(self) -> asyncio.Event:
@@ -293,15 +294,17 @@ class _RtpSender:
         raise NotImplementedError
 
     async def start(self) -> None:
-        """Open the socket and start the threads."""
+        """Open the transport (unless shared) and start the threads."""
         self._loop = asyncio.get_running_loop()
         self._finished = asyncio.Event()
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Datagrams(self._on_datagram), local_addr=self._local
-        )
-        self._transport = transport
-        base = transport.get_extra_info("socket")
-        self._sock = socket.socket(base.family, base.type, fileno=os.dup(base.fileno()))
+        if self.transport is None:
+            self.transport = RtpTransport(self._local[0], port=self._local[1], rtcp_mux=True,
+                                          remote_rtp=self._remote, latch=False, protect_rtcp=self._protect_rtcp,
+                                          unprotect_rtcp=self._unprotect_rtcp, name=type(self).__name__)
+        if self.transport.remote_rtp is None:
+            self.transport.set_remote(rtp=self._remote)
+        await self.transport.open()
+        self.transport.add_rtcp_listener(self._on_rtcp_packets)
         self._threads = self._make_threads()
         for t in self._threads:
             t.start()
@@ -336,46 +339,19 @@ class _RtpSender:
             self._loop.call_later(0.005, self._check_finished)
 
     def _send(self, datagrams: list[bytes]) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        for d in datagrams:
-            transport.sendto(d, self.remote)
+        if self.transport is not None:
+            self.transport.send_rtp(datagrams)
 
     def _queue_send(self, datagrams: list[bytes]) -> bool:
-        """From a worker thread: send datagrams (False once the sender is closing).
-
-        RTP goes out straight from the worker thread on a duplicate of the
-        transport's socket (one UDP socket is safe to send on from two threads),
-        which spares the event loop a wake-up per frame; if the socket buffer is
-        full the rest goes through the event loop, which queues it.
-        """
-        sock = self._sock
-        if sock is None:
+        """From a worker thread: send datagrams (False once the sender is closing)."""
+        transport = self.transport
+        if transport is None:
             return False
-        for i, d in enumerate(datagrams):
-            try:
-                sock.sendto(d, self.remote)
-            except BlockingIOError:
-                assert self._loop is not None
-                try:
-                    self._loop.call_soon_threadsafe(self._send, datagrams[i:])
-                except RuntimeError:
-                    return False
-                return True
-            except OSError as exc:  # e.g. closed under us, or ICMP errors reported late
-                if self._closed:
-                    return False
-                _log.debug("RTP send to %s failed: %s", self.remote, exc)
-        return True
+        return transport.send_rtp_threadsafe(datagrams)
 
     def _send_rtcp(self, packets: list[Any]) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        data = serialize_rtcp(packets)
-        if self._protect_rtcp is not None:
-            data = self._protect_rtcp(data)
-        self._transport.sendto(data, self.remote)
+        if self.transport is not None:
+            self.transport.send_rtcp(packets)
 
     def sender_report(self, now: float | None = None) -> RtcpSenderReport:
         """The SR describing this stream at ``now`` (monotonic; default: now), from the stream's clock."""
@@ -416,16 +392,7 @@ class _RtpSender:
         self.retransmitted += len(datagrams)
         self._send(datagrams)
 
-    def _on_datagram(self, data: bytes, addr: Any) -> None:
-        if not is_rtcp(data):
-            return
-        try:
-            if self._unprotect_rtcp is not None:
-                data = self._unprotect_rtcp(data)
-            packets = parse_rtcp(data)
-        except VcoreError as exc:
-            _log.debug("dropping RTCP from %s: %s", addr, exc)
-            return
+    def _on_rtcp_packets(self, packets: list[Any], addr: Any) -> None:
         for p in packets:
             if isinstance(p, (RtcpReceiverReport, RtcpSenderReport)):
                 for block in p.reports:
@@ -454,12 +421,12 @@ class _RtpSender:
             except asyncio.CancelledError:
                 pass
         await _join(self._threads)
-        if self._sock is not None:
-            self._sock.close()
-        if self._transport is not None:
+        if self.transport is not None:
             if self.stats.packet_count:
                 self._send_rtcp([*self._report_packets(), RtcpBye([self.ssrc])])
-            self._transport.close()
+            self.transport.remove_rtcp_listener(self._on_rtcp_packets)
+            if self._owns_transport:
+                await self.transport.close()
         if self._finished is not None:
             self._finished.set()
 
@@ -505,6 +472,7 @@ class VideoSender(_RtpSender):
         queue_size: int = 1,
         rtcp_interval: float = 1.0,
         capture_thread: bool | None = None,
+        transport: RtpTransport | None = None,
     ) -> None:
         super().__init__(
             source,
@@ -515,6 +483,7 @@ class VideoSender(_RtpSender):
             protect_rtcp=protect_rtcp,
             unprotect_rtcp=unprotect_rtcp,
             rtcp_interval=rtcp_interval,
+            transport=transport,
         )
         self.encoder = encoder
         self.packetizer = H264Packetizer(payload_type, ssrc, mtu, mode)
@@ -642,6 +611,7 @@ class AudioSender(_RtpSender):
         unprotect_rtcp: Protect | None = None,
         capture_time_ext_id: int | None = CAPTURE_TIME_EXT_ID,
         rtcp_interval: float = 1.0,
+        transport: RtpTransport | None = None,
     ) -> None:
         super().__init__(
             source,
@@ -652,6 +622,7 @@ class AudioSender(_RtpSender):
             protect_rtcp=protect_rtcp,
             unprotect_rtcp=unprotect_rtcp,
             rtcp_interval=rtcp_interval,
+            transport=transport,
         )
         self.encoder = encoder
         pt = payload_type if payload_type is not None else encoder.info.payload_type
@@ -705,7 +676,14 @@ class AudioSender(_RtpSender):
 
 
 class _RtpReceiver:
-    """What every receiver shares: the socket, unprotect, RTCP (SR, BYE), statistics, one worker thread."""
+    """What every receiver shares: the transport, unprotect, RTCP (SR, BYE), statistics, one worker thread.
+
+    With ``transport`` (shared with the session's sender) RTCP is protected and
+    unprotected by the transport's own hooks; without one the receiver opens a
+    private transport on ``local`` (RTCP multiplexed) that answers whoever sends.
+    An accepted packet (authenticated, right payload type) latches the
+    transport's targets to its source (symmetric RTP).
+    """
 
     queue: FrameQueue[Any]  # the decode thread's input, made by each subclass
 
@@ -720,6 +698,7 @@ class _RtpReceiver:
         payload_type: int | None,
         capture_time_ext_id: int | None,
         ssrc: int | None,
+        transport: RtpTransport | None = None,
     ) -> None:
         self.clock_rate = clock_rate
         self.remote_clock = RemoteClock(clock_rate)
@@ -738,25 +717,30 @@ class _RtpReceiver:
         self._pt = payload_type
         self._ext_id = capture_time_ext_id
         self._capture_times: dict[int, float] = {}
-        self._peer: Any = None
         self._remote_ssrc: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self.transport = transport
+        self._owns_transport = transport is None
         self._thread: threading.Thread | None = None
         self._closed = False
         self.last_timestamp: int | None = None  # RTP timestamp of the newest packet (lip sync with the SRs)
         self.presentation_delay: float | None = None  # smoothed; see _presented
         self.rtcp_packets = 0
-        self.rtcp_dropped = 0  # RTCP that failed unprotect or parsing (``dropped`` counts RTP)
         self.rtcp_interval = 0.0  # set before start() to send RR (+ SDES) about every this many seconds
         self.cname: str | None = None
         self._report_task: asyncio.Task[None] | None = None
 
     @property
     def local_address(self) -> tuple[str, int]:
-        if self._transport is None:
+        """The local (host, port) the RTP arrives on."""
+        if self.transport is None or self._loop is None:
             raise PipelineClosed("receiver is not started")
-        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+        return self.transport.local_rtp
+
+    @property
+    def rtcp_dropped(self) -> int:
+        """RTCP that failed unprotect or parsing on this receiver's transport (``dropped`` counts RTP)."""
+        return self.transport.rtcp_dropped if self.transport is not None else 0
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -769,12 +753,15 @@ class _RtpReceiver:
         raise NotImplementedError
 
     async def start(self) -> None:
-        """Open the socket and start the worker thread."""
+        """Open the transport (unless shared) and start the worker thread."""
         self._loop = asyncio.get_running_loop()
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _Datagrams(self._on_datagram), local_addr=self._local
-        )
-        self._transport = transport
+        if self.transport is None:
+            self.transport = RtpTransport(self._local[0], port=self._local[1], rtcp_mux=True, latch=True,
+                                          protect_rtcp=self._protect_rtcp, unprotect_rtcp=self._unprotect_rtcp,
+                                          name=type(self).__name__)
+        await self.transport.open()
+        self.transport.set_rtp_handler(self._on_datagram)
+        self.transport.add_rtcp_listener(self._on_rtcp_packets)
         self._thread = self._make_thread()
         self._thread.start()
         if self.rtcp_interval > 0:
@@ -797,9 +784,6 @@ class _RtpReceiver:
                 _log.debug("cannot send RR: %s", exc)
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
-        if is_rtcp(data):
-            self._on_rtcp(data, addr)
-            return
         try:
             if self._unprotect is not None:
                 data = self._unprotect(data)
@@ -812,7 +796,8 @@ class _RtpReceiver:
             self.dropped += 1
             return
         arrival = time.monotonic()
-        self._peer = addr
+        if self.transport is not None:
+            self.transport.latch_rtp(addr)
         self.last_timestamp = packet.timestamp
         self.packets += 1
         self.bytes += len(data)
@@ -851,15 +836,7 @@ class _RtpReceiver:
         old = self.presentation_delay
         self.presentation_delay = d if old is None else old + (d - old) / 16.0
 
-    def _on_rtcp(self, data: bytes, addr: Any) -> None:
-        try:
-            if self._unprotect_rtcp is not None:
-                data = self._unprotect_rtcp(data)
-            packets = parse_rtcp(data)
-        except VcoreError as exc:
-            self.rtcp_dropped += 1
-            _log.debug("dropping RTCP from %s: %s", addr, exc)
-            return
+    def _on_rtcp_packets(self, packets: list[Any], addr: Any) -> None:
         self.rtcp_packets += 1
         for p in packets:
             if isinstance(p, RtcpSenderReport):
@@ -870,17 +847,9 @@ class _RtpReceiver:
                 self.bye.set()
 
     def _send_rtcp_to_peer(self, packets: list[Any]) -> bool:
-        if self._peer is None or self._transport is None or self._transport.is_closing():
+        if self.transport is None or self._closed:
             return False
-        data = serialize_rtcp(packets)
-        if self._protect_rtcp is not None:
-            try:
-                data = self._protect_rtcp(data)
-            except VcoreError as exc:
-                _log.debug("cannot protect RTCP: %s", exc)
-                return False
-        self._transport.sendto(data, self._peer)
-        return True
+        return self.transport.send_rtcp(packets)
 
     def _thread_exit(self, error: BaseException | None) -> None:
         if error is not None:
@@ -906,8 +875,11 @@ class _RtpReceiver:
             except asyncio.CancelledError:
                 pass
             self._report_task = None
-        if self._transport is not None:
-            self._transport.close()
+        if self.transport is not None:
+            self.transport.set_rtp_handler(None)
+            self.transport.remove_rtcp_listener(self._on_rtcp_packets)
+            if self._owns_transport:
+                await self.transport.close()
         self._stop_thread()
         if self._thread is not None:
             await _join([self._thread])
@@ -958,6 +930,7 @@ class VideoReceiver(_RtpReceiver):
         ssrc: int | None = None,
         poll_interval: float | None = None,
         decode: bool = True,
+        transport: RtpTransport | None = None,
     ) -> None:
         super().__init__(
             VIDEO_CLOCK_RATE,
@@ -968,6 +941,7 @@ class VideoReceiver(_RtpReceiver):
             payload_type=payload_type,
             capture_time_ext_id=capture_time_ext_id,
             ssrc=ssrc,
+            transport=transport,
         )
         self.sink = as_sink(sink) if sink is not None else NullSink()
         self.decoder = decoder if decoder is not None else H264Decoder()
@@ -1143,6 +1117,7 @@ class AudioReceiver(_RtpReceiver):
         ssrc: int | None = None,
         jitter: Any = None,
         jitter_poll: float = 0.01,
+        transport: RtpTransport | None = None,
     ) -> None:
         super().__init__(
             decoder.info.clock_rate,
@@ -1153,6 +1128,7 @@ class AudioReceiver(_RtpReceiver):
             payload_type=payload_type,
             capture_time_ext_id=capture_time_ext_id,
             ssrc=ssrc,
+            transport=transport,
         )
         self.decoder = decoder
         self.sink = as_sink(sink) if sink is not None else NullSink()

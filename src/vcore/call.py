@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import pki
 from .directory import Card, Directory
-from .errors import CallError, SrtpError, VcoreError
+from .errors import CallError, SrtpError, TransportError, VcoreError
 from .h323 import signalling as sig
 from .h323.errors import SignallingError
 from .h323.fast_connect import MediaChannel, MediaEndpoints, MediaPolicy
@@ -51,6 +51,7 @@ from .h323.q931 import Cause
 if TYPE_CHECKING:
     from .media import AudioReceiver, AudioSender, Recorder, Source, VideoReceiver, VideoSender
     from .srtp import SrtpSession
+    from .transport import PortRange, RtpTransport
     from .visca import ViscaCamera
 
 __all__ = [
@@ -299,6 +300,10 @@ class _KeySlot:
         self.session: SrtpSession | None = None
         self.plaintext = False
 
+    @property
+    def known(self) -> bool:
+        return self.session is not None or self.plaintext
+
     def set(self, key: SrtpKeyMaterial | None) -> None:
         if key is None:
             self.plaintext = True
@@ -325,6 +330,28 @@ class _KeySlot:
         return data if s is None else s.protect_rtcp(data)
 
 
+class _SessionKeys:
+    """The SRTP keys of one media session (audio or video): what we send under, what the peer sends under.
+
+    Each side protects everything it sends on the session — its RTP and the RTCP
+    about the stream it receives (RR, NACK, PLI) — with its own send key, so the
+    two parties never share a key (a session where we do not send falls back to
+    the receive key for our reports, and the peer's reports arrive under ours).
+    RTCP is handled on the event loop; RTP is protected by the sender's own
+    session in its thread.
+    """
+
+    def __init__(self) -> None:
+        self.send = _KeySlot()
+        self.receive = _KeySlot()
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return (self.send if self.send.known else self.receive).protect_rtcp(data)
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return (self.receive if self.receive.known else self.send).unprotect_rtcp(data)
+
+
 class _FirstFrame:
     """A sink wrapper that notes when the first frame came (for ``media-started`` and set-up timing)."""
 
@@ -344,7 +371,7 @@ class _FirstFrame:
 
 
 class _Media:
-    """The sockets, receivers, senders and SRTP sessions of one call."""
+    """The transports, receivers, senders and SRTP sessions of one call."""
 
     def __init__(self, terminal: Terminal, record: str | os.PathLike[str] | None) -> None:
         self.terminal = terminal
@@ -356,34 +383,49 @@ class _Media:
         self.audio_tx: AudioSender | None = None
         self.video_first = _FirstFrame(None)
         self.audio_first = _FirstFrame(None)
-        self.keys: dict[int, _KeySlot] = {1: _KeySlot(), 2: _KeySlot()}
+        self.keys: dict[int, _SessionKeys] = {1: _SessionKeys(), 2: _SessionKeys()}
+        self.transports: dict[int, RtpTransport] = {}
         self.channels: list[MediaChannel] = []
         self.jitter: Any = None
         self.audio_jitter: Any = None
         self.started: set[str] = set()
+        self.announced: str | None = None
         self.closed = False
 
-    async def open(self) -> MediaEndpoints:
+    async def open(self, local_host: str, peer_host: str) -> MediaEndpoints:
+        """Bind the media of both sessions and return what to announce to ``peer_host``.
+
+        ``local_host``: this terminal's address on the signalling connection (the
+        route toward the peer). Sockets bind to ``Terminal(media_host=)`` or the
+        wildcard of the peer's family, on ports from ``rtp_ports``.
+        """
         from .jitter import AudioJitterBuffer, VideoJitterBuffer
         from .media import AudioDecoder, AudioReceiver, Recorder, VideoReceiver
+        from .transport import RtpTransport, announced_host, wildcard_for
 
         t = self.terminal
-        host = t.media_host
-        if self.record_path is not None:
-            self.recorder = Recorder(self.record_path, audio=True)
-        self.video_first = _FirstFrame(t._make_sink("video"))
-        self.audio_first = _FirstFrame(t._make_sink("audio"))
-        self.jitter = VideoJitterBuffer(nack=True, max_delay=0.5)
-        vk, ak = self.keys[2], self.keys[1]
+        bind = t.media_host or wildcard_for(peer_host)
         try:
-            self.video_rx = VideoReceiver(self.video_first, local=(host, 0), assembler=self.jitter,
-                                          unprotect=vk.unprotect, unprotect_rtcp=vk.unprotect_rtcp,
-                                          protect_rtcp=vk.protect_rtcp, recorder=self.recorder)
+            self.announced = announced_host(bind_host=bind, signalling_local=local_host, peer_host=peer_host,
+                                            public_address=t.public_address)
+            for session, name in ((1, "audio"), (2, "video")):
+                keys = self.keys[session]
+                self.transports[session] = RtpTransport(
+                    bind, ports=t.rtp_ports, latch=True, peer_hosts={peer_host},
+                    protect_rtcp=keys.protect_rtcp, unprotect_rtcp=keys.unprotect_rtcp, name=name)
+                await self.transports[session].open()
+            if self.record_path is not None:
+                self.recorder = Recorder(self.record_path, audio=True)
+            self.video_first = _FirstFrame(t._make_sink("video"))
+            self.audio_first = _FirstFrame(t._make_sink("audio"))
+            self.jitter = VideoJitterBuffer(nack=True, max_delay=0.5)
+            vk, ak = self.keys[2].receive, self.keys[1].receive
+            self.video_rx = VideoReceiver(self.video_first, assembler=self.jitter, unprotect=vk.unprotect,
+                                          recorder=self.recorder, transport=self.transports[2])
             self.audio_jitter = AudioJitterBuffer(8000, 0.02, min_delay=0.02, max_delay=0.3)
-            self.audio_rx = AudioReceiver(AudioDecoder("pcmu"), self.audio_first, local=(host, 0),
-                                          unprotect=ak.unprotect, unprotect_rtcp=ak.unprotect_rtcp,
-                                          protect_rtcp=ak.protect_rtcp, recorder=self.recorder,
-                                          jitter=self.audio_jitter)
+            self.audio_rx = AudioReceiver(AudioDecoder("pcmu"), self.audio_first, unprotect=ak.unprotect,
+                                          recorder=self.recorder, jitter=self.audio_jitter,
+                                          transport=self.transports[1])
             for rx in (self.video_rx, self.audio_rx):
                 rx.rtcp_interval = t.rtcp_interval
                 rx.cname = t.name
@@ -392,17 +434,26 @@ class _Media:
             await self.close()
             raise
         endpoints: dict[int, tuple[Address, Address]] = {}
-        for session, rx in ((1, self.audio_rx), (2, self.video_rx)):
-            h, p = rx.local_address
-            endpoints[session] = (Address(h, p), Address(h, p))  # RTCP multiplexed on the RTP port
+        for session, tr in self.transports.items():
+            endpoints[session] = (Address(self.announced, tr.local_rtp[1]), Address(self.announced, tr.local_rtcp[1]))
+        log.debug("media for %s: %s announced as %s", peer_host, bind, self.announced)
         return endpoints
 
     async def start_channel(self, ch: MediaChannel) -> None:
         if self.closed or ch in self.channels:
             return
         self.channels.append(ch)
+        transport = self.transports.get(ch.session_id)
+        if transport is not None:
+            for a in (ch.remote_rtp, ch.remote_rtcp):
+                if a is not None:
+                    transport.add_peer_host(a.host)  # plaintext media from the signalled address may latch
+            transport.set_remote(rtp=(ch.remote_rtp.host, ch.remote_rtp.port) if ch.remote_rtp else None,
+                                 rtcp=(ch.remote_rtcp.host, ch.remote_rtcp.port) if ch.remote_rtcp else None)
         if ch.direction == "receive":
-            self.keys[ch.session_id].set(ch.srtp)
+            self.keys[ch.session_id].receive.set(ch.srtp)
+            if transport is not None:
+                transport.encrypted = ch.srtp is not None
             if ch.format.kind == "audio" and self.audio_rx is not None:
                 codec = _AUDIO_CODEC.get(ch.format.name, "pcmu")
                 if self.audio_rx.decoder.info.name != codec:
@@ -418,16 +469,16 @@ class _Media:
         from .srtp import SrtpSession
 
         t = self.terminal
-        if ch.remote_rtp is None:
+        transport = self.transports.get(ch.session_id)
+        if ch.remote_rtp is None or transport is None:
             log.warning("send channel %d has no RTP address; not sending", ch.number)
             return
         remote = (ch.remote_rtp.host, ch.remote_rtp.port)
-        hooks: dict[str, Any] = {}
+        self.keys[ch.session_id].send.set(ch.srtp)  # our RTCP on this session goes under our own key
+        hooks: dict[str, Any] = {"transport": transport}
         if ch.srtp is not None:
-            # SrtpSession is not thread-safe: RTP is protected in the encode thread, RTCP on the loop
-            rtp, rtcp = (SrtpSession(ch.srtp.suite, ch.srtp.key_and_salt) for _ in range(2))
-            hooks = {"protect": rtp.protect, "protect_rtcp": rtcp.protect_rtcp, "unprotect_rtcp": rtcp.unprotect_rtcp}
-        local = (t.media_host, 0)
+            # SrtpSession is not thread-safe: RTP is protected in the encode thread with its own session
+            hooks["protect"] = SrtpSession(ch.srtp.suite, ch.srtp.key_and_salt).protect
         if ch.format.kind == "video":
             source = t._make_source("video")
             if source is None or self.video_tx is not None:
@@ -441,7 +492,7 @@ class _Media:
             encoder = H264Encoder(w, h, fps, bitrate, codec=t.encoder,
                                   max_slice_size=_MTU - _SRTP_OVERHEAD - 100 if ch.format.packetization_mode == 0
                                   else None)
-            sender: Any = VideoSender(source, encoder, remote, local=local, payload_type=ch.format.payload_type,
+            sender: Any = VideoSender(source, encoder, remote, payload_type=ch.format.payload_type,
                                       mode=ch.format.packetization_mode, mtu=_MTU - _SRTP_OVERHEAD, **hooks)
             sender.history = RetransmissionHistory(1024, max_age=1.0)
             self.video_tx = sender
@@ -454,7 +505,7 @@ class _Media:
                 source.close()
                 log.warning("no audio encoder for %s", ch.format.name)
                 return
-            sender = AudioSender(source, AudioEncoder(codec), remote, local=local,
+            sender = AudioSender(source, AudioEncoder(codec), remote,
                                  payload_type=ch.format.payload_type, **hooks)
             self.audio_tx = sender
         sender.cname = t.name
@@ -484,6 +535,8 @@ class _Media:
         for rx in (self.video_rx, self.audio_rx):
             if rx is not None:
                 await rx.close()
+        for transport in self.transports.values():
+            await transport.close()
         if self.recorder is not None and self.video_rx is None and self.audio_rx is None:
             self.recorder.close()
 
@@ -942,7 +995,7 @@ class IncomingCall:
         media = _Media(t, record)
         t._pending.discard(self._session)
         try:
-            endpoints = await media.open()  # closes what it opened if it fails
+            endpoints = await media.open(self._session.local_host, self._session.peer_host)  # closes on failure
         except BaseException:
             await self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
             raise
@@ -989,7 +1042,15 @@ class Terminal:
     ``directory``: ``cards.toml`` (path or :class:`Directory`) for
     ``call(card=n)``. ``camera``: a :class:`~vcore.visca.ViscaCamera` whose
     presets calls can recall. ``listen``: accept calls on ``host:port``
-    (port 0: any free port, see :attr:`port`). ``max_calls``: further callers
+    (port 0: any free port, see :attr:`port`; host ``""``: every address).
+    ``media_host``: bind the media sockets to this address (default: every
+    address of the peer's family); the media address announced to a peer is
+    the one this terminal uses toward it (the signalling connection's local
+    address), or ``public_address`` for a station behind a port-forwarding
+    router (static NAT). ``rtp_ports``: the UDP range (``(16384, 16483)`` or
+    ``"16384-16483"``) media takes its RTP (even) / RTCP (odd) pairs from; two
+    pairs per call. Media goes back to where the peer's authenticated packets
+    come from (symmetric RTP), so a peer behind a NAT gets its media. ``max_calls``: further callers
     get ``busy``. ``recordings``: a directory where answered calls are
     recorded. ``video_sink``/``audio_sink``: zero-argument callables making a
     sink (or callable) per call for the decoded frames. ``remote_camera``: let the
@@ -1015,6 +1076,8 @@ class Terminal:
         port: int = 0,
         listen: bool = True,
         media_host: str | None = None,
+        rtp_ports: PortRange | tuple[int, int] | str | None = None,
+        public_address: str | None = None,
         auto_answer: bool = False,
         allow: Iterable[str] | None = None,
         directory: Directory | str | os.PathLike[str] | None = None,
@@ -1043,7 +1106,11 @@ class Terminal:
         self.host = host
         self.listen_port = port
         self.listen = listen
-        self.media_host = media_host or host
+        from .transport import check_host, is_wildcard, parse_port_range
+
+        self.media_host = check_host(media_host) if media_host and not is_wildcard(media_host) else None
+        self.rtp_ports = parse_port_range(rtp_ports) if rtp_ports is not None else None
+        self.public_address = check_host(public_address) if public_address else None
         self.auto_answer = auto_answer
         self.allow = frozenset(allow) if allow is not None else None
         if isinstance(directory, (str, os.PathLike)):
@@ -1167,10 +1234,12 @@ class Terminal:
         alias, host, port = parse_address(address, tls)
         media = _Media(self, record)
         started = time.monotonic()
-        endpoints = await media.open()
         try:
-            session = await sig.place_call(host, port, self.config, endpoints, ssl_context=self._client_ctx,
+            session = await sig.place_call(host, port, self.config, media.open, ssl_context=self._client_ctx,
                                            destination=[alias] if alias else [], expected_name=expect_name)
+        except TransportError as exc:  # no free media port, or no address the peer can reach
+            await media.close()
+            raise CallFailed(str(exc), "media-unavailable") from None
         except VcoreError as exc:
             await media.close()
             reason = "tls-failure" if "TLS" in str(exc) else "security-denied" if "certificate" in str(exc) \

@@ -36,7 +36,7 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from .. import pki
 from . import asn1
@@ -306,6 +306,18 @@ class _Connection:
         return self.writer.get_extra_info("ssl_object") is not None
 
     @property
+    def local_host(self) -> str:
+        """This end's IP address on the connection (the address the peer reaches us at)."""
+        info = self.writer.get_extra_info("sockname")
+        return _unmap(str(info[0])) if info else ""
+
+    @property
+    def peer_host(self) -> str:
+        """The peer's IP address on the connection."""
+        info = self.writer.get_extra_info("peername")
+        return _unmap(str(info[0])) if info else ""
+
+    @property
     def peer_name(self) -> str | None:
         return pki.peer_common_name(self.writer.get_extra_info("ssl_object"))
 
@@ -335,6 +347,19 @@ class _Connection:
             await self.writer.wait_closed()
         except (OSError, ssl.SSLError):
             pass
+
+
+def _unmap(host: str) -> str:
+    """``::ffff:192.0.2.1`` (an IPv4 peer of a dual-stack socket) -> ``192.0.2.1``; other hosts unchanged."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return host
 
 
 def _keepalive(sock: Any) -> None:
@@ -403,6 +428,16 @@ class CallSession:
     def peer_name(self) -> str | None:
         """The peer's TLS certificate CN (None on plaintext signalling)."""
         return self._conn.peer_name
+
+    @property
+    def local_host(self) -> str:
+        """This terminal's IP address on the signalling connection (what it announces for media by default)."""
+        return self._conn.local_host
+
+    @property
+    def peer_host(self) -> str:
+        """The peer's IP address on the signalling connection."""
+        return self._conn.peer_host
 
     @property
     def signalling_encrypted(self) -> bool:
@@ -888,10 +923,20 @@ class CallSession:
 # --------------------------------------------------------------------------- caller
 
 
-async def place_call(host: str, port: int, config: SignallingConfig, endpoints: MediaEndpoints, *,
+EndpointsFactory = Callable[[str, str], Awaitable[MediaEndpoints]]
+"""``await factory(local_host, peer_host)``: open the media and say where it is received (see place_call)."""
+
+
+async def place_call(host: str, port: int, config: SignallingConfig,
+                     endpoints: MediaEndpoints | EndpointsFactory, *,
                      ssl_context: ssl.SSLContext | None = None, destination: Sequence[str] = (),
                      expected_name: str | None = None) -> CallSession:
     """Connect to ``host:port`` and send Setup (with Fast Connect proposals and tunnelled TCS/MSD).
+
+    ``endpoints``: where this terminal receives each media session, or an async
+    factory called once connected with this end's address on the connection and
+    the peer's (the media address to announce follows the route to the peer);
+    if the factory raises, the connection is closed and the error propagates.
 
     ``ssl_context``: a :func:`vcore.pki.client_context`; None means plaintext and
     needs ``config.allow_plaintext_signalling``. ``expected_name``: the CN the
@@ -916,6 +961,12 @@ async def place_call(host: str, port: int, config: SignallingConfig, endpoints: 
         name = conn.peer_name
         await conn.close()
         raise SecurityError(f"{host}:{port} presented certificate {name!r}, not {expected_name!r}")
+    if callable(endpoints):
+        try:
+            endpoints = await endpoints(conn.local_host, conn.peer_host)
+        except BaseException:
+            await conn.close()
+            raise
     session = CallSession(conn, config, caller=True, call_reference=secrets.randbelow(0x7FFF) + 1,
                           call_id=os.urandom(16), conference_id=os.urandom(16), endpoints=dict(endpoints))
     fast_start = None
@@ -938,7 +989,20 @@ async def place_call(host: str, port: int, config: SignallingConfig, endpoints: 
         extra.append(party_number_ie(IE.CALLED_PARTY_NUMBER, number))
     try:
         await session._send(MessageType.SETUP, "setup", body, extra, session._initial_h245())
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError, PeerClosed) as exc:
+        if ssl_context is not None:
+            # TLS 1.3: the server checks our certificate after our handshake ended; its alert is in the stream
+            try:
+                await asyncio.wait_for(reader.read(1), 1.0)
+            except ssl.SSLError as alert:
+                await conn.close()
+                raise SecurityError(f"TLS: {host}:{port} refused this terminal's certificate "
+                                    f"({alert.reason or alert})") from None
+            except (OSError, asyncio.TimeoutError):
+                pass
+            await conn.close()
+            raise SecurityError(f"TLS: {host}:{port} closed the connection right after the handshake "
+                                f"(our certificate was probably refused): {exc}") from None
         await conn.close()
         raise SignallingError(f"cannot send Setup to {host}:{port}: {exc}") from None
     session._set_deadline(config.setup_timeout, "answer to Setup")
@@ -987,9 +1051,12 @@ class SignallingListener:
         self.refused: list[RefusedCall] = []
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on ``host:port`` (port 0: any free port, see :attr:`port`)."""
+        """Listen on ``host:port`` (port 0: any free port, see :attr:`port`; host ``""``: every address, IPv4 and IPv6)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _AcceptProtocol(self), host, port)
+        try:
+            self._server = await loop.create_server(lambda: _AcceptProtocol(self), host or None, port)
+        except OSError as exc:
+            raise SignallingError(f"cannot listen on {host or '*'}:{port}: {exc.strerror or exc}") from None
 
     @property
     def port(self) -> int:

@@ -725,7 +725,7 @@ class _RtpReceiver:
         self._closed = False
         self.last_timestamp: int | None = None  # RTP timestamp of the newest packet (lip sync with the SRs)
         self.presentation_delay: float | None = None  # smoothed; see _presented
-        self.rtcp_packets = 0
+        self.rtcp_packets = 0  # RTCP compound packets from the sender of the stream received here
         self.rtcp_interval = 0.0  # set before start() to send RR (+ SDES) about every this many seconds
         self.cname: str | None = None
         self._report_task: asyncio.Task[None] | None = None
@@ -837,7 +837,9 @@ class _RtpReceiver:
         self.presentation_delay = d if old is None else old + (d - old) / 16.0
 
     def _on_rtcp_packets(self, packets: list[Any], addr: Any) -> None:
-        self.rtcp_packets += 1
+        # counts the RTCP of the stream received here (SR, BYE); the reports about what we send go to the sender
+        if any(isinstance(p, (RtcpSenderReport, RtcpBye)) for p in packets):
+            self.rtcp_packets += 1
         for p in packets:
             if isinstance(p, RtcpSenderReport):
                 self.remote_clock.update(p)

@@ -1197,7 +1197,8 @@ class Terminal:
     @property
     def address(self) -> str:
         """``host:port`` to call this terminal at."""
-        return f"{self.host}:{self.port}"
+        host = self.host or "127.0.0.1"
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @property
     def refused(self) -> list[sig.RefusedCall]:

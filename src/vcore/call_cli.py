@@ -33,6 +33,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bitrate", type=int, default=768_000, help="video bit/s (default 768000, an ADSL uplink)")
     p.add_argument("--stats", type=float, default=5.0, help="print statistics every this many seconds (0: never)")
     p.add_argument("--media-timeout", type=float, default=10.0)
+    p.add_argument("--rtp-ports", metavar="LOW-HIGH",
+                   help="UDP ports for media, RTP even / RTCP odd, two pairs a call (default: any free port)")
+    p.add_argument("--media-address", metavar="IP", help="bind media to this local address (default: all)")
+    p.add_argument("--public-address", metavar="IP",
+                   help="announce this address for media (a station behind a port-forwarding router)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -43,7 +48,8 @@ def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
     video = (lambda: Camera(args.camera, w, h, args.fps)) if args.camera else (lambda: TestPattern(w, h, args.fps))
     audio = (lambda: Microphone(args.microphone)) if args.microphone else (lambda: Tone(sample_rate=16000))
     opts: dict[str, Any] = {"video": video, "audio": audio, "bitrate": args.bitrate,
-                            "media_timeout": args.media_timeout}
+                            "media_timeout": args.media_timeout, "rtp_ports": args.rtp_ports,
+                            "media_host": args.media_address, "public_address": args.public_address}
     if args.no_tls:
         opts["allow_plaintext"] = True
     else:
@@ -82,6 +88,15 @@ async def _follow(call: Any, every: float) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    _summary(call)
+
+
+def _summary(call: Any) -> None:
+    """One line per stream once the call is over: what went each way (frames, packets, bytes)."""
+    stats = call.stats()
+    for s in stats.streams:
+        print(f"summary: {s.stream} {s.direction} {s.codec} frames={s.frames} packets={s.packets} "
+              f"bytes={s.bytes} dropped={s.dropped} [{s.cipher_suite}]", flush=True)
 
 
 async def _answer(args: argparse.Namespace) -> int:
@@ -91,7 +106,8 @@ async def _answer(args: argparse.Namespace) -> int:
                         allow=args.allow or None, recordings=args.record_dir, max_calls=1,
                         **_terminal_options(args))
     async with terminal:
-        print(f"{terminal.name}: answering calls on {terminal.address}"
+        where = terminal.address if args.host else f"port {terminal.port} (every address)"
+        print(f"{terminal.name}: answering calls on {where}"
               + (f" from {', '.join(args.allow)}" if args.allow else ""), flush=True)
         async for incoming in terminal.incoming():
             print(f"call from {incoming.caller!r}", flush=True)
@@ -143,7 +159,7 @@ def _run(coro: Any, verbose: bool) -> int:
 def answer_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="vcore answer", description="an agent's station: answer calls automatically")
     _common(p)
-    p.add_argument("--host", default="0.0.0.0", help="listen address (default all)")
+    p.add_argument("--host", default="", help="listen address (default: every address, IPv4 and IPv6)")
     p.add_argument("--port", type=int, default=None, help="listen port (default 1300 with TLS, 1720 without)")
     p.add_argument("--allow", action="append", default=[], metavar="NAME", help="admit only these certificate names")
     p.add_argument("--record-dir", metavar="DIR", help="record every call into this directory")

@@ -1,0 +1,156 @@
+"""Two sites for real: ``vcore call`` and ``vcore answer`` on separate hosts (network namespaces).
+
+Each case runs the CLI as an installer would — a kiosk host calling an agent
+host over TLS + SRTP for 10 s — then checks that both recordings decode with at
+least 90 % of the frames the other side sent. Topologies: one link (by address
+and by card), the kiosk behind an ADSL box (masquerade + stateful firewall),
+the agent behind a port-forwarding box (static NAT, ``--public-address``,
+``--rtp-ports``), IPv6, and a kiosk uplink limited to 512 kbit/s with ``tbf``.
+Skipped with a message where namespaces cannot be made (not root, no
+iproute2); CI runs as root.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from tests.call_helpers import make_pki
+from tests.netlab import Lab, lab_or_skip, summary, vcore_cmd, wait_for_text
+
+SECONDS = 10
+SIZE, FPS = "320x240", "15"
+
+
+@pytest.fixture(scope="module")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def lab() -> Any:
+    with lab_or_skip() as lab:
+        yield lab
+
+
+def _frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def _identity(pki: Path, name: str) -> list[str]:
+    return ["--identity", str(pki / f"{name}.pem"), "--trust", str(pki / "ca" / "ca.cert.pem")]
+
+
+def two_site_call(lab: Lab, pki: Path, tmp: Path, *, kiosk: str, agent: str, target: Sequence[str],
+                  agent_args: Sequence[str] = (), kiosk_args: Sequence[str] = (),
+                  bitrate: str = "300000") -> dict[str, Any]:
+    """Run one call kiosk -> agent with the CLI; check the recordings; return what was measured."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    rec = tmp / "rec"
+    agent_log, kiosk_log = tmp / "agent.log", tmp / "kiosk.log"
+    media = ["--size", SIZE, "--fps", FPS, "--bitrate", bitrate, "--stats", "0"]
+    a = lab.spawn(agent, vcore_cmd("answer", *_identity(pki, "CAF agent"), "--allow", "Murat kiosk",
+                                   "--record-dir", str(rec), *media, *agent_args), log=agent_log)
+    wait_for_text(agent_log, "answering calls", 60, a)
+    k = lab.spawn(kiosk, vcore_cmd("call", *_identity(pki, "Murat kiosk"), "--seconds", str(SECONDS),
+                                   "--record", str(tmp / "kiosk.mp4"), *media, *kiosk_args, *target),
+                  log=kiosk_log)
+    k.wait(SECONDS + 60)
+    kiosk_out = kiosk_log.read_text()
+    assert k.returncode == 0, kiosk_out
+    agent_out = wait_for_text(agent_log, "summary: video receive", 30, a)
+    ks, ags = summary(kiosk_out), summary(agent_out)
+    for side in (ks, ags):
+        assert side[("video", "send")]["suite"] != "plaintext" and side[("video", "receive")]["suite"] != "plaintext"
+    recordings = list(rec.glob("*.mp4"))
+    assert len(recordings) == 1, agent_out
+    at_agent, at_kiosk = _frames(recordings[0]), _frames(tmp / "kiosk.mp4")
+    sent_by_kiosk, sent_by_agent = ks[("video", "send")]["frames"], ags[("video", "send")]["frames"]
+    assert sent_by_kiosk > 0 and sent_by_agent > 0
+    assert at_agent >= 0.9 * sent_by_kiosk, (at_agent, sent_by_kiosk, agent_out)
+    assert at_kiosk >= 0.9 * sent_by_agent, (at_kiosk, sent_by_agent, kiosk_out)
+    assert ags[("audio", "receive")]["packets"] > 0 and ks[("audio", "receive")]["packets"] > 0
+    return {"kiosk": ks, "agent": ags, "kiosk_log": kiosk_out, "agent_log": agent_out}
+
+
+def test_one_link_by_address_and_by_card(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
+    lab.host("kiosk")
+    lab.host("agent")
+    lab.link("kiosk", "eth0", "198.51.100.2/24", "agent", "eth0", "198.51.100.3/24")
+    two_site_call(lab, pki_dir, tmp_path / "address", kiosk="kiosk", agent="agent",
+                  target=["h323:caf-agent@198.51.100.3"])
+    for p in list(lab.procs):
+        p.kill()
+        p.wait()
+    lab.procs.clear()
+    cards = tmp_path / "cards.toml"
+    cards.write_text('[cards.12]\nname = "CAF agent"\naddress = "h323:caf-agent@198.51.100.3"\n'
+                     'certificate = "CAF agent"\n')
+    two_site_call(lab, pki_dir, tmp_path / "card", kiosk="kiosk", agent="agent",
+                  target=["--cards", str(cards), "12"])
+
+
+def test_kiosk_behind_nat(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
+    """The kiosk announces 192.0.2.2, which the agent cannot reach: media flows only by latching."""
+    lab.host("kiosk")
+    lab.host("box", forward=True)
+    lab.host("agent")
+    lab.link("kiosk", "eth0", "192.0.2.2/24", "box", "lan", "192.0.2.1/24")
+    lab.link("box", "wan", "203.0.113.1/24", "agent", "eth0", "203.0.113.2/24")
+    lab.route("kiosk", "default", "192.0.2.1")
+    lab.route("agent", "default", "203.0.113.1")  # even so, the box's firewall drops what it did not NAT
+    lab.nat_router("box", lan="lan", wan="wan")
+    out = two_site_call(lab, pki_dir, tmp_path, kiosk="kiosk", agent="agent", target=["h323:caf-agent@203.0.113.2"],
+                        agent_args=["-v"])
+    # the kiosk announced its private address; the agent followed the kiosk's authenticated media to the box
+    assert "announced as 192.0.2.2" not in out["agent_log"]
+    assert re.search(r"video: RTP latched to 203\.0\.113\.1:\d+ \(signalled \('192\.0\.2\.2'", out["agent_log"]), \
+        out["agent_log"]
+    assert re.search(r"audio: RTCP latched to 203\.0\.113\.1:\d+", out["agent_log"]), out["agent_log"]
+
+
+def test_agent_behind_port_forwarding(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
+    """Static NAT: the box forwards TLS 1300 and UDP 16384-16403 to the agent, which announces the box."""
+    lab.host("kiosk")
+    lab.host("box", forward=True)
+    lab.host("agent")
+    lab.link("agent", "eth0", "192.0.2.10/24", "box", "lan", "192.0.2.1/24")
+    lab.link("box", "wan", "203.0.113.1/24", "kiosk", "eth0", "203.0.113.2/24")
+    lab.route("agent", "default", "192.0.2.1")
+    lab.route("kiosk", "default", "203.0.113.1")
+    lab.nat_router("box", lan="lan", wan="wan", forwards=[
+        "tcp dport 1300 dnat to 192.0.2.10",
+        "udp dport 16384-16403 dnat to 192.0.2.10",
+    ])
+    out = two_site_call(lab, pki_dir, tmp_path, kiosk="kiosk", agent="agent",
+                        target=["h323:caf-agent@203.0.113.1"],
+                        agent_args=["--public-address", "203.0.113.1", "--rtp-ports", "16384-16403"])
+    assert out["agent"][("video", "receive")]["frames"] > 0
+
+
+def test_ipv6_one_link(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
+    lab.host("kiosk")
+    lab.host("agent")
+    lab.link("kiosk", "eth0", "2001:db8::2/64", "agent", "eth0", "2001:db8::3/64")
+    two_site_call(lab, pki_dir, tmp_path, kiosk="kiosk", agent="agent", target=["h323:caf-agent@[2001:db8::3]"])
+
+
+def test_adsl_uplink_512k(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
+    """The kiosk's uplink is a 512 kbit/s token bucket: the call connects and carries its configured bitrate."""
+    lab.host("kiosk")
+    lab.host("agent")
+    lab.link("kiosk", "eth0", "198.51.100.2/24", "agent", "eth0", "198.51.100.3/24")
+    lab.rate_limit("kiosk", "eth0", "512kbit")
+    bitrate = 300_000
+    out = two_site_call(lab, pki_dir, tmp_path, kiosk="kiosk", agent="agent",
+                        target=["h323:caf-agent@198.51.100.3"], bitrate=str(bitrate))
+    got = out["agent"][("video", "receive")]["bytes"] * 8 / SECONDS
+    assert 0.5 * bitrate < got < 1.5 * bitrate, got
+    stats = lab.exec("kiosk", "tc", "-s", "qdisc", "show", "dev", "eth0").stdout
+    assert "tbf" in stats and re.search(r"Sent \d+ bytes", stats), stats

@@ -31,6 +31,7 @@ import asyncio
 import logging
 import os
 import re
+import secrets
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -44,6 +45,8 @@ from .errors import CallError, SrtpError, TransportError, VcoreError
 from .h323 import signalling as sig
 from .h323.errors import SignallingError
 from .h323.fast_connect import MediaChannel, MediaEndpoints, MediaPolicy
+from .h323.gatekeeper import Admission, GatekeeperLink, parse_gatekeeper
+from .h323.ras import RasRejected
 from .h323.keys import DEFAULT_SUITES, SrtpKeyMaterial
 from .h323.messages import DEFAULT_FORMATS, Address, MediaFormat
 from .h323.q931 import Cause
@@ -276,6 +279,16 @@ def parse_address(address: str, tls: bool) -> tuple[str | None, str, int]:
     if not 0 < port < 65536:
         raise CallError(f"port {port} out of range in {address!r}")
     return m.group("alias"), host, port
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _anchors(trust: Iterable[str | os.PathLike[str]]) -> list[Any]:
@@ -556,8 +569,9 @@ class Call:
     """
 
     def __init__(self, terminal: Terminal, session: sig.CallSession, media: _Media | None, *, outgoing: bool,
-                 started: float | None = None) -> None:
+                 started: float | None = None, admission: Admission | None = None) -> None:
         self.terminal = terminal
+        self.admission = admission
         self.outgoing = outgoing
         self._session = session
         self._media = media
@@ -919,6 +933,9 @@ class Call:
             await self._session.hangup()  # idempotent: makes sure the session's reader task is gone
         except SignallingError:
             pass
+        gk = self.terminal._gk
+        if self.admission is not None and gk is not None:
+            await gk.disengage(self.admission, answered=self.connected_at is not None)  # bounded, never raises
         self.terminal._forget(self)
         await self._emit(self.ended)
         self._finished.set()
@@ -992,6 +1009,16 @@ class IncomingCall:
             Path(t.recordings).mkdir(parents=True, exist_ok=True)
             who = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.caller or "caller")
             record = Path(t.recordings) / f"call-{time.strftime('%Y%m%d-%H%M%S')}-{who}.mp4"
+        admission = None
+        if t._gk is not None:
+            s = self._session
+            try:
+                admission = await t._gk.admit(call_id=s.call_id, conference_id=s.conference_id,
+                                              call_reference=s.call_reference, destination=t.aliases, answer=True)
+            except SignallingError as exc:
+                t._pending.discard(s)
+                await s.reject("destinationRejection", Cause.CALL_REJECTED)
+                raise CallFailed(f"the gatekeeper did not admit the call: {exc}", "rejected") from None
         media = _Media(t, record)
         t._pending.discard(self._session)
         try:
@@ -999,7 +1026,7 @@ class IncomingCall:
         except BaseException:
             await self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
             raise
-        self.call = Call(t, self._session, media, outgoing=False, started=self.received)
+        self.call = Call(t, self._session, media, outgoing=False, started=self.received, admission=admission)
         t._calls.add(self.call)
         try:
             channels = await self._session.answer(endpoints)
@@ -1057,7 +1084,10 @@ class Terminal:
     peer recall this camera's presets (:meth:`Call.remote_camera_preset`).
     ``lip_sync``: hold the received sound back (up to 1 s) when the received
     pictures reach their sink later than the sound captured with them
-    (:attr:`CallStats.lip_sync`).
+    (:attr:`CallStats.lip_sync`). ``gatekeeper``: ``"HOST[:1719]"``: register
+    ``aliases`` (default: the certificate's name) on start, ask admission (ARQ)
+    before every call placed or answered, disengage (DRQ) after it, unregister
+    on close; ``call("h323:ALIAS")`` then finds the alias through it.
 
     Use from one event loop; ``async with`` starts and closes it.
     """
@@ -1078,6 +1108,8 @@ class Terminal:
         media_host: str | None = None,
         rtp_ports: PortRange | tuple[int, int] | str | None = None,
         public_address: str | None = None,
+        gatekeeper: str | None = None,
+        aliases: Sequence[str] | None = None,
         auto_answer: bool = False,
         allow: Iterable[str] | None = None,
         directory: Directory | str | os.PathLike[str] | None = None,
@@ -1141,6 +1173,9 @@ class Terminal:
                                            allow_list=self.allow, allow_plaintext_signalling=allow_plaintext,
                                            fast_connect=fast_connect, setup_timeout=setup_timeout,
                                            display_name=name)
+        self.aliases = tuple(aliases) if aliases else (self.config.alias,)
+        self.gatekeeper = parse_gatekeeper(gatekeeper) if gatekeeper else None
+        self._gk: GatekeeperLink | None = None
         self._listener: sig.SignallingListener | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._incoming: asyncio.Queue[IncomingCall | None] = asyncio.Queue()
@@ -1154,10 +1189,22 @@ class Terminal:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Listen for calls (``listen``) and register with the gatekeeper (``gatekeeper``)."""
         if self.listen and self._listener is None:
             self._listener = sig.SignallingListener(self.config, self._server_ctx)
             await self._listener.start(self.host, self.listen_port)
             self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop(), name="vcore-accept")
+        if self.gatekeeper is not None and self._gk is None:
+            port = self._listener.port if self._listener is not None else (
+                sig.H225_TLS_PORT if self._client_ctx is not None else sig.H225_PORT)
+            gk = GatekeeperLink(self.gatekeeper, self.aliases, port, public_address=self.public_address)
+            try:
+                await gk.start()
+            except SignallingError as exc:
+                await self.close()
+                raise CallError(f"cannot register with the gatekeeper {self.gatekeeper.host}:"
+                                f"{self.gatekeeper.port}: {exc}") from None
+            self._gk = gk
 
     async def close(self) -> None:
         """Hang up every call, stop listening (idempotent)."""
@@ -1176,6 +1223,9 @@ class Terminal:
             await call.hangup()
         for session in list(self._pending):
             await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+        if self._gk is not None:
+            await self._gk.close()  # URQ, bounded
+            self._gk = None
         if self._listener is not None:
             await self._listener.close()
         await self._incoming.put(None)
@@ -1232,12 +1282,28 @@ class Terminal:
         if len(self.calls) >= self.max_calls:
             raise CallError(f"already in {len(self.calls)} call(s) (max_calls={self.max_calls})")
         tls = self._client_ctx is not None
-        alias, host, port = parse_address(address, tls)
-        media = _Media(self, record)
         started = time.monotonic()
+        alias, host, port = self._target(address, tls)
+        admission = None
+        ids: dict[str, Any] = {}
+        if self._gk is not None:
+            ids = {"call_id": os.urandom(16), "conference_id": os.urandom(16),
+                   "call_reference": secrets.randbelow(0x7FFF) + 1}
+            try:
+                admission = await self._gk.admit(**ids, destination=[alias] if alias else [],
+                                                 destination_address=Address(host, port) if host else None)
+            except RasRejected as exc:
+                raise CallFailed(f"the gatekeeper refused the call: {exc.reason}", "rejected") from None
+            except SignallingError as exc:
+                raise CallFailed(f"gatekeeper: {exc}", "gatekeeper-failure") from None
+            host, port = admission.destination.host, admission.destination.port
+        if host is None:
+            raise CallError(f"{address!r} names no host: give h323:alias@host, or a gatekeeper= to find the alias")
+        media = _Media(self, record)
         try:
             session = await sig.place_call(host, port, self.config, media.open, ssl_context=self._client_ctx,
-                                           destination=[alias] if alias else [], expected_name=expect_name)
+                                           destination=[alias] if alias else [], expected_name=expect_name,
+                                           **ids)
         except TransportError as exc:  # no free media port, or no address the peer can reach
             await media.close()
             raise CallFailed(str(exc), "media-unavailable") from None
@@ -1249,9 +1315,17 @@ class Terminal:
         except BaseException:
             await media.close()
             raise
-        call = Call(self, session, media, outgoing=True, started=started)
+        call = Call(self, session, media, outgoing=True, started=started, admission=admission)
         self._calls.add(call)
         return call
+
+    def _target(self, address: str, tls: bool) -> tuple[str | None, str | None, int]:
+        """(alias, host, port) of an address; with a gatekeeper ``h323:ALIAS`` alone is an alias to resolve."""
+        if self._gk is not None:
+            bare = re.sub(r"^h323s?:", "", address.strip())
+            if "@" not in bare and not _is_ip(bare.strip("[]")) and re.fullmatch(r"[^\s:@\[\]]+", bare):
+                return bare, None, 0
+        return parse_address(address, tls)
 
     async def incoming(self) -> AsyncIterator[IncomingCall]:
         """Calls offered to this terminal (already answered with ``auto_answer``); ends when it closes."""

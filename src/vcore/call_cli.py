@@ -38,6 +38,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media-address", metavar="IP", help="bind media to this local address (default: all)")
     p.add_argument("--public-address", metavar="IP",
                    help="announce this address for media (a station behind a port-forwarding router)")
+    p.add_argument("--gatekeeper", metavar="HOST[:PORT]", help="register with this H.323 gatekeeper (RAS, port 1719)")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME",
+                   help="H.323 alias to register with the gatekeeper (default: the certificate's name)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -49,7 +52,8 @@ def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
     audio = (lambda: Microphone(args.microphone)) if args.microphone else (lambda: Tone(sample_rate=16000))
     opts: dict[str, Any] = {"video": video, "audio": audio, "bitrate": args.bitrate,
                             "media_timeout": args.media_timeout, "rtp_ports": args.rtp_ports,
-                            "media_host": args.media_address, "public_address": args.public_address}
+                            "media_host": args.media_address, "public_address": args.public_address,
+                            "gatekeeper": args.gatekeeper, "aliases": args.alias or None}
     if args.no_tls:
         opts["allow_plaintext"] = True
     else:

@@ -221,7 +221,7 @@ class _RasProtocol(asyncio.DatagramProtocol):
         self._client = client
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._client._datagram(data)
+        self._client._datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RAS socket error: %s", exc)
@@ -242,6 +242,7 @@ class RasClient:
     ``call_signal`` is where this terminal accepts H.225.0 calls; ``aliases``
     its H.323 aliases. ``on_unregistered``/``on_disengage`` are called when the
     gatekeeper unregisters the terminal or drops a call (with the call id).
+    Datagrams from any address but the gatekeeper's are dropped (``ignored``).
     """
 
     def __init__(self, gatekeeper: Address, call_signal: Address, aliases: Sequence[str], *, timeout: float = 3.0,
@@ -261,6 +262,12 @@ class RasClient:
         self._seq = secrets.randbelow(30000) + 1
         self._waiting: dict[int, asyncio.Future[RasMessage]] = {}
         self._keepalive: asyncio.Task[None] | None = None
+        self.ignored = 0  # RAS datagrams from anyone but the gatekeeper, dropped
+
+    def _from_gatekeeper(self, addr: tuple[str | Any, int]) -> bool:
+        """Only the gatekeeper's own RAS address may confirm, reject, unregister or disengage (H.225.0 §7)."""
+        host = str(addr[0]).split("%")[0].removeprefix("::ffff:")
+        return host == self.gatekeeper.host.removeprefix("::ffff:") and int(addr[1]) == self.gatekeeper.port
 
     @property
     def ras_address(self) -> Address:
@@ -332,7 +339,13 @@ class RasClient:
             raise SignallingError(f"the gatekeeper answered {name} with {reply.name}")
         return reply
 
-    def _datagram(self, data: bytes) -> None:
+    def _datagram(self, data: bytes, addr: tuple[str | Any, int] | None = None) -> None:
+        if addr is not None and not self._from_gatekeeper(addr):
+            self.ignored += 1
+            (log.warning if self.ignored <= 10 else log.debug)(
+                "ignoring a RAS message from %s:%s (not the gatekeeper %s:%d)", addr[0], addr[1],
+                self.gatekeeper.host, self.gatekeeper.port)
+            return
         try:
             message = parse_ras(data)
         except SignallingParseError as exc:
@@ -407,14 +420,21 @@ class RasClient:
         return self.registration.endpoint_id
 
     async def admit(self, *, call_id: bytes, conference_id: bytes, call_reference: int,
-                    destination: Sequence[str] = (), answer: bool = False, bandwidth: int = 2560) -> Address:
-        """ARQ -> ACF; returns the call signalling address to use (the callee's, for direct calls)."""
+                    destination: Sequence[str] = (), answer: bool = False, bandwidth: int = 2560,
+                    destination_address: Address | None = None) -> Address:
+        """ARQ -> ACF; returns the call signalling address to use (the callee's, for direct calls).
+
+        ``destination_address``: the callee's address when the caller knows it (else the
+        gatekeeper resolves ``destination``, the aliases).
+        """
         endpoint_id = self._endpoint_id()
         reply = await self._request("admissionRequest", lambda s: admission_request(
             s, endpoint_id, self.aliases, call_id=call_id, conference_id=conference_id,
             call_reference=call_reference, destination=destination,
-            destination_address=self.call_signal if answer else None, answer=answer, bandwidth=bandwidth,
-            gatekeeper_id=self.gatekeeper_id))
+            destination_address=self.call_signal if answer else destination_address, answer=answer,
+            bandwidth=bandwidth, gatekeeper_id=self.gatekeeper_id))
+        if "destCallSignalAddress" not in reply.body:
+            raise SignallingError("the gatekeeper's ACF names no call signalling address")
         return Address.from_h225(reply.body["destCallSignalAddress"])
 
     async def disengage(self, *, call_id: bytes, conference_id: bytes, call_reference: int, answered: bool) -> None:

@@ -930,13 +930,16 @@ EndpointsFactory = Callable[[str, str], Awaitable[MediaEndpoints]]
 async def place_call(host: str, port: int, config: SignallingConfig,
                      endpoints: MediaEndpoints | EndpointsFactory, *,
                      ssl_context: ssl.SSLContext | None = None, destination: Sequence[str] = (),
-                     expected_name: str | None = None) -> CallSession:
+                     expected_name: str | None = None, call_id: bytes | None = None,
+                     conference_id: bytes | None = None, call_reference: int | None = None) -> CallSession:
     """Connect to ``host:port`` and send Setup (with Fast Connect proposals and tunnelled TCS/MSD).
 
     ``endpoints``: where this terminal receives each media session, or an async
     factory called once connected with this end's address on the connection and
     the peer's (the media address to announce follows the route to the peer);
     if the factory raises, the connection is closed and the error propagates.
+    ``call_id``/``conference_id``/``call_reference``: the identifiers a gatekeeper
+    admitted (ARQ); fresh ones by default.
 
     ``ssl_context``: a :func:`vcore.pki.client_context`; None means plaintext and
     needs ``config.allow_plaintext_signalling``. ``expected_name``: the CN the
@@ -967,8 +970,10 @@ async def place_call(host: str, port: int, config: SignallingConfig,
         except BaseException:
             await conn.close()
             raise
-    session = CallSession(conn, config, caller=True, call_reference=secrets.randbelow(0x7FFF) + 1,
-                          call_id=os.urandom(16), conference_id=os.urandom(16), endpoints=dict(endpoints))
+    session = CallSession(conn, config, caller=True,
+                          call_reference=call_reference or secrets.randbelow(0x7FFF) + 1,
+                          call_id=call_id or os.urandom(16), conference_id=conference_id or os.urandom(16),
+                          endpoints=dict(endpoints))
     fast_start = None
     if config.fast_connect:
         session._offer = make_offer(config.policy, endpoints)

@@ -1,0 +1,431 @@
+"""One call: its signalling session, media, events, statistics and the watch over them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CallError, VcoreError
+from ..h323 import signalling as sig
+from ..h323.errors import SignallingError
+from ..h323.fast_connect import MediaChannel
+from ..h323.gatekeeper import Admission
+from ..h323.q931 import Cause
+from .events import (
+    _REASONS,
+    BitrateChanged,
+    CallEvent,
+    CallFailed,
+    CallStats,
+    CameraControl,
+    Connected,
+    Degraded,
+    Ended,
+    KeyframeRequested,
+    MediaStarted,
+    Ringing,
+    StreamStats,
+)
+from .media import _follow_lips, _lip_sync, _Media
+
+if TYPE_CHECKING:
+    from .terminal import Terminal
+
+_WATCH_INTERVAL = 0.25
+_DEGRADED_LOSS = 0.05  # fraction lost over the last second that makes a stream "degraded"
+_STALL = 2.0  # seconds without media that make a stream "degraded" (long before the media timeout)
+CAMERA_PRESET_PREFIX = "vcore:camera-preset="  # H.245 UserInputIndication alphanumeric, vcore's own convention
+_CAMERA_PRESET = re.compile(r"^vcore:camera-preset=(\d{1,3})$")
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- the call
+
+
+class Call:
+    """One call of a :class:`Terminal` (placed with :meth:`Terminal.call` or answered).
+
+    ``await call.connected`` waits until it is answered (raises
+    :class:`CallFailed` if it ends first); ``async for event in
+    call.events()`` follows it (every iterator sees every event from the start;
+    the last is :class:`Ended`); ``call.stats()`` is a snapshot;
+    ``await call.hangup()`` ends it (idempotent). ``ended`` is the
+    :class:`Ended` event once over. Use from the terminal's event loop.
+    """
+
+    def __init__(self, terminal: Terminal, session: sig.CallSession, media: _Media | None, *, outgoing: bool,
+                 started: float | None = None, admission: Admission | None = None) -> None:
+        self.terminal = terminal
+        self.admission = admission
+        self.outgoing = outgoing
+        self._session = session
+        self._media = media
+        self._history: list[CallEvent] = []
+        self._changed = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        self.connected: asyncio.Future[None] = loop.create_future()
+        self.connected.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no GC warning
+        self.ended: Ended | None = None
+        self.setup_started = started if started is not None else time.monotonic()
+        self.connected_at: float | None = None
+        self._local_reason: str | None = None
+        self._degraded: dict[str, bool] = {}
+        self._last: dict[tuple[str, str], tuple[float, int, int]] = {}
+        self._loss_prev: dict[str, tuple[int, int]] = {}
+        self._stream_seen: dict[str, tuple[int, float]] = {}
+        self._last_media = time.monotonic()
+        self._last_count = 0
+        self._finished = asyncio.Event()
+        self._pump = loop.create_task(self._run(), name=f"vcore-call-{session.call_reference}")
+        self._watch: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._peer: str | None = None
+        self._security: dict[str, Any] | None = None
+        self._media_detail: str | None = None
+        _ = self.peer  # the connection's certificate is gone once it closes: read it now
+
+    def __repr__(self) -> str:
+        state = self.ended.reason if self.ended else ("connected" if self.connected.done() else "setting up")
+        return f"<Call {'to' if self.outgoing else 'from'} {self.peer!r}: {state}>"
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def peer(self) -> str | None:
+        """The peer's certificate name (TLS), else its alias or display name."""
+        if self._peer is None and self.ended is None:
+            s = self._session
+            self._peer = s.peer_name or (s.remote_aliases[0] if s.remote_aliases else None) or s.remote_display
+        return self._peer
+
+    @property
+    def recording(self) -> str | None:
+        return self._media.record_path if self._media else None
+
+    @property
+    def local_media(self) -> dict[str, tuple[str, int]]:
+        """Where this terminal receives the call's media: ``{"audio": (host, port), "video": ...}``."""
+        m = self._media
+        if m is None or m.closed:
+            return {}
+        return {k: rx.local_address for k, rx in (("audio", m.audio_rx), ("video", m.video_rx)) if rx is not None}
+
+    @property
+    def first_frame_at(self) -> float | None:
+        """Monotonic time the first video frame from the peer was decoded (None so far)."""
+        return self._media.video_first.first if self._media else None
+
+    async def events(self) -> AsyncIterator[CallEvent]:
+        """Every event of the call, from the first; ends after :class:`Ended`."""
+        i = 0
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self._history) > i)
+                batch = self._history[i:]
+            for event in batch:
+                i += 1
+                yield event
+                if isinstance(event, Ended):
+                    return
+
+    async def wait_ended(self, timeout: float | None = None) -> Ended:
+        await asyncio.wait_for(self._finished.wait(), timeout)
+        assert self.ended is not None
+        return self.ended
+
+    async def hangup(self) -> None:
+        """End the call (ReleaseComplete, normal clearing) and tear the media down; idempotent."""
+        if self.ended is None:
+            if self._local_reason is None:
+                self._local_reason = "hangup"
+            await self._session.hangup("undefinedReason", Cause.NORMAL_CALL_CLEARING)
+        try:
+            await asyncio.shield(self._pump)
+        except Exception:  # pragma: no cover - the pump handles its own failures; never leave media running
+            log.exception("call %s: event handling failed", self.peer)
+        if self.ended is None:  # pragma: no cover - see above
+            await self._finish(sig.Released("undefinedReason", None, False, "event handling failed"))
+
+    async def request_keyframe(self) -> None:
+        """Ask the peer for a keyframe (H.245 videoFastUpdatePicture on its video channel)."""
+        ch = self._channel("receive", "video")
+        if ch is not None and self.ended is None:
+            await self._session.request_keyframe(ch.number)
+            await self._emit(KeyframeRequested(by_peer=False))
+
+    async def limit_bitrate(self, bitrate: int | None) -> None:
+        """Ask the peer to send video at most ``bitrate`` bit/s (H.245 flowControlCommand; None lifts it)."""
+        ch = self._channel("receive", "video")
+        if self.ended is None:
+            await self._session.limit_bitrate(bitrate, ch.number if ch else None)
+
+    async def set_bitrate(self, bitrate: int) -> None:
+        """Change our own video bitrate (bit/s)."""
+        if self._media is not None and self._media.set_bitrate(bitrate) is not None:
+            await self._emit(BitrateChanged(bitrate=bitrate, by_peer=False))
+
+    async def camera_preset(self, preset: int) -> None:
+        """Recall a preset of this terminal's VISCA camera during the call."""
+        await self.terminal.camera_preset(preset)
+
+    async def remote_camera_preset(self, preset: int) -> None:
+        """Ask the peer to recall a preset of its camera (H.245 UserInputIndication ``vcore:camera-preset=N``).
+
+        The peer acts on it only if its terminal has ``remote_camera=True`` and a camera; it reports a
+        :class:`CameraControl` event either way. Peers other than vcore see the string as user input.
+        """
+        if not 0 <= preset <= 255:
+            raise CallError(f"camera preset {preset} out of range 0..255")
+        if self.ended is None:
+            await self._session.send_user_input(f"{CAMERA_PRESET_PREFIX}{preset}")
+
+    def security(self) -> dict[str, Any]:
+        """What protects the call (signalling, peer certificate, per-stream SRTP suite); never the keys."""
+        if self._security is None or self.ended is None:
+            try:
+                self._security = self._session.security()
+            except (AttributeError, OSError):  # the connection is gone: the last snapshot stands
+                pass
+        return dict(self._security or {"signalling": "unknown", "media": []})
+
+    def stats(self) -> CallStats:
+        """Per stream: codec, bitrate, fps, loss, jitter, RTT, playout delay, cipher suite (a snapshot)."""
+        now = time.monotonic()
+        streams: list[StreamStats] = []
+        m = self._media
+        sec = self.security()
+        if m is not None:
+            for ch in m.channels:
+                s = self._stream_stats(ch, now)
+                if s is not None:
+                    streams.append(s)
+        warnings = []
+        if sec["signalling"] == "plaintext":
+            warnings.append("plaintext signalling: the SRTP keys travel unprotected")
+        if any(s.cipher_suite == "plaintext" for s in streams):
+            warnings.append("plaintext media: some streams are not encrypted")
+        lip = None
+        if m is not None and m.video_rx is not None and m.audio_rx is not None:
+            lip = _lip_sync(m.audio_rx, m.video_rx)
+        hold = m.audio_jitter.sync_delay if m is not None and m.audio_jitter is not None else 0.0
+        encrypted = sec["signalling"] == "tls" and bool(streams) and all(s.cipher_suite != "plaintext"
+                                                                         for s in streams)
+        return CallStats(self.peer, (now - self.connected_at) if self.connected_at else 0.0, sec["signalling"],
+                         encrypted, tuple(streams), lip, tuple(warnings), hold)
+
+    # ------------------------------------------------------------ internals
+
+    def _channel(self, direction: str, kind: str) -> MediaChannel | None:
+        if self._media is None:
+            return None
+        return next((c for c in self._media.channels if c.direction == direction and c.format.kind == kind), None)
+
+    def _stream_stats(self, ch: MediaChannel, now: float) -> StreamStats | None:
+        m = self._media
+        assert m is not None
+        kind, suite = ch.format.kind, ch.suite or "plaintext"
+        key = (kind, ch.direction)
+        if ch.direction == "send":
+            tx: Any = m.video_tx if kind == "video" else m.audio_tx
+            if tx is None:
+                return None
+            frames = tx.frames_encoded if kind == "video" else tx.frames_captured
+            bitrate, fps = self._rates(key, now, tx.bytes_sent, frames)
+            return StreamStats(kind, "send", ch.format.name, suite, tx.packets_sent, tx.bytes_sent, bitrate,
+                               fps if kind == "video" else None, loss=tx.fraction_lost, rtt=tx.rtt,
+                               retransmitted=tx.retransmitted,
+                               keyframe_requests=getattr(tx, "keyframe_requests", 0), frames=frames)
+        rx: Any = m.video_rx if kind == "video" else m.audio_rx
+        if rx is None:
+            return None
+        bitrate, fps = self._rates(key, now, rx.bytes, rx.frames)
+        st = rx.stats
+        loss = jitter = None
+        if st is not None:
+            loss = max(0, st.lost) / st.expected if st.expected > 0 else 0.0
+            jitter = st.jitter
+        jb = m.jitter if kind == "video" else m.audio_jitter
+        delay = jb.delay if jb is not None else None
+        return StreamStats(kind, "receive", ch.format.name, suite, rx.packets, rx.bytes, bitrate,
+                           fps if kind == "video" else None, loss=loss, jitter=jitter, playout_delay=delay,
+                           latency_p50=rx.latency.percentile(50), latency_p95=rx.latency.percentile(95),
+                           dropped=rx.dropped, nacks=getattr(rx, "nacks_sent", 0),
+                           keyframe_requests=getattr(rx, "plis_sent", 0), frames=rx.frames,
+                           concealed=getattr(rx, "concealed", 0))
+
+    def _rates(self, key: tuple[str, str], now: float, nbytes: int, frames: int) -> tuple[float, float]:
+        t0, b0, f0 = self._last.get(key, (self.connected_at or now, 0, 0))
+        self._last[key] = (now, nbytes, frames)
+        dt = now - t0
+        if dt <= 0:
+            return 0.0, 0.0
+        return (nbytes - b0) * 8 / dt, (frames - f0) / dt
+
+    async def _emit(self, event: CallEvent) -> None:
+        async with self._changed:
+            self._history.append(event)
+            self._changed.notify_all()
+        if isinstance(event, (Connected, MediaStarted, Degraded, Ended)):
+            log.info("call %s: %s %s", self.peer, event.kind, getattr(event, "reason", "") or
+                     getattr(event, "stream", ""))
+
+    async def _run(self) -> None:
+        session = self._session
+        try:
+            async for event in session:
+                if isinstance(event, sig.Alerting):
+                    await self._emit(Ringing())
+                elif isinstance(event, sig.Connected):
+                    self._security = session.security()
+                    # keys for what we receive first: the peer may already be sending
+                    for ch in sorted(event.channels, key=lambda c: c.direction != "receive"):
+                        await self._start(ch)
+                    self.connected_at = time.monotonic()
+                    self._last_media = self.connected_at
+                    if not self.connected.done():
+                        self.connected.set_result(None)
+                    await self._emit(Connected(security=self._security))
+                    self._watch = asyncio.get_running_loop().create_task(self._watch_media())
+                elif isinstance(event, sig.ChannelOpened):
+                    await self._start(event.channel)
+                elif isinstance(event, sig.KeyframeRequested):
+                    if self._media is not None:
+                        self._media.request_keyframe()
+                    await self._emit(KeyframeRequested(by_peer=True))
+                elif isinstance(event, sig.BitrateLimited):
+                    rate = min(event.bitrate, self.terminal.bitrate) if event.bitrate else self.terminal.bitrate
+                    if self._media is not None and self._media.set_bitrate(rate) is not None:
+                        await self._emit(BitrateChanged(bitrate=rate, by_peer=True))
+                elif isinstance(event, sig.UserInput):
+                    # a camera move takes seconds: keep the signalling flowing meanwhile
+                    task = asyncio.get_running_loop().create_task(self._user_input(event.text))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                elif isinstance(event, sig.ProtocolWarning):
+                    log.warning("call %s: %s", self.peer, event.detail)
+                elif isinstance(event, sig.Released):
+                    await self._finish(event)
+                    return
+        except asyncio.CancelledError:
+            await self._finish(None)
+            raise
+        except Exception as exc:  # a failure in the media set-up must not leave a call half alive
+            log.exception("call %s failed", self.peer)
+            self._local_reason = self._local_reason or "media-error"
+            await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+            await self._finish(sig.Released("undefinedReason", Cause.TEMPORARY_FAILURE, False, repr(exc)))
+
+    async def _user_input(self, text: str) -> None:
+        m = _CAMERA_PRESET.match(text)
+        if m is None:
+            log.debug("call %s: user input ignored", self.peer)
+            return
+        preset = int(m.group(1))
+        t = self.terminal
+        if not t.remote_camera or t.camera is None:
+            why = "no camera" if t.camera is None else "remote camera control is off (remote_camera=False)"
+            await self._emit(CameraControl(preset=preset, applied=False, detail=why))
+            return
+        try:
+            await t.camera.preset_recall(preset)
+        except VcoreError as exc:
+            await self._emit(CameraControl(preset=preset, applied=False, detail=str(exc)))
+        else:
+            await self._emit(CameraControl(preset=preset, applied=True, detail="recalled"))
+
+    async def _start(self, ch: MediaChannel) -> None:
+        if self._media is not None:
+            await self._media.start_channel(ch)
+
+    async def _watch_media(self) -> None:
+        """Media timeout, ``media-started`` and ``degraded`` (every 250 ms)."""
+        m = self._media
+        if m is None:
+            return
+        timeout = self.terminal.media_timeout
+        while self.ended is None:
+            await asyncio.sleep(_WATCH_INTERVAL)
+            now = time.monotonic()
+            count = m.received_packets()
+            if count != self._last_count:
+                self._last_count, self._last_media = count, now
+            for stream, first in (("video", m.video_first), ("audio", m.audio_first)):
+                if first.first is not None and stream not in m.started:
+                    m.started.add(stream)
+                    await self._emit(MediaStarted(stream=stream))
+            await self._check_degraded(now)
+            if self.terminal.lip_sync and m.audio_jitter is not None and m.audio_rx and m.video_rx:
+                _follow_lips(m.audio_jitter, m.audio_rx, m.video_rx)
+            rtt = m.video_tx.rtt if m.video_tx is not None else None
+            if rtt is not None and m.jitter is not None:
+                m.jitter.rtt = max(rtt, 0.005)  # our path's RTT (from the peer's RRs) paces the buffer's NACKs
+            if timeout and now - self._last_media > timeout:
+                self._local_reason = "media-timeout"
+                detail = f"no RTP or RTCP from the peer for {timeout:g} s"
+                self._media_detail = detail
+                await self._session.hangup("undefinedReason", Cause.RECOVERY_ON_TIMER_EXPIRY)
+                return
+
+    async def _check_degraded(self, now: float) -> None:
+        m = self._media
+        assert m is not None
+        for stream, rx in (("video", m.video_rx), ("audio", m.audio_rx)):
+            if rx is None or stream not in m.started or rx.stats is None:
+                continue
+            count, since = self._stream_seen.get(stream, (-1, now))
+            if rx.packets != count:
+                count, since = rx.packets, now
+            self._stream_seen[stream] = (count, since)
+            expected, received = rx.stats.expected, rx.stats.received
+            e0, r0 = self._loss_prev.get(stream, (expected, received))
+            self._loss_prev[stream] = (expected, received)
+            loss = (1 - (received - r0) / (expected - e0)) if expected - e0 > 0 else 0.0
+            stalled = now - since > _STALL
+            bad = loss > _DEGRADED_LOSS or stalled
+            if bad != self._degraded.get(stream, False):
+                self._degraded[stream] = bad
+                detail = "no media" if stalled else f"{loss:.0%} lost" if bad else "recovered"
+                await self._emit(Degraded(stream=stream, detail=detail, degraded=bad))
+
+    async def _finish(self, released: sig.Released | None) -> None:
+        if self.ended is not None:
+            return
+        for task in [self._watch, *self._tasks]:
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        if self._media is not None:
+            await self._media.close()
+        if released is None:
+            released = sig.Released("undefinedReason", None, False, "the terminal closed")
+            self._local_reason = self._local_reason or "terminal-closed"
+        reason = self._local_reason or _REASONS.get(released.reason, released.reason)
+        if self._local_reason is None and released.by_peer:
+            if released.cause == Cause.NORMAL_CALL_CLEARING:
+                reason = "hangup"
+            elif released.cause == Cause.USER_BUSY:
+                reason = "busy"
+        detail = self._media_detail or released.detail
+        self.ended = Ended(reason=reason, detail=detail, by_peer=released.by_peer and self._local_reason is None,
+                           h225_reason=released.reason, cause=released.cause)
+        if not self.connected.done():
+            self.connected.set_exception(CallFailed(f"call ended before it was answered: {reason} ({detail})",
+                                                    reason))
+        try:
+            await self._session.hangup()  # idempotent: makes sure the session's reader task is gone
+        except SignallingError:
+            pass
+        gk = self.terminal._gk
+        if self.admission is not None and gk is not None:
+            await gk.disengage(self.admission, answered=self.connected_at is not None)  # bounded, never raises
+        self.terminal._forget(self)
+        await self._emit(self.ended)
+        self._finished.set()

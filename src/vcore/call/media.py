@@ -1,0 +1,309 @@
+"""The media of one call: a transport per session, receivers, senders, SRTP keys, lip sync."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SrtpError
+from ..h323.fast_connect import MediaChannel, MediaEndpoints
+from ..h323.keys import SrtpKeyMaterial
+from ..h323.messages import Address
+
+if TYPE_CHECKING:
+    from ..media import AudioReceiver, AudioSender, Recorder, VideoReceiver, VideoSender
+    from ..srtp import SrtpSession
+    from ..transport import RtpTransport
+
+if TYPE_CHECKING:
+    from .terminal import Terminal
+
+_SRTP_OVERHEAD = 16  # the largest tag (AEAD_AES_128_GCM, RFC 7714 §7); the MTU leaves room for it
+_MTU = 1200
+_LIP_SYNC_DEADBAND = 0.015  # s: lip-sync errors smaller than this are left alone
+_LIP_SYNC_STEP = 0.02  # s: the most the sound's hold-back moves per watch tick
+_AUDIO_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "G722": "g722"}
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- media of one call
+
+
+class _KeySlot:
+    """An SRTP session that arrives after the socket: packets before the key are dropped."""
+
+    def __init__(self) -> None:
+        self.session: SrtpSession | None = None
+        self.plaintext = False
+
+    @property
+    def known(self) -> bool:
+        return self.session is not None or self.plaintext
+
+    def set(self, key: SrtpKeyMaterial | None) -> None:
+        if key is None:
+            self.plaintext = True
+            return
+        from ..srtp import SrtpSession
+
+        self.session = SrtpSession(key.suite, key.key_and_salt)
+
+    def _get(self) -> SrtpSession | None:
+        if self.session is None and not self.plaintext:
+            raise SrtpError("no key for this stream yet")
+        return self.session
+
+    def unprotect(self, data: bytes) -> bytes:
+        s = self._get()
+        return data if s is None else s.unprotect(data)
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        s = self._get()
+        return data if s is None else s.unprotect_rtcp(data)
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        s = self._get()
+        return data if s is None else s.protect_rtcp(data)
+
+
+class _SessionKeys:
+    """The SRTP keys of one media session (audio or video): what we send under, what the peer sends under.
+
+    Each side protects everything it sends on the session — its RTP and the RTCP
+    about the stream it receives (RR, NACK, PLI) — with its own send key, so the
+    two parties never share a key (a session where we do not send falls back to
+    the receive key for our reports, and the peer's reports arrive under ours).
+    RTCP is handled on the event loop; RTP is protected by the sender's own
+    session in its thread.
+    """
+
+    def __init__(self) -> None:
+        self.send = _KeySlot()
+        self.receive = _KeySlot()
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return (self.send if self.send.known else self.receive).protect_rtcp(data)
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return (self.receive if self.receive.known else self.send).unprotect_rtcp(data)
+
+
+class _FirstFrame:
+    """A sink wrapper that notes when the first frame came (for ``media-started`` and set-up timing)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.first: float | None = None
+
+    def write(self, frame: Any) -> None:
+        if self.first is None:
+            self.first = time.monotonic()
+        if self.inner is not None:
+            self.inner.write(frame)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+class _Media:
+    """The transports, receivers, senders and SRTP sessions of one call."""
+
+    def __init__(self, terminal: Terminal, record: str | os.PathLike[str] | None) -> None:
+        self.terminal = terminal
+        self.record_path = os.fspath(record) if record is not None else None
+        self.recorder: Recorder | None = None
+        self.video_rx: VideoReceiver | None = None
+        self.audio_rx: AudioReceiver | None = None
+        self.video_tx: VideoSender | None = None
+        self.audio_tx: AudioSender | None = None
+        self.video_first = _FirstFrame(None)
+        self.audio_first = _FirstFrame(None)
+        self.keys: dict[int, _SessionKeys] = {1: _SessionKeys(), 2: _SessionKeys()}
+        self.transports: dict[int, RtpTransport] = {}
+        self.channels: list[MediaChannel] = []
+        self.jitter: Any = None
+        self.audio_jitter: Any = None
+        self.started: set[str] = set()
+        self.announced: str | None = None
+        self.closed = False
+
+    async def open(self, local_host: str, peer_host: str) -> MediaEndpoints:
+        """Bind the media of both sessions and return what to announce to ``peer_host``.
+
+        ``local_host``: this terminal's address on the signalling connection (the
+        route toward the peer). Sockets bind to ``Terminal(media_host=)`` or the
+        wildcard of the peer's family, on ports from ``rtp_ports``.
+        """
+        from ..jitter import AudioJitterBuffer, VideoJitterBuffer
+        from ..media import AudioDecoder, AudioReceiver, Recorder, VideoReceiver
+        from ..transport import RtpTransport, announced_host, wildcard_for
+
+        t = self.terminal
+        bind = t.media_host or wildcard_for(peer_host)
+        try:
+            self.announced = announced_host(bind_host=bind, signalling_local=local_host, peer_host=peer_host,
+                                            public_address=t.public_address)
+            for session, name in ((1, "audio"), (2, "video")):
+                keys = self.keys[session]
+                self.transports[session] = RtpTransport(
+                    bind, ports=t.rtp_ports, latch=True, peer_hosts={peer_host},
+                    protect_rtcp=keys.protect_rtcp, unprotect_rtcp=keys.unprotect_rtcp, name=name)
+                await self.transports[session].open()
+            if self.record_path is not None:
+                self.recorder = Recorder(self.record_path, audio=True)
+            self.video_first = _FirstFrame(t._make_sink("video"))
+            self.audio_first = _FirstFrame(t._make_sink("audio"))
+            self.jitter = VideoJitterBuffer(nack=True, max_delay=0.5)
+            vk, ak = self.keys[2].receive, self.keys[1].receive
+            self.video_rx = VideoReceiver(self.video_first, assembler=self.jitter, unprotect=vk.unprotect,
+                                          recorder=self.recorder, transport=self.transports[2])
+            self.audio_jitter = AudioJitterBuffer(8000, 0.02, min_delay=0.02, max_delay=0.3)
+            self.audio_rx = AudioReceiver(AudioDecoder("pcmu"), self.audio_first, unprotect=ak.unprotect,
+                                          recorder=self.recorder, jitter=self.audio_jitter,
+                                          transport=self.transports[1])
+            for rx in (self.video_rx, self.audio_rx):
+                rx.rtcp_interval = t.rtcp_interval
+                rx.cname = t.name
+                await rx.start()
+        except BaseException:
+            await self.close()
+            raise
+        endpoints: dict[int, tuple[Address, Address]] = {}
+        for session, tr in self.transports.items():
+            endpoints[session] = (Address(self.announced, tr.local_rtp[1]), Address(self.announced, tr.local_rtcp[1]))
+        log.debug("media for %s: %s announced as %s", peer_host, bind, self.announced)
+        return endpoints
+
+    async def start_channel(self, ch: MediaChannel) -> None:
+        if self.closed or ch in self.channels:
+            return
+        self.channels.append(ch)
+        transport = self.transports.get(ch.session_id)
+        if transport is not None:
+            for a in (ch.remote_rtp, ch.remote_rtcp):
+                if a is not None:
+                    transport.add_peer_host(a.host)  # plaintext media from the signalled address may latch
+            transport.set_remote(rtp=(ch.remote_rtp.host, ch.remote_rtp.port) if ch.remote_rtp else None,
+                                 rtcp=(ch.remote_rtcp.host, ch.remote_rtcp.port) if ch.remote_rtcp else None)
+        if ch.direction == "receive":
+            self.keys[ch.session_id].receive.set(ch.srtp)
+            if transport is not None:
+                transport.encrypted = ch.srtp is not None
+            if ch.format.kind == "audio" and self.audio_rx is not None:
+                codec = _AUDIO_CODEC.get(ch.format.name, "pcmu")
+                if self.audio_rx.decoder.info.name != codec:
+                    from ..media import AudioDecoder
+
+                    self.audio_rx.decoder = AudioDecoder(codec)  # before its first packet: the key was not set
+            return
+        await self._start_sender(ch)
+
+    async def _start_sender(self, ch: MediaChannel) -> None:
+        from ..media import AudioEncoder, AudioSender, H264Encoder, VideoSender
+        from ..nack import RetransmissionHistory
+        from ..srtp import SrtpSession
+
+        t = self.terminal
+        transport = self.transports.get(ch.session_id)
+        if ch.remote_rtp is None or transport is None:
+            log.warning("send channel %d has no RTP address; not sending", ch.number)
+            return
+        remote = (ch.remote_rtp.host, ch.remote_rtp.port)
+        self.keys[ch.session_id].send.set(ch.srtp)  # our RTCP on this session goes under our own key
+        hooks: dict[str, Any] = {"transport": transport}
+        if ch.srtp is not None:
+            # SrtpSession is not thread-safe: RTP is protected in the encode thread with its own session
+            hooks["protect"] = SrtpSession(ch.srtp.suite, ch.srtp.key_and_salt).protect
+        if ch.format.kind == "video":
+            source = t._make_source("video")
+            if source is None or self.video_tx is not None:
+                return
+            w = int(getattr(source, "width", 1280))
+            h = int(getattr(source, "height", 720))
+            fps = float(getattr(source, "fps", 30.0))
+            bitrate = t.bitrate
+            if ch.format.max_bitrate:
+                bitrate = min(bitrate, ch.format.max_bitrate * 100)
+            encoder = H264Encoder(w, h, fps, bitrate, codec=t.encoder,
+                                  max_slice_size=_MTU - _SRTP_OVERHEAD - 100 if ch.format.packetization_mode == 0
+                                  else None)
+            sender: Any = VideoSender(source, encoder, remote, payload_type=ch.format.payload_type,
+                                      mode=ch.format.packetization_mode, mtu=_MTU - _SRTP_OVERHEAD, **hooks)
+            sender.history = RetransmissionHistory(1024, max_age=1.0)
+            self.video_tx = sender
+        else:
+            source = t._make_source("audio")
+            if source is None or self.audio_tx is not None:
+                return
+            codec = _AUDIO_CODEC.get(ch.format.name)
+            if codec is None:
+                source.close()
+                log.warning("no audio encoder for %s", ch.format.name)
+                return
+            sender = AudioSender(source, AudioEncoder(codec), remote,
+                                 payload_type=ch.format.payload_type, **hooks)
+            self.audio_tx = sender
+        sender.cname = t.name
+        await sender.start()
+
+    def request_keyframe(self) -> None:
+        if self.video_tx is not None:
+            self.video_tx.request_keyframe()
+
+    def set_bitrate(self, bitrate: int) -> int | None:
+        if self.video_tx is None:
+            return None
+        self.video_tx.encoder.bitrate = bitrate
+        return bitrate
+
+    def received_packets(self) -> int:
+        return sum(rx.packets + rx.rtcp_packets for rx in (self.video_rx, self.audio_rx) if rx is not None)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for tx in (self.video_tx, self.audio_tx):
+            if tx is not None:
+                await tx.close()
+        await asyncio.sleep(0.02)  # the BYEs and last packets in flight
+        for rx in (self.video_rx, self.audio_rx):
+            if rx is not None:
+                await rx.close()
+        for transport in self.transports.values():
+            await transport.close()
+        if self.recorder is not None and self.video_rx is None and self.audio_rx is None:
+            self.recorder.close()
+
+
+def _lip_sync(audio: Any, video: Any) -> float | None:
+    """How much later (s) pictures reach their sink than sound of the same capture instant (from the SRs)."""
+    a, v = audio.presentation_delay, video.presentation_delay
+    if a is None or v is None:
+        return None
+    return float(v - a)
+
+
+def _follow_lips(audio_jitter: Any, audio: Any, video: Any) -> None:
+    """Hold the sound back (``sync_delay`` of its jitter buffer) by as much as the pictures are late.
+
+    Moves at most one 20 ms step per call and ignores errors under 15 ms: ITU-R
+    BT.1359 finds sound 45 ms early, or 125 ms late, noticeable. A picture that is
+    early is not held back (sound a little late is natural; the video path has no
+    playout buffer of its own).
+    """
+    from ..jitter import MAX_SYNC_DELAY
+
+    skew = _lip_sync(audio, video)
+    if skew is None:
+        return
+    current = audio_jitter.sync_delay
+    step = min(MAX_SYNC_DELAY, max(0.0, current + skew)) - current  # to a hold-back within [0, MAX]
+    if abs(step) >= _LIP_SYNC_DEADBAND:
+        held = current + max(-_LIP_SYNC_STEP, min(_LIP_SYNC_STEP, step))
+        audio_jitter.sync_delay = min(MAX_SYNC_DELAY, max(0.0, held))  # float rounding stays in range

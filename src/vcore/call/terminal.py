@@ -1,0 +1,462 @@
+"""The terminal (listener, gatekeeper, its calls) and the incoming call offered to it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import pki
+from ..directory import Card, Directory
+from ..errors import CallError, TransportError, VcoreError
+from ..h323 import signalling as sig
+from ..h323.errors import SignallingError
+from ..h323.fast_connect import MediaPolicy
+from ..h323.gatekeeper import GatekeeperLink, parse_gatekeeper
+from ..h323.keys import DEFAULT_SUITES
+from ..h323.messages import DEFAULT_FORMATS, Address, MediaFormat
+from ..h323.q931 import Cause
+from ..h323.ras import RasRejected
+from .addresses import _anchors, _is_ip, parse_address
+from .call import Call
+from .events import _REASONS, CallFailed
+from .media import _Media
+
+if TYPE_CHECKING:
+    from ..media import Source
+    from ..transport import PortRange
+    from ..visca import ViscaCamera
+
+
+log = logging.getLogger(__name__)
+
+
+class IncomingCall:
+    """A call offered to a terminal: ``await answer()`` -> :class:`Call`, or ``await reject("busy")``.
+
+    ``caller``: the caller's certificate name (TLS) or alias; ``aliases``,
+    ``display``. With ``auto_answer`` the terminal has already answered it:
+    ``answered`` is True and ``answer()`` returns the call.
+    """
+
+    def __init__(self, terminal: Terminal, session: sig.CallSession) -> None:
+        self.terminal = terminal
+        self._session = session
+        self.call: Call | None = None
+        self.caller = session.peer_name or (session.remote_aliases[0] if session.remote_aliases else None)
+        self.aliases = session.remote_aliases
+        self.display = session.remote_display
+        self.received = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<IncomingCall from {self.caller!r}{' answered' if self.call else ''}>"
+
+    @property
+    def answered(self) -> bool:
+        return self.call is not None
+
+    async def ring(self) -> None:
+        """Send Alerting (the caller sees ``ringing``)."""
+        await self._session.alert()
+
+    async def answer(self, *, record: str | os.PathLike[str] | None = None) -> Call:
+        """Accept the call; ``record``: write what the peer sends (audio + video) to this MP4 file."""
+        if self.call is not None:
+            return self.call
+        if self._session.released is not None:
+            r = self._session.released
+            raise CallFailed(f"the caller is gone: {r.reason} ({r.detail})", _REASONS.get(r.reason, r.reason))
+        t = self.terminal
+        if record is None and t.recordings is not None:
+            Path(t.recordings).mkdir(parents=True, exist_ok=True)
+            who = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.caller or "caller")
+            record = Path(t.recordings) / f"call-{time.strftime('%Y%m%d-%H%M%S')}-{who}.mp4"
+        admission = None
+        if t._gk is not None:
+            s = self._session
+            try:
+                admission = await t._gk.admit(call_id=s.call_id, conference_id=s.conference_id,
+                                              call_reference=s.call_reference, destination=t.aliases, answer=True)
+            except SignallingError as exc:
+                t._pending.discard(s)
+                await s.reject("destinationRejection", Cause.CALL_REJECTED)
+                raise CallFailed(f"the gatekeeper did not admit the call: {exc}", "rejected") from None
+        media = _Media(t, record)
+        t._pending.discard(self._session)
+        try:
+            endpoints = await media.open(self._session.local_host, self._session.peer_host)  # closes on failure
+        except BaseException:
+            await self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+            raise
+        self.call = Call(t, self._session, media, outgoing=False, started=self.received, admission=admission)
+        t._calls.add(self.call)
+        try:
+            channels = await self._session.answer(endpoints)
+        except (VcoreError, OSError, ssl.SSLError) as exc:
+            await self.call.hangup()
+            raise CallFailed(f"cannot answer: {exc}", "connection-failed") from None
+        for ch in channels:  # receive keys now, before the caller's first packet
+            if ch.direction == "receive":
+                await media.start_channel(ch)
+        return self.call
+
+    async def reject(self, reason: str = "busy") -> None:
+        """Refuse: ``busy`` (userBusy, cause 17), ``rejected`` (destinationRejection, cause 21), or an H.225.0 reason."""
+        self.terminal._pending.discard(self._session)
+        if reason == "busy":
+            await self._session.hangup("undefinedReason", Cause.USER_BUSY)
+        elif reason == "rejected":
+            await self._session.reject("destinationRejection", Cause.CALL_REJECTED)
+        else:
+            await self._session.reject(reason, Cause.CALL_REJECTED)
+
+
+# --------------------------------------------------------------------------- the terminal
+
+
+SourceSpec = Any  # a Source, or a zero-argument callable returning a fresh Source per call
+
+
+class Terminal:
+    """An H.323 terminal: places and answers calls with SRTP media, over mutual TLS.
+
+    ``video``/``audio``: a source for the next call (closed when that call
+    ends) or a zero-argument callable that makes a fresh one per call (what an
+    agent station answering all day needs). ``identity``: a
+    :class:`~vcore.pki.Identity` or the path of its PEM; ``trust``: PEM files
+    of the trust anchors; ``crl``: an optional CRL file. Without an identity the
+    terminal runs plaintext, which needs ``allow_plaintext=True`` and shows in
+    every call's stats. ``auto_answer`` answers every admitted call;
+    ``allow``: certificate names admitted (others get ``securityDenied``).
+    ``directory``: ``cards.toml`` (path or :class:`Directory`) for
+    ``call(card=n)``. ``camera``: a :class:`~vcore.visca.ViscaCamera` whose
+    presets calls can recall. ``listen``: accept calls on ``host:port``
+    (port 0: any free port, see :attr:`port`; host ``""``: every address).
+    ``media_host``: bind the media sockets to this address (default: every
+    address of the peer's family); the media address announced to a peer is
+    the one this terminal uses toward it (the signalling connection's local
+    address), or ``public_address`` for a station behind a port-forwarding
+    router (static NAT). ``rtp_ports``: the UDP range (``(16384, 16483)`` or
+    ``"16384-16483"``) media takes its RTP (even) / RTCP (odd) pairs from; two
+    pairs per call. Media goes back to where the peer's authenticated packets
+    come from (symmetric RTP), so a peer behind a NAT gets its media. ``max_calls``: further callers
+    get ``busy``. ``recordings``: a directory where answered calls are
+    recorded. ``video_sink``/``audio_sink``: zero-argument callables making a
+    sink (or callable) per call for the decoded frames. ``remote_camera``: let the
+    peer recall this camera's presets (:meth:`Call.remote_camera_preset`).
+    ``lip_sync``: hold the received sound back (up to 1 s) when the received
+    pictures reach their sink later than the sound captured with them
+    (:attr:`CallStats.lip_sync`). ``gatekeeper``: ``"HOST[:1719]"``: register
+    ``aliases`` (default: the certificate's name) on start, ask admission (ARQ)
+    before every call placed or answered, disengage (DRQ) after it, unregister
+    on close; ``call("h323:ALIAS")`` then finds the alias through it.
+
+    Use from one event loop; ``async with`` starts and closes it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        video: SourceSpec = None,
+        audio: SourceSpec = None,
+        camera: ViscaCamera | None = None,
+        identity: pki.Identity | str | os.PathLike[str] | None = None,
+        trust: Sequence[str | os.PathLike[str]] = (),
+        crl: str | os.PathLike[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        listen: bool = True,
+        media_host: str | None = None,
+        rtp_ports: PortRange | tuple[int, int] | str | None = None,
+        public_address: str | None = None,
+        gatekeeper: str | None = None,
+        aliases: Sequence[str] | None = None,
+        auto_answer: bool = False,
+        allow: Iterable[str] | None = None,
+        directory: Directory | str | os.PathLike[str] | None = None,
+        allow_plaintext: bool = False,
+        formats: Sequence[MediaFormat] = DEFAULT_FORMATS,
+        suites: Sequence[str] = DEFAULT_SUITES,
+        fast_connect: bool = True,
+        bitrate: int = 1_500_000,
+        encoder: str = "auto",
+        media_timeout: float = 10.0,
+        rtcp_interval: float = 1.0,
+        setup_timeout: float = 10.0,
+        max_calls: int = 1,
+        recordings: str | os.PathLike[str] | None = None,
+        video_sink: Callable[[], Any] | None = None,
+        audio_sink: Callable[[], Any] | None = None,
+        remote_camera: bool = False,
+        lip_sync: bool = True,
+    ) -> None:
+        self.name = name
+        self.lip_sync = lip_sync
+        self._video = video
+        self._audio = audio
+        self.camera = camera
+        self.remote_camera = remote_camera
+        self.host = host
+        self.listen_port = port
+        self.listen = listen
+        from ..transport import check_host, is_wildcard, parse_port_range
+
+        self.media_host = check_host(media_host) if media_host and not is_wildcard(media_host) else None
+        self.rtp_ports = parse_port_range(rtp_ports) if rtp_ports is not None else None
+        self.public_address = check_host(public_address) if public_address else None
+        self.auto_answer = auto_answer
+        self.allow = frozenset(allow) if allow is not None else None
+        if isinstance(directory, (str, os.PathLike)):
+            directory = Directory.load(directory)
+        self.directory = directory
+        self.bitrate = bitrate
+        self.encoder = encoder
+        self.media_timeout = media_timeout
+        self.rtcp_interval = rtcp_interval
+        self.max_calls = max_calls
+        self.recordings = recordings
+        self._sinks = {"video": video_sink, "audio": audio_sink}
+        if identity is not None and not isinstance(identity, pki.Identity):
+            identity = pki.Identity.load(identity)
+        self.identity = identity
+        self._server_ctx: ssl.SSLContext | None = None
+        self._client_ctx: ssl.SSLContext | None = None
+        if identity is not None:
+            anchors = _anchors(trust)
+            if not anchors:
+                raise CallError("a terminal with an identity needs trust anchors (trust=[ca.pem])")
+            self._server_ctx = pki.server_context(identity, anchors, crl)
+            self._client_ctx = pki.client_context(identity, anchors, crl)
+        elif not allow_plaintext:
+            raise CallError("no identity: give identity= and trust= (TLS), or allow_plaintext=True")
+        policy = MediaPolicy(tuple(formats), tuple(suites), allow_plaintext=allow_plaintext)
+        self.config = sig.SignallingConfig(name if identity is None else identity.name, policy=policy,
+                                           allow_list=self.allow, allow_plaintext_signalling=allow_plaintext,
+                                           fast_connect=fast_connect, setup_timeout=setup_timeout,
+                                           display_name=name)
+        self.aliases = tuple(aliases) if aliases else (self.config.alias,)
+        self.gatekeeper = parse_gatekeeper(gatekeeper) if gatekeeper else None
+        self._gk: GatekeeperLink | None = None
+        self._listener: sig.SignallingListener | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._incoming: asyncio.Queue[IncomingCall | None] = asyncio.Queue()
+        self._calls: set[Call] = set()
+        self._pending: set[sig.CallSession] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Terminal {self.name!r} {'TLS' if self.identity else 'plaintext'} calls={len(self._calls)}>"
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Listen for calls (``listen``) and register with the gatekeeper (``gatekeeper``)."""
+        if self.listen and self._listener is None:
+            self._listener = sig.SignallingListener(self.config, self._server_ctx)
+            await self._listener.start(self.host, self.listen_port)
+            self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop(), name="vcore-accept")
+        if self.gatekeeper is not None and self._gk is None:
+            port = self._listener.port if self._listener is not None else (
+                sig.H225_TLS_PORT if self._client_ctx is not None else sig.H225_PORT)
+            gk = GatekeeperLink(self.gatekeeper, self.aliases, port, public_address=self.public_address)
+            try:
+                await gk.start()
+            except SignallingError as exc:
+                await self.close()
+                raise CallError(f"cannot register with the gatekeeper {self.gatekeeper.host}:"
+                                f"{self.gatekeeper.port}: {exc}") from None
+            self._gk = gk
+
+    async def close(self) -> None:
+        """Hang up every call, stop listening (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            try:
+                await self._accept_task
+            except asyncio.CancelledError:
+                pass
+        for call in list(self._calls):
+            if call.ended is None:
+                call._local_reason = call._local_reason or "terminal-closed"
+            await call.hangup()
+        for session in list(self._pending):
+            await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+        if self._gk is not None:
+            await self._gk.close()  # URQ, bounded
+            self._gk = None
+        if self._listener is not None:
+            await self._listener.close()
+        await self._incoming.put(None)
+
+    async def __aenter__(self) -> Terminal:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        """The port this terminal accepts calls on."""
+        if self._listener is None:
+            raise CallError("the terminal is not listening (start it, with listen=True)")
+        return self._listener.port
+
+    @property
+    def address(self) -> str:
+        """``host:port`` to call this terminal at."""
+        host = self.host or "127.0.0.1"
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    @property
+    def refused(self) -> list[sig.RefusedCall]:
+        """Callers refused before a call existed (untrusted certificate, not on the allow-list)."""
+        return list(self._listener.refused) if self._listener else []
+
+    @property
+    def calls(self) -> list[Call]:
+        return [c for c in self._calls if c.ended is None]
+
+    # ------------------------------------------------------------ calls
+
+    async def call(self, address: str | None = None, *, card: int | None = None,
+                   record: str | os.PathLike[str] | None = None, expect_name: str | None = None) -> Call:
+        """Call ``address`` (``h323:alias@host[:port]`` or ``host[:port]``) or directory card ``card``.
+
+        ``expect_name``: the certificate name the callee must present (a card's ``certificate``).
+        ``record``: write what the peer sends to this MP4. Raises :class:`CallFailed` when no call
+        could be set up (no connection, TLS refused); later failures end the call with a reason.
+        """
+        if self._closed:
+            raise CallError("the terminal is closed")
+        if card is not None:
+            if self.directory is None:
+                raise CallError("this terminal has no directory (directory=cards.toml)")
+            entry: Card = self.directory[card]
+            address = entry.address
+            expect_name = expect_name or entry.certificate
+        if address is None:
+            raise CallError("give an address or a card number")
+        if len(self.calls) >= self.max_calls:
+            raise CallError(f"already in {len(self.calls)} call(s) (max_calls={self.max_calls})")
+        tls = self._client_ctx is not None
+        started = time.monotonic()
+        alias, host, port = self._target(address, tls)
+        admission = None
+        ids: dict[str, Any] = {}
+        if self._gk is not None:
+            ids = {"call_id": os.urandom(16), "conference_id": os.urandom(16),
+                   "call_reference": secrets.randbelow(0x7FFF) + 1}
+            try:
+                admission = await self._gk.admit(**ids, destination=[alias] if alias else [],
+                                                 destination_address=Address(host, port) if host else None)
+            except RasRejected as exc:
+                raise CallFailed(f"the gatekeeper refused the call: {exc.reason}", "rejected") from None
+            except SignallingError as exc:
+                raise CallFailed(f"gatekeeper: {exc}", "gatekeeper-failure") from None
+            host, port = admission.destination.host, admission.destination.port
+        if host is None:
+            raise CallError(f"{address!r} names no host: give h323:alias@host, or a gatekeeper= to find the alias")
+        media = _Media(self, record)
+        try:
+            session = await sig.place_call(host, port, self.config, media.open, ssl_context=self._client_ctx,
+                                           destination=[alias] if alias else [], expected_name=expect_name,
+                                           **ids)
+        except TransportError as exc:  # no free media port, or no address the peer can reach
+            await media.close()
+            raise CallFailed(str(exc), "media-unavailable") from None
+        except VcoreError as exc:
+            await media.close()
+            reason = "tls-failure" if "TLS" in str(exc) else "security-denied" if "certificate" in str(exc) \
+                else "timeout" if "within" in str(exc) else "connection-failed"
+            raise CallFailed(str(exc), reason) from None
+        except BaseException:
+            await media.close()
+            raise
+        call = Call(self, session, media, outgoing=True, started=started, admission=admission)
+        self._calls.add(call)
+        return call
+
+    def _target(self, address: str, tls: bool) -> tuple[str | None, str | None, int]:
+        """(alias, host, port) of an address; with a gatekeeper ``h323:ALIAS`` alone is an alias to resolve."""
+        if self._gk is not None:
+            bare = re.sub(r"^h323s?:", "", address.strip())
+            if "@" not in bare and not _is_ip(bare.strip("[]")) and re.fullmatch(r"[^\s:@\[\]]+", bare):
+                return bare, None, 0
+        return parse_address(address, tls)
+
+    async def incoming(self) -> AsyncIterator[IncomingCall]:
+        """Calls offered to this terminal (already answered with ``auto_answer``); ends when it closes."""
+        while True:
+            item = await self._incoming.get()
+            if item is None:
+                await self._incoming.put(None)  # other iterators end too
+                return
+            yield item
+
+    async def camera_preset(self, preset: int) -> None:
+        """Recall a preset of the local VISCA camera."""
+        if self.camera is None:
+            raise CallError("this terminal has no camera")
+        await self.camera.preset_recall(preset)
+
+    # ------------------------------------------------------------ internals
+
+    def _make_source(self, kind: str) -> Source | None:
+        spec = self._video if kind == "video" else self._audio
+        if spec is None:
+            return None
+        if callable(spec) and not hasattr(spec, "read"):
+            return spec()  # type: ignore[no-any-return]
+        # a source object serves one call: it is closed when that call's sender closes
+        if kind == "video":
+            self._video = None
+        else:
+            self._audio = None
+        return spec  # type: ignore[no-any-return]
+
+    def _make_sink(self, kind: str) -> Any:
+        factory = self._sinks[kind]
+        if factory is None:
+            return None
+        from ..media.sinks import as_sink
+
+        return as_sink(factory())
+
+    def _forget(self, call: Call) -> None:
+        self._calls.discard(call)
+
+    async def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while True:
+            session = await self._listener.accept()
+            try:
+                await self._offer(session)
+            except (VcoreError, OSError) as exc:
+                log.warning("incoming call from %s failed: %s", session.peer_name, exc)
+
+    async def _offer(self, session: sig.CallSession) -> None:
+        waiting = [s for s in self._pending if s.released is None]
+        self._pending = set(waiting)
+        if len(self.calls) + len(waiting) >= self.max_calls:
+            log.info("busy: refusing a call from %s", session.peer_name)
+            await session.hangup("undefinedReason", Cause.USER_BUSY)
+            return
+        self._pending.add(session)  # until answered or rejected; hung up if the terminal closes first
+        incoming = IncomingCall(self, session)
+        if self.auto_answer:
+            await incoming.answer()
+        else:
+            await incoming.ring()
+        await self._incoming.put(incoming)

@@ -33,13 +33,9 @@ def parse_address(address: str, tls: bool) -> tuple[str | None, str, int]:
 
 
 def _is_ip(host: str) -> bool:
-    import ipaddress
+    from ..h323.signalling import _is_ip as is_ip  # one definition of "an IP literal" for dial strings
 
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    return is_ip(host)
 
 
 def _anchors(trust: Iterable[str | os.PathLike[str]]) -> list[Any]:

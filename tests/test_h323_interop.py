@@ -281,3 +281,33 @@ def test_call_by_alias_through_gnugk(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_terminals_call_by_alias_through_gnugk(tmp_path: Path) -> None:
+    """Terminal(gatekeeper=): both register with GnuGk, the kiosk calls h323:caf-agent (direct mode, TLS + SRTP)."""
+    from tests.call_helpers import make_pki, terminal
+
+    proc, ras_port = _gnugk(tmp_path)
+    pki_dir = make_pki(tmp_path / "pki")
+
+    async def scenario() -> None:
+        where = f"127.0.0.1:{ras_port}"
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, gatekeeper=where, aliases=["caf-agent"])
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False, gatekeeper=where, aliases=["kiosk-1"])
+        async with agent, kiosk:
+            call = await kiosk.call("h323:caf-agent")
+            await asyncio.wait_for(call.connected, 10)
+            for _ in range(200):
+                video = call.stats().stream("video", "receive")
+                if video is not None and video.frames > 0:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("no video through a GnuGk-admitted call")
+            await call.hangup()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)

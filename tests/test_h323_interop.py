@@ -11,6 +11,7 @@ import asyncio
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -218,22 +219,27 @@ CallSignalPort={signal}
 StatusPort={status}
 TimeToLive=2
 
-[RoutedMode]
-GKRouted=0
-H245Routed=0
-
+{routing}
 [Gatekeeper::Auth]
 default=allow
 """
 
 
-def _gnugk(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+GNUGK_MODES = {
+    "direct": "[RoutedMode]\nGKRouted=0\nH245Routed=0\n",
+    "routed": "[RoutedMode]\nGKRouted=1\nH245Routed=0\n",
+    "proxy": "[RoutedMode]\nGKRouted=1\nH245Routed=1\n[Proxy]\nEnable=1\n",
+}
+
+
+def _gnugk(tmp_path: Path, mode: str = "direct") -> tuple[subprocess.Popen[bytes], int]:
     path = os.environ.get("VCORE_GNUGK")
     if not path or not Path(path).is_file():
         pytest.skip("VCORE_GNUGK does not name a locally built GnuGk gatekeeper (none is packaged here)")
     ras = _free_port()
     config = tmp_path / "gnugk.ini"
-    config.write_text(GNUGK_CONFIG.format(ras=ras, signal=_free_port(), status=_free_port()))
+    config.write_text(GNUGK_CONFIG.format(ras=ras, signal=_free_port(), status=_free_port(),
+                                          routing=GNUGK_MODES[mode]))
     proc = subprocess.Popen([path, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, ras
 
@@ -283,28 +289,107 @@ def test_call_by_alias_through_gnugk(tmp_path: Path) -> None:
         proc.wait(10)
 
 
-def test_terminals_call_by_alias_through_gnugk(tmp_path: Path) -> None:
-    """Terminal(gatekeeper=): both register with GnuGk, the kiosk calls h323:caf-agent (direct mode, TLS + SRTP)."""
-    from tests.call_helpers import make_pki, terminal
+def _media_terminal(name: str, **kw: Any) -> Any:
+    import vcore
+    from vcore.media import TestPattern, Tone
 
-    proc, ras_port = _gnugk(tmp_path)
+    return vcore.Terminal(name, video=lambda: TestPattern(320, 240, 15), audio=lambda: Tone(sample_rate=8000),
+                          bitrate=300_000, encoder="libx264", **kw)
+
+
+async def _media_flows(call: Any, streams: tuple[str, ...] = ("audio", "video")) -> None:
+    """Until every stream of ``streams`` has decoded frames from the peer (fails after 10 s)."""
+    for _ in range(200):
+        stats = call.stats()
+        if all((s := stats.stream(k, "receive")) is not None and s.frames > 0 for k in streams):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no media from the peer: {call.stats()}")
+
+
+@pytest.mark.parametrize("mode", ["direct", "routed", "proxy"])
+def test_terminals_call_by_alias_through_gnugk(tmp_path: Path, mode: str) -> None:
+    """Terminal(gatekeeper=): both register, the kiosk calls h323:caf-agent, media flows both ways.
+
+    Direct mode over TLS + SRTP; GnuGk's routed and proxy modes route plaintext H.225.0 (the proxy also
+    relays RTP/RTCP, rewriting the announced addresses), so those run with plaintext signalling.
+    """
+    from tests.call_helpers import make_pki
+
+    proc, ras_port = _gnugk(tmp_path, mode)
     pki_dir = make_pki(tmp_path / "pki")
+    tls = mode == "direct"
+
+    def secure(name: str) -> dict[str, Any]:
+        if not tls:
+            return {"allow_plaintext": True}
+        return {"identity": pki_dir / f"{name}.pem", "trust": [pki_dir / "ca" / "ca.cert.pem"]}
 
     async def scenario() -> None:
         where = f"127.0.0.1:{ras_port}"
-        agent = terminal(pki_dir, "CAF agent", auto_answer=True, gatekeeper=where, aliases=["caf-agent"])
-        kiosk = terminal(pki_dir, "Murat kiosk", listen=False, gatekeeper=where, aliases=["kiosk-1"])
+        agent = _media_terminal("CAF agent", auto_answer=True, gatekeeper=where, aliases=["caf-agent"],
+                                **secure("CAF agent"))
+        kiosk = _media_terminal("Murat kiosk", listen=False, gatekeeper=where, aliases=["kiosk-1"],
+                                **secure("Murat kiosk"))
         async with agent, kiosk:
             call = await kiosk.call("h323:caf-agent")
             await asyncio.wait_for(call.connected, 10)
-            for _ in range(200):
-                video = call.stats().stream("video", "receive")
-                if video is not None and video.frames > 0:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("no video through a GnuGk-admitted call")
+            await _media_flows(call)
+            await _media_flows(agent.calls[0])
+            assert call.stats().signalling == ("tls" if tls else "plaintext")
             await call.hangup()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_terminal_media_with_h323plus() -> None:
+    """A vcore Terminal and H323Plus exchange G.711 both ways (H323Plus sends what its Null Audio reads)."""
+    simph323 = _simph323()
+    port = _free_port()
+    proc = subprocess.Popen([simph323, "-l", "-a", "-n", "-S", "-f", "-i", "127.0.0.1", "-x", str(port),
+                             "-u", "h323plus"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    async def scenario() -> None:
+        await _wait_listening(port)
+        async with _media_terminal("kiosk", listen=False, allow_plaintext=True) as kiosk:
+            call = await kiosk.call(f"h323:h323plus@127.0.0.1:{port}")
+            await asyncio.wait_for(call.connected, 15)
+            await _media_flows(call, ("audio",))
+            sent = call.stats().stream("audio", "send")
+            assert sent is not None and sent.packets > 0 and sent.codec in ("PCMU", "PCMA")
+            received = call.stats().stream("audio", "receive")
+            assert received is not None and received.dropped == 0
+            await call.hangup()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_tls_terminal_through_routed_gnugk_says_why_it_fails(tmp_path: Path) -> None:
+    """GnuGk in routed mode takes the Setup itself, in plaintext: a TLS terminal gets a reason, not a mystery."""
+    from tests.call_helpers import make_pki
+    from vcore.call import CallFailed
+
+    proc, ras_port = _gnugk(tmp_path, "routed")
+    pki_dir = make_pki(tmp_path / "pki")
+
+    async def scenario() -> None:
+        kiosk = _media_terminal("Murat kiosk", listen=False, gatekeeper=f"127.0.0.1:{ras_port}",
+                                identity=pki_dir / "Murat kiosk.pem", trust=[pki_dir / "ca" / "ca.cert.pem"])
+        agent = _media_terminal("CAF agent", auto_answer=True, gatekeeper=f"127.0.0.1:{ras_port}",
+                                aliases=["caf-agent"], identity=pki_dir / "CAF agent.pem",
+                                trust=[pki_dir / "ca" / "ca.cert.pem"])
+        async with agent, kiosk:
+            with pytest.raises(CallFailed, match="gatekeeper-routed call"):
+                await kiosk.call("h323:caf-agent")
 
     try:
         asyncio.run(scenario())

@@ -189,3 +189,39 @@ def test_plaintext_latches_only_from_the_signalled_host() -> None:
             await transport.close()
 
     asyncio.run(scenario())
+
+
+def test_without_a_range_rtcp_is_still_rtp_plus_one() -> None:
+    async def scenario() -> None:
+        for _ in range(5):
+            async with RtpTransport("127.0.0.1") as t:
+                assert t.local_rtp[1] % 2 == 0 and t.local_rtcp[1] == t.local_rtp[1] + 1
+
+    asyncio.run(scenario())
+
+
+def test_held_datagrams_are_delivered_in_order_on_release() -> None:
+    """What the peer sends before the key is known waits (bounded) instead of being dropped."""
+    async def scenario() -> None:
+        transport = RtpTransport("127.0.0.1")
+        transport.hold(limit=3)
+        await transport.open()
+        peer = await _peer()
+        got: list[bytes] = []
+        transport.set_rtp_handler(lambda data, addr: got.append(data))
+        try:
+            for i in range(5):
+                peer.transport.sendto(RtpPacket(96, i, 0, 1, b"p").serialize(), transport.local_rtp)
+            await asyncio.sleep(0.05)
+            assert got == [] and transport.holding
+            transport.release()
+            assert [RtpPacket.parse(d).sequence_number for d in got] == [2, 3, 4]  # the newest `limit`
+            transport.release()  # idempotent
+            peer.transport.sendto(RtpPacket(96, 5, 0, 1, b"p").serialize(), transport.local_rtp)
+            await asyncio.sleep(0.05)
+            assert len(got) == 4 and not transport.holding
+        finally:
+            await transport.close()
+            peer.transport.close()
+
+    asyncio.run(scenario())

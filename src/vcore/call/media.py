@@ -153,6 +153,7 @@ class _Media:
                 self.transports[session] = RtpTransport(
                     bind, ports=t.rtp_ports, latch=True, peer_hosts={peer_host},
                     protect_rtcp=keys.protect_rtcp, unprotect_rtcp=keys.unprotect_rtcp, name=name)
+                self.transports[session].hold()  # until this session has a key: the peer may send first
                 await self.transports[session].open()
             if self.record_path is not None:
                 self.recorder = Recorder(self.record_path, audio=True)
@@ -200,6 +201,8 @@ class _Media:
                     from ..media import AudioDecoder
 
                     self.audio_rx.decoder = AudioDecoder(codec)  # before its first packet: the key was not set
+            if transport is not None:
+                transport.release()  # the key is known: what the peer sent meanwhile goes through now
             return
         await self._start_sender(ch)
 
@@ -215,6 +218,7 @@ class _Media:
             return
         remote = (ch.remote_rtp.host, ch.remote_rtp.port)
         self.keys[ch.session_id].send.set(ch.srtp)  # our RTCP on this session goes under our own key
+        transport.release()  # a session we only send on: the peer's reports about our stream
         hooks: dict[str, Any] = {"transport": transport}
         if ch.srtp is not None:
             # SrtpSession is not thread-safe: RTP is protected in the encode thread with its own session

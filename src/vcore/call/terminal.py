@@ -380,7 +380,12 @@ class Terminal:
             await media.close()
             reason = "tls-failure" if "TLS" in str(exc) else "security-denied" if "certificate" in str(exc) \
                 else "timeout" if "within" in str(exc) else "connection-failed"
-            raise CallFailed(str(exc), reason) from None
+            message = str(exc)
+            if admission is not None and tls and self.gatekeeper is not None \
+                    and admission.destination.host == self.gatekeeper.host:
+                message += (" (the gatekeeper admitted the call to its own address: probably a gatekeeper-routed call, "
+                            "and this terminal speaks TLS; GnuGk routes plaintext H.225.0 — use its direct mode)")
+            raise CallFailed(message, reason) from None
         except BaseException:
             await media.close()
             raise

@@ -31,6 +31,7 @@ import errno
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -84,6 +85,10 @@ def bind_pair(host: str, ports: PortRange | None, *, rtcp_mux: bool = False,
     socket takes ``port`` (0: the system picks) and RTCP any free port.
     """
     host = check_host(host) if host else "0.0.0.0"
+    if ports is None and port == 0 and not rtcp_mux:
+        pair = _ephemeral_pair(host)
+        if pair is not None:
+            return pair
     if ports is None:
         try:
             rtp = _bind(host, port)
@@ -114,6 +119,26 @@ def bind_pair(host: str, ports: PortRange | None, *, rtcp_mux: bool = False,
             raise TransportError(f"cannot bind UDP {host}:{port + 1}: {exc.strerror or exc}") from None
     raise TransportError(f"no free RTP/RTCP port pair left in {ports} on {host} "
                          f"({len(ports.pairs)} pairs; each call uses 2): widen the range")
+
+
+def _ephemeral_pair(host: str, attempts: int = 32) -> tuple[socket.socket, socket.socket] | None:
+    """An even RTP port the system picked and RTCP on the next one (RFC 3550 §11), or None after some tries.
+
+    Some peers send RTCP to RTP + 1 whatever was signalled; the pair keeps them working without a range.
+    """
+    for _ in range(attempts):
+        try:
+            rtp = _bind(host, 0)
+        except OSError as exc:
+            raise TransportError(f"cannot bind a UDP socket on {host}: {exc.strerror or exc}") from None
+        port = int(rtp.getsockname()[1])
+        if port % 2 == 0 and port < 65535:
+            try:
+                return rtp, _bind(host, port + 1)
+            except OSError:
+                pass
+        rtp.close()
+    return None
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -170,6 +195,7 @@ class RtpTransport:
         self._latched_rtp: tuple[str, int] | None = None
         self._latched_rtcp: tuple[str, int] | None = None
         self._rtp_handler: Callable[[bytes, Any], None] | None = None
+        self._held: deque[tuple[bool, bytes, Any]] | None = None
         self._rtcp_listeners: list[RtcpListener] = []
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
@@ -218,6 +244,7 @@ class RtpTransport:
             if t is not None:
                 t.close()
         self._rtp_handler = None
+        self._held = None
         self._rtcp_listeners.clear()
 
     async def __aenter__(self) -> RtpTransport:
@@ -311,13 +338,37 @@ class RtpTransport:
         if listener in self._rtcp_listeners:
             self._rtcp_listeners.remove(listener)
 
+    def hold(self, limit: int = 256) -> None:
+        """Keep incoming datagrams (at most ``limit``, the newest) until :meth:`release`.
+
+        For the time between opening the sockets and knowing the keys: a peer that
+        starts sending at once (its first keyframe, its first RTCP) is not lost.
+        """
+        self._held = deque(maxlen=limit)
+
+    def release(self) -> None:
+        """Stop holding; hand what was held to the receiver and listeners, in arrival order (idempotent)."""
+        held, self._held = self._held, None
+        for on_rtcp_socket, data, addr in held or ():
+            (self._on_rtcp_socket if on_rtcp_socket else self._on_rtp_socket)(data, addr)
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
     def _on_rtp_socket(self, data: bytes, addr: Any) -> None:
+        if self._held is not None:
+            self._held.append((False, data, addr))
+            return
         if is_rtcp(data):
             self._on_rtcp(data, addr)  # RTCP multiplexed (or a peer that sends it to the RTP port)
         elif self._rtp_handler is not None:
             self._rtp_handler(data, addr)
 
     def _on_rtcp_socket(self, data: bytes, addr: Any) -> None:
+        if self._held is not None:
+            self._held.append((True, data, addr))
+            return
         if not is_rtcp(data):
             self.rtcp_dropped += 1
             return

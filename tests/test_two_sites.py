@@ -155,3 +155,49 @@ def test_adsl_uplink_512k(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
     assert 0.5 * bitrate < got < 1.5 * bitrate, got
     stats = lab.exec("kiosk", "tc", "-s", "qdisc", "show", "dev", "eth0").stdout
     assert "tbf" in stats and re.search(r"Sent \d+ bytes", stats), stats
+
+
+GNUGK_INI = """\
+[Gatekeeper::Main]
+Name=vcoreSiteGK
+Home=203.0.113.2
+UnicastRasPort=1719
+UseMulticastListener=0
+TimeToLive=60
+StatusPort=7000
+[RoutedMode]
+GKRouted=0
+SupportNATedEndpoints=1
+[Gatekeeper::Auth]
+default=allow
+"""
+
+
+def test_kiosk_behind_nat_calls_an_alias_through_gnugk(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
+    """The agent's office runs GnuGk (direct mode); the kiosk, behind its ADSL box, calls h323:caf-agent.
+
+    GnuGk registers the kiosk although its RRQ comes from the box (SupportNATedEndpoints), resolves the
+    alias, and the media goes straight between the sites (TLS + SRTP, latched at the agent). Skipped
+    unless VCORE_GNUGK names a GnuGk built by hand (none is packaged).
+    """
+    import os
+
+    gnugk = os.environ.get("VCORE_GNUGK")
+    if not gnugk or not Path(gnugk).is_file():
+        pytest.skip("VCORE_GNUGK does not name a locally built GnuGk gatekeeper (none is packaged here)")
+    lab.host("kiosk")
+    lab.host("box", forward=True)
+    lab.host("agent")
+    lab.link("kiosk", "eth0", "192.0.2.2/24", "box", "lan", "192.0.2.1/24")
+    lab.link("box", "wan", "203.0.113.1/24", "agent", "eth0", "203.0.113.2/24")
+    lab.route("kiosk", "default", "192.0.2.1")
+    lab.route("agent", "default", "203.0.113.1")
+    lab.nat_router("box", lan="lan", wan="wan")
+    ini = tmp_path / "gnugk.ini"
+    ini.write_text(GNUGK_INI)
+    lab.spawn("agent", [gnugk, "-c", str(ini)], log=tmp_path / "gnugk.log")
+    gk = ["--gatekeeper", "203.0.113.2"]
+    out = two_site_call(lab, pki_dir, tmp_path / "call", kiosk="kiosk", agent="agent", target=["h323:caf-agent"],
+                        agent_args=[*gk, "--alias", "caf-agent", "-v"], kiosk_args=gk)
+    assert "registered with gatekeeper 203.0.113.2:1719 as caf-agent" in out["agent_log"]
+    assert re.search(r"video: RTP latched to 203\.0\.113\.1:\d+", out["agent_log"]), out["agent_log"]

@@ -22,6 +22,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from ..transport.addresses import unmap
 from . import asn1
 from .errors import SignallingError, SignallingParseError, SignallingTimeout
 from .messages import ENDPOINT_TYPE, H225_PROTOCOL_ID, VENDOR, Address, alias_addresses
@@ -266,8 +267,7 @@ class RasClient:
 
     def _from_gatekeeper(self, addr: tuple[str | Any, int]) -> bool:
         """Only the gatekeeper's own RAS address may confirm, reject, unregister or disengage (H.225.0 §7)."""
-        host = str(addr[0]).split("%")[0].removeprefix("::ffff:")
-        return host == self.gatekeeper.host.removeprefix("::ffff:") and int(addr[1]) == self.gatekeeper.port
+        return unmap(str(addr[0])) == unmap(self.gatekeeper.host) and int(addr[1]) == self.gatekeeper.port
 
     @property
     def ras_address(self) -> Address:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
 from .. import pki
+from ..transport.addresses import unmap
 from . import asn1
 from .errors import (
     CallRefused,
@@ -309,13 +310,13 @@ class _Connection:
     def local_host(self) -> str:
         """This end's IP address on the connection (the address the peer reaches us at)."""
         info = self.writer.get_extra_info("sockname")
-        return _unmap(str(info[0])) if info else ""
+        return unmap(str(info[0])) if info else ""
 
     @property
     def peer_host(self) -> str:
         """The peer's IP address on the connection."""
         info = self.writer.get_extra_info("peername")
-        return _unmap(str(info[0])) if info else ""
+        return unmap(str(info[0])) if info else ""
 
     @property
     def peer_name(self) -> str | None:
@@ -347,19 +348,6 @@ class _Connection:
             await self.writer.wait_closed()
         except (OSError, ssl.SSLError):
             pass
-
-
-def _unmap(host: str) -> str:
-    """``::ffff:192.0.2.1`` (an IPv4 peer of a dual-stack socket) -> ``192.0.2.1``; other hosts unchanged."""
-    import ipaddress
-
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return host
 
 
 def _keepalive(sock: Any) -> None:

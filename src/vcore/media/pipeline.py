@@ -61,6 +61,7 @@ from ..rtp.rtcp import (
 from ..rtp.stats import ReceiverStats, SenderStats, rtt_from_report
 from ..rtp.seq import ts_diff
 from ..transport import RtpTransport
+from ..transport.rtp import Protect
 from .clock import WALL_ANCHOR, MediaClock, RemoteClock
 from .codecs import VIDEO_CLOCK_RATE, AudioDecoder, AudioEncoder, H264Decoder, H264Encoder
 from .errors import MediaError, PipelineClosed, SourceEnded
@@ -91,8 +92,7 @@ def rtcp_delay(interval: float) -> float:
     """The next RTCP report delay: ``interval`` randomized to [0.5, 1.5] times itself (RFC 3550 §6.3.1)."""
     return interval * random.uniform(0.5, 1.5)
 
-Protect = Callable[[bytes], bytes]
-"""A packet transform: SRTP protect or unprotect (raise a ``VcoreError`` to drop the packet)."""
+
 
 
 def encode_capture_time(t: float) -> bytes:

@@ -14,6 +14,7 @@ from .addresses import (
     is_loopback,
     is_wildcard,
     parse_port_range,
+    unmap,
     wildcard_for,
 )
 from .rtp import RtcpListener, RtpTransport, bind_pair
@@ -29,4 +30,5 @@ __all__ = [
     "is_loopback",
     "is_wildcard",
     "wildcard_for",
+    "unmap",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "is_loopback",
     "announced_host",
     "check_host",
+    "unmap",
 ]
 
 
@@ -84,6 +85,21 @@ def check_host(host: str) -> str:
     return host.strip("[]")
 
 
+def unmap(host: str) -> str:
+    """``::ffff:192.0.2.1`` (an IPv4 peer seen by a dual-stack socket) -> ``192.0.2.1``; a zone index dropped.
+
+    Anything that is not an IP address comes back unchanged.
+    """
+    bare = host.strip("[]").split("%")[0]
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return bare
+
+
 def wildcard_for(peer_host: str) -> str:
     """The wildcard bind address of ``peer_host``'s family: ``0.0.0.0`` or ``::``."""
     return "::" if _ip(peer_host).version == 6 else "0.0.0.0"
@@ -118,9 +134,7 @@ def announced_host(*, bind_host: str, signalling_local: str, peer_host: str,
         host = check_host(bind_host)
     else:
         host = check_host(signalling_local)
-    mapped = _ip(host)
-    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
-        host = str(mapped.ipv4_mapped)  # a dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d
+    host = unmap(host)  # a dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d
     if is_wildcard(host) or (is_loopback(host) and not is_loopback(peer_host)):
         raise TransportError(f"media address {host} cannot be reached from {peer_host}: bind the media to an "
                              "address of this host (media_host=) or leave it unset")

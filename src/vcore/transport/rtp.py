@@ -37,13 +37,14 @@ from typing import Any
 
 from ..errors import TransportError, VcoreError
 from ..rtp.rtcp import is_rtcp, parse_rtcp, serialize_rtcp
-from .addresses import PortRange, check_host, is_loopback
+from .addresses import PortRange, check_host, unmap
 
 __all__ = ["RtpTransport", "Protect", "RtcpListener"]
 
 _log = logging.getLogger(__name__)
 
 Protect = Callable[[bytes], bytes]
+"""A packet transform: SRTP protect or unprotect (raise a ``VcoreError`` to drop the packet)."""
 RtcpListener = Callable[[list[Any], tuple[str, int]], None]
 """Called with the parsed packets of one incoming RTCP compound packet and its source address."""
 
@@ -142,11 +143,7 @@ def _ephemeral_pair(host: str, attempts: int = 32) -> tuple[socket.socket, socke
 
 
 def _same_host(a: str, b: str) -> bool:
-    a, b = a.split("%")[0], b.split("%")[0]
-    if a == b:
-        return True
-    strip = "::ffff:"
-    return a.removeprefix(strip) == b.removeprefix(strip)
+    return unmap(a) == unmap(b)
 
 
 class RtpTransport:
@@ -450,8 +447,3 @@ class RtpTransport:
             return False
         self.rtcp_sent += 1
         return True
-
-    @property
-    def on_loopback(self) -> bool:
-        remote = self.remote_rtp
-        return remote is not None and is_loopback(remote[0])

@@ -173,3 +173,26 @@ def test_bad_gatekeeper_address(pki_dir: Path, bad: str) -> None:
         return
     with pytest.raises(CallError, match="gatekeeper"):
         terminal(pki_dir, "Murat kiosk", listen=False, gatekeeper=bad)
+
+
+def test_admitted_call_that_cannot_connect_is_disengaged(pki_dir: Path) -> None:
+    """The gatekeeper admits a call to an address where nobody answers: the call fails and a DRQ follows."""
+    from vcore.call import CallFailed
+
+    async def scenario() -> None:
+        gk = await _gatekeeper()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            gk.table["ghost"] = Address("127.0.0.1", s.getsockname()[1])  # bound, not listening: refused
+            kiosk = terminal(pki_dir, "Murat kiosk", listen=False, gatekeeper=f"127.0.0.1:{gk.port}")
+            async with kiosk:
+                with pytest.raises(CallFailed) as info:
+                    await kiosk.call("h323:ghost")
+                assert info.value.reason == "connection-failed"
+                drqs = [b for n, b in gk.log if n == "disengageRequest"]
+                arqs = [b for n, b in gk.log if n == "admissionRequest"]
+                assert len(drqs) == 1 and drqs[0]["callIdentifier"] == arqs[0]["callIdentifier"]
+                assert drqs[0]["disengageReason"][0] == "normalDrop"
+        gk.transport.close()
+
+    run(scenario())

@@ -373,22 +373,22 @@ class Terminal:
             session = await sig.place_call(host, port, self.config, media.open, ssl_context=self._client_ctx,
                                            destination=[alias] if alias else [], expected_name=expect_name,
                                            **ids)
-        except TransportError as exc:  # no free media port, or no address the peer can reach
+        except BaseException as exc:
             await media.close()
-            raise CallFailed(str(exc), "media-unavailable") from None
-        except VcoreError as exc:
-            await media.close()
+            if admission is not None and self._gk is not None:
+                await self._gk.disengage(admission, answered=False)  # the admitted call never happened
+            if isinstance(exc, TransportError):  # no free media port, or no address the peer can reach
+                raise CallFailed(str(exc), "media-unavailable") from None
+            if not isinstance(exc, VcoreError):
+                raise
             reason = "tls-failure" if "TLS" in str(exc) else "security-denied" if "certificate" in str(exc) \
                 else "timeout" if "within" in str(exc) else "connection-failed"
             message = str(exc)
             if admission is not None and tls and self.gatekeeper is not None \
                     and admission.destination.host == self.gatekeeper.host:
-                message += (" (the gatekeeper admitted the call to its own address: probably a gatekeeper-routed call, "
-                            "and this terminal speaks TLS; GnuGk routes plaintext H.225.0 — use its direct mode)")
+                message += (" (the gatekeeper admitted the call to its own address: probably a gatekeeper-routed "
+                            "call, and this terminal speaks TLS; GnuGk routes plaintext H.225.0: use its direct mode)")
             raise CallFailed(message, reason) from None
-        except BaseException:
-            await media.close()
-            raise
         call = Call(self, session, media, outgoing=True, started=started, admission=admission)
         self._calls.add(call)
         return call

@@ -109,7 +109,6 @@ def test_kiosk_behind_nat(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
     out = two_site_call(lab, pki_dir, tmp_path, kiosk="kiosk", agent="agent", target=["h323:caf-agent@203.0.113.2"],
                         agent_args=["-v"])
     # the kiosk announced its private address; the agent followed the kiosk's authenticated media to the box
-    assert "announced as 192.0.2.2" not in out["agent_log"]
     assert re.search(r"video: RTP latched to 203\.0\.113\.1:\d+ \(signalled \('192\.0\.2\.2'", out["agent_log"]), \
         out["agent_log"]
     assert re.search(r"audio: RTCP latched to 203\.0\.113\.1:\d+", out["agent_log"]), out["agent_log"]

@@ -44,3 +44,15 @@ def test_extend_seq_recovers_extended(highest: int, delta: int) -> None:
 
     target = highest + delta
     assert extend_seq(target & 0xFFFF, highest) == target
+
+
+def test_initial_sequence_numbers_leave_room_before_the_wrap() -> None:
+    """RFC 3711 §3.3.1: a stream must not wrap before the receiver has seen it (issue 14, finding 4)."""
+    from vcore import H264Packetizer
+    from vcore.rtp.seq import INITIAL_SEQ_LIMIT, initial_sequence_number
+
+    values = [initial_sequence_number() for _ in range(20000)]
+    assert min(values) >= 1 and max(values) < INITIAL_SEQ_LIMIT
+    assert max(values) > INITIAL_SEQ_LIMIT * 0.9 and min(values) < INITIAL_SEQ_LIMIT * 0.1  # spread, not fixed
+    for _ in range(200):
+        assert 1 <= H264Packetizer(96).sequence_number < INITIAL_SEQ_LIMIT

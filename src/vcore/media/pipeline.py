@@ -59,7 +59,7 @@ from ..rtp.rtcp import (
     RtcpSenderReport,
 )
 from ..rtp.stats import ReceiverStats, SenderStats, rtt_from_report
-from ..rtp.seq import ts_diff
+from ..rtp.seq import initial_sequence_number, ts_diff
 from ..transport import RtpTransport
 from ..transport.rtp import Protect
 from .clock import WALL_ANCHOR, MediaClock, RemoteClock
@@ -628,7 +628,7 @@ class AudioSender(_RtpSender):
         pt = payload_type if payload_type is not None else encoder.info.payload_type
         self.payload_type = 111 if pt is None else pt
         self._ssrc = secrets.randbits(32) if ssrc is None else ssrc
-        self._seq = secrets.randbits(16)
+        self._seq = initial_sequence_number()
         self._ext_id = capture_time_ext_id
         self._step = round(encoder.info.clock_rate * encoder.samples_per_frame / encoder.info.sample_rate)
         self.frames_captured = 0

@@ -11,6 +11,7 @@ import secrets
 
 from .._speedups import fastpath
 from ..rtp.packet import RtpPacket
+from ..rtp.seq import initial_sequence_number
 
 AccessUnit = fastpath.AccessUnit
 H264Depacketizer = fastpath.H264Depacketizer
@@ -34,8 +35,9 @@ class H264Packetizer:
 
     ``mtu`` bounds each whole RTP packet (header included; leave room for SRTP's
     tag yourself). Sequence numbers continue across calls, starting at
-    ``sequence_number`` (random by default, RFC 3550 §5.1). Parameter sets are
-    sent once per access unit, before its first slice.
+    ``sequence_number`` (random in [1, 2^15) by default, see
+    :func:`~vcore.rtp.seq.initial_sequence_number`). Parameter sets are sent
+    once per access unit, before its first slice.
 
     Not thread-safe: use one packetizer per sending thread.
     """
@@ -56,7 +58,7 @@ class H264Packetizer:
         self.ssrc = secrets.randbits(32) if ssrc is None else ssrc
         self.mtu = mtu
         self.mode = mode
-        self.sequence_number = secrets.randbits(16) if sequence_number is None else sequence_number & 0xFFFF
+        self.sequence_number = initial_sequence_number() if sequence_number is None else sequence_number & 0xFFFF
 
     def packetize(self, access_unit: bytes, timestamp: int) -> list[RtpPacket]:
         """RTP packets for one access unit with RTP ``timestamp`` (marker on the last)."""

@@ -49,10 +49,10 @@ async def _setup_times(base: Path | None, calls: int) -> list[float]:
 
     times: list[float] = []
     agent = vcore.Terminal("agent", video=lambda: TestPattern(W, H, FPS), audio=lambda: Tone(sample_rate=16000),
-                           auto_answer=True, bitrate=BITRATE, encoder="libx264", **_opts(base, "agent"))
+                           auto_answer=True, bitrate=BITRATE, encoder="libx264", latency_probe=True, **_opts(base, "agent"))
     async with agent:
         for _ in range(calls):
-            kiosk = vcore.Terminal("kiosk", listen=False, bitrate=BITRATE, encoder="libx264", **_opts(base, "kiosk"))
+            kiosk = vcore.Terminal("kiosk", listen=False, bitrate=BITRATE, encoder="libx264", latency_probe=True, **_opts(base, "kiosk"))
             async with kiosk:
                 t0 = time.monotonic()
                 call = await kiosk.call(agent.address)
@@ -80,9 +80,9 @@ async def _cpu_call(base: Path, seconds: float, clip: str) -> tuple[float, int, 
     from vcore.media import Tone
 
     agent = vcore.Terminal("agent", audio=lambda: Tone(sample_rate=16000), auto_answer=True, bitrate=BITRATE,
-                           encoder="libx264", **_opts(base, "agent"))
+                           encoder="libx264", latency_probe=True, **_opts(base, "agent"))
     kiosk = vcore.Terminal("kiosk", video=_clip_source(clip), audio=Tone(sample_rate=16000), listen=False,
-                           bitrate=BITRATE, encoder="libx264", **_opts(base, "kiosk"))
+                           bitrate=BITRATE, encoder="libx264", latency_probe=True, **_opts(base, "kiosk"))
     async with agent, kiosk:
         cpu0 = time.process_time()
         call = await kiosk.call(agent.address)

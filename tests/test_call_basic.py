@@ -216,3 +216,28 @@ def test_srtp_suite_negotiation(pki_dir: Path, suites: tuple[str, ...], expected
             await call.hangup()
 
     run(scenario())
+
+
+def test_capture_time_extension_only_with_the_latency_probe(pki_dir: Path) -> None:
+    """No unnegotiated RTP header extension by default (issue 14 finding 5); the probe is there when asked.
+
+    The agent listens for the probe's extension (``latency_probe=True``): from a default kiosk it finds none,
+    so no latency can be measured; from a kiosk with the probe on, it can.
+    """
+    async def latency_at_agent(kiosk_probe: bool) -> float | None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, latency_probe=True)
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False, latency_probe=kiosk_probe)
+        async with agent, kiosk:
+            call = await kiosk.call(agent.address)
+            await asyncio.wait_for(call.connected, T)
+            await wait_for(lambda: bool(agent.calls) and agent.calls[0].stats().stream("video", "receive") is not None
+                           and agent.calls[0].stats().stream("video", "receive").frames > 5)
+            latency = agent.calls[0].stats().stream("video", "receive").latency_p50
+            await call.hangup()
+            return latency
+
+    async def scenario() -> None:
+        assert await latency_at_agent(False) is None
+        assert await latency_at_agent(True) is not None
+
+    run(scenario())

@@ -159,8 +159,8 @@ def test_media_timeout_when_the_peer_sends_nothing(pki_dir: Path) -> None:
 
 def test_wrong_srtp_keys_and_bogus_flood_are_dropped_and_counted(pki_dir: Path) -> None:
     async def scenario() -> None:
-        agent = terminal(pki_dir, "CAF agent", auto_answer=True)
-        kiosk = terminal(pki_dir, "Murat kiosk", listen=False)
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, latency_probe=True)
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False, latency_probe=True)
         async with agent, kiosk:
             call = await kiosk.call(agent.address)
             await asyncio.wait_for(call.connected, T)

@@ -77,7 +77,8 @@ async def run(args: argparse.Namespace) -> int:
         for name in ("Murat kiosk", "CAF agent"):
             ca.issue(name).save(base / f"{name}.pem")
     emu, cam = await _camera()
-    common: dict[str, Any] = {"bitrate": args.bitrate, "encoder": args.encoder}
+    common: dict[str, Any] = {"bitrate": args.bitrate, "encoder": args.encoder,
+                              "latency_probe": True}  # two vcore terminals on one clock: measure latency
 
     def tls(name: str) -> dict[str, Any]:
         if args.no_tls:

@@ -140,7 +140,7 @@ class _Media:
         wildcard of the peer's family, on ports from ``rtp_ports``.
         """
         from ..jitter import AudioJitterBuffer, VideoJitterBuffer
-        from ..media import AudioDecoder, AudioReceiver, Recorder, VideoReceiver
+        from ..media import CAPTURE_TIME_EXT_ID, AudioDecoder, AudioReceiver, Recorder, VideoReceiver
         from ..transport import RtpTransport, announced_host, wildcard_for
 
         t = self.terminal
@@ -161,12 +161,14 @@ class _Media:
             self.audio_first = _FirstFrame(t._make_sink("audio"))
             self.jitter = VideoJitterBuffer(nack=True, max_delay=0.5)
             vk, ak = self.keys[2].receive, self.keys[1].receive
+            probe = CAPTURE_TIME_EXT_ID if t.latency_probe else None  # an RTP header extension no peer negotiated
             self.video_rx = VideoReceiver(self.video_first, assembler=self.jitter, unprotect=vk.unprotect,
-                                          recorder=self.recorder, transport=self.transports[2])
+                                          recorder=self.recorder, transport=self.transports[2],
+                                          capture_time_ext_id=probe)
             self.audio_jitter = AudioJitterBuffer(8000, 0.02, min_delay=0.02, max_delay=0.3)
             self.audio_rx = AudioReceiver(AudioDecoder("pcmu"), self.audio_first, unprotect=ak.unprotect,
                                           recorder=self.recorder, jitter=self.audio_jitter,
-                                          transport=self.transports[1])
+                                          transport=self.transports[1], capture_time_ext_id=probe)
             for rx in (self.video_rx, self.audio_rx):
                 rx.rtcp_interval = t.rtcp_interval
                 rx.cname = t.name
@@ -207,7 +209,7 @@ class _Media:
         await self._start_sender(ch)
 
     async def _start_sender(self, ch: MediaChannel) -> None:
-        from ..media import AudioEncoder, AudioSender, H264Encoder, VideoSender
+        from ..media import CAPTURE_TIME_EXT_ID, AudioEncoder, AudioSender, H264Encoder, VideoSender
         from ..nack import RetransmissionHistory
         from ..srtp import SrtpSession
 
@@ -219,7 +221,8 @@ class _Media:
         remote = (ch.remote_rtp.host, ch.remote_rtp.port)
         self.keys[ch.session_id].send.set(ch.srtp)  # our RTCP on this session goes under our own key
         transport.release()  # a session we only send on: the peer's reports about our stream
-        hooks: dict[str, Any] = {"transport": transport}
+        hooks: dict[str, Any] = {"transport": transport,
+                                 "capture_time_ext_id": CAPTURE_TIME_EXT_ID if t.latency_probe else None}
         if ch.srtp is not None:
             # SrtpSession is not thread-safe: RTP is protected in the encode thread with its own session
             hooks["protect"] = SrtpSession(ch.srtp.suite, ch.srtp.key_and_salt).protect

@@ -157,6 +157,10 @@ class Terminal:
     ``aliases`` (default: the certificate's name) on start, ask admission (ARQ)
     before every call placed or answered, disengage (DRQ) after it, unregister
     on close; ``call("h323:ALIAS")`` then finds the alias through it.
+    ``latency_probe``: stamp each frame's capture time in an RTP header
+    extension (id 1, not negotiated, in clear) and measure capture-to-decoded
+    latency (``StreamStats.latency_p50``); for tests and benchmarks between
+    vcore terminals sharing a clock, off by default.
 
     Use from one event loop; ``async with`` starts and closes it.
     """
@@ -197,9 +201,14 @@ class Terminal:
         audio_sink: Callable[[], Any] | None = None,
         remote_camera: bool = False,
         lip_sync: bool = True,
+        latency_probe: bool = False,
     ) -> None:
         self.name = name
         self.lip_sync = lip_sync
+        self.latency_probe = latency_probe
+        if latency_probe:
+            log.info("%s: latency probe on: every frame carries its capture time in an RTP header extension "
+                        "(in clear, not negotiated); for tests and benchmarks between vcore terminals", name)
         self._video = video
         self._audio = audio
         self.camera = camera

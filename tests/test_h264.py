@@ -149,6 +149,24 @@ def test_depacketizer_missing_marker_and_late(fp: ModuleType) -> None:
     assert dp.flush() == []
 
 
+@pytest.mark.parametrize(("start_type", "end_type", "keyframe"), [(5, 1, True), (1, 5, False)])
+def test_fu_a_type_comes_from_the_start_fragment(fp: ModuleType, start_type: int, end_type: int,
+                                                 keyframe: bool) -> None:
+    """A forged FU-A whose fragments disagree on the NAL type: the reassembled header (the start's) decides.
+
+    Both twins read the type the decoder will see (issue 14, finding 11: they used to disagree).
+    """
+    mk = lambda seq, payload, marker=False: fp.RtpPacket(96, seq, 0, 1, payload, marker)  # noqa: E731
+    dp = fp.H264Depacketizer()
+    pushes = [mk(0, bytes([0x18, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xCE])),  # STAP-A: SPS + PPS
+              mk(1, bytes([0x7C, 0x80 | start_type]) + b"\x88" * 10),
+              mk(2, bytes([0x7C, 0x40 | end_type]) + b"\x99" * 10, True)]
+    units = [u for p in pushes for u in dp.push(p)]
+    assert len(units) == 1 and units[0].complete
+    assert units[0].keyframe is keyframe
+    assert bytes([0x60 | start_type]) + b"\x88" * 10 + b"\x99" * 10 in units[0].data
+
+
 def test_depacketizer_rejects_unsupported_and_malformed(fp: ModuleType) -> None:
     dp = fp.H264Depacketizer()
     mk = lambda seq, payload, marker=False: fp.RtpPacket(96, seq, 0, 1, payload, marker)  # noqa: E731

@@ -33,6 +33,7 @@ cdef class H264Depacketizer:
     cdef Py_ssize_t _cap
     cdef Py_ssize_t _fu_start
     cdef bint _in_fu
+    cdef int _fu_type  # the NAL type of the unit being reassembled: its start fragment's (RFC 6184 §5.8)
     cdef long long _timestamp
     cdef long long _expected
     cdef bint _broken

@@ -923,6 +923,7 @@ cdef class H264Depacketizer:
                 return 0
             self._fu_start = self._len
             self._in_fu = True
+            self._fu_type = fu_header & 0x1F
             nal_header = (header & 0xE0) | (fu_header & 0x1F)
             self._append(&nal_header, 1)
         elif not self._in_fu:
@@ -933,7 +934,7 @@ cdef class H264Depacketizer:
         self._len += size
         if fu_header & 0x40:
             self._in_fu = False
-            self._add_nal_type(fu_header & 0x1F)
+            self._add_nal_type(self._fu_type)  # the reassembled header's type, as the twin reads it
         return 0
 
     cdef AccessUnit _finish(self):

@@ -286,6 +286,9 @@ class RefusedCall:
 # --------------------------------------------------------------------------- connection
 
 
+_CLOSE_TIMEOUT = 2.0  # s: the most a hang-up waits for the peer to close its side (TLS close_notify)
+
+
 class _Connection:
     """TPKT-framed Q.931 over an asyncio stream pair."""
 
@@ -345,7 +348,10 @@ class _Connection:
         self.closed = True
         self.writer.close()
         try:
-            await self.writer.wait_closed()
+            # a frozen peer never answers TLS close_notify: asyncio would wait 30 s for it, holding the station
+            await asyncio.wait_for(self.writer.wait_closed(), _CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.writer.transport.abort()
         except (OSError, ssl.SSLError):
             pass
 

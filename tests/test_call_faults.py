@@ -290,3 +290,41 @@ def test_a_stream_that_stops_is_reported_degraded(pki_dir: Path) -> None:
 
     run(scenario())
 
+
+
+def test_refusal_history_is_bounded(pki_dir: Path) -> None:
+    """300 junk connections: the terminal remembers the newest 256 refusals, not every one (issue 14, 10)."""
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True)
+        async with agent:
+            for i in range(300):
+                _, writer = await asyncio.open_connection("127.0.0.1", agent.port)
+                writer.write(b"\x16\x03\x01\x00\x05junk" + bytes([i % 256]))  # not a TLS ClientHello
+                writer.close()
+                await writer.wait_closed()
+            await wait_for(lambda: len(agent.refused) == 256 and all(r.reason == "tlsFailure" for r in agent.refused))
+            await asyncio.sleep(0.5)  # the last handshakes have failed too
+            assert len(agent.refused) == 256
+
+    run(scenario())
+
+
+def test_unread_incoming_calls_are_bounded(pki_dir: Path) -> None:
+    """An auto-answering station whose incoming() nobody reads keeps only the newest offered calls."""
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, incoming_backlog=2)
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False)
+        calls = []
+        async with agent, kiosk:
+            for _ in range(4):
+                call = await kiosk.call(agent.address)
+                await asyncio.wait_for(call.connected, T)
+                await call.hangup()
+                await wait_for(lambda: not agent.calls)
+                calls.append(call)
+        kept = [i async for i in agent.incoming()]
+        assert len(kept) == 2 and all(i.call is not None and i.call.ended is not None for i in kept)
+        with pytest.raises(Exception, match="incoming_backlog must be at least 1"):
+            terminal(pki_dir, "CAF agent", incoming_backlog=0)
+
+    run(scenario())

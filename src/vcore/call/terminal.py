@@ -160,7 +160,9 @@ class Terminal:
     ``latency_probe``: stamp each frame's capture time in an RTP header
     extension (id 1, not negotiated, in clear) and measure capture-to-decoded
     latency (``StreamStats.latency_p50``); for tests and benchmarks between
-    vcore terminals sharing a clock, off by default.
+    vcore terminals sharing a clock, off by default. ``incoming_backlog``: how
+    many offered calls :meth:`incoming` keeps for a reader (the oldest are
+    forgotten, so an auto-answering station nobody iterates does not grow).
 
     Use from one event loop; ``async with`` starts and closes it.
     """
@@ -202,10 +204,14 @@ class Terminal:
         remote_camera: bool = False,
         lip_sync: bool = True,
         latency_probe: bool = False,
+        incoming_backlog: int = 32,
     ) -> None:
         self.name = name
         self.lip_sync = lip_sync
         self.latency_probe = latency_probe
+        if incoming_backlog < 1:
+            raise CallError(f"incoming_backlog must be at least 1, not {incoming_backlog}")
+        self.incoming_backlog = incoming_backlog
         if latency_probe:
             log.info("%s: latency probe on: every frame carries its capture time in an RTP header extension "
                         "(in clear, not negotiated); for tests and benchmarks between vcore terminals", name)
@@ -473,4 +479,7 @@ class Terminal:
             await incoming.answer()
         else:
             await incoming.ring()
+        while self._incoming.qsize() >= self.incoming_backlog:  # nobody reads incoming(): keep the newest
+            dropped = self._incoming.get_nowait()
+            log.debug("incoming() backlog full: forgetting %r", dropped)
         await self._incoming.put(incoming)

@@ -286,6 +286,7 @@ class RefusedCall:
 # --------------------------------------------------------------------------- connection
 
 
+_REFUSED_KEPT = 256  # refusals a listener remembers (the newest)
 _CLOSE_TIMEOUT = 2.0  # s: the most a hang-up waits for the peer to close its side (TLS close_notify)
 
 
@@ -1033,7 +1034,7 @@ class SignallingListener:
     context's trust anchors (checked in the TLS handshake) and, if
     ``config.allow_list`` is set, a CN on it; a refused caller gets a
     ReleaseComplete with reason ``securityDenied`` and nothing else. Refusals
-    are recorded in :attr:`refused`. ``await accept()`` returns a
+    are recorded in :attr:`refused` (the newest 256). ``await accept()`` returns a
     :class:`CallSession` in state ``incoming_proceeding`` (CallProceeding sent).
     """
 
@@ -1047,7 +1048,7 @@ class SignallingListener:
         self._incoming: asyncio.Queue[CallSession] = asyncio.Queue()
         self._handlers: set[asyncio.Task[None]] = set()
         self._on_refused = on_refused
-        self.refused: list[RefusedCall] = []
+        self.refused: deque[RefusedCall] = deque(maxlen=_REFUSED_KEPT)  # the newest; a flood cannot grow it
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (port 0: any free port, see :attr:`port`; host ``""``: every address, IPv4 and IPv6)."""

@@ -32,8 +32,8 @@ def _pki(base: Path) -> Path:
     from vcore import pki
 
     ca = pki.CertificateAuthority.init(base / "ca", "Bench CA")
-    for name in ("kiosk", "agent"):
-        ca.issue(name).save(base / f"{name}.pem")
+    ca.issue("kiosk", role="kiosk").save(base / "kiosk.pem")
+    ca.issue("agent", role="agent").save(base / "agent.pem")
     return base
 
 
@@ -55,7 +55,7 @@ async def _setup_times(base: Path | None, calls: int) -> list[float]:
             kiosk = vcore.Terminal("kiosk", listen=False, bitrate=BITRATE, encoder="libx264", latency_probe=True, **_opts(base, "kiosk"))
             async with kiosk:
                 t0 = time.monotonic()
-                call = await kiosk.call(agent.address)
+                call = await kiosk.call(agent.uri)
                 while call.first_frame_at is None and call.ended is None:
                     await asyncio.sleep(0.001)
                 if call.first_frame_at is None:
@@ -85,7 +85,7 @@ async def _cpu_call(base: Path, seconds: float, clip: str) -> tuple[float, int, 
                            bitrate=BITRATE, encoder="libx264", latency_probe=True, **_opts(base, "kiosk"))
     async with agent, kiosk:
         cpu0 = time.process_time()
-        call = await kiosk.call(agent.address)
+        call = await kiosk.call(agent.uri)
         await call.connected
         await asyncio.sleep(seconds)
         answered = agent.calls[0]

@@ -1,10 +1,10 @@
 """The agent's station: answers calls from kiosks on its allow-list, all day, and records them.
 
     python -m vcore.pki init pki --name "Office CA"
-    python -m vcore.pki issue pki "CAF agent" --out agent.pem
-    python -m vcore.pki issue pki "Murat kiosk" --out kiosk.pem
+    python -m vcore.pki issue pki "CAF agent" --role agent --out agent.pem     # alias caf-agent
+    python -m vcore.pki issue pki "Murat kiosk" --role kiosk --out kiosk.pem
     PYTHONPATH=src python examples/agent.py --port 1300 &
-    PYTHONPATH=src python examples/kiosk.py 127.0.0.1:1300
+    PYTHONPATH=src python examples/kiosk.py h323:caf-agent@127.0.0.1:1300
 
 Without certificates, ``--no-tls`` runs both in plaintext (and every call's statistics say so).
 """

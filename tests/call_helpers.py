@@ -16,9 +16,11 @@ W, H, FPS = 320, 240, 15.0
 def make_pki(base: Path) -> Path:
     ca = pki.CertificateAuthority.init(base / "ca", "Office CA")
     other = pki.CertificateAuthority.init(base / "other", "Someone else's CA")
-    for name in ("Murat kiosk", "CAF agent", "stranger"):
-        ca.issue(name).save(base / f"{name}.pem")
-    other.issue("Murat kiosk").save(base / "forged.pem")
+    ca.issue("Murat kiosk", role="kiosk").save(base / "Murat kiosk.pem")
+    ca.issue("CAF agent", role="agent", aliases=["caf-agent", "3301"]).save(base / "CAF agent.pem")
+    ca.issue("stranger", role="kiosk").save(base / "stranger.pem")
+    ca.issue("Other kiosk", role="kiosk").save(base / "Other kiosk.pem")  # a second kiosk: may not answer as an agent
+    other.issue("Murat kiosk", role="kiosk").save(base / "forged.pem")
     return base
 
 

@@ -25,7 +25,7 @@ def test_kiosk_calls_agent_tls_srtp(pki_dir: Path, tmp_path: Path) -> None:
         kiosk = terminal(pki_dir, "Murat kiosk", rtcp_interval=0.3)
         async with agent, kiosk:
             incoming_task = asyncio.ensure_future(_first(agent.incoming()))
-            call = await kiosk.call(f"h323:agent@{agent.address}", record=None)
+            call = await kiosk.call(agent.uri, record=None)
             await asyncio.wait_for(call.connected, T)
             incoming = await asyncio.wait_for(incoming_task, T)
             assert incoming.answered and incoming.caller == "Murat kiosk"
@@ -81,7 +81,7 @@ def test_incoming_answer_records_and_reject_busy(pki_dir: Path, tmp_path: Path) 
         async with agent, kiosk:
             it = agent.incoming()
             # first call: rejected busy
-            call = await kiosk.call(agent.address)
+            call = await kiosk.call(agent.uri)
             incoming = await asyncio.wait_for(it.__anext__(), T)
             assert not incoming.answered
             await until(call, "ringing")
@@ -91,7 +91,7 @@ def test_incoming_answer_records_and_reject_busy(pki_dir: Path, tmp_path: Path) 
             with pytest.raises(Exception, match="busy"):
                 await call.connected
             # second call: answered with a recording
-            call = await kiosk.call(agent.address)
+            call = await kiosk.call(agent.uri)
             incoming = await asyncio.wait_for(it.__anext__(), T)
             answered = await incoming.answer(record=record)
             await asyncio.wait_for(call.connected, T)
@@ -124,7 +124,7 @@ def test_no_leaks_after_terminal_close(pki_dir: Path) -> None:
         kiosk = terminal(pki_dir, "Murat kiosk", listen=False)
         await agent.start()
         await kiosk.start()
-        call = await kiosk.call(agent.address)
+        call = await kiosk.call(agent.uri)
         await asyncio.wait_for(call.connected, T)
         await until(call, "media-started")
         await kiosk.close()
@@ -151,7 +151,7 @@ def test_camera_presets_local_and_remote(pki_dir: Path) -> None:
             agent = terminal(pki_dir, "CAF agent", auto_answer=True)
             kiosk = terminal(pki_dir, "Murat kiosk", listen=False, camera=cam, remote_camera=True)
             async with agent, kiosk:
-                call = await kiosk.call(agent.address)
+                call = await kiosk.call(agent.uri)
                 await asyncio.wait_for(call.connected, T)
                 await call.camera_preset(1)
                 assert await cam.pan_tilt_position() == (0, 120)
@@ -180,7 +180,7 @@ def test_call_without_fast_connect_uses_h245_procedures(pki_dir: Path, side: str
         agent = terminal(pki_dir, "CAF agent", auto_answer=True, fast_connect=side != "callee")
         kiosk = terminal(pki_dir, "Murat kiosk", listen=False, fast_connect=side != "caller")
         async with agent, kiosk:
-            call = await kiosk.call(agent.address)
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             await until(call, "media-started")
             answered = agent.calls[0]
@@ -207,7 +207,7 @@ def test_srtp_suite_negotiation(pki_dir: Path, suites: tuple[str, ...], expected
         kiosk = terminal(pki_dir, "Murat kiosk", listen=False,
                          suites=("AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM"))
         async with agent, kiosk:
-            call = await kiosk.call(agent.address)
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             await wait_for(lambda: call.stats().stream("video", "receive").frames > 0)
             assert {s.cipher_suite for s in call.stats().streams} == {expected}
@@ -228,7 +228,7 @@ def test_capture_time_extension_only_with_the_latency_probe(pki_dir: Path) -> No
         agent = terminal(pki_dir, "CAF agent", auto_answer=True, latency_probe=True)
         kiosk = terminal(pki_dir, "Murat kiosk", listen=False, latency_probe=kiosk_probe)
         async with agent, kiosk:
-            call = await kiosk.call(agent.address)
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             await wait_for(lambda: bool(agent.calls) and agent.calls[0].stats().stream("video", "receive") is not None
                            and agent.calls[0].stats().stream("video", "receive").frames > 5)

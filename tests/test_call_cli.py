@@ -48,8 +48,8 @@ def test_answer_and_call_commands(tmp_path: Path, tls: bool) -> None:
         from vcore import pki
 
         ca = pki.CertificateAuthority.init(tmp_path / "ca", "CA")
-        ca.issue("agent").save(tmp_path / "agent.pem")
-        ca.issue("kiosk").save(tmp_path / "kiosk.pem")
+        ca.issue("agent", role="agent").save(tmp_path / "agent.pem")
+        ca.issue("kiosk", role="kiosk").save(tmp_path / "kiosk.pem")
         anchor = str(tmp_path / "ca" / "ca.cert.pem")
         sec = ["--identity", str(tmp_path / "agent.pem"), "--trust", anchor, "--allow", "kiosk"]
         call_sec = ["--identity", str(tmp_path / "kiosk.pem"), "--trust", anchor, "--expect", "agent"]
@@ -65,7 +65,7 @@ def test_answer_and_call_commands(tmp_path: Path, tls: bool) -> None:
             except OSError:
                 assert agent.poll() is None and time.monotonic() < deadline, agent.stderr.read() if agent.stderr else ""
                 time.sleep(0.2)
-        (tmp_path / "cards.toml").write_text(f'[cards.12]\nname = "agent"\naddress = "127.0.0.1:{port}"\n')
+        (tmp_path / "cards.toml").write_text(f'[cards.12]\nname = "agent"\naddress = "h323:agent@127.0.0.1:{port}"\n')
         kiosk = subprocess.run([sys.executable, "-m", "vcore", "call", *call_sec, *small, "--seconds", "2.5",
                                 "--cards", str(tmp_path / "cards.toml"), "12"],
                                capture_output=True, text=True, timeout=60, env=_env())

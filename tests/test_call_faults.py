@@ -34,7 +34,7 @@ def test_caller_not_on_allow_list_gets_a_reason(pki_dir: Path) -> None:
         agent = terminal(pki_dir, "CAF agent", auto_answer=True, allow=["Murat kiosk"])
         stranger = terminal(pki_dir, "stranger", listen=False)
         async with agent, stranger:
-            call = await stranger.call(agent.address)
+            call = await stranger.call(agent.uri)
             ended = await call.wait_ended(T)
             assert ended.reason == "security-denied" and ended.by_peer and ended.cause == 21
             assert [r.name for r in agent.refused] == ["stranger"] and not agent.calls
@@ -56,7 +56,7 @@ def test_untrusted_certificates(pki_dir: Path) -> None:
         other = terminal(pki_dir, "Murat kiosk", listen=False, trust=[pki_dir / "other" / "ca.cert.pem"])
         async with agent, forged, other:
             try:
-                call = await forged.call(agent.address)
+                call = await forged.call(agent.uri)
             except CallFailed as exc:
                 assert exc.reason == "tls-failure"
             else:
@@ -64,7 +64,7 @@ def test_untrusted_certificates(pki_dir: Path) -> None:
             await wait_for(lambda: bool(agent.refused))
             assert agent.refused[0].reason == "tlsFailure" and not agent.calls
             with pytest.raises(CallFailed, match="CERTIFICATE_VERIFY_FAILED") as info:
-                await other.call(agent.address)
+                await other.call(agent.uri)
             assert info.value.reason == "tls-failure"
             # pinning the callee's name: the agent is not "someone else"
             with pytest.raises(CallFailed, match="certificate"):
@@ -129,7 +129,7 @@ def test_peer_closes_tcp_mid_call(pki_dir: Path) -> None:
             relay = TcpRelay(("127.0.0.1", agent.port))
             port = await relay.start()
             try:
-                call = await kiosk.call(f"127.0.0.1:{port}")
+                call = await kiosk.call(f"h323:caf-agent@127.0.0.1:{port}")
                 await asyncio.wait_for(call.connected, T)
                 await until(call, "media-started")
                 await relay.cut()
@@ -147,7 +147,7 @@ def test_media_timeout_when_the_peer_sends_nothing(pki_dir: Path) -> None:
         agent = terminal(pki_dir, "CAF agent", auto_answer=True, video=None, audio=None)
         kiosk = terminal(pki_dir, "Murat kiosk", listen=False, media_timeout=1.5)
         async with agent, kiosk:
-            call = await kiosk.call(agent.address)
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             ended = await call.wait_ended(T)
             assert ended.reason == "media-timeout" and not ended.by_peer and ended.cause == 102
@@ -162,7 +162,7 @@ def test_wrong_srtp_keys_and_bogus_flood_are_dropped_and_counted(pki_dir: Path) 
         agent = terminal(pki_dir, "CAF agent", auto_answer=True, latency_probe=True)
         kiosk = terminal(pki_dir, "Murat kiosk", listen=False, latency_probe=True)
         async with agent, kiosk:
-            call = await kiosk.call(agent.address)
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             await until(call, "media-started")
             ports = call.local_media
@@ -245,7 +245,7 @@ def test_plaintext_call_says_so() -> None:
         agent = plain_terminal("agent", auto_answer=True)
         kiosk = plain_terminal("kiosk", listen=False)
         async with agent, kiosk:
-            call = await kiosk.call(f"h323:agent@{agent.address}")
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             await until(call, "media-started")
             stats = call.stats()
@@ -278,7 +278,7 @@ def test_a_stream_that_stops_is_reported_degraded(pki_dir: Path) -> None:
         agent = terminal(pki_dir, "CAF agent", auto_answer=True, video=camera)
         kiosk = terminal(pki_dir, "Murat kiosk", listen=False)
         async with agent, kiosk:
-            call = await kiosk.call(agent.address)
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             await until(call, "media-started")
             await wait_for(lambda: call.stats().stream("video", "receive").frames > 0)
@@ -317,7 +317,7 @@ def test_unread_incoming_calls_are_bounded(pki_dir: Path) -> None:
         calls = []
         async with agent, kiosk:
             for _ in range(4):
-                call = await kiosk.call(agent.address)
+                call = await kiosk.call(agent.uri)
                 await asyncio.wait_for(call.connected, T)
                 await call.hangup()
                 await wait_for(lambda: not agent.calls)

@@ -36,7 +36,7 @@ def _in_a_call(pki_dir: Path, lip_sync: bool, check: Any) -> None:
         agent = terminal(pki_dir, "CAF agent", auto_answer=True, allow=["Murat kiosk"], rtcp_interval=0.2)
         kiosk = terminal(pki_dir, "Murat kiosk", rtcp_interval=0.2, lip_sync=lip_sync)
         async with agent, kiosk:
-            call = await kiosk.call(f"h323:agent@{agent.address}")
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             await until(call, "media-started")
             await check(call)

@@ -25,7 +25,7 @@ async def _call(tshark: str, out: Path) -> tuple[int, list[int]]:
     async with agent, kiosk:
         proc = _start_capture(tshark, [], out, f"tcp port {agent.port} or udp")
         try:
-            call = await kiosk.call(f"h323:agent@{agent.address}")
+            call = await kiosk.call(agent.uri)
             await asyncio.wait_for(call.connected, T)
             await until(call, "media-started")
             await call.request_keyframe()

@@ -329,7 +329,7 @@ def test_terminals_call_by_alias_through_gnugk(tmp_path: Path, mode: str) -> Non
         where = f"127.0.0.1:{ras_port}"
         agent = _media_terminal("CAF agent", auto_answer=True, gatekeeper=where, aliases=["caf-agent"],
                                 **secure("CAF agent"))
-        kiosk = _media_terminal("Murat kiosk", listen=False, gatekeeper=where, aliases=["kiosk-1"],
+        kiosk = _media_terminal("Murat kiosk", listen=False, gatekeeper=where,
                                 **secure("Murat kiosk"))
         async with agent, kiosk:
             call = await kiosk.call("h323:caf-agent")

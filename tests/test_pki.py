@@ -131,15 +131,21 @@ def test_mutual_tls_contexts(ca: pki.CertificateAuthority, tmp_path: Path) -> No
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = str(tmp_path / "ca")
     assert pki.main(["init", d, "--name", "Test CA"]) == 0
-    assert pki.main(["issue", d, "kiosk-1"]) == 0
-    assert pki.main(["issue", d, "agent-1", "--out", str(tmp_path / "agent.pem")]) == 0
+    assert pki.main(["issue", d, "kiosk-1", "--role", "kiosk"]) == 0
+    assert pki.main(["issue", d, "agent-1", "--role", "agent", "--alias", "caf-agent", "--alias", "3301",
+                     "--out", str(tmp_path / "agent.pem")]) == 0
+    assert pki.main(["issue", d, "no-role"]) == 2  # the role is required on the command line
     assert pki.Identity.load(tmp_path / "ca" / "kiosk-1.pem").name == "kiosk-1"
-    assert pki.Identity.load(tmp_path / "agent.pem").name == "agent-1"
+    agent = pki.Identity.load(tmp_path / "agent.pem")
+    assert (agent.name, agent.aliases, agent.role) == ("agent-1", ("caf-agent", "3301"), "agent")
+    kiosk = pki.Identity.load(tmp_path / "ca" / "kiosk-1.pem")
+    assert (kiosk.aliases, kiosk.role) == (("kiosk-1",), "kiosk")
     assert pki.main(["revoke", d, "kiosk-1"]) == 0
     capsys.readouterr()
     assert pki.main(["list", d]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert [r.split()[2:] for r in rows] == [["valid", "agent-1"], ["revoked", "kiosk-1"]]
+    assert [r.split()[2:] for r in rows] == [["valid", "agent", "agent-1", "(caf-agent,", "3301)"],
+                                             ["revoked", "kiosk", "kiosk-1", "(kiosk-1)"]]
     assert pki.main(["list", str(tmp_path / "none")]) == 1
     assert "holds no CA" in capsys.readouterr().err
     assert pki.main(["init", d]) == 1

@@ -74,8 +74,8 @@ async def run(args: argparse.Namespace) -> int:
     security: dict[str, Any] = {}
     if not args.no_tls:
         ca = pki.CertificateAuthority.init(base / "ca", "Demo office CA")
-        for name in ("Murat kiosk", "CAF agent"):
-            ca.issue(name).save(base / f"{name}.pem")
+        ca.issue("Murat kiosk", role="kiosk").save(base / "Murat kiosk.pem")
+        ca.issue("CAF agent", role="agent").save(base / "CAF agent.pem")  # alias caf-agent, which the kiosk dials
     emu, cam = await _camera()
     common: dict[str, Any] = {"bitrate": args.bitrate, "encoder": args.encoder,
                               "latency_probe": True}  # two vcore terminals on one clock: measure latency

@@ -8,8 +8,14 @@ A :class:`CertificateAuthority` lives in a directory::
     issued/         one ``<serial>.cert.pem`` per issued certificate
     revoked.txt     ``serial`` lines (hex) of revoked certificates
 
-Terminal certificates carry the terminal name as subject CN and both TLS
-client and server EKUs (RFC 5280 §4.2.1.12); a terminal's identity file
+Terminal certificates carry the terminal name as subject CN, its H.323
+aliases as subjectAltName URIs ``h323:ALIAS`` (RFC 5280 §4.2.1.6; by default
+one alias made from the name: "CAF agent" -> ``caf-agent``), its role
+(``kiosk`` or ``agent``) as the subject OU, and both TLS client and server
+EKUs (RFC 5280 §4.2.1.12). A caller checks that the answering certificate
+holds the alias it dialled; a callee checks that the caller's certificate
+holds the aliases its Setup claims and, without an allow-list, that its role
+is one it accepts (an agent answers kiosks); a terminal's identity file
 (:meth:`Identity.load`) is one PEM with its private key, its certificate and
 the CA certificate. :func:`server_context`/:func:`client_context` build
 ``ssl.SSLContext`` objects that require the peer's certificate, check it
@@ -47,6 +53,11 @@ __all__ = [
     "server_context",
     "client_context",
     "peer_common_name",
+    "peer_certificate",
+    "certificate_aliases",
+    "certificate_role",
+    "default_alias",
+    "ROLES",
     "check_allowed",
     "main",
 ]
@@ -59,6 +70,9 @@ _CRL = "crl.pem"
 _ISSUED = "issued"
 _REVOKED = "revoked.txt"
 _CRL_DAYS = 30
+_ALIAS_URI = "h323:"
+ROLES = ("kiosk", "agent")
+"""The roles a terminal certificate may carry (subject OU): who may call whom without an allow-list."""
 
 
 class PkiError(VcoreError):
@@ -72,6 +86,38 @@ def _now() -> dt.datetime:
 def _common_name(cert: x509.Certificate) -> str:
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else ""
+
+
+def default_alias(name: str) -> str:
+    """The H.323 alias a terminal named ``name`` gets by default: lower case, words joined by ``-``."""
+    words = "".join(c if c.isalnum() or c in "._-" else " " for c in name.lower()).split()
+    return "-".join(words)
+
+
+def certificate_aliases(cert: x509.Certificate) -> tuple[str, ...]:
+    """The H.323 aliases a certificate holds (its ``h323:`` subjectAltName URIs), in order."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(uri[len(_ALIAS_URI):] for uri in san.get_values_for_type(x509.UniformResourceIdentifier)
+                 if uri.startswith(_ALIAS_URI))
+
+
+def certificate_role(cert: x509.Certificate) -> str | None:
+    """The role (subject OU: ``kiosk`` or ``agent``) a certificate was issued for, None for none."""
+    for attr in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME):
+        if attr.value in ROLES:
+            return str(attr.value)
+    return None
+
+
+def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.Certificate | None:
+    """The verified peer certificate of a TLS connection, or None."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der) if der else None
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -95,6 +141,16 @@ class Identity:
     def name(self) -> str:
         """The subject CN: the terminal's name."""
         return _common_name(self.certificate)
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The H.323 aliases the certificate holds (empty for a certificate issued before aliases)."""
+        return certificate_aliases(self.certificate)
+
+    @property
+    def role(self) -> str | None:
+        """``kiosk``, ``agent`` or None."""
+        return certificate_role(self.certificate)
 
     def __repr__(self) -> str:  # never show the key
         return f"Identity(name={self.name!r}, serial={self.certificate.serial_number:x})"
@@ -144,6 +200,8 @@ class IssuedCertificate:
     serial: int
     not_after: dt.datetime
     revoked: bool
+    aliases: tuple[str, ...] = ()
+    role: str | None = None
 
 
 class CertificateAuthority:
@@ -220,16 +278,32 @@ class CertificateAuthority:
             raise PkiError(f"{path}: the CA key is not an EC key")
         return cls(path, key, cert)
 
-    def issue(self, name: str, days: int = 825) -> Identity:
-        """Issue a terminal certificate with CN ``name`` and a fresh P-256 key; returns its identity."""
+    def issue(self, name: str, days: int = 825, *, aliases: Sequence[str] | None = None,
+              role: str | None = None) -> Identity:
+        """Issue a terminal certificate with CN ``name`` and a fresh P-256 key; returns its identity.
+
+        ``aliases``: the H.323 aliases it may answer and call as (default: one, from the name);
+        ``role``: ``kiosk`` or ``agent`` (None: no role, accepted only by terminals with an allow-list).
+        """
         if not name or any(c in name for c in "\n\r\0/"):
             raise PkiError(f"terminal name {name!r} is not allowed")
+        if days < 1:
+            raise PkiError(f"a certificate must be valid at least one day, not {days}")
+        if role is not None and role not in ROLES:
+            raise PkiError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+        aliases = list(aliases) if aliases else [default_alias(name)]
+        for alias in aliases:
+            if not alias or any(c.isspace() or c in "@:/\\\0[]" for c in alias):
+                raise PkiError(f"alias {alias!r} is not allowed (no spaces, '@', ':' or '/')")
+        subject = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
+        if role is not None:
+            subject.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role))
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
         ca_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .subject_name(x509.Name(subject))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -241,6 +315,8 @@ class CertificateAuthority:
                                          crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(_ALIAS_URI + a) for a in aliases]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
             .sign(self._key, hashes.SHA256())
@@ -248,7 +324,8 @@ class CertificateAuthority:
         (self.directory / _ISSUED).mkdir(exist_ok=True)
         (self.directory / _ISSUED / f"{cert.serial_number:x}.cert.pem").write_bytes(
             cert.public_bytes(serialization.Encoding.PEM))
-        log.info("issued certificate %x for %r", cert.serial_number, name)
+        log.info("issued certificate %x for %r (aliases %s, role %s)", cert.serial_number, name,
+                 ", ".join(aliases), role)
         return Identity(key, (cert, self.certificate))
 
     def _issued(self) -> list[x509.Certificate]:
@@ -266,8 +343,8 @@ class CertificateAuthority:
     def certificates(self) -> list[IssuedCertificate]:
         """Every certificate this CA issued, with its revocation state, by name."""
         revoked = self._revoked_serials()
-        rows = [IssuedCertificate(_common_name(c), c.serial_number, c.not_valid_after_utc, c.serial_number in revoked)
-                for c in self._issued()]
+        rows = [IssuedCertificate(_common_name(c), c.serial_number, c.not_valid_after_utc, c.serial_number in revoked,
+                                  certificate_aliases(c), certificate_role(c)) for c in self._issued()]
         return sorted(rows, key=lambda r: (r.name, r.not_after))
 
     def revoke(self, name_or_serial: str) -> list[int]:
@@ -387,6 +464,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("directory")
     p.add_argument("name")
     p.add_argument("--days", type=int, default=825)
+    p.add_argument("--role", choices=ROLES, required=True,
+                   help="kiosk or agent: an agent without an allow-list answers kiosks only")
+    p.add_argument("--alias", action="append", default=[], metavar="ALIAS",
+                   help="H.323 alias the terminal is called by (repeatable; default: from the name, "
+                        "'CAF agent' -> caf-agent)")
     p.add_argument("--out", help="identity file to write (default: DIRECTORY/NAME.pem)")
     p = sub.add_parser("list", help="list issued certificates")
     p.add_argument("directory")
@@ -408,15 +490,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"created CA {ca.name!r}; distribute {ca.cert_path} and {ca.crl_path}")
         elif args.command == "issue":
             ca = CertificateAuthority.load(args.directory)
-            identity = ca.issue(args.name, args.days)
+            identity = ca.issue(args.name, args.days, aliases=args.alias or None, role=args.role)
             out = Path(args.out) if args.out else Path(args.directory) / f"{args.name}.pem"
             identity.save(out)
-            print(f"issued {identity.certificate.serial_number:x} for {args.name!r}: {out}")
+            print(f"issued {identity.certificate.serial_number:x} for {args.name!r} ({args.role}, "
+                  f"alias {', '.join(identity.aliases)}): {out}")
         elif args.command == "list":
             ca = CertificateAuthority.load(args.directory)
             for row in ca.certificates():
                 state = "revoked" if row.revoked else "valid"
-                print(f"{row.serial:040x}  {row.not_after:%Y-%m-%d}  {state:7}  {row.name}")
+                print(f"{row.serial:040x}  {row.not_after:%Y-%m-%d}  {state:7}  {row.role or '-':5}  {row.name}"
+                      f"  ({', '.join(row.aliases) or 'no alias'})")
         elif args.command == "revoke":
             ca = CertificateAuthority.load(args.directory)
             for serial in ca.revoke(args.target):

@@ -164,6 +164,14 @@ class Terminal:
     many offered calls :meth:`incoming` keeps for a reader (the oldest are
     forgotten, so an auto-answering station nobody iterates does not grow).
 
+    Identity over TLS: ``aliases`` default to the certificate's (``h323:``
+    subjectAltNames, see :mod:`vcore.pki`); a call to ``h323:ALIAS@host``
+    checks that the answering certificate holds ALIAS, and a call by address
+    alone is refused. Callers must hold the aliases they claim; without
+    ``allow``, ``accept_roles`` (default ``"auto"``: an agent's certificate
+    answers kiosks, a kiosk's answers agents) limits who may call.
+    ``legacy_certificates``: accept certificates without aliases (logged).
+
     Use from one event loop; ``async with`` starts and closes it.
     """
 
@@ -205,6 +213,8 @@ class Terminal:
         lip_sync: bool = True,
         latency_probe: bool = False,
         incoming_backlog: int = 32,
+        accept_roles: Iterable[str] | None | str = "auto",
+        legacy_certificates: bool = False,
     ) -> None:
         self.name = name
         self.lip_sync = lip_sync
@@ -253,11 +263,21 @@ class Terminal:
         elif not allow_plaintext:
             raise CallError("no identity: give identity= and trust= (TLS), or allow_plaintext=True")
         policy = MediaPolicy(tuple(formats), tuple(suites), allow_plaintext=allow_plaintext)
-        self.config = sig.SignallingConfig(name if identity is None else identity.name, policy=policy,
+        self.aliases = self._own_aliases(name, identity, aliases, legacy_certificates)
+        if accept_roles == "auto":  # an agent answers kiosks, a kiosk answers agents
+            role = identity.role if identity is not None else None
+            roles: frozenset[str] | None = frozenset({{"agent": "kiosk", "kiosk": "agent"}[role]}) if role else None
+        else:
+            roles = frozenset(accept_roles) if accept_roles is not None else None
+        if identity is not None and listen and self.allow is None and roles is None:
+            log.warning("%s: no allow-list and no role policy: any certificate of the trust anchors may call "
+                        "(issue certificates with --role, or give allow=)", name)
+        self.accept_roles = roles
+        self.config = sig.SignallingConfig(self.aliases[0], policy=policy,
                                            allow_list=self.allow, allow_plaintext_signalling=allow_plaintext,
                                            fast_connect=fast_connect, setup_timeout=setup_timeout,
-                                           display_name=name)
-        self.aliases = tuple(aliases) if aliases else (self.config.alias,)
+                                           display_name=name, accept_roles=roles,
+                                           legacy_certificates=legacy_certificates)
         self.gatekeeper = parse_gatekeeper(gatekeeper) if gatekeeper else None
         self._gk: GatekeeperLink | None = None
         self._listener: sig.SignallingListener | None = None
@@ -266,6 +286,28 @@ class Terminal:
         self._calls: set[Call] = set()
         self._pending: set[sig.CallSession] = set()
         self._closed = False
+
+    @staticmethod
+    def _own_aliases(name: str, identity: pki.Identity | None, aliases: Sequence[str] | None,
+                     legacy: bool) -> tuple[str, ...]:
+        """This terminal's H.323 aliases: given, else its certificate's; over TLS each must be in the certificate."""
+        if identity is None:
+            return tuple(aliases) if aliases else (pki.default_alias(name) or name,)
+        held = identity.aliases
+        if not held:
+            if not legacy:
+                raise CallError(f"the certificate of {identity.name!r} holds no H.323 alias (issued before aliases): "
+                                "reissue it with `vcore pki issue --role …`, or pass legacy_certificates=True")
+            log.warning("%s: certificate without H.323 aliases accepted (legacy_certificates): callers "
+                        "cannot check they reach this terminal", identity.name)
+            return tuple(aliases) if aliases else (pki.default_alias(identity.name),)
+        if aliases:
+            foreign = [a for a in aliases if a not in held]
+            if foreign and not legacy:
+                raise CallError(f"alias {foreign[0]!r} is not in the certificate of {identity.name!r} "
+                                f"({', '.join(held)}): reissue it with --alias {foreign[0]}")
+            return tuple(aliases)
+        return held
 
     def __repr__(self) -> str:
         return f"<Terminal {self.name!r} {'TLS' if self.identity else 'plaintext'} calls={len(self._calls)}>"
@@ -335,6 +377,11 @@ class Terminal:
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @property
+    def uri(self) -> str:
+        """``h323:ALIAS@host:port``: what another terminal dials to reach this one (its first alias)."""
+        return f"h323:{self.aliases[0]}@{self.address}"
+
+    @property
     def refused(self) -> list[sig.RefusedCall]:
         """Callers refused before a call existed (untrusted certificate, not on the allow-list)."""
         return list(self._listener.refused) if self._listener else []
@@ -383,11 +430,15 @@ class Terminal:
             host, port = admission.destination.host, admission.destination.port
         if host is None:
             raise CallError(f"{address!r} names no host: give h323:alias@host, or a gatekeeper= to find the alias")
+        if tls and alias is None and expect_name is None:
+            raise CallError(f"{address!r} names no alias: over TLS vcore checks that the answering certificate "
+                            f"holds the alias dialled; call h323:ALIAS@{address.removeprefix('h323:')} "
+                            "(or give expect_name=, the certificate name to expect)")
         media = _Media(self, record)
         try:
             session = await sig.place_call(host, port, self.config, media.open, ssl_context=self._client_ctx,
                                            destination=[alias] if alias else [], expected_name=expect_name,
-                                           **ids)
+                                           expected_alias=alias if tls else None, **ids)
         except BaseException as exc:
             await media.close()
             if admission is not None and self._gk is not None:

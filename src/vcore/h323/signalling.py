@@ -169,6 +169,10 @@ class SignallingConfig:
     Timeouts in seconds: ``setup_timeout`` for the first answer to Setup (and
     for the Setup itself on an accepted connection), ``answer_timeout`` from
     Alerting/CallProceeding to Connect, ``tls_timeout`` for the handshake.
+    Over TLS a caller's certificate must hold (``h323:`` subjectAltName) every
+    alias its Setup claims, and without an allow-list its role (subject OU)
+    must be in ``accept_roles`` (None: any role). ``legacy_certificates``:
+    accept certificates issued before aliases (no ``h323:`` name; logged).
     """
 
     alias: str
@@ -180,6 +184,8 @@ class SignallingConfig:
     answer_timeout: float = 180.0
     tls_timeout: float = 10.0
     display_name: str | None = None
+    accept_roles: frozenset[str] | None = None
+    legacy_certificates: bool = False
 
 
 # --------------------------------------------------------------------------- events
@@ -925,7 +931,8 @@ EndpointsFactory = Callable[[str, str], Awaitable[MediaEndpoints]]
 async def place_call(host: str, port: int, config: SignallingConfig,
                      endpoints: MediaEndpoints | EndpointsFactory, *,
                      ssl_context: ssl.SSLContext | None = None, destination: Sequence[str] = (),
-                     expected_name: str | None = None, call_id: bytes | None = None,
+                     expected_name: str | None = None, expected_alias: str | None = None,
+                     call_id: bytes | None = None,
                      conference_id: bytes | None = None, call_reference: int | None = None) -> CallSession:
     """Connect to ``host:port`` and send Setup (with Fast Connect proposals and tunnelled TCS/MSD).
 
@@ -933,6 +940,8 @@ async def place_call(host: str, port: int, config: SignallingConfig,
     factory called once connected with this end's address on the connection and
     the peer's (the media address to announce follows the route to the peer);
     if the factory raises, the connection is closed and the error propagates.
+    ``expected_alias``: the alias dialled, which the callee's certificate must hold
+    (``h323:`` subjectAltName; see :class:`SignallingConfig` for old certificates).
     ``call_id``/``conference_id``/``call_reference``: the identifiers a gatekeeper
     admitted (ARQ); fresh ones by default.
 
@@ -959,6 +968,17 @@ async def place_call(host: str, port: int, config: SignallingConfig,
         name = conn.peer_name
         await conn.close()
         raise SecurityError(f"{host}:{port} presented certificate {name!r}, not {expected_name!r}")
+    if ssl_context is not None and expected_alias is not None:
+        cert = pki.peer_certificate(conn.writer.get_extra_info("ssl_object"))
+        held = pki.certificate_aliases(cert) if cert is not None else ()
+        if not held and config.legacy_certificates:
+            log.warning("%s:%d presented certificate %r with no H.323 alias: accepted as %r because "
+                        "legacy_certificates is on", host, port, conn.peer_name, expected_alias)
+        elif expected_alias not in held:
+            name = conn.peer_name
+            await conn.close()
+            raise SecurityError(f"{host}:{port} presented certificate {name!r} for "
+                                f"{', '.join(held) or 'no alias'}, not for the dialled {expected_alias!r}")
     if callable(endpoints):
         try:
             endpoints = await endpoints(conn.local_host, conn.peer_host)
@@ -1008,6 +1028,30 @@ async def place_call(host: str, port: int, config: SignallingConfig,
     session._set_deadline(config.setup_timeout, "answer to Setup")
     session._start()
     return session
+
+
+def _caller_identity_problem(conn: _Connection, claimed: Sequence[str], config: SignallingConfig) -> str | None:
+    """Why a TLS caller's certificate does not fit its Setup or this callee's policy, or None."""
+    cert = pki.peer_certificate(conn.writer.get_extra_info("ssl_object"))
+    if cert is None:  # pragma: no cover - TLS here always requires a verified certificate
+        return "no client certificate"
+    held = pki.certificate_aliases(cert)
+    if not held:
+        if config.legacy_certificates:
+            log.warning("caller %r has a certificate with no H.323 alias: accepted (legacy_certificates)",
+                        conn.peer_name)
+            return None
+        return (f"caller {conn.peer_name!r} has a certificate with no H.323 alias (issued before aliases): "
+                "reissue it with vcore pki issue, or set legacy_certificates")
+    foreign = [a for a in claimed if a not in held]
+    if foreign:
+        return f"caller {conn.peer_name!r} claims alias {foreign[0]!r}, which its certificate does not hold"
+    if config.allow_list is None and config.accept_roles is not None:
+        role = pki.certificate_role(cert)
+        if role not in config.accept_roles:
+            return (f"caller {conn.peer_name!r} has a certificate for role {role or 'none'}; this terminal answers "
+                    f"{', '.join(sorted(config.accept_roles))} (or put it on the allow-list)")
+    return None
 
 
 def _digits(alias: str) -> bool:
@@ -1183,8 +1227,13 @@ class SignallingListener:
             return
         call_id = info.call_id or os.urandom(16)
         name = conn.peer_name
+        why = None
         if not pki.check_allowed(name, self.config.allow_list):
-            self._refuse(peer, name, "securityDenied", f"caller {name!r} is not on the allow-list")
+            why = f"caller {name!r} is not on the allow-list"
+        elif self._ssl is not None:
+            why = _caller_identity_problem(conn, info.source_aliases, self.config)
+        if why is not None:
+            self._refuse(peer, name, "securityDenied", why)
             await _release_unknown(conn, message, "securityDenied", Cause.CALL_REJECTED, call_id)
             await conn.close()
             return

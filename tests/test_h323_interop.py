@@ -53,6 +53,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _run_beside(proc: subprocess.Popen[bytes], scenario: Any) -> None:
+    """Run ``scenario`` while the peer process runs; stop the peer whatever happens (SIGTERM, then SIGKILL)."""
+    try:
+        asyncio.run(scenario)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:  # simph323 may ignore SIGTERM for a while
+            proc.kill()
+            proc.wait(10)
+
+
 async def _wait_listening(port: int) -> None:
     for _ in range(100):
         try:
@@ -95,11 +108,7 @@ def test_vcore_calls_h323plus(fast: bool, tmp_path: Path) -> None:
         assert call.security()["signalling"] == "plaintext"
         await call.hangup()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    _run_beside(proc, scenario())
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast-connect", "h245-procedures"])
@@ -171,11 +180,7 @@ def test_vcore_calls_h323plus_over_mutual_tls(tmp_path: Path) -> None:
         assert connected.fast_connect and call.security()["signalling"] == "tls" and call.peer_name == "h323plus"
         await call.hangup()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    _run_beside(proc, scenario())
 
 
 def test_h323plus_calls_vcore_over_mutual_tls(tmp_path: Path) -> None:
@@ -282,11 +287,7 @@ def test_call_by_alias_through_gnugk(tmp_path: Path) -> None:
                 await kiosk_ras.unregister()
                 await agent_ras.unregister()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    _run_beside(proc, scenario())
 
 
 def _media_terminal(name: str, **kw: Any) -> Any:
@@ -339,11 +340,7 @@ def test_terminals_call_by_alias_through_gnugk(tmp_path: Path, mode: str) -> Non
             assert call.stats().signalling == ("tls" if tls else "plaintext")
             await call.hangup()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    _run_beside(proc, scenario())
 
 
 def test_terminal_media_with_h323plus() -> None:
@@ -366,11 +363,7 @@ def test_terminal_media_with_h323plus() -> None:
             assert received is not None and received.dropped == 0
             await call.hangup()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        proc.kill()
-        proc.wait(10)
+    _run_beside(proc, scenario())
 
 
 def test_tls_terminal_through_routed_gnugk_says_why_it_fails(tmp_path: Path) -> None:
@@ -391,8 +384,4 @@ def test_tls_terminal_through_routed_gnugk_says_why_it_fails(tmp_path: Path) -> 
             with pytest.raises(CallFailed, match="gatekeeper-routed call"):
                 await kiosk.call("h323:caf-agent")
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    _run_beside(proc, scenario())

@@ -79,6 +79,18 @@ def two_site_call(lab: Lab, pki: Path, tmp: Path, *, kiosk: str, agent: str, tar
     return {"kiosk": ks, "agent": ags, "kiosk_log": kiosk_out, "agent_log": agent_out}
 
 
+def _kiosk_behind_adsl_box(lab: Lab) -> None:
+    """kiosk 192.0.2.2 -- box (masquerade, stateful firewall) 203.0.113.1 -- agent 203.0.113.2."""
+    lab.host("kiosk")
+    lab.host("box", forward=True)
+    lab.host("agent")
+    lab.link("kiosk", "eth0", "192.0.2.2/24", "box", "lan", "192.0.2.1/24")
+    lab.link("box", "wan", "203.0.113.1/24", "agent", "eth0", "203.0.113.2/24")
+    lab.route("kiosk", "default", "192.0.2.1")
+    lab.route("agent", "default", "203.0.113.1")  # even so, the box's firewall drops what it did not NAT
+    lab.nat_router("box", lan="lan", wan="wan")
+
+
 def test_one_link_by_address_and_by_card(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
     lab.host("kiosk")
     lab.host("agent")
@@ -98,14 +110,7 @@ def test_one_link_by_address_and_by_card(lab: Lab, pki_dir: Path, tmp_path: Path
 
 def test_kiosk_behind_nat(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
     """The kiosk announces 192.0.2.2, which the agent cannot reach: media flows only by latching."""
-    lab.host("kiosk")
-    lab.host("box", forward=True)
-    lab.host("agent")
-    lab.link("kiosk", "eth0", "192.0.2.2/24", "box", "lan", "192.0.2.1/24")
-    lab.link("box", "wan", "203.0.113.1/24", "agent", "eth0", "203.0.113.2/24")
-    lab.route("kiosk", "default", "192.0.2.1")
-    lab.route("agent", "default", "203.0.113.1")  # even so, the box's firewall drops what it did not NAT
-    lab.nat_router("box", lan="lan", wan="wan")
+    _kiosk_behind_adsl_box(lab)
     out = two_site_call(lab, pki_dir, tmp_path, kiosk="kiosk", agent="agent", target=["h323:caf-agent@203.0.113.2"],
                         agent_args=["-v"])
     # the kiosk announced its private address; the agent followed the kiosk's authenticated media to the box
@@ -184,14 +189,7 @@ def test_kiosk_behind_nat_calls_an_alias_through_gnugk(lab: Lab, pki_dir: Path, 
     gnugk = os.environ.get("VCORE_GNUGK")
     if not gnugk or not Path(gnugk).is_file():
         pytest.skip("VCORE_GNUGK does not name a locally built GnuGk gatekeeper (none is packaged here)")
-    lab.host("kiosk")
-    lab.host("box", forward=True)
-    lab.host("agent")
-    lab.link("kiosk", "eth0", "192.0.2.2/24", "box", "lan", "192.0.2.1/24")
-    lab.link("box", "wan", "203.0.113.1/24", "agent", "eth0", "203.0.113.2/24")
-    lab.route("kiosk", "default", "192.0.2.1")
-    lab.route("agent", "default", "203.0.113.1")
-    lab.nat_router("box", lan="lan", wan="wan")
+    _kiosk_behind_adsl_box(lab)
     ini = tmp_path / "gnugk.ini"
     ini.write_text(GNUGK_INI)
     lab.spawn("agent", [gnugk, "-c", str(ini)], log=tmp_path / "gnugk.log")

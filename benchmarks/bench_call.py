@@ -49,10 +49,12 @@ async def _setup_times(base: Path | None, calls: int) -> list[float]:
 
     times: list[float] = []
     agent = vcore.Terminal("agent", video=lambda: TestPattern(W, H, FPS), audio=lambda: Tone(sample_rate=16000),
-                           auto_answer=True, bitrate=BITRATE, encoder="libx264", latency_probe=True, **_opts(base, "agent"))
+                           auto_answer=True, bitrate=BITRATE, encoder="libx264", latency_probe=True,
+                           **_opts(base, "agent"))
     async with agent:
         for _ in range(calls):
-            kiosk = vcore.Terminal("kiosk", listen=False, bitrate=BITRATE, encoder="libx264", latency_probe=True, **_opts(base, "kiosk"))
+            kiosk = vcore.Terminal("kiosk", listen=False, bitrate=BITRATE, encoder="libx264", latency_probe=True,
+                                   **_opts(base, "kiosk"))
             async with kiosk:
                 t0 = time.monotonic()
                 call = await kiosk.call(agent.uri)

@@ -1095,7 +1095,10 @@ class SignallingListener:
         self.refused: deque[RefusedCall] = deque(maxlen=_REFUSED_KEPT)  # the newest; a flood cannot grow it
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on ``host:port`` (port 0: any free port, see :attr:`port`; host ``""``: every address, IPv4 and IPv6)."""
+        """Listen on ``host:port`` (port 0: any free port, see :attr:`port`).
+
+        Host ``""``: every address of this host, IPv4 and IPv6.
+        """
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(lambda: _AcceptProtocol(self), host or None, port)

@@ -186,18 +186,22 @@ def test_command_line_end_to_end(tmp_path: object) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in ["src", os.environ.get("PYTHONPATH", "")] if p))
+    refused = subprocess.run([sys.executable, "-m", "vcore", "linetest", "--serve", "--port", str(port)],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 2 and "--serve needs a key of its own" in refused.stderr  # not the public default
     server = subprocess.Popen(
         [sys.executable, "-m", "vcore", "linetest", "--serve", "--host", "127.0.0.1", "--port", str(port),
-         "--serve-for", "30"],
+         "--serve-for", "30", "--key", "generate"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
     )
     try:
         assert server.stdout is not None
+        key = server.stdout.readline().split()[1]  # "key: BASE64  (give the client --key with this value)"
         assert "serving line tests" in server.stdout.readline()
         out = os.path.join(str(tmp_path), "line.json")
         client = subprocess.run(
             [sys.executable, "-m", "vcore", "linetest", f"127.0.0.1:{port}", "--quick", "--pings", "30",
-             "--max-rate", "5e6", "--json", out],
+             "--max-rate", "5e6", "--json", out, "--key", key],
             capture_output=True, text=True, env=env, timeout=60,
         )
         assert client.returncode == 0, client.stdout + client.stderr
@@ -244,3 +248,91 @@ def test_server_behind_another_socket() -> None:
     assert rep.complete, rep.errors
     assert rep.up.bandwidth and rep.up.lower_bound  # loopback beats 2 Mbit/s
     assert rep.pongs == 20
+
+
+def test_server_is_no_amplifier() -> None:
+    """A key holder at an address that never echoes its cookie gets at most 3 bytes per byte it sent.
+
+    (Issue 14, finding 2: one forged 50-byte START made the server send 5.1 MB to the forged source.) The
+    "victim" here is a socket that asks for trains (well formed, and with NaN, negative, zero or huge
+    rates), reports and pings, but never proves it receives: what the server sends it stays within the
+    bound, and no train starts. A real client at another address, which does echo the cookie, is served.
+    """
+    from vcore.linetest import MSG_PING, MSG_REPORT_REQ, MSG_START, TRAIN_PACKETS, _Endpoint
+    from vcore.srtp import SrtpSession
+
+    async def scenario() -> tuple[int, int, LinetestServer, LinetestReport]:
+        async with LinetestServer(KEY) as server:
+            addr = await server.start("127.0.0.1", 0)
+            loop = asyncio.get_running_loop()
+            received: list[bytes] = []
+
+            class Victim(asyncio.DatagramProtocol):
+                def datagram_received(self, data: bytes, _: Any) -> None:
+                    received.append(data)
+
+            transport, _ = await loop.create_datagram_endpoint(Victim, remote_addr=addr)
+            ep = _Endpoint(SrtpSession("AES_CM_128_HMAC_SHA1_80", KEY), 0x1234)
+            sent = 0
+            requests = [ep.packet(MSG_PING, 0, i, 0, 0.0, 0.0) for i in range(20)]
+            for test, (count, rate) in enumerate([(50_000, 0.0), (50_000, 50e6), (10, float("nan")),
+                                                  (10, -1.0), (TRAIN_PACKETS, 0.0), (10**9, float("inf"))]):
+                requests.append(ep.packet(MSG_START, 10 + test, count, 1400, rate, 0.0, b"\0" * 8))
+            requests += [ep.packet(MSG_REPORT_REQ, 0, 0, 0, 0.0, 0.0) for _ in range(20)]
+            for data in requests:
+                transport.sendto(data)
+                sent += len(data)
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.5)
+            transport.close()
+            assert all(len(d) < 400 for d in received)  # pongs and reports only: no probe train came
+            honest = await run_linetest(*addr, KEY, pings=20, step=0.2, max_rate=2e6, timeout=20)
+            return sent, sum(len(d) for d in received), server, honest
+
+    sent, got, server, honest = asyncio.run(scenario())
+    assert 0 < got <= 3 * sent, (got, sent)
+    assert server.refused >= 6  # every START: no cookie
+    assert honest.complete, honest.errors  # the cookie round trip costs an honest client nothing
+
+
+def test_server_rejects_bad_train_requests_from_verified_clients() -> None:
+    """NaN, infinite, negative rates, and long back-to-back bursts are refused even with a valid cookie."""
+    from vcore.linetest import MSG_PING, MSG_PONG, MSG_START, _Endpoint, _open
+    from vcore.srtp import SrtpSession
+
+    async def scenario() -> tuple[LinetestServer, int]:
+        server = LinetestServer(KEY, send=lambda data, a: out.append(data))
+        out: list[bytes] = []
+        srtp = SrtpSession("AES_CM_128_HMAC_SHA1_80", KEY)
+        ep = _Endpoint(srtp, 0x4321)
+        addr = ("192.0.2.7", 4000)
+        server.datagram_received(ep.packet(MSG_PING, 0, 0, 0, 0.0, 0.0), addr, 0.0)
+        pong = _open(SrtpSession("AES_CM_128_HMAC_SHA1_80", KEY), out[-1])
+        assert pong is not None and pong[1][0] == MSG_PONG
+        cookie = pong[2][:8]
+        for test, (count, rate) in enumerate([(10, float("nan")), (10, float("inf")), (10, -5.0),
+                                              (1000, 0.0)]):
+            server.datagram_received(ep.packet(MSG_START, test, count, 1200, rate, 0.0, cookie), addr, 0.1)
+        await asyncio.sleep(0.1)
+        await server.close()
+        return server, len(out)
+
+    server, sent = asyncio.run(scenario())
+    assert server.refused == 4 and sent == 1  # only the pong went out
+
+
+def test_amplification_bound_withholds_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The byte budget of an unverified address holds whatever the answers' sizes (here a bound of 1:1)."""
+    import vcore.linetest as lt
+    from vcore.srtp import SrtpSession
+
+    monkeypatch.setattr(lt, "AMPLIFICATION", 1)  # a report (~120 bytes) is larger than its request (~50)
+    out: list[bytes] = []
+    server = LinetestServer(KEY, send=lambda data, a: out.append(data))
+    ep = lt._Endpoint(SrtpSession("AES_CM_128_HMAC_SHA1_80", KEY), 0x777)
+    received = 0
+    for _ in range(100):
+        d = ep.packet(lt.MSG_REPORT_REQ, 1, 0, 0, 0.0, 0.0)
+        server.datagram_received(d, ("198.51.100.9", 5000), 3.0)
+        received += len(d)
+    assert 0 < sum(len(d) for d in out) <= received and server.withheld > 0

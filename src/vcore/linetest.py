@@ -14,6 +14,15 @@ without it both sides derive the key from ``--passphrase`` (default
 inject probes). Each direction has its own SSRC, so the one key never encrypts
 two streams with the same keystream.
 
+No amplification: the server sends probe trains only to an address that proved
+it receives there (it echoes the cookie the server put in its pongs, a MAC of the
+session and the address), and until then sends back at most three bytes per byte
+it received from that address. Requests are validated (a rate must be a positive
+finite number, 0 only for a short back-to-back train; at most ten seconds of
+sending per request), sessions and trains are capped, idle sessions expire. A
+server needs a key (``--key`` or ``--passphrase``): the public default passphrase
+is refused for ``--serve``.
+
 Method (client-driven; the server keeps a small state per client session and
 forgets it after a minute of silence):
 
@@ -44,6 +53,7 @@ import asyncio
 import base64
 import dataclasses
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -89,7 +99,13 @@ TRAIN_PACKETS = 24
 RAMP = (0.5, 0.75, 0.9, 1.05, 1.25, 1.5, 2.0)
 MAX_SERVER_RATE = 50e6  # bit/s a client may ask the server to send
 MAX_SERVER_PACKETS = 50_000
+MAX_TRAIN_SECONDS = 10.0  # the longest burst a request may ask for (count * size / rate)
+MAX_SESSIONS = 16  # clients at once; more are ignored until one goes idle
+MAX_TESTS = 64  # test ids one session may use (each keeps its arrival records)
+MAX_SENDERS = 4  # probe trains the server sends at once (one per session)
+AMPLIFICATION = 3  # until an address echoed its cookie, at most this many bytes out per byte in
 SESSION_IDLE = 60.0
+COOKIE_LEN = 8
 
 MSG_PING, MSG_PONG, MSG_DATA, MSG_START, MSG_REPORT_REQ, MSG_REPORT, MSG_BYE = range(1, 8)
 # type, flags, test id, index, aux, t1, t2
@@ -222,6 +238,10 @@ class _ServerSession:
     tests: dict[int, list[tuple[int, int, float, float]]] = field(default_factory=dict)
     started: set[int] = field(default_factory=set)
     pings: int = 0
+    verified: bool = False  # the address echoed its cookie: it receives what is sent there
+    received_bytes: int = 0  # from the current address, while unverified
+    sent_bytes: int = 0  # to the current address, while unverified
+    sending: bool = False  # a probe train is on its way
 
 
 class _ServerProtocol(asyncio.DatagramProtocol):
@@ -250,7 +270,10 @@ class LinetestServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._send_cb = send
         self._tasks: set[asyncio.Task[None]] = set()
-        self.dropped = 0
+        self._secret = os.urandom(32)
+        self.dropped = 0  # datagrams that failed authentication or parsing
+        self.refused = 0  # authentic requests refused: bad values, no cookie, a limit reached
+        self.withheld = 0  # datagrams not sent to an unverified address (the amplification bound)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -274,6 +297,25 @@ class LinetestServer:
         elif self._transport is not None:
             self._transport.sendto(data, addr)
 
+    def _send_to(self, s: _ServerSession, data: bytes) -> bool:
+        """Send to a session's address, within the amplification bound while it is unverified."""
+        if not s.verified:
+            if s.sent_bytes + len(data) > AMPLIFICATION * s.received_bytes:
+                self.withheld += 1
+                return False
+            s.sent_bytes += len(data)
+        self._send(data, s.addr)
+        return True
+
+    def cookie(self, ssrc: int, addr: tuple[Any, ...]) -> bytes:
+        """What a client at ``addr`` must echo to prove it receives there (a MAC; the server keeps nothing)."""
+        msg = f"{ssrc:08x}|{addr[0]}|{addr[1]}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).digest()[:COOKIE_LEN]
+
+    def _refuse(self, why: str, *args: Any) -> None:
+        self.refused += 1
+        _log.debug("linetest: refused a request: " + why, *args)
+
     def datagram_received(self, data: bytes, addr: tuple[Any, ...], now: float) -> None:
         """Handle one datagram that arrived at ``now`` (monotonic seconds) from ``addr``."""
         opened = _open(self._srtp, data)
@@ -284,40 +326,77 @@ class LinetestServer:
         s = self._sessions.get(ssrc)
         if s is None:
             self._expire(now)
+            if len(self._sessions) >= MAX_SESSIONS:
+                self._refuse("%d sessions already", MAX_SESSIONS)
+                return
             s = _ServerSession(_Endpoint(self._srtp, ssrc ^ 0x5A5A5A5A), addr, now)
             self._sessions[ssrc] = s
             _log.info("linetest session %08x from %s", ssrc, addr)
-        s.addr = addr
+        if addr != s.addr:  # a new address must prove itself again
+            s.addr, s.verified, s.received_bytes, s.sent_bytes = addr, False, 0, 0
+        if not s.verified:
+            s.received_bytes += len(data)
         s.last_seen = now
         ep = s.endpoint
         if kind == MSG_PING:
             s.pings += 1
-            s.tests.setdefault(TEST_PINGS, []).append((index, len(data), t1, now))
-            self._send(ep.packet(MSG_PONG, test, index, s.pings, t1, now), addr)
+            records = s.tests.setdefault(TEST_PINGS, [])
+            if len(records) < MAX_SERVER_PACKETS:
+                records.append((index, len(data), t1, now))
+            self._send_to(s, ep.packet(MSG_PONG, test, index, s.pings, t1, now, self.cookie(ssrc, addr)))
         elif kind == MSG_DATA:
+            if test not in s.tests and len(s.tests) >= MAX_TESTS:
+                self._refuse("session %08x used %d test ids", ssrc, MAX_TESTS)
+                return
             recs = s.tests.setdefault(test, [])
             if len(recs) < MAX_SERVER_PACKETS:
                 recs.append((index, len(data), t1, now))
         elif kind == MSG_REPORT_REQ:
             report = analyze_arrivals(s.tests.get(test, []))
-            self._send(ep.packet(MSG_REPORT, test, index, 0, t1, now, json.dumps(report).encode()), addr)
+            self._send_to(s, ep.packet(MSG_REPORT, test, index, 0, t1, now, json.dumps(report).encode()))
         elif kind == MSG_START:
-            if test not in s.started:
-                s.started.add(test)
-                count = min(index, MAX_SERVER_PACKETS)
-                size = max(_RTP.size + _HDR.size, min(aux, 1400))
-                rate = min(max(t1, 0.0), MAX_SERVER_RATE)
-                task = asyncio.get_running_loop().create_task(self._send_train(s, test, count, size, rate))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            self._start(s, ssrc, test, index, aux, t1, body)
         elif kind == MSG_BYE:
             self._sessions.pop(ssrc, None)
+
+    def _start(self, s: _ServerSession, ssrc: int, test: int, count: int, size: int, rate: float,
+               body: bytes) -> None:
+        """A request for a probe train: checked, then sent only to a verified address."""
+        if not hmac.compare_digest(body[:COOKIE_LEN], self.cookie(ssrc, s.addr)):
+            self._refuse("START without this address's cookie (ping first)")
+            return
+        s.verified = True
+        if test in s.started or s.sending:
+            return  # a repeated request, or one while a train is on its way
+        if len(s.started) >= MAX_TESTS:
+            self._refuse("session %08x used %d test ids", ssrc, MAX_TESTS)
+            return
+        size = max(_RTP.size + _HDR.size, min(size, 1400))
+        bits = (size + SRTP_TAG + IP_UDP_OVERHEAD) * 8
+        count = min(count, MAX_SERVER_PACKETS)
+        if not math.isfinite(rate) or rate < 0 or (rate == 0 and count > TRAIN_PACKETS):
+            self._refuse("rate %r for %d packets", rate, count)
+            return
+        if rate > 0:
+            rate = min(rate, MAX_SERVER_RATE)
+            count = min(count, int(MAX_TRAIN_SECONDS * rate / bits))
+        if sum(1 for x in self._sessions.values() if x.sending) >= MAX_SENDERS:
+            self._refuse("%d trains on their way already", MAX_SENDERS)
+            return
+        s.started.add(test)
+        s.sending = True
+        task = asyncio.get_running_loop().create_task(self._send_train(s, test, count, size, rate))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send_train(self, s: _ServerSession, test: int, count: int, size: int, rate: float) -> None:
         """``count`` DATA probes of ``size`` bytes, back to back (rate 0) or paced at ``rate`` bit/s."""
         bits = (size + SRTP_TAG + IP_UDP_OVERHEAD) * 8
-        await _paced(count, bits, rate,
-                     lambda i: self._send(s.endpoint.packet(MSG_DATA, test, i, count, _now(), 0.0, size=size), s.addr))
+        try:
+            await _paced(count, bits, rate, lambda i: self._send_to(
+                s, s.endpoint.packet(MSG_DATA, test, i, count, _now(), 0.0, size=size)))
+        finally:
+            s.sending = False
 
     def _expire(self, now: float) -> None:
         for k in [k for k, s in self._sessions.items() if now - s.last_seen > SESSION_IDLE]:
@@ -344,7 +423,7 @@ class LinetestServer:
         await self.close()
 
 
-async def _paced(count: int, bits: int, rate: float, send: Callable[[int], None]) -> None:
+async def _paced(count: int, bits: int, rate: float, send: Callable[[int], object]) -> None:
     """Call ``send(i)`` for i < count: at once (rate 0) or at ``rate`` bit/s of ``bits``-bit packets."""
     if rate <= 0:
         for i in range(count):
@@ -502,6 +581,7 @@ class _Client:
         self.last_arrival = 0.0
         self.socket_errors = 0
         self.phase = "start"
+        self.cookie = b""  # from the server's pongs: proves we receive at our address
 
     def send(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -516,6 +596,8 @@ class _Client:
         if kind == MSG_PONG:
             self.pongs.setdefault(index, (t1, t2, now))
             self.server_pings = max(self.server_pings, aux)
+            if len(body) >= COOKIE_LEN:
+                self.cookie = body[:COOKIE_LEN]
         elif kind == MSG_DATA:
             self.data.setdefault(test, []).append((index, len(data), t1, now))
         elif kind == MSG_REPORT:
@@ -549,7 +631,7 @@ class _Client:
         while not got:
             if tries == 3:
                 raise _FarSideSilent("the far side sent no probe after 3 requests")
-            self.send(self.ep.packet(MSG_START, test, count, PROBE_SIZE, rate, 0.0))
+            self.send(self.ep.packet(MSG_START, test, count, PROBE_SIZE, rate, 0.0, self.cookie))
             tries += 1
             until = _now() + wait_first
             while not got and _now() < until:
@@ -772,8 +854,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vcore linetest: {exc}", file=sys.stderr)
         return 2
     if args.serve:
-        default_key = not args.key and args.passphrase == DEFAULT_PASSPHRASE
-        return asyncio.run(_serve(key, args.host, args.port, args.serve_for, default_key))
+        if not args.key and args.passphrase == DEFAULT_PASSPHRASE:
+            print("vcore linetest: --serve needs a key of its own: --key generate (prints one to give the "
+                  "client), --key KEY, or --passphrase TEXT (the default passphrase is public)", file=sys.stderr)
+            return 2
+        return asyncio.run(_serve(key, args.host, args.port, args.serve_for))
     if not args.address:
         p.error("give the far side's address, or --serve")
     try:
@@ -800,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if rep.complete else 3
 
 
-async def _serve(key: bytes, host: str, port: int, serve_for: float, default_key: bool) -> int:
+async def _serve(key: bytes, host: str, port: int, serve_for: float) -> int:
     server = LinetestServer(key)
     try:
         addr = await server.start(host, port)
@@ -808,9 +893,6 @@ async def _serve(key: bytes, host: str, port: int, serve_for: float, default_key
         print(f"vcore linetest: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 2
     print(f"serving line tests on UDP {addr[0]}:{addr[1]} (Ctrl-C to stop)", flush=True)
-    if default_key:
-        print("warning: key from the default passphrase; anyone who knows it can use this server "
-              "(give --key, or --key generate)", flush=True)
     try:
         if serve_for > 0:
             await asyncio.sleep(serve_for)

@@ -452,13 +452,17 @@ def test_every_replay_is_rejected(k: ModuleType, suite: str) -> None:
 def test_late_packets_inside_window_accepted_once(k: ModuleType) -> None:
     tx = SrtpSession("AES_CM_128_HMAC_SHA1_80", key_for("AES_CM_128_HMAC_SHA1_80"), kernel=k)
     rx = SrtpSession("AES_CM_128_HMAC_SHA1_80", key_for("AES_CM_128_HMAC_SHA1_80"), kernel=k)
-    sent = [tx.protect(rtp(s)) for s in range(300)]
-    rx.unprotect(sent[200])
-    rx.unprotect(sent[200 - 127])  # default window 128 (libsrtp's)
-    with pytest.raises(SrtpReplayError):
-        rx.unprotect(sent[200 - 128])
-    with pytest.raises(SrtpReplayError):
-        rx.unprotect(sent[200 - 127])
+    sent = [tx.protect(rtp(s)) for s in range(1300)]
+    rx.unprotect(sent[1200])
+    rx.unprotect(sent[1200 - 1023])  # default window 1024 (browsers', aiortc's): a NACKed packet 85 behind is fine
+    with pytest.raises(SrtpReplayError, match="too old"):
+        rx.unprotect(sent[1200 - 1024])
+    with pytest.raises(SrtpReplayError, match="replayed"):
+        rx.unprotect(sent[1200 - 1023])
+    small = SrtpSession("AES_CM_128_HMAC_SHA1_80", key_for("AES_CM_128_HMAC_SHA1_80"), kernel=k, replay_window=128)
+    small.unprotect(sent[200])
+    with pytest.raises(SrtpReplayError, match="too old"):  # libsrtp's 128, when asked for
+        small.unprotect(sent[200 - 128])
 
 
 def test_rejected_packet_changes_no_state(k: ModuleType) -> None:
@@ -651,7 +655,7 @@ def test_fuzz_protect_only_vcore_errors(data: bytes) -> None:
         for f in (s.protect, s.protect_rtcp, lambda d: s.protect_many([d])):
             try:
                 r.append(f(data))
-            except ParseError as e:
+            except (ParseError, SrtpReplayError) as e:  # the batch repeats protect's index: refused
                 r.append(str(e))
         outs.append(r)
     assert all(o == outs[0] for o in outs)  # same bytes, same error messages
@@ -714,7 +718,30 @@ def test_protect_many_equals_protect(steps: list[tuple[int, int]], split: int) -
             continue
         one = SrtpSession(suite, key_for(suite), kernel=kern)
         many = SrtpSession(suite, key_for(suite), kernel=kern)
-        expected = [one.protect(p) for p in packets]
-        got = many.protect_many(packets[:split]) + many.protect_many(packets[split:])
+        expected, kept = [], []
+        for p in packets:
+            try:
+                expected.append(one.protect(p))
+            except SrtpReplayError:  # an index protect already used: refused, as protect_many must too
+                with pytest.raises(SrtpReplayError, match="refusing to protect SRTP index"):
+                    SrtpSession(suite, key_for(suite), kernel=kern).protect_many(kept + [p])
+                continue
+            kept.append(p)
+        got = many.protect_many(kept[:split]) + many.protect_many(kept[split:])
         assert got == expected
         assert [many.roc(s) for s in (1, 2, 3)] == [one.roc(s) for s in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("suite", ["AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"])
+def test_protect_refuses_a_repeated_index(k: ModuleType, suite: str) -> None:
+    """Issue 14, finding 3: protecting an index twice would reuse a keystream (a GCM nonce): refused, no state moved."""
+    s = SrtpSession(suite, key_for(suite), kernel=k)
+    first = s.protect(rtp(100, payload=b"hello"))
+    s.protect(rtp(101, payload=b"next"))
+    for again in (lambda: s.protect(rtp(100, payload=b"other")), lambda: s.protect_many([rtp(102), rtp(102)]),
+                  lambda: s.protect_many([rtp(103), rtp(101)])):
+        with pytest.raises(SrtpReplayError, match=r"refusing to protect SRTP index 10[0-2] of SSRC 0x12345678 again"):
+            again()
+    assert s.roc(0x12345678) == 0 and s.protect(rtp(102)) != first  # the refused batches changed nothing
+    receiver = SrtpSession(suite, key_for(suite), kernel=k)
+    assert receiver.unprotect(first) == rtp(100, payload=b"hello")

@@ -216,6 +216,13 @@ cdef class ReplayWindow:
     def size(self):
         return self._size
 
+    cpdef ReplayWindow copy(self):
+        """An independent window in the same state."""
+        cdef ReplayWindow w = ReplayWindow(self._size)
+        memcpy(w._bits, self._bits, ((self._mask + 1) >> 6) * 8)
+        w.highest = self.highest
+        return w
+
     cdef inline bint _bit(self, int64_t index) noexcept:
         cdef int64_t pos = index & self._mask
         return (self._bits[pos >> 6] >> (pos & 63)) & 1
@@ -275,6 +282,12 @@ cdef class KeyUsage:
 
     def _check(self, long long n):
         self.check(n)
+
+
+cdef object _reuse_error(uint32_t ssrc, int64_t index):
+    return SrtpReplayError(
+        f"refusing to protect SRTP index {index} of SSRC 0x{ssrc:08x} again: its keystream is used (RFC 3711 §9.1)"
+    )
 
 
 cdef object _index_limit_error(uint32_t ssrc):
@@ -550,7 +563,7 @@ cdef class SrtpTransform:
             nonce[6 + k] = self._salt[6 + k] ^ <uint8_t>(index >> (40 - 8 * k))
 
     cpdef bytes protect(self, packet):
-        """SRTP-protect one RTP packet (RFC 3711 §3.3)."""
+        """SRTP-protect one RTP packet (RFC 3711 §3.3); a repeated index is refused (:class:`SrtpReplayError`)."""
         cdef Py_buffer pb
         cdef const uint8_t *p
         cdef Py_ssize_t n, hlen
@@ -570,6 +583,8 @@ cdef class SrtpTransform:
             self._usage.check(1)
             w = self._stream(ssrc)
             index = self._next_index(ssrc, seq, w)
+            if w is not None and w.check(index) != 0:  # REPLAY_OK
+                raise _reuse_error(ssrc, index)
             out = self._protect_one(p, n, hlen, ssrc, index, NULL)
             self._commit(ssrc, index, w)
             self._usage.count += 1
@@ -587,6 +602,8 @@ cdef class SrtpTransform:
         cdef uint32_t ssrc, seq
         cdef int64_t index
         cdef dict highest = {}
+        cdef dict trial = {}  # SSRC -> a copy of its window, advanced packet by packet as protect() would
+        cdef ReplayWindow tw
         cdef uint32_t cur_ssrc = 0
         cdef int64_t cur_h = -1, h64
         cdef bint have_cur = False
@@ -637,6 +654,14 @@ cdef class SrtpTransform:
                     if w is not None and w.highest > index:
                         h64 = w.highest
                 cur_h = index if index > h64 else h64
+                tw = trial.get(ssrc)
+                if tw is None:
+                    w = self._stream(ssrc)
+                    tw = w.copy() if w is not None else ReplayWindow(self._window)
+                    trial[ssrc] = tw
+                if tw.check(index) != 0:  # REPLAY_OK
+                    raise _reuse_error(ssrc, index)
+                tw.add(index)
                 idx[i] = index
                 hl[i] = hlen
                 off[i] = total_blocks * 16

@@ -102,6 +102,12 @@ class ReplayWindow:
     def size(self) -> int:
         return self._size
 
+    def copy(self) -> ReplayWindow:
+        """An independent window in the same state."""
+        w = ReplayWindow(self._size)
+        w._bits, w.highest = self._bits, self.highest
+        return w
+
     def check(self, index: int) -> int:
         """``REPLAY_OK``, ``REPLAY_SEEN`` or ``REPLAY_TOO_OLD`` for ``index``; changes nothing."""
         h = self.highest
@@ -169,6 +175,12 @@ def _gcm_nonce(salt: bytes, ssrc: int, index: int) -> bytes:
     """RFC 7714 §8.1 / §9.1: (00 00 || SSRC || ROC || SEQ) or (00 00 || SSRC || 00 00 || 0 ||
     SRTCP index), XOR the 12-octet session salt: both are ``SSRC * 2^48 + index``."""
     return (((ssrc << 48) | index) ^ int.from_bytes(salt, "big")).to_bytes(12, "big")
+
+
+def _reuse_error(ssrc: int, index: int) -> SrtpReplayError:
+    return SrtpReplayError(
+        f"refusing to protect SRTP index {index} of SSRC 0x{ssrc:08x} again: its keystream is used (RFC 3711 §9.1)"
+    )
 
 
 class SrtpTransform:
@@ -316,12 +328,19 @@ class SrtpTransform:
         hlen = rtp_header_length(packet)
         return hlen, (packet[2] << 8) | packet[3], int.from_bytes(packet[8:12], "big")
 
+    def _check_fresh(self, ssrc: int, index: int) -> None:
+        """Refuse to protect an index already used (or older than the window): it would repeat a keystream."""
+        w = self._streams.get(ssrc)
+        if w is not None and w.check(index) != REPLAY_OK:
+            raise _reuse_error(ssrc, index)
+
     def protect(self, packet: bytes) -> bytes:
-        """SRTP-protect one RTP packet (RFC 3711 §3.3)."""
+        """SRTP-protect one RTP packet (RFC 3711 §3.3); a repeated index is refused (:class:`SrtpReplayError`)."""
         packet = bytes(packet)
         hlen, seq, ssrc = self._scan(packet)
         self._usage._check(1)
         index = self._next_index(ssrc, seq)
+        self._check_fresh(ssrc, index)
         out = self._protect_one(packet, ssrc, index, hlen)
         self._commit(ssrc, index)
         self._usage.count += 1
@@ -332,6 +351,7 @@ class SrtpTransform:
         """``[protect(p) for p in packets]``, checked first so that a bad packet changes nothing."""
         plan = []
         highest: dict[int, int] = {}
+        trial: dict[int, ReplayWindow] = {}  # SSRC -> a copy of its window, advanced as protect() would
         for p in packets:
             p = bytes(p)
             hlen, seq, ssrc = self._scan(p)
@@ -345,6 +365,13 @@ class SrtpTransform:
                 w = self._streams.get(ssrc)
                 highest[ssrc] = w.highest if w is not None else -1
             highest[ssrc] = max(highest[ssrc], index)
+            tw = trial.get(ssrc)
+            if tw is None:
+                w = self._streams.get(ssrc)
+                tw = trial[ssrc] = w.copy() if w is not None else ReplayWindow(self._window)
+            if tw.check(index) != REPLAY_OK:
+                raise _reuse_error(ssrc, index)
+            tw.add(index)
             plan.append((p, hlen, ssrc, index))
         self._usage._check(len(plan))
         out = [self._protect_one(p, ssrc, index, hlen) for p, hlen, ssrc, index in plan]

@@ -234,11 +234,13 @@ class SrtpSession:
 
     Failed authentication raises ``SrtpAuthError``, a replayed or too-old packet
     ``SrtpReplayError``, truncated input ``ParseError``, a spent key ``SrtpLimitError``; a
-    rejected packet changes no state. ``protect`` does not refuse a repeated sequence number
-    (a retransmission of the same packet yields the same bytes).
+    rejected packet changes no state. ``protect`` refuses an index it already used, or one
+    older than the window (``SrtpReplayError``): that would repeat a keystream or, with GCM, a
+    nonce (RFC 3711 §9.1). Retransmit the protected bytes instead, as vcore's NACK answers do.
 
-    ``replay_window`` (64..32768, default 128 as libsrtp) is the number of packets back from
-    the highest index that are remembered. ``kernel`` selects a kernel twin explicitly
+    ``replay_window`` (64..32768, default 1024 as browsers and aiortc; libsrtp's is 128) is the
+    number of packets back from the highest index that are remembered: a NACKed packet of a
+    60-100 KB keyframe burst can arrive 85 packets late. ``kernel`` selects a kernel twin explicitly
     (``vcore._speedups.load_twin("_fastpath_srtp", "py")``); tests and benchmarks use it.
 
     Not thread-safe: confine a session to one thread or serialize calls.
@@ -253,7 +255,7 @@ class SrtpSession:
         key: bytes | str,
         *,
         mki: bytes | None = None,
-        replay_window: int = 128,
+        replay_window: int = 1024,
         kernel: ModuleType | None = None,
     ) -> None:
         s = _suite(suite)

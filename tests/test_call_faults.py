@@ -328,3 +328,41 @@ def test_unread_incoming_calls_are_bounded(pki_dir: Path) -> None:
             terminal(pki_dir, "CAF agent", incoming_backlog=0)
 
     run(scenario())
+
+
+def test_a_media_failure_ends_the_call_with_its_cause(pki_dir: Path) -> None:
+    """A source that fails mid-call (a camera unplugged) ends the call ``media-error``, saying what failed."""
+    from vcore import MediaError
+    from vcore.media import TestPattern
+
+    class Failing(TestPattern):
+        def __init__(self) -> None:
+            super().__init__(160, 120, 15)
+            self.reads = 0
+
+        def read(self) -> Any:
+            self.reads += 1
+            if self.reads > 10:
+                raise MediaError("camera unplugged")
+            return super().read()
+
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True)
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False, video=Failing())
+        async with agent, kiosk:
+            call = await kiosk.call(agent.uri)
+            ended = await call.wait_ended(T)
+            assert ended.reason == "media-error" and "video send: camera unplugged" in ended.detail, ended
+            await wait_for(lambda: not agent.calls)
+            assert agent.calls == []
+
+    run(scenario())
+
+
+def test_bad_terminal_names_are_refused() -> None:
+    import vcore
+    from vcore import CallError
+
+    for bad in ("", "x" * 256, "é" * 128, "kiosk\n2"):
+        with pytest.raises(CallError, match="1 to 255 bytes of UTF-8"):
+            vcore.Terminal(bad, allow_plaintext=True)

@@ -416,3 +416,28 @@ def test_audio_and_video_receivers_record_into_one_file(tmp_path) -> None:  # ty
         f.seek(0)
         assert sum(1 for _ in f.decode(video=0)) >= 10
     assert first_video - first_audio > 0.15  # the video joined about 0.3 s into the audio
+
+
+def test_a_failing_rtcp_task_is_logged_and_reported(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 14, finding 8: an RTCP task that fails (here: a CNAME over SDES's 255 bytes) does not die silently."""
+    async def main() -> tuple[VideoSender, VideoReceiver]:
+        receiver = VideoReceiver()
+        receiver.rtcp_interval, receiver.cname = 0.05, "r" * 300
+        await receiver.start()
+        enc = H264Encoder(W, H, 30, 300_000, codec="libx264")
+        sender = VideoSender(TestPattern(W, H, 30), enc, receiver.local_address, rtcp_interval=0.05)
+        sender.cname = "s" * 300
+        await sender.start()
+        for _ in range(200):
+            if sender.error is not None and receiver.error is not None:
+                break
+            await asyncio.sleep(0.02)
+        await sender.close()
+        await receiver.close()
+        return sender, receiver
+
+    with caplog.at_level("ERROR"):
+        sender, receiver = asyncio.run(main())
+    assert sender.error is not None and "RTCP sender reports stopped" in str(sender.error)
+    assert receiver.error is not None and "RTCP receiver reports stopped" in str(receiver.error)
+    assert sum("RTCP task failed" in r.getMessage() for r in caplog.records) == 2

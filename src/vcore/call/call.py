@@ -291,6 +291,7 @@ class Call:
                         self.connected.set_result(None)
                     await self._emit(Connected(security=self._security))
                     self._watch = asyncio.get_running_loop().create_task(self._watch_media())
+                    self._watch.add_done_callback(self._supervise)
                 elif isinstance(event, sig.ChannelOpened):
                     await self._start(event.channel)
                 elif isinstance(event, sig.KeyframeRequested):
@@ -306,6 +307,7 @@ class Call:
                     task = asyncio.get_running_loop().create_task(self._user_input(event.text))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                    task.add_done_callback(self._supervise)
                 elif isinstance(event, sig.ProtocolWarning):
                     log.warning("call %s: %s", self.peer, event.detail)
                 elif isinstance(event, sig.Released):
@@ -342,6 +344,19 @@ class Call:
         if self._media is not None:
             await self._media.start_channel(ch)
 
+    def _supervise(self, task: asyncio.Task[None]) -> None:
+        """A call's task ended: if it failed (a vcore bug, not the peer), log it and end the call with a cause."""
+        if task.cancelled() or task.exception() is None or self.ended is not None:
+            return
+        exc = task.exception()
+        log.error("call %s: internal task %s failed", self.peer, task.get_coro(), exc_info=exc)
+        self._local_reason = self._local_reason or "internal-error"
+        self._media_detail = f"internal error: {exc!r}"
+        hang = asyncio.get_running_loop().create_task(
+            self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE))
+        self._tasks.add(hang)
+        hang.add_done_callback(self._tasks.discard)
+
     async def _watch_media(self) -> None:
         """Media timeout, ``media-started`` and ``degraded`` (every 250 ms)."""
         m = self._media
@@ -364,6 +379,13 @@ class Call:
             rtt = m.video_tx.rtt if m.video_tx is not None else None
             if rtt is not None and m.jitter is not None:
                 m.jitter.rtt = max(rtt, 0.005)  # our path's RTT (from the peer's RRs) paces the buffer's NACKs
+            failed = m.failure()
+            if failed is not None:  # a media thread or task died: end the call, say why
+                self._local_reason = "media-error"
+                self._media_detail = failed
+                log.error("call %s: %s", self.peer, failed)
+                await self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+                return
             if timeout and now - self._last_media > timeout:
                 self._local_reason = "media-timeout"
                 detail = f"no RTP or RTCP from the peer for {timeout:g} s"

@@ -95,7 +95,8 @@ class Ended(CallEvent):
 
     ``reason``: ``hangup``, ``busy``, ``rejected``, ``security-denied``,
     ``tls-failure``, ``timeout``, ``peer-closed``, ``protocol-error``,
-    ``media-timeout``, ``terminal-closed``, or the peer's H.225.0 release
+    ``media-timeout``, ``media-error`` (a media thread or task failed), ``internal-error``
+    (a vcore task failed: logged with its traceback), ``terminal-closed``, or the peer's H.225.0 release
     reason. ``h225_reason``/``cause``: what went over the wire (Q.850 cause);
     ``by_peer``: who ended it; ``detail``: a sentence for the log.
     """

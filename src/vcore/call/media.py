@@ -268,6 +268,15 @@ class _Media:
         self.video_tx.encoder.bitrate = bitrate
         return bitrate
 
+    def failure(self) -> str | None:
+        """What stopped working in the media (a thread or a task that failed), or None."""
+        for what, part in (("video send", self.video_tx), ("audio send", self.audio_tx),
+                           ("video receive", self.video_rx), ("audio receive", self.audio_rx)):
+            error = getattr(part, "error", None) if part is not None else None
+            if error is not None:
+                return f"{what}: {error}"
+        return None
+
     def received_packets(self) -> int:
         return sum(rx.packets + rx.rtcp_packets for rx in (self.video_rx, self.audio_rx) if rx is not None)
 

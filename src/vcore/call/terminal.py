@@ -216,6 +216,9 @@ class Terminal:
         accept_roles: Iterable[str] | None | str = "auto",
         legacy_certificates: bool = False,
     ) -> None:
+        if not name or len(name.encode()) > 255 or any(ord(c) < 32 for c in name):
+            raise CallError(f"terminal name {name[:40]!r}…: 1 to 255 bytes of UTF-8, no control characters "
+                            "(it is the RTCP CNAME and the H.225.0 display)")
         self.name = name
         self.lip_sync = lip_sync
         self.latency_probe = latency_probe
@@ -516,6 +519,9 @@ class Terminal:
                 await self._offer(session)
             except (VcoreError, OSError) as exc:
                 log.warning("incoming call from %s failed: %s", session.peer_name, exc)
+            except Exception:  # a vcore bug must not stop the station answering: log it, refuse, go on
+                log.exception("incoming call from %s: unexpected failure", session.peer_name)
+                await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
 
     async def _offer(self, session: sig.CallSession) -> None:
         waiting = [s for s in self._pending if s.released is None]

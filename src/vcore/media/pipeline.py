@@ -365,10 +365,14 @@ class _RtpSender:
         return packets
 
     async def _rtcp_loop(self) -> None:
-        while True:
-            await asyncio.sleep(rtcp_delay(self._rtcp_interval))
-            if self.stats.packet_count:
-                self._send_rtcp(self._report_packets())
+        try:
+            while True:
+                await asyncio.sleep(rtcp_delay(self._rtcp_interval))
+                if self.stats.packet_count:
+                    self._send_rtcp(self._report_packets())
+        except Exception as exc:  # never a silent death: the owner sees ``error`` (a call ends on it)
+            _log.exception("%s: RTCP task failed", type(self).__name__)
+            self.error = MediaError(f"RTCP sender reports stopped: {exc!r}")
 
     def _remember(self, packet: RtpPacket, wire: bytes) -> None:
         """From the sending thread: keep a sent packet (and its protected bytes) for NACKs."""
@@ -423,7 +427,10 @@ class _RtpSender:
         await _join(self._threads)
         if self.transport is not None:
             if self.stats.packet_count:
-                self._send_rtcp([*self._report_packets(), RtcpBye([self.ssrc])])
+                try:
+                    self._send_rtcp([*self._report_packets(), RtcpBye([self.ssrc])])
+                except VcoreError as exc:  # the goodbye failed (see ``error``): the cleanup goes on
+                    _log.warning("%s: no final SR/BYE: %s", type(self).__name__, exc)
             self.transport.remove_rtcp_listener(self._on_rtcp_packets)
             if self._owns_transport:
                 await self.transport.close()
@@ -773,15 +780,16 @@ class _RtpReceiver:
         return RtcpReceiverReport(self.ssrc, blocks)
 
     async def _report_loop(self) -> None:
-        while True:
-            await asyncio.sleep(rtcp_delay(self.rtcp_interval))
-            packets: list[Any] = [self.receiver_report()]
-            if self.cname:
-                packets.append(RtcpSdes.cname(self.ssrc, self.cname))
-            try:
-                self._send_rtcp_to_peer(packets)
-            except VcoreError as exc:  # e.g. no key yet
-                _log.debug("cannot send RR: %s", exc)
+        try:
+            while True:
+                await asyncio.sleep(rtcp_delay(self.rtcp_interval))
+                packets: list[Any] = [self.receiver_report()]
+                if self.cname:
+                    packets.append(RtcpSdes.cname(self.ssrc, self.cname))
+                self._send_rtcp_to_peer(packets)  # False without a key or an address yet: the next one goes
+        except Exception as exc:  # never a silent death: the owner sees ``error`` (a call ends on it)
+            _log.exception("%s: RTCP task failed", type(self).__name__)
+            self.error = MediaError(f"RTCP receiver reports stopped: {exc!r}")
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         try:

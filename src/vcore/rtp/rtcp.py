@@ -164,7 +164,7 @@ class RtcpSdes:
             chunk = bytearray(struct.pack("!I", ssrc))
             for item_type, value in items:
                 if len(value) > 255:
-                    raise ValueError("SDES item longer than 255 bytes")
+                    raise ParseError("SDES item longer than 255 bytes")
                 chunk += bytes((item_type, len(value))) + value
             chunk.append(SDES_END)
             chunk += b"\x00" * (-len(chunk) % 4)

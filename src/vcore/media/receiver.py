@@ -22,8 +22,9 @@ from ..errors import VcoreError
 from ..payload.h264 import AccessUnit
 from ..rtp.packet import RtpPacket
 from ..rtp.rtcp import RtcpBye, RtcpNack, RtcpPli, RtcpReceiverReport, RtcpSdes, RtcpSenderReport
-from ..rtp.stats import ReceiverStats
+from ..rtp.stats import ReceiverStats, ntp_from_unix, ntp_middle32
 from ..transport import RtpTransport
+from ..transport.feedback import FEEDBACK_INTERVAL, FeedbackRecorder
 from ..transport.rtp import Protect
 from .clock import WALL_ANCHOR, RemoteClock
 from .codecs import VIDEO_CLOCK_RATE, AudioDecoder, H264Decoder
@@ -99,6 +100,11 @@ class _RtpReceiver:
         self.rtcp_interval = 0.0  # set before start() to send RR (+ SDES) about every this many seconds
         self.cname: str | None = None
         self._report_task: asyncio.Task[None] | None = None
+        # set before start() to send RFC 8888 per-packet feedback (for the sender's congestion control)
+        self.feedback: FeedbackRecorder | None = None
+        self.feedback_interval = FEEDBACK_INTERVAL
+        self.feedback_sent = 0
+        self._feedback_handle: asyncio.TimerHandle | None = None
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -136,6 +142,22 @@ class _RtpReceiver:
         self._thread.start()
         if self.rtcp_interval > 0:
             self._report_task = asyncio.create_task(self._report_loop())
+        if self.feedback is not None:
+            self._feedback_handle = self._loop.call_later(self.feedback_interval, self._feedback_tick)
+
+    def _feedback_tick(self) -> None:
+        self._feedback_handle = None
+        if self._closed or self._loop is None or self.feedback is None:
+            return
+        try:
+            now = time.monotonic()
+            ntp = ntp_middle32(ntp_from_unix(WALL_ANCHOR[1] + (now - WALL_ANCHOR[0])))
+            report = self.feedback.report(self.ssrc, now, ntp)
+            # compound: an empty RR first (RFC 3550 §6.1), the feedback after it
+            if report is not None and self._send_rtcp_to_peer([RtcpReceiverReport(self.ssrc, []), report]):
+                self.feedback_sent += 1
+        finally:
+            self._feedback_handle = self._loop.call_later(self.feedback_interval, self._feedback_tick)
 
     def receiver_report(self, now: float | None = None) -> RtcpReceiverReport:
         """An RR about the stream received so far (RFC 3550 §6.4.2; no block before the first packet)."""
@@ -176,6 +198,8 @@ class _RtpReceiver:
             self._remote_ssrc = packet.ssrc
             self.stats = ReceiverStats(packet.ssrc, self.clock_rate)
         self.stats.update(packet.sequence_number, packet.timestamp, arrival)
+        if self.feedback is not None:
+            self.feedback.on_packet(packet.ssrc, packet.sequence_number, arrival)
         if self._ext_id is not None and packet.extension:
             for ext_id, value in packet.extensions:
                 if ext_id == self._ext_id:
@@ -241,6 +265,9 @@ class _RtpReceiver:
         if self._closed:
             return
         self._closed = True
+        if self._feedback_handle is not None:
+            self._feedback_handle.cancel()
+            self._feedback_handle = None
         if self._report_task is not None:
             self._report_task.cancel()
             try:

@@ -24,14 +24,29 @@ from ..errors import VcoreError
 from ..nack import RetransmissionHistory
 from ..payload.h264 import H264Packetizer
 from ..rtp.packet import RtpPacket
-from ..rtp.rtcp import RtcpBye, RtcpFir, RtcpNack, RtcpPli, RtcpReceiverReport, RtcpSdes, RtcpSenderReport
+from ..rtp.rtcp import (
+    RtcpBye,
+    RtcpCcfb,
+    RtcpFir,
+    RtcpNack,
+    RtcpPli,
+    RtcpReceiverReport,
+    RtcpSdes,
+    RtcpSenderReport,
+    RtcpTmmbn,
+    RtcpTmmbr,
+)
 from ..rtp.seq import initial_sequence_number, ts_diff
 from ..rtp.stats import SenderStats, rtt_from_report
 from ..transport import RtpTransport
+from ..transport.congestion import CongestionController
+from ..transport.feedback import SendLog
+from ..transport.pacer import PacedSender, Pacer
 from ..transport.rtp import Protect
 from .clock import MediaClock
 from .codecs import AudioEncoder, H264Encoder
 from .errors import MediaError, PipelineClosed, SourceEnded
+from .adaptation import FrameDropper, QualityLadder
 from .pipeline import CAPTURE_TIME_EXT_ID, _join, _Worker, encode_capture_time, rtcp_delay
 from .sinks import FrameQueue
 from .sources import Source, capture_time
@@ -231,9 +246,11 @@ class _RtpSender:
         with self._history_lock:
             resend = history.resend(list(nack.lost), time.monotonic())
             wires = [self._wire.get(p.sequence_number % history.capacity) for p in resend]
-        datagrams = [w for w in wires if w is not None]
-        self.retransmitted += len(datagrams)
-        self._send(datagrams)
+        self._resend([(w, p.sequence_number) for w, p in zip(wires, resend) if w is not None])
+
+    def _resend(self, packets: list[tuple[bytes, int]]) -> None:
+        self.retransmitted += len(packets)
+        self._send([w for w, _ in packets])
 
     def _on_rtcp_packets(self, packets: list[Any], addr: Any) -> None:
         for p in packets:
@@ -244,9 +261,13 @@ class _RtpSender:
                         rtt = rtt_from_report(block, self.clock.ntp_timestamp(time.monotonic()))
                         if rtt is not None:
                             self.rtt = rtt
+                        self._on_report_block(self.fraction_lost, rtt)
             elif isinstance(p, RtcpNack):
                 self._on_nack(p)
             self._on_feedback(p)
+
+    def _on_report_block(self, fraction_lost: float, rtt: float | None) -> None:
+        pass
 
     def _on_feedback(self, packet: Any) -> None:
         pass
@@ -298,6 +319,18 @@ class VideoSender(_RtpSender):
     live devices, which produce frames at their own pace), or read and encode in
     one thread (the default for sources vcore paces itself: they skip stale
     frames, and one thread spares a hand-over per frame, about 0.4 ms CPU at 720p).
+
+    Congestion control (``congestion``, a
+    :class:`~vcore.transport.CongestionController`, set before ``start``): the
+    packets of each frame go through a pacer thread
+    (:class:`~vcore.transport.PacedSender`) at a multiple of the controller's
+    target, retransmissions first and capped; RFC 8888 reports from the
+    receiver (or, from other peers, its receiver reports), TMMBR (RFC 5104) and
+    :meth:`set_limit` move the target, which sets the encoder's bitrate and,
+    through ``ladder`` (a :class:`~vcore.media.adaptation.QualityLadder`), its
+    picture size and frame rate; a :class:`~vcore.media.adaptation.FrameDropper`
+    skips frames while the encoder runs ahead of the target. Keyframe requests (PLI/FIR) are answered at
+    most every ``keyframe_min_interval`` seconds.
     """
 
     def __init__(
@@ -339,15 +372,35 @@ class VideoSender(_RtpSender):
         self.keyframe_requests = 0
         self._ext_id = capture_time_ext_id
         self._capture_thread = source.live if capture_thread is None else capture_thread
+        self.congestion: CongestionController | None = None
+        self.ladder: QualityLadder | None = None
+        self.dropper: FrameDropper | None = None
+        self.keyframe_min_interval = 0.5
+        self.keyframe_requests_ignored = 0
+        self.tmmbr_limit: int | None = None
+        self.pacer: PacedSender | None = None
+        self.send_log: SendLog | None = None
+        self.overhead_share = 0.1  # of the target left for packet headers and retransmissions
+        self._last_keyframe_answer = -1e9
 
     @property
     def ssrc(self) -> int:
         return self.packetizer.ssrc
 
     def _make_threads(self) -> list[threading.Thread]:
+        threads: list[threading.Thread] = []
+        if self.congestion is not None and self.transport is not None:
+            self.send_log = SendLog()
+            if self.dropper is None:
+                self.dropper = FrameDropper(self.congestion.target)
+            self.pacer = PacedSender(Pacer(self.congestion.target), self.transport.send_rtp_threadsafe,
+                                     log=self.send_log, on_exit=self._thread_exit)
+            threads.append(self.pacer.thread)
+            self._apply_target(time.monotonic(), initial=True)
         if not self._capture_thread:
-            return [_Worker("vcore-encode", self._read_encode_loop, self._thread_exit)]
+            return [*threads, _Worker("vcore-encode", self._read_encode_loop, self._thread_exit)]
         return [
+            *threads,
             _Worker("vcore-capture", self._capture_loop, self._thread_exit),
             _Worker("vcore-encode", self._encode_loop, self._thread_exit),
         ]
@@ -355,6 +408,8 @@ class VideoSender(_RtpSender):
     def _stop_threads(self) -> None:
         self.source.close()
         self.queue.close()
+        if self.pacer is not None:
+            self.pacer.close()
 
     def _capture_loop(self) -> None:
         try:
@@ -372,33 +427,47 @@ class VideoSender(_RtpSender):
             self.queue.close()
 
     def _encode_loop(self) -> None:
-        while True:
-            try:
-                frame = self.queue.get()
-            except PipelineClosed:
-                return
-            if not self._encode_and_send(frame):
-                return
+        try:
+            while True:
+                try:
+                    frame = self.queue.get()
+                except PipelineClosed:
+                    return
+                if not self._encode_and_send(frame):
+                    return
+        finally:
+            if self.pacer is not None:
+                self.pacer.finish()  # what is queued still goes
 
     def _read_encode_loop(self) -> None:
         # One thread for a source that paces itself and skips stale frames (TestPattern,
         # FileSource): the picture stays in this core's cache from read to encode.
-        while True:
-            try:
-                frame = self.source.read()
-            except SourceEnded:
-                return
-            self.frames_captured += 1
-            if not self._encode_and_send(frame):  # type: ignore[arg-type]
-                return
+        try:
+            while True:
+                try:
+                    frame = self.source.read()
+                except SourceEnded:
+                    return
+                self.frames_captured += 1
+                if not self._encode_and_send(frame):  # type: ignore[arg-type]
+                    return
+        finally:
+            if self.pacer is not None:
+                self.pacer.finish()
 
     def _encode_and_send(self, frame: VideoFrame) -> bool:
         t = capture_time(frame)
+        dropper = self.dropper
+        if dropper is not None and not self.encoder.keyframe_pending and dropper.drop(time.monotonic()):
+            return True  # the encoder is ahead of the target: skip a frame rather than fill the line
         units = self.encoder.encode(frame, t)
         if not units:
             return True
+        if dropper is not None:
+            dropper.on_frame(sum(len(u.data) for u in units), time.monotonic())
         protect, ext_id, stats = self._protect, self._ext_id, self.stats
         datagrams = []
+        paced: list[tuple[bytes, int]] = []
         for unit in units:
             self.frames_encoded += 1
             packets = self.packetizer.packetize(unit.data, unit.timestamp)
@@ -411,12 +480,82 @@ class VideoSender(_RtpSender):
                 if self.history is not None:
                     self._remember(p, wire)
                 datagrams.append(wire)
+                paced.append((wire, p.sequence_number))
+        if self.pacer is not None:
+            return self.pacer.push(paced)
         return self._queue_send(datagrams)
 
     def _on_feedback(self, packet: Any) -> None:
-        if (isinstance(packet, RtcpPli) and packet.media_ssrc == self.ssrc) or isinstance(packet, RtcpFir):
+        if (isinstance(packet, RtcpPli) and packet.media_ssrc == self.ssrc) or \
+                (isinstance(packet, RtcpFir) and any(ssrc == self.ssrc for ssrc, _ in packet.entries)):
+            now = time.monotonic()
+            # one keyframe per interval: on a lossy line every receiver-side gap asks for one, and
+            # keyframes are the largest pictures (an IDR storm is what makes a thin line collapse)
+            if now - self._last_keyframe_answer < max(self.keyframe_min_interval, self.rtt or 0.0):
+                self.keyframe_requests_ignored += 1
+                return
+            self._last_keyframe_answer = now
             self.keyframe_requests += 1
             self.encoder.request_keyframe()
+        elif isinstance(packet, RtcpCcfb) and self.congestion is not None and self.send_log is not None:
+            now = time.monotonic()
+            results = self.send_log.results(packet, self.ssrc, now)
+            if results:
+                self.congestion.on_feedback(results, now)
+                self._apply_target(now)
+        elif isinstance(packet, RtcpTmmbr) and not isinstance(packet, RtcpTmmbn):
+            for ssrc, bitrate, overhead in packet.entries:
+                if ssrc == self.ssrc:
+                    self._on_tmmbr(packet.sender_ssrc, bitrate, overhead)
+
+    def _on_tmmbr(self, requester: int, bitrate: int, overhead: int) -> None:
+        # RFC 5104 §3.5.4: obey a limit (0 pauses, which vcore reads as "as low as allowed"), answer with TMMBN
+        self.tmmbr_limit = max(1, bitrate)
+        _log.info("peer limits our video to %d bit/s (TMMBR)", bitrate)
+        self.set_limit(self.tmmbr_limit)
+        self._send_rtcp([*self._report_packets(), RtcpTmmbn(self.ssrc, [(requester, bitrate, overhead)])])
+
+    def _on_report_block(self, fraction_lost: float, rtt: float | None) -> None:
+        if self.congestion is not None:
+            now = time.monotonic()
+            self.congestion.on_receiver_report(fraction_lost, rtt, now)
+            self._apply_target(now)
+
+    def set_limit(self, bitrate: int | None) -> None:
+        """Cap our video bitrate (a peer's TMMBR or H.245 flow control); None lifts the cap (event loop)."""
+        if self.congestion is not None:
+            self.congestion.set_limit(bitrate)
+            self._apply_target(time.monotonic())
+        elif bitrate is not None:
+            self.encoder.bitrate = min(bitrate, self.encoder.max_bitrate)
+
+    def _apply_target(self, now: float, *, initial: bool = False) -> None:
+        """Hand the controller's target to the pacer, the encoder and the ladder."""
+        cc = self.congestion
+        if cc is None:
+            return
+        target = cc.target
+        if self.pacer is not None:
+            self.pacer.set_target(target)
+        video = max(50_000, int(target * (1 - self.overhead_share)))
+        if self.dropper is not None:
+            self.dropper.target = video
+        ladder = self.ladder
+        if ladder is not None:
+            rung = ladder.start_at(video) if initial else ladder.update(video, now)
+            if rung is not None:
+                w, h = ladder.size(rung)
+                self.encoder.resize(w, h)
+                self.encoder.fps = rung.fps
+        self.encoder.bitrate = min(video, self.encoder.max_bitrate)
+
+    def _resend(self, packets: list[tuple[bytes, int]]) -> None:
+        if self.pacer is None:
+            super()._resend(packets)
+            return
+        for packet in packets:
+            if self.pacer.push_retransmission(packet):
+                self.retransmitted += 1
 
     def request_keyframe(self) -> None:
         """Make the next picture an IDR (thread-safe)."""

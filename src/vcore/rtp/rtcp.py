@@ -1,7 +1,7 @@
 """RTCP packets (RFC 3550 §6, RFC 4585 §6, RFC 5104 §4, RFC 5506).
 
 Parse and serialize compound RTCP: SR, RR (with report blocks), SDES, BYE, APP,
-generic NACK, TMMBR/TMMBN, PLI and FIR. Packet types vcore does not model are
+generic NACK, TMMBR/TMMBN, PLI, FIR and RFC 8888 congestion control feedback. Packet types vcore does not model are
 kept as :class:`RtcpUnknown` and serialize back unchanged. Reduced-size RTCP
 (RFC 5506: a compound that does not start with SR/RR, or a lone feedback
 message) is accepted on receive. Every malformed input raises
@@ -40,6 +40,10 @@ __all__ = [
     "RtcpTmmbn",
     "RtcpPli",
     "RtcpFir",
+    "RtcpCcfb",
+    "CcfbBlock",
+    "RTPFB_CCFB",
+    "CCFB_ATO_UNITS",
     "RtcpUnknown",
     "RtcpPacket",
     "parse_rtcp",
@@ -60,6 +64,11 @@ RTCP_PSFB = 206  # RFC 4585 §6.1 payload-specific feedback
 RTPFB_NACK = 1  # RFC 4585 §6.2.1 generic NACK
 RTPFB_TMMBR = 3  # RFC 5104 §4.2.1
 RTPFB_TMMBN = 4  # RFC 5104 §4.2.2
+RTPFB_CCFB = 11  # RFC 8888 §3.1 congestion control feedback
+CCFB_ATO_UNITS = 1024  # RFC 8888 §3.1: arrival time offsets in 1/1024 s
+CCFB_ATO_OVER_RANGE = 0x1FFE  # an offset of 0x1FFE units or more
+CCFB_ATO_UNAVAILABLE = 0x1FFF
+CCFB_MAX_REPORTS = 16384  # RFC 8888 §3.1: num_reports is at most 16384
 PSFB_PLI = 1  # RFC 4585 §6.3.1
 PSFB_FIR = 4  # RFC 5104 §4.3.1
 
@@ -265,6 +274,54 @@ class RtcpFir:
         return RTCP_PSFB, PSFB_FIR, struct.pack("!II", self.sender_ssrc, 0) + fci
 
 
+@dataclass(frozen=True)
+class CcfbBlock:
+    """One RTP stream's reports in a :class:`RtcpCcfb`: packets ``begin_seq`` .. ``begin_seq + len(reports) - 1``.
+
+    ``reports[i]`` is None for a packet not received, else ``(ecn, ato)``: the
+    ECN bits (RFC 3168 codes) and the arrival time offset before the report
+    timestamp in 1/1024 s (``CCFB_ATO_OVER_RANGE``: that long or longer,
+    ``CCFB_ATO_UNAVAILABLE``: unknown).
+    """
+
+    ssrc: int
+    begin_seq: int
+    reports: tuple[tuple[int, int] | None, ...]
+
+
+@dataclass
+class RtcpCcfb:
+    """RTP congestion control feedback (RFC 8888 §3.1): per-packet arrival and arrival time.
+
+    ``report_timestamp``: the middle 32 bits of the receiver's NTP time when the
+    report was made (16.16 fixed point seconds); each block's arrival offsets
+    count back from it.
+    """
+
+    sender_ssrc: int
+    blocks: list[CcfbBlock] = field(default_factory=list)
+    report_timestamp: int = 0
+
+    def _body(self) -> tuple[int, int, bytes]:
+        out = bytearray(struct.pack("!I", self.sender_ssrc))
+        for b in self.blocks:
+            if not 0 <= len(b.reports) <= CCFB_MAX_REPORTS:
+                raise ValueError(f"a CCFB block reports at most {CCFB_MAX_REPORTS} packets")
+            out += struct.pack("!IHH", b.ssrc, b.begin_seq & 0xFFFF, len(b.reports))
+            for r in b.reports:
+                if r is None:
+                    out += b"\0\0"
+                    continue
+                ecn, ato = r
+                if not (0 <= ecn <= 3 and 0 <= ato <= 0x1FFF):
+                    raise ValueError("CCFB ECN is 2 bits and the arrival time offset 13 bits")
+                out += struct.pack("!H", 0x8000 | ecn << 13 | ato)
+            if len(b.reports) % 2:
+                out += b"\0\0"  # to a 32-bit boundary
+        out += struct.pack("!I", self.report_timestamp & 0xFFFFFFFF)
+        return RTCP_RTPFB, RTPFB_CCFB, bytes(out)
+
+
 @dataclass
 class RtcpUnknown:
     """An RTCP packet vcore does not model (kept raw: count/FMT field and body)."""
@@ -288,6 +345,7 @@ RtcpPacket = Union[
     RtcpTmmbn,
     RtcpPli,
     RtcpFir,
+    RtcpCcfb,
     RtcpUnknown,
 ]
 
@@ -419,6 +477,8 @@ def _parse_one(ptype: int, count: int, body: bytes) -> RtcpPacket:
         _need(body, 8, "APP")
         (ssrc,) = struct.unpack_from("!I", body)
         return RtcpApp(count, ssrc, body[4:8], body[8:])
+    if ptype == RTCP_RTPFB and count == RTPFB_CCFB:
+        return _parse_ccfb(body)
     if ptype in (RTCP_RTPFB, RTCP_PSFB):
         _need(body, 8, "feedback message")
         sender, media = struct.unpack_from("!II", body)
@@ -445,6 +505,31 @@ def _parse_one(ptype: int, count: int, body: bytes) -> RtcpPacket:
             fir = [(struct.unpack_from("!I", fci, i)[0], fci[i + 4]) for i in range(0, len(fci), 8)]
             return RtcpFir(sender, fir)
     return RtcpUnknown(ptype, count, body)
+
+
+def _parse_ccfb(body: bytes) -> RtcpCcfb:
+    _need(body, 8, "CCFB")
+    if len(body) % 4:
+        raise ParseError("RTCP CCFB body is not a multiple of 4 bytes")
+    (sender,) = struct.unpack_from("!I", body)
+    (report_ts,) = struct.unpack_from("!I", body, len(body) - 4)
+    end = len(body) - 4
+    pos = 4
+    blocks = []
+    while pos < end:
+        _need(body[:end], pos + 8, "CCFB report block")
+        ssrc, begin, n = struct.unpack_from("!IHH", body, pos)
+        pos += 8
+        if n > CCFB_MAX_REPORTS:
+            raise ParseError(f"RTCP CCFB block reports {n} packets, at most {CCFB_MAX_REPORTS} are allowed")
+        size = 2 * n + (2 * n) % 4
+        _need(body[:end], pos + size, "CCFB metric blocks")
+        reports: list[tuple[int, int] | None] = []
+        for (word,) in struct.iter_unpack("!H", body[pos:pos + 2 * n]):
+            reports.append(((word >> 13) & 3, word & 0x1FFF) if word & 0x8000 else None)
+        pos += size
+        blocks.append(CcfbBlock(ssrc, begin, tuple(reports)))
+    return RtcpCcfb(sender, blocks, report_ts)
 
 
 def _parse_sdes(body: bytes, count: int) -> RtcpSdes:

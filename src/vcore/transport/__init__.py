@@ -1,8 +1,12 @@
-"""The media transport: sockets, addresses, port ranges and symmetric RTP for each media session of a call.
+"""The media transport: sockets, symmetric RTP, feedback, pacing and congestion control.
 
 Between SRTP and the media stages: the call layer opens one
 :class:`RtpTransport` per media session (audio, video); that session's sender
-and receiver both use it. See ``docs/network.md``.
+and receiver both use it. On the video session the receiver sends RFC 8888
+feedback (:class:`FeedbackRecorder`), and the sender's
+:class:`CongestionController` turns it into a target bitrate that drives the
+:class:`PacedSender` and the encoder. See ``docs/network.md`` and
+``docs/congestion.md``.
 """
 
 from __future__ import annotations
@@ -17,9 +21,20 @@ from .addresses import (
     unmap,
     wildcard_for,
 )
+from .congestion import CongestionController
+from .feedback import FEEDBACK_INTERVAL, FeedbackRecorder, PacketResult, SendLog
+from .pacer import PACING_FACTOR, PacedSender, Pacer
 from .rtp import RtcpListener, RtpTransport, bind_pair
 
 __all__ = [
+    "CongestionController",
+    "FeedbackRecorder",
+    "SendLog",
+    "PacketResult",
+    "FEEDBACK_INTERVAL",
+    "Pacer",
+    "PacedSender",
+    "PACING_FACTOR",
     "RtpTransport",
     "RtcpListener",
     "PortRange",

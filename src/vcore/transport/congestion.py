@@ -1,0 +1,229 @@
+"""Sender-side congestion control for a video stream on a thin uplink (ADSL).
+
+:class:`CongestionController` turns feedback into a target bitrate for the
+video encoder and the pacer. It is a member of the Google Congestion Control
+family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
+
+- **Delay-based, with per-packet feedback** (RFC 8888 reports between vcore
+  peers, :mod:`vcore.transport.feedback`): the one-way delay of each packet
+  (receiver arrival minus our send time, the clock offset cancels out) minus
+  its minimum over the last minute is the *queueing delay*; the minimum per
+  report strips the network jitter. Above ``queue_high`` (60 ms) the line is
+  overused: the target drops to 0.85 × the rate the receiver actually got
+  (GCC §5.5), at most once per response time. Below ``queue_low`` (25 ms) it
+  may rise: 30 %/s until the first congestion ("start"), then 15 %/s far from
+  the rate where congestion was last seen and about one packet per response
+  time near it (GCC's multiplicative / additive increase). In between it holds.
+  Why not GCC's trendline filter: on an ADSL line the deep modem queue is the
+  only bottleneck, an absolute queue target bounds latency directly (the p95
+  goal), and the min filter is immune to 20–60 ms of jitter that a slope
+  estimator reads as overuse. The cost, as for every delay-based controller: a
+  competing TCP upload that keeps the queue full takes most of the line.
+- **Loss**: random loss on a lossy line is not congestion (NACK repairs it); it
+  counts only above 10 %, or above 2 % while a queue is building. With peers
+  that send only receiver reports (no per-packet feedback) the controller
+  falls back to GCC's loss rules (§6): above 10 % cut by half the loss, below
+  2 % grow 8 %/s, else hold.
+- **Limits**: ``limit`` caps the target (a peer's TMMBR, RFC 5104, or H.245
+  ``flowControlCommand``); ``min_bitrate``/``max_bitrate`` bound it.
+
+Pure: no I/O and no clock; every call takes ``now`` (``time.monotonic()``
+seconds). Not thread-safe: it belongs to the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+
+from .feedback import PacketResult
+
+__all__ = ["CongestionController", "BETA", "QUEUE_LOW", "QUEUE_HIGH"]
+
+BETA = 0.85  # GCC §5.5: decrease to this share of the received rate
+QUEUE_LOW = 0.025  # s of queueing delay under which the rate may grow
+QUEUE_HIGH = 0.060  # s above which the line is overused
+LOSS_LOW = 0.02  # GCC §6
+LOSS_HIGH = 0.10
+START_GROWTH = 1.30  # per second, until the first congestion
+FAR_GROWTH = 1.15  # per second, far from the last congestion point
+RR_GROWTH = 1.08  # per second, loss-based fallback (GCC §6)
+PACKET_BITS = 1200 * 8  # additive increase: about one packet per response time
+BASE_WINDOW = 60.0  # s over which the minimum one-way delay is kept
+_BUCKET = 2.0  # s per base-delay bucket
+RATE_WINDOW = 1.0  # s of arrivals for the received rate
+LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
+FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
+
+
+class CongestionController:
+    """The target bitrate (bit/s) of one video stream; see the module docs.
+
+    Feed it :meth:`on_feedback` (per-packet results) and/or
+    :meth:`on_receiver_report`; read :attr:`target`. ``state`` says what it
+    did last ("start", "increase", "hold", "decrease"); ``queue_delay`` (s),
+    ``loss`` (0..1) and ``received_rate`` (bit/s) are its latest measurements.
+    """
+
+    def __init__(self, *, start_bitrate: int = 300_000, min_bitrate: int = 100_000, max_bitrate: int = 1_500_000,
+                 queue_low: float = QUEUE_LOW, queue_high: float = QUEUE_HIGH) -> None:
+        if not 0 < min_bitrate <= max_bitrate:
+            raise ValueError(f"bitrate bounds must satisfy 0 < min ({min_bitrate}) <= max ({max_bitrate})")
+        if not 0 < queue_low < queue_high:
+            raise ValueError("queue delay thresholds must satisfy 0 < low < high")
+        self.min_bitrate = int(min_bitrate)
+        self.max_bitrate = int(max_bitrate)
+        self.queue_low = queue_low
+        self.queue_high = queue_high
+        self._target = float(start_bitrate)
+        self.limit: int | None = None
+        self.state = "start"
+        self.rtt = 0.1
+        self.queue_delay: float | None = None
+        self.loss = 0.0
+        self.received_rate: float | None = None
+        self.decreases = 0
+        self._base: deque[tuple[float, float]] = deque()  # (bucket start, min one-way delay)
+        self._acked: deque[tuple[float, int]] = deque()  # (arrival, bytes)
+        self._last_update: float | None = None
+        self._last_decrease = -math.inf
+        self._congested_at: float | None = None  # received rate when congestion was last seen
+        self._last_feedback = -math.inf
+        self._interval_start: float | None = None
+        self._interval_sent = 0
+        self._interval_lost = 0
+        self._clamp()
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def target(self) -> int:
+        """The bitrate to send at now (bit/s), within the bounds and ``limit``."""
+        return int(self._target)
+
+    def set_limit(self, bitrate: int | None) -> None:
+        """Cap the target (a peer's TMMBR or flow control); None lifts the cap."""
+        if bitrate is not None and bitrate <= 0:
+            raise ValueError("a bitrate limit must be positive")
+        self.limit = bitrate
+        self._clamp()
+
+    def _clamp(self) -> None:
+        top = self.max_bitrate if self.limit is None else min(self.max_bitrate, self.limit)
+        self._target = max(float(self.min_bitrate), min(float(top), self._target))
+
+    # ------------------------------------------------------------ per-packet feedback
+
+    def on_feedback(self, results: Iterable[PacketResult], now: float) -> int:
+        """Results of one RFC 8888 report (from :meth:`SendLog.results`); returns the new target."""
+        self._last_feedback = now
+        delays: list[float] = []
+        for r in results:
+            if r.received:
+                if r.late:
+                    self._interval_lost = max(0, self._interval_lost - 1)
+                    continue
+                self._interval_sent += 1
+                if r.arrival is None:
+                    continue
+                self._acked.append((r.arrival, r.size))
+                if not r.retransmitted:
+                    delays.append(r.arrival - r.send_time)
+            else:
+                self._interval_sent += 1
+                self._interval_lost += 1
+        if delays:
+            low = min(delays)
+            self._note_base(low, now)
+            self.queue_delay = max(0.0, low - min(b for _, b in self._base))
+        self._measure_rate()
+        if self._interval_start is None:
+            self._interval_start = now
+        if now - self._interval_start >= LOSS_INTERVAL and self._interval_sent:
+            self.loss = self._interval_lost / self._interval_sent
+            self._interval_start, self._interval_sent, self._interval_lost = now, 0, 0
+        self._update(now, self.queue_delay, self.loss)
+        return self.target
+
+    def _note_base(self, delay: float, now: float) -> None:
+        if self._base and now - self._base[-1][0] < _BUCKET:
+            start, low = self._base[-1]
+            self._base[-1] = (start, min(low, delay))
+        else:
+            self._base.append((now, delay))
+        while self._base and now - self._base[0][0] > BASE_WINDOW:
+            self._base.popleft()
+
+    def _measure_rate(self) -> None:
+        if not self._acked:
+            return
+        newest = max(a for a, _ in self._acked)
+        while self._acked and newest - self._acked[0][0] > RATE_WINDOW:
+            self._acked.popleft()
+        span = newest - self._acked[0][0]
+        if span >= RATE_WINDOW / 2:
+            self.received_rate = sum(b for _, b in self._acked) * 8 / max(span, 1e-3)
+
+    def _update(self, now: float, queue: float | None, loss: float) -> None:
+        dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))
+        self._last_update = now
+        overuse = (queue is not None and queue > self.queue_high) or loss > LOSS_HIGH \
+            or (loss > LOSS_LOW and queue is not None and queue > self.queue_low)
+        if overuse:
+            if now - self._last_decrease < max(0.3, self.rtt + 0.1):
+                return  # the last decrease has not had time to act
+            rate = self.received_rate if self.received_rate else self._target
+            if loss > LOSS_HIGH and not (queue is not None and queue > self.queue_high):
+                new = self._target * (1 - 0.5 * loss)
+            else:
+                new = BETA * rate
+            self._congested_at = rate
+            self._last_decrease = now
+            self.decreases += 1
+            self._target = min(self._target, new)
+            self.state = "decrease"
+        elif queue is not None and queue > self.queue_low:
+            self.state = "hold"
+        else:
+            self._increase(dt)
+        self._clamp()
+
+    def _increase(self, dt: float) -> None:
+        if self.state == "start" or self._congested_at is None:
+            new = self._target * START_GROWTH ** dt
+            self.state = "start"
+        elif 0.8 * self._congested_at <= self._target <= 1.1 * self._congested_at:
+            new = self._target + PACKET_BITS * dt / (self.rtt + 0.1)  # near the last congestion: additive
+            self.state = "increase"
+        else:
+            new = self._target * FAR_GROWTH ** dt
+            self.state = "increase"
+        if self.received_rate is not None:  # never far above what the encoder actually sends
+            new = min(new, max(self._target, 1.5 * self.received_rate + 20_000))
+        self._target = max(self._target, new)
+
+    # ------------------------------------------------------------ receiver reports (other peers)
+
+    def on_receiver_report(self, fraction_lost: float, rtt: float | None, now: float) -> int:
+        """A report block about our stream (RFC 3550): RTT always; the loss drives the rate without RFC 8888."""
+        if rtt is not None and 0 <= rtt < 10:
+            self.rtt = rtt
+        if now - self._last_feedback < FALLBACK_AFTER:
+            return self.target  # per-packet feedback is richer
+        dt = 1.0 if self._last_update is None else min(2.0, max(0.0, now - self._last_update))
+        self._last_update = now
+        self.loss = max(0.0, min(1.0, fraction_lost))
+        if self.loss > LOSS_HIGH:
+            if now - self._last_decrease >= max(0.3, self.rtt + 0.1):
+                self._target *= 1 - 0.5 * self.loss
+                self._last_decrease = now
+                self.decreases += 1
+                self.state = "decrease"
+        elif self.loss < LOSS_LOW:
+            self._target *= RR_GROWTH ** dt
+            self.state = "increase"
+        else:
+            self.state = "hold"
+        self._clamp()
+        return self.target

@@ -14,6 +14,7 @@ from ..h323 import signalling as sig
 from ..h323.errors import SignallingError
 from ..h323.fast_connect import MediaChannel
 from ..h323.gatekeeper import Admission
+from ..h323.messages import VENDOR
 from ..h323.q931 import Cause
 from .events import (
     _REASONS,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 _WATCH_INTERVAL = 0.25
 _DEGRADED_LOSS = 0.05  # fraction lost over the last second that makes a stream "degraded"
+_FLOW_CONTROL_FLOOR = 64_000  # bit/s: the lowest video rate a peer's H.245 flow control may impose
 _STALL = 2.0  # seconds without media that make a stream "degraded" (long before the media timeout)
 CAMERA_PRESET_PREFIX = "vcore:camera-preset="  # H.245 UserInputIndication alphanumeric, vcore's own convention
 _CAMERA_PRESET = re.compile(r"^vcore:camera-preset=(\d{1,3})$")
@@ -61,6 +63,8 @@ class Call:
     def __init__(self, terminal: Terminal, session: sig.CallSession, media: _Media | None, *, outgoing: bool,
                  started: float | None = None, admission: Admission | None = None) -> None:
         self.terminal = terminal
+        if media is not None:
+            media.peer_is_vcore = lambda: session.remote_product == VENDOR["productId"]
         self.admission = admission
         self.outgoing = outgoing
         self._session = session
@@ -236,10 +240,18 @@ class Call:
                 return None
             frames = tx.frames_encoded if kind == "video" else tx.frames_captured
             bitrate, fps = self._rates(key, now, tx.bytes_sent, frames)
+            cc = getattr(tx, "congestion", None)
+            enc = tx.encoder if kind == "video" else None
+            dropper = getattr(tx, "dropper", None)
             return StreamStats(kind, "send", ch.format.name, suite, tx.packets_sent, tx.bytes_sent, bitrate,
                                fps if kind == "video" else None, loss=tx.fraction_lost, rtt=tx.rtt,
                                retransmitted=tx.retransmitted,
-                               keyframe_requests=getattr(tx, "keyframe_requests", 0), frames=frames)
+                               keyframe_requests=getattr(tx, "keyframe_requests", 0), frames=frames,
+                               target_bitrate=cc.target if cc is not None else None,
+                               queue_delay=cc.queue_delay if cc is not None else None,
+                               size=f"{enc.width}x{enc.height}@{enc.fps:g}" if enc is not None else None,
+                               frames_dropped=(dropper.dropped if dropper is not None else 0)
+                               + (enc.frames_dropped if enc is not None else 0))
         rx: Any = m.video_rx if kind == "video" else m.audio_rx
         if rx is None:
             return None
@@ -299,8 +311,14 @@ class Call:
                         self._media.request_keyframe()
                     await self._emit(KeyframeRequested(by_peer=True))
                 elif isinstance(event, sig.BitrateLimited):
-                    rate = min(event.bitrate, self.terminal.bitrate) if event.bitrate else self.terminal.bitrate
-                    if self._media is not None and self._media.set_bitrate(rate) is not None:
+                    # a peer's limit is obeyed down to a floor (a hostile "0" does not freeze the picture)
+                    rate = max(_FLOW_CONTROL_FLOOR, min(event.bitrate, self.terminal.bitrate)) if event.bitrate \
+                        else self.terminal.bitrate
+                    if self._media is not None and self._media.video_tx is not None:
+                        if self.terminal.congestion_control:
+                            self._media.limit_bitrate(rate if event.bitrate else None)
+                        else:
+                            self._media.set_bitrate(rate)
                         await self._emit(BitrateChanged(bitrate=rate, by_peer=True))
                 elif isinstance(event, sig.UserInput):
                     # a camera move takes seconds: keep the signalling flowing meanwhile

@@ -134,6 +134,10 @@ class StreamStats:
     that failed SRTP authentication or parsing, bogus packets included),
     ``frames`` (encoded when sending, decoded when receiving), ``concealed``
     (received audio frames played as concealment: lost or late).
+    Sent video under congestion control: ``target_bitrate`` (bit/s, the
+    controller's estimate of what the line takes), ``queue_delay`` (s, the
+    queueing delay it measures), ``size`` (``"WxH@fps"`` the encoder runs at)
+    and ``frames_dropped`` (frames skipped to hold the target).
     """
 
     stream: str
@@ -156,6 +160,10 @@ class StreamStats:
     keyframe_requests: int = 0
     frames: int = 0
     concealed: int = 0
+    target_bitrate: int | None = None
+    queue_delay: float | None = None
+    size: str | None = None
+    frames_dropped: int = 0
 
 
 @dataclass(frozen=True)

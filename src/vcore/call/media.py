@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SrtpError
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 _SRTP_OVERHEAD = 16  # the largest tag (AEAD_AES_128_GCM, RFC 7714 §7); the MTU leaves room for it
 _MTU = 1200
+_START_BITRATE = 300_000  # bit/s a congestion-controlled call starts at (GCC's usual start)
+_MIN_BITRATE = 100_000  # the controller's floor: 180p at 15 fps stays watchable
+_IDR_INTERVAL = 20.0  # s between periodic IDRs under congestion control (PLI/NACK repair the rest)
 _LIP_SYNC_DEADBAND = 0.015  # s: lip-sync errors smaller than this are left alone
 _LIP_SYNC_STEP = 0.02  # s: the most the sound's hold-back moves per watch tick
 _AUDIO_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "G722": "g722"}
@@ -131,6 +135,8 @@ class _Media:
         self.started: set[str] = set()
         self.announced: str | None = None
         self.closed = False
+        # whether the peer is vcore (its H.225.0 productId): RFC 8888 feedback goes only to a peer that uses it
+        self.peer_is_vcore: Callable[[], bool] = lambda: False
 
     async def open(self, local_host: str, peer_host: str) -> MediaEndpoints:
         """Bind the media of both sessions and return what to announce to ``peer_host``.
@@ -195,6 +201,11 @@ class _Media:
                                  rtcp=(ch.remote_rtcp.host, ch.remote_rtcp.port) if ch.remote_rtcp else None)
         if ch.direction == "receive":
             self.keys[ch.session_id].receive.set(ch.srtp)
+            if ch.format.kind == "video" and self.video_rx is not None and self.terminal.congestion_control \
+                    and self.peer_is_vcore():
+                from ..transport import FeedbackRecorder
+
+                self.video_rx.enable_feedback(FeedbackRecorder())
             if transport is not None:
                 transport.encrypted = ch.srtp is not None
             if ch.format.kind == "audio" and self.audio_rx is not None:
@@ -236,12 +247,21 @@ class _Media:
             bitrate = t.bitrate
             if ch.format.max_bitrate:
                 bitrate = min(bitrate, ch.format.max_bitrate * 100)
-            encoder = H264Encoder(w, h, fps, bitrate, codec=t.encoder,
+            start = min(bitrate, t.start_bitrate or _START_BITRATE) if t.congestion_control else bitrate
+            encoder = H264Encoder(w, h, fps, start, codec=t.encoder, max_bitrate=bitrate,
+                                  idr_interval=_IDR_INTERVAL if t.congestion_control else 5.0,
                                   max_slice_size=_MTU - _SRTP_OVERHEAD - 100 if ch.format.packetization_mode == 0
                                   else None)
             sender: Any = VideoSender(source, encoder, remote, payload_type=ch.format.payload_type,
                                       mode=ch.format.packetization_mode, mtu=_MTU - _SRTP_OVERHEAD, **hooks)
             sender.history = RetransmissionHistory(1024, max_age=1.0)
+            if t.congestion_control:
+                from ..media.adaptation import QualityLadder
+                from ..transport import CongestionController
+
+                sender.congestion = CongestionController(start_bitrate=start, max_bitrate=bitrate,
+                                                         min_bitrate=min(_MIN_BITRATE, bitrate))
+                sender.ladder = QualityLadder(w, h, fps)
             self.video_tx = sender
         else:
             source = t._make_source("audio")
@@ -263,10 +283,21 @@ class _Media:
             self.video_tx.request_keyframe()
 
     def set_bitrate(self, bitrate: int) -> int | None:
-        if self.video_tx is None:
+        """Our video's bitrate: the ceiling under congestion control, else the encoder's rate."""
+        tx = self.video_tx
+        if tx is None:
             return None
-        self.video_tx.encoder.bitrate = bitrate
+        if tx.congestion is not None:
+            tx.congestion.max_bitrate = max(tx.congestion.min_bitrate, bitrate)
+            tx.set_limit(tx.congestion.limit)  # re-clamps and hands the target on
+        else:
+            tx.encoder.bitrate = bitrate
         return bitrate
+
+    def limit_bitrate(self, bitrate: int | None) -> None:
+        """The peer's limit on our video (H.245 flowControlCommand); None lifts it."""
+        if self.video_tx is not None:
+            self.video_tx.set_limit(bitrate)
 
     def failure(self) -> str | None:
         """What stopped working in the media (a thread or a task that failed), or None."""

@@ -163,6 +163,13 @@ class Terminal:
     vcore terminals sharing a clock, off by default. ``incoming_backlog``: how
     many offered calls :meth:`incoming` keeps for a reader (the oldest are
     forgotten, so an auto-answering station nobody iterates does not grow).
+    ``congestion_control`` (default on): ``bitrate`` is the video's ceiling,
+    and the call starts at ``start_bitrate`` (default 300 kbit/s or
+    ``bitrate`` if lower), then follows the line (RFC 8888 feedback with a vcore
+    peer, receiver reports and TMMBR with others; see ``docs/congestion.md``),
+    moving the picture size and frame rate down a ladder when the bitrate
+    cannot hold the quality. Off: the video is sent at ``bitrate`` whatever
+    the line (logged; for measurements).
 
     Identity over TLS: ``aliases`` default to the certificate's (``h323:``
     subjectAltNames, see :mod:`vcore.pki`); a call to ``h323:ALIAS@host``
@@ -215,6 +222,8 @@ class Terminal:
         incoming_backlog: int = 32,
         accept_roles: Iterable[str] | None | str = "auto",
         legacy_certificates: bool = False,
+        congestion_control: bool = True,
+        start_bitrate: int | None = None,
     ) -> None:
         if not name or len(name.encode()) > 255 or any(ord(c) < 32 for c in name):
             raise CallError(f"terminal name {name[:40]!r}…: 1 to 255 bytes of UTF-8, no control characters "
@@ -222,6 +231,13 @@ class Terminal:
         self.name = name
         self.lip_sync = lip_sync
         self.latency_probe = latency_probe
+        self.congestion_control = congestion_control
+        if not congestion_control:
+            log.warning("%s: congestion control off: video goes at its configured bitrate whatever the line",
+                        name)
+        if start_bitrate is not None and start_bitrate <= 0:
+            raise CallError(f"start_bitrate must be positive, not {start_bitrate}")
+        self.start_bitrate = start_bitrate
         if incoming_backlog < 1:
             raise CallError(f"incoming_backlog must be at least 1, not {incoming_backlog}")
         self.incoming_backlog = incoming_backlog
@@ -245,6 +261,8 @@ class Terminal:
         if isinstance(directory, (str, os.PathLike)):
             directory = Directory.load(directory)
         self.directory = directory
+        if not 50_000 <= bitrate <= 50_000_000:
+            raise CallError(f"bitrate {bitrate} bit/s is out of range (50 kbit/s to 50 Mbit/s)")
         self.bitrate = bitrate
         self.encoder = encoder
         self.media_timeout = media_timeout

@@ -560,6 +560,19 @@ class UserInformation:
     def destination_aliases(self) -> tuple[str, ...]:
         return self._aliases("destinationAddress")
 
+    @property
+    def product(self) -> bytes | None:
+        """The peer's ``productId`` (H.225.0 ``VendorIdentifier``) from ``sourceInfo``/``destinationInfo``, if given."""
+        if not isinstance(self.fields, dict):
+            return None
+        for key in ("sourceInfo", "destinationInfo"):
+            info = self.fields.get(key)
+            if isinstance(info, dict):
+                vendor = info.get("vendor")
+                if isinstance(vendor, dict) and isinstance(vendor.get("productId"), (bytes, bytearray)):
+                    return bytes(vendor["productId"])[:256]
+        return None
+
     def _aliases(self, key: str) -> tuple[str, ...]:
         if not isinstance(self.fields, dict):
             return ()

@@ -397,6 +397,7 @@ class CallSession:
         self.state = CallState.CALL_INITIATED if caller else CallState.CALL_PRESENT
         self.remote_aliases: tuple[str, ...] = ()
         self.remote_display: str | None = None
+        self.remote_product: bytes | None = None  # the peer's H.225.0 productId (b"vcore" for a vcore peer)
         self.channels: list[MediaChannel] = []
         self.released: Released | None = None
         self.fast_connect = False
@@ -729,6 +730,8 @@ class CallSession:
             await self._flush_h245()
 
     async def _caller_message(self, mtype: MessageType, info: UserInformation) -> None:
+        if mtype in (MessageType.CALL_PROCEEDING, MessageType.ALERTING, MessageType.CONNECT) and info.product:
+            self.remote_product = info.product
         if mtype in (MessageType.CALL_PROCEEDING, MessageType.ALERTING, MessageType.CONNECT,
                      MessageType.FACILITY, MessageType.PROGRESS) and info.fast_start and not self._fast_start_done:
             self._accept_fast_start(info.fast_start)
@@ -1244,6 +1247,7 @@ class SignallingListener:
                               call_id=call_id, conference_id=info.conference_id or os.urandom(16))
         session.remote_aliases = info.source_aliases
         session.remote_display = message.display
+        session.remote_product = info.product
         try:
             if info.fast_start:
                 session._proposals = decode_proposals(info.fast_start)

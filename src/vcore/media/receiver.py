@@ -145,6 +145,14 @@ class _RtpReceiver:
         if self.feedback is not None:
             self._feedback_handle = self._loop.call_later(self.feedback_interval, self._feedback_tick)
 
+    def enable_feedback(self, recorder: FeedbackRecorder) -> None:
+        """Send RFC 8888 feedback from now on (event loop; idempotent)."""
+        if self.feedback is not None:
+            return
+        self.feedback = recorder
+        if self._loop is not None and not self._closed:
+            self._feedback_handle = self._loop.call_later(self.feedback_interval, self._feedback_tick)
+
     def _feedback_tick(self) -> None:
         self._feedback_handle = None
         if self._closed or self._loop is None or self.feedback is None:

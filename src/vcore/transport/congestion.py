@@ -211,7 +211,7 @@ class CongestionController:
             self.rtt = rtt
         if now - self._last_feedback < FALLBACK_AFTER:
             return self.target  # per-packet feedback is richer
-        dt = 1.0 if self._last_update is None else min(2.0, max(0.0, now - self._last_update))
+        dt = 0.0 if self._last_update is None else min(2.0, max(0.0, now - self._last_update))
         self._last_update = now
         self.loss = max(0.0, min(1.0, fraction_lost))
         if self.loss > LOSS_HIGH:

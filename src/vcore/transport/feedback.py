@@ -64,7 +64,8 @@ class FeedbackRecorder:
             return None
         while self._missing and now - self._missing[0][1] > _REREPORT:
             self._missing.popleft()
-        begin = min((ext for ext, _ in self._missing if ext not in self._arrivals), default=self._next)
+        # from the oldest packet reported missing (it may have arrived since: say so once) or the first new one
+        begin = min((ext for ext, _ in self._missing), default=self._next)
         begin = min(begin, self._next)
         end = self._highest + 1
         if end <= begin:
@@ -83,6 +84,7 @@ class FeedbackRecorder:
             ato = round((now - arrival) * CCFB_ATO_UNITS)
             reports.append((ecn, CCFB_ATO_UNAVAILABLE if ato < 0 else min(ato, CCFB_ATO_OVER_RANGE)))
         self._next = end
+        self._missing = deque((ext, at) for ext, at in self._missing if ext not in self._arrivals)
         # forget arrivals no report can name again
         oldest = min([begin, *(ext for ext, _ in self._missing)])
         for ext in [e for e in self._arrivals if e < oldest]:

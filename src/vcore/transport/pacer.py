@@ -51,6 +51,7 @@ class Pacer:
         self.max_queue_time = max_queue_time
         self.rtx_share = rtx_share
         self._queue: deque[tuple[bytes, int]] = deque()
+        self._since: deque[float] = deque()  # when each queued packet was queued
         self._queued_bytes = 0
         self._budget = 0.0  # bytes that may leave now
         self._last: float | None = None
@@ -61,9 +62,12 @@ class Pacer:
 
     @property
     def rate(self) -> float:
-        """The pace now (bit/s): ``factor`` × target, or faster to drain a long queue."""
+        """The pace now (bit/s): ``factor`` × target, or faster, so that no packet waits over ``max_queue_time``."""
         base = self.factor * self.target
-        return max(base, self._queued_bytes * 8 / self.max_queue_time)
+        if not self._since or self._last is None:
+            return base
+        left = self.max_queue_time - (self._last - self._since[0])
+        return max(base, self._queued_bytes * 8 / max(0.05, left))
 
     @property
     def queued_bytes(self) -> int:
@@ -77,6 +81,7 @@ class Pacer:
         self._refill(now)
         for p in packets:
             self._queue.append(p)
+            self._since.append(now)
             self._queued_bytes += len(p[0]) + WIRE_OVERHEAD
 
     def push_retransmission(self, packet: tuple[bytes, int], now: float) -> bool:
@@ -91,6 +96,7 @@ class Pacer:
         self._rtx.append((now, size))
         self._rtx_bytes += size
         self._queue.appendleft(packet)
+        self._since.appendleft(now)
         self._queued_bytes += size
         return True
 
@@ -107,6 +113,7 @@ class Pacer:
         out = []
         while self._queue and self._budget > 0:
             p = self._queue.popleft()
+            self._since.popleft()
             size = len(p[0]) + WIRE_OVERHEAD
             self._queued_bytes -= size
             self._budget -= size

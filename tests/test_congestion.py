@@ -1,0 +1,398 @@
+"""Congestion control: RFC 8888 feedback, the controller, the pacer, the ladder and the frame dropper (pure parts).
+
+The controller is driven by a small fluid model of a bottleneck (a drop-tail
+queue in front of a link of a given capacity, plus jitter and random loss),
+stepped in simulated time: no sockets, no clock.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vcore import ParseError
+from vcore.media.adaptation import FrameDropper, QualityLadder, Rung
+from vcore.rtp.rtcp import (
+    CCFB_ATO_OVER_RANGE,
+    CcfbBlock,
+    RtcpCcfb,
+    RtcpReceiverReport,
+    parse_rtcp,
+    serialize_rtcp,
+)
+from vcore.transport import CongestionController, FeedbackRecorder, Pacer, PacketResult, SendLog
+
+# ------------------------------------------------------------------ RFC 8888 packets
+
+
+def test_ccfb_round_trip_in_a_compound() -> None:
+    fb = RtcpCcfb(0x11, [CcfbBlock(0x22, 65534, ((0, 10), None, (3, CCFB_ATO_OVER_RANGE))),
+                         CcfbBlock(0x33, 7, ())], 0x12345678)
+    data = serialize_rtcp([RtcpReceiverReport(0x11, []), fb])
+    # RTPFB (205), FMT 11; 2 reports + padding to 32 bits; an empty block; the report timestamp last
+    assert data[8:10] == bytes([0x8B, 205])
+    assert data.endswith(bytes.fromhex("12345678"))
+    assert parse_rtcp(data)[1] == fb
+
+
+def test_ccfb_wire_format_matches_rfc_8888() -> None:
+    # one stream, begin_seq 0x0102, 1 report: R=1, ECN=01, ATO=0x0123
+    data = serialize_rtcp([RtcpCcfb(1, [CcfbBlock(2, 0x0102, ((1, 0x0123),))], 0xAABBCCDD)])
+    assert data.hex() == "8bcd0005" "00000001" "00000002" "01020001" "a1230000" "aabbccdd"
+
+
+@pytest.mark.parametrize("body, why", [
+    (bytes.fromhex("00000001"), "truncated"),
+    (bytes.fromhex("00000001000000020000000400000000"), "truncated"),  # 4 reports announced, none there
+    (bytes.fromhex("0000000100000002000040010000000000000000"), "at most 16384"),
+    (bytes.fromhex("0000000100000002000000"), "multiple of 4"),
+])
+def test_ccfb_malformed_is_a_parse_error(body: bytes, why: str) -> None:
+    words = (len(body) + 3) // 4
+    data = bytes([0x8B, 205]) + words.to_bytes(2, "big") + body + b"\0" * (-len(body) % 4)
+    if why == "multiple of 4":  # a length field that disagrees with the data
+        data = bytes([0x8B, 205]) + (len(body) // 4).to_bytes(2, "big") + body[: 4 * (len(body) // 4)]
+        data += b"\0\0\0"
+        with pytest.raises(ParseError):
+            parse_rtcp(data)
+        return
+    with pytest.raises(ParseError, match=why):
+        parse_rtcp(data)
+
+
+def test_ccfb_refuses_to_serialize_bad_values() -> None:
+    with pytest.raises(ValueError):
+        serialize_rtcp([RtcpCcfb(1, [CcfbBlock(2, 0, ((4, 0),))])])
+    with pytest.raises(ValueError):
+        serialize_rtcp([RtcpCcfb(1, [CcfbBlock(2, 0, ((0, 0x2000),))])])
+
+
+_report = st.one_of(st.none(), st.tuples(st.integers(0, 3), st.integers(0, 0x1FFF)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF),
+                                                     st.lists(_report, max_size=40)), max_size=4),
+       st.integers(0, 2**32 - 1))
+def test_ccfb_round_trip_property(sender: int, blocks: list, ts: int) -> None:
+    fb = RtcpCcfb(sender, [CcfbBlock(s, b, tuple(r)) for s, b, r in blocks], ts)
+    assert parse_rtcp(serialize_rtcp([fb])) == [fb]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_ccfb_parser_survives_garbage(body: bytes) -> None:
+    body += b"\0" * (-len(body) % 4)
+    data = bytes([0x8B, 205]) + (len(body) // 4).to_bytes(2, "big") + body
+    try:
+        parse_rtcp(data)
+    except ParseError:
+        pass
+
+
+# ------------------------------------------------------------------ receiver side
+
+
+def _ato_ms(report: RtcpCcfb) -> list[float | None]:
+    return [None if r is None else r[1] / 1.024 for r in report.blocks[0].reports]
+
+
+def test_recorder_reports_arrivals_and_losses() -> None:
+    rec = FeedbackRecorder()
+    assert rec.report(9, 0.0, 0) is None  # nothing yet
+    rec.on_packet(5, 100, 10.000)
+    rec.on_packet(5, 102, 10.050)
+    report = rec.report(9, 10.100, 1234)
+    assert report is not None and report.sender_ssrc == 9 and report.report_timestamp == 1234
+    block = report.blocks[0]
+    assert (block.ssrc, block.begin_seq, len(block.reports)) == (5, 100, 3)
+    ms = _ato_ms(report)
+    assert ms[1] is None and ms[0] == pytest.approx(100, abs=1) and ms[2] == pytest.approx(50, abs=1)
+    assert rec.report(9, 10.2, 0) is not None  # packet 101 is reported missing again...
+    rec.on_packet(5, 101, 10.25)  # ...and arrives late
+    again = rec.report(9, 10.3, 0)
+    assert again is not None and again.blocks[0].begin_seq == 101 and again.blocks[0].reports[0] is not None
+    rec.on_packet(5, 103, 10.31)
+    assert rec.report(9, 10.4, 0).blocks[0].begin_seq == 103  # type: ignore[union-attr]
+
+
+def test_recorder_gives_up_rereporting_after_half_a_second() -> None:
+    rec = FeedbackRecorder()
+    rec.on_packet(5, 10, 0.0)
+    rec.on_packet(5, 12, 0.0)
+    rec.report(1, 0.1, 0)
+    rec.on_packet(5, 13, 0.9)
+    report = rec.report(1, 1.0, 0)
+    assert report is not None and report.blocks[0].begin_seq == 13
+
+
+def test_recorder_follows_the_sequence_wrap_and_a_new_ssrc() -> None:
+    rec = FeedbackRecorder()
+    for i, seq in enumerate((65534, 65535, 0, 1)):
+        rec.on_packet(7, seq, i * 0.01)
+    report = rec.report(1, 0.1, 0)
+    assert report is not None and report.blocks[0].begin_seq == 65534 and len(report.blocks[0].reports) == 4
+    assert all(r is not None for r in report.blocks[0].reports)
+    rec.on_packet(8, 500, 0.2)  # the sender restarted: a new stream
+    report = rec.report(1, 0.3, 0)
+    assert report is not None and report.blocks[0].ssrc == 8 and report.blocks[0].begin_seq == 500
+
+
+def test_recorder_bounds_its_report_after_a_long_gap() -> None:
+    rec = FeedbackRecorder()
+    rec.on_packet(1, 0, 0.0)
+    rec.report(2, 0.0, 0)
+    rec.on_packet(1, 30000, 1.0)
+    report = rec.report(2, 1.1, 0)
+    assert report is not None and len(report.blocks[0].reports) <= 1024
+
+
+# ------------------------------------------------------------------ sender side
+
+
+def test_send_log_matches_reports() -> None:
+    log = SendLog()
+    for seq in range(10, 14):
+        log.on_sent(seq, 1.0 + seq / 1000, 1200)
+    # receiver clock: report at 100.0 s (16.16), packets arrived 50, 40, -, 20 ms before it
+    ts = 100 << 16
+    report = RtcpCcfb(9, [CcfbBlock(5, 10, ((0, 51), (0, 41), None, (0, 20)))], ts)
+    results = log.results(report, 5, 1.1)
+    assert [r.sequence_number for r in results] == [10, 11, 12, 13]
+    assert [r.received for r in results] == [True, True, False, True]
+    assert results[0].arrival == pytest.approx(0.0 - 51 / 1024)
+    assert log.results(RtcpCcfb(9, [CcfbBlock(6, 10, ((0, 1),))], ts), 5, 1.1) == []  # not our stream
+    # the lost one arrives after all: reported once, flagged late; the others are not reported twice
+    later = log.results(RtcpCcfb(9, [CcfbBlock(5, 10, ((0, 61), (0, 51), (0, 5), (0, 30)))], ts + 655), 5, 1.2)
+    assert [(r.sequence_number, r.late) for r in later] == [(12, True)]
+
+
+def test_send_log_marks_retransmissions_and_forgets_old_packets() -> None:
+    log = SendLog(capacity=16, max_age=2.0)
+    log.on_sent(3, 0.0, 100)
+    log.on_sent(3, 0.1, 100)  # sent again (a NACK answer)
+    result = log.results(RtcpCcfb(1, [CcfbBlock(5, 3, ((0, 0),))], 0), 5, 0.2)
+    assert result[0].retransmitted
+    log.on_sent(4, 0.0, 100)
+    assert log.results(RtcpCcfb(1, [CcfbBlock(5, 4, ((0, 0),))], 0), 5, 5.0) == []  # too old to trust
+
+
+# ------------------------------------------------------------------ the controller against a model link
+
+
+class Bottleneck:
+    """A drop-tail queue and a link of ``capacity`` bit/s, with jitter and random loss (fluid, per packet)."""
+
+    def __init__(self, capacity: float, *, queue: float = 0.3, delay: float = 0.02, jitter: float = 0.0,
+                 loss: float = 0.0, seed: int = 1) -> None:
+        self.capacity = capacity
+        self.queue_seconds = queue
+        self.delay = delay
+        self.jitter = jitter
+        self.loss = loss
+        self.rng = random.Random(seed)
+        self.free_at = 0.0
+        self.max_queue = 0.0
+
+    def send(self, size: int, now: float) -> float | None:
+        backlog = max(0.0, self.free_at - now)
+        if backlog > self.queue_seconds:
+            return None  # tail drop
+        self.max_queue = max(self.max_queue, backlog)
+        self.free_at = max(self.free_at, now) + size * 8 / self.capacity
+        if self.rng.random() < self.loss:
+            return None
+        return self.free_at + self.delay + self.rng.uniform(0, self.jitter)
+
+
+def simulate(cc: CongestionController, link: Bottleneck, seconds: float, *, start: float = 0.0,
+             steps: list[tuple[float, float]] | None = None, offset: float = 1000.0) -> list[tuple[float, int, float]]:
+    """Run a sender at the controller's target through ``link``; returns (time, target, queue delay) each 100 ms.
+
+    The receiver's clock is ``offset`` seconds ahead of the sender's (the controller must not care).
+    """
+    t, seq, trace = start, 0, []
+    pending: list[PacketResult] = []
+    next_fb = start + 0.1
+    steps = list(steps or [])
+    while t < start + seconds:
+        if steps and t >= steps[0][0]:
+            link.capacity = steps.pop(0)[1]
+        size = 1200
+        arrival = link.send(size, t)
+        pending.append(PacketResult(seq, t, size, arrival is not None,
+                                    None if arrival is None else arrival + offset))
+        seq += 1
+        t += size * 8 / cc.target
+        if t >= next_fb:
+            done = [p for p in pending if p.arrival is None or p.arrival - offset <= t]
+            if done:
+                if any(p.received for p in done):
+                    cc.on_feedback([p for p in done if p.received or p.send_time < t - 0.05], t)
+                pending = [p for p in pending if p not in done]
+            trace.append((t, cc.target, link.free_at - t))
+            next_fb += 0.1
+    return trace
+
+
+def test_controller_fills_an_adsl_uplink_without_a_standing_queue() -> None:
+    cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    link = Bottleneck(512_000)
+    trace = simulate(cc, link, 30.0)
+    converged = [target for t, target, _ in trace if t >= 5.0]
+    assert min(converged) >= 0.5 * 512_000, "the rate collapsed"
+    assert sum(converged) / len(converged) >= 0.8 * 512_000, "less than 80 % of the line used after 5 s"
+    assert sum(q for t, _, q in trace if t >= 5.0) / len(converged) < 0.1, "a standing queue of 100 ms or more"
+    assert cc.decreases >= 1
+
+
+def test_controller_follows_capacity_steps() -> None:
+    cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    link = Bottleneck(1_000_000)
+    trace = simulate(cc, link, 60.0, steps=[(20.0, 256_000), (40.0, 1_000_000)])
+    after_drop = [target for t, target, _ in trace if 23.0 <= t < 40.0]
+    assert max(after_drop) <= 1.1 * 256_000, "still above the new capacity 3 s after the drop"
+    assert min(after_drop) >= 0.4 * 256_000
+    after_rise = [target for t, target, _ in trace if 50.0 <= t < 60.0]
+    assert max(after_rise) >= 0.8 * 1_000_000, "not back near the capacity 10 s after it rose"
+
+
+def test_random_loss_alone_does_not_throttle_but_a_full_queue_does() -> None:
+    lossy = CongestionController(start_bitrate=300_000, max_bitrate=800_000)
+    simulate(lossy, Bottleneck(5_000_000, loss=0.03, jitter=0.03), 20.0)
+    assert lossy.target == 800_000  # 3 % random loss on an empty line: the ceiling is reached
+    assert lossy.decreases == 0
+
+
+def test_heavy_loss_is_congestion() -> None:
+    cc = CongestionController(start_bitrate=600_000, max_bitrate=800_000)
+    simulate(cc, Bottleneck(5_000_000, loss=0.25), 5.0)
+    assert cc.target < 600_000 and cc.decreases >= 1
+
+
+def test_receiver_report_fallback_follows_gcc_loss_rules() -> None:
+    cc = CongestionController(start_bitrate=500_000, max_bitrate=1_000_000)
+    assert cc.on_receiver_report(0.0, 0.08, 10.0) == 500_000  # first report: no time elapsed yet
+    assert cc.rtt == pytest.approx(0.08)
+    grown = cc.on_receiver_report(0.0, None, 11.0)
+    assert grown == pytest.approx(500_000 * 1.08, rel=0.01)
+    held = cc.on_receiver_report(0.05, None, 12.0)
+    assert held == grown and cc.state == "hold"
+    cut = cc.on_receiver_report(0.2, None, 13.0)
+    assert cut == pytest.approx(grown * 0.9, rel=0.01) and cc.state == "decrease"
+    # with per-packet feedback flowing, receiver reports only carry the RTT
+    cc.on_feedback([PacketResult(1, 13.0, 1200, True, 13.05)], 13.1)
+    assert cc.on_receiver_report(0.5, 0.2, 13.2) == cc.target and cc.rtt == pytest.approx(0.2)
+
+
+def test_limits_and_bad_arguments() -> None:
+    cc = CongestionController(start_bitrate=900_000, min_bitrate=100_000, max_bitrate=1_000_000)
+    cc.set_limit(300_000)
+    assert cc.target == 300_000
+    cc.set_limit(10)  # below the floor: the floor wins
+    assert cc.target == 100_000
+    cc.set_limit(None)
+    assert cc.target == 100_000  # lifting a limit does not jump; the controller grows from there
+    with pytest.raises(ValueError):
+        cc.set_limit(0)
+    with pytest.raises(ValueError):
+        CongestionController(min_bitrate=0)
+    with pytest.raises(ValueError):
+        CongestionController(min_bitrate=2_000_000, max_bitrate=1_000_000)
+    with pytest.raises(ValueError):
+        CongestionController(queue_low=0.1, queue_high=0.05)
+
+
+# ------------------------------------------------------------------ pacer
+
+
+def _drain(pacer: Pacer, start: float, until: float, step: float = 0.001) -> list[tuple[float, bytes]]:
+    out, t = [], start
+    while t < until:
+        out += [(t, d) for d, _ in pacer.pop(t)]
+        t += step
+    return out
+
+
+def test_pacer_spreads_a_keyframe_at_the_pace_rate() -> None:
+    pacer = Pacer(400_000)  # pace: 1 Mbit/s
+    pacer.push([(b"x" * 1172, i) for i in range(50)], 0.0)  # a 60 KB keyframe
+    sent = _drain(pacer, 0.0, 2.0)
+    assert len(sent) == 50
+    last = sent[-1][0]
+    assert 0.4 < last < 0.6  # 60 KB at 1 Mbit/s: ~0.48 s, not at once and not slower
+    early = [t for t, _ in sent if t < 0.1]
+    assert len(early) < 15  # a burst of at most 40 ms of the pace rate up front
+
+
+def test_pacer_drains_a_long_queue_faster() -> None:
+    pacer = Pacer(100_000, max_queue_time=1.0)  # pace 250 kbit/s; 240 KB would take 8 s
+    pacer.push([(b"x" * 1172, i) for i in range(200)], 0.0)
+    assert pacer.rate > 1_000_000
+    assert len(_drain(pacer, 0.0, 1.5, 0.002)) == 200
+
+
+def test_pacer_caps_retransmissions_and_sends_them_first() -> None:
+    pacer = Pacer(400_000, rtx_share=0.25)  # 100 kbit/s of retransmissions: ~10 packets per second
+    pacer.push([(b"n" * 1172, 1)], 0.0)
+    accepted = sum(pacer.push_retransmission((b"r" * 1172, 2), 0.0) for _ in range(30))
+    assert 8 <= accepted <= 11 and pacer.rtx_refused == 30 - accepted
+    assert pacer.pop(0.01)[0][0][:1] == b"r"
+    assert pacer.push_retransmission((b"r" * 1172, 2), 1.5)  # a second later the budget is back
+
+
+def test_pacer_next_time_and_bad_arguments() -> None:
+    pacer = Pacer(400_000)
+    assert pacer.next_time(0.0) is None
+    pacer.push([(b"x" * 1172, i) for i in range(20)], 0.0)
+    pacer.pop(0.0)
+    t = pacer.next_time(0.0)
+    assert t is not None and t > 0.0
+    with pytest.raises(ValueError):
+        Pacer(0)
+    with pytest.raises(ValueError):
+        Pacer(100_000, factor=0.5)
+
+
+# ------------------------------------------------------------------ ladder and frame dropper
+
+
+def test_ladder_starts_low_steps_down_at_once_and_up_slowly() -> None:
+    ladder = QualityLadder(1280, 720, 30)
+    assert ladder.start_at(300_000) == Rung(360, 15, 250_000)
+    assert ladder.size() == (640, 360)
+    assert ladder.update(220_000, 10.0) is None  # over 0.85 x 250k = 212k: still fine
+    assert ladder.update(150_000, 10.0) == Rung(180, 15, 0)  # straight down past 270p
+    assert ladder.size() == (320, 180)
+    assert ladder.update(2_000_000, 11.0) is None  # within the dwell time
+    assert ladder.update(2_000_000, 15.0) is None  # first seen above: wait
+    rung = ladder.update(2_000_000, 19.5)
+    assert rung == Rung(270, 15, 180_000) and ladder.size() == (480, 270)
+    assert ladder.changes == 2
+
+
+def test_ladder_sizes_keep_the_aspect_ratio_and_never_exceed_the_source() -> None:
+    ladder = QualityLadder(640, 480, 25)
+    assert ladder.rungs[0].height == 480 and all(r.fps <= 25 for r in ladder.rungs)
+    ladder.start_at(0)
+    w, h = ladder.size()
+    assert (w, h) == (240, 180) and w % 2 == 0
+    with pytest.raises(ValueError):
+        QualityLadder(0, 480, 25)
+
+
+def test_frame_dropper_skips_frames_while_the_encoder_overshoots() -> None:
+    dropper = FrameDropper(300_000, window=0.3)
+    t, produced = 0.0, 0
+    for _ in range(300):  # 10 s of an encoder making 600 kbit/s at 30 fps
+        if not dropper.drop(t):
+            dropper.on_frame(2500, t)
+            produced += 2500 * 8
+        t += 1 / 30
+    assert produced / 10 == pytest.approx(300_000, rel=0.15)
+    assert dropper.dropped > 100
+    with pytest.raises(ValueError):
+        FrameDropper(0)

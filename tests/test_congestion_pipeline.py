@@ -1,0 +1,134 @@
+"""Congestion control in the real pipeline: sender, pacer, RFC 8888 feedback and receiver over UDP.
+
+The thin line is :class:`vcore.testing.netem.UdpRelay` on 127.0.0.1: a
+512 kbit/s link with a 300 ms drop-tail queue (an ADSL uplink), in this
+process. Assertions are on what the controller and the line did, never on how
+long the test took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from vcore.jitter import VideoJitterBuffer
+from vcore.media import H264Encoder, TestPattern, VideoReceiver, VideoSender
+from vcore.media.adaptation import QualityLadder
+from vcore.nack import RetransmissionHistory
+from vcore.rtp.rtcp import RtcpTmmbn, RtcpTmmbr
+from vcore.testing.netem import NetworkEmulator, UdpRelay
+from vcore.transport import CongestionController, FeedbackRecorder
+
+LINK = 512_000
+
+
+async def _call_over_adsl(seconds: float, *, congestion: bool) -> tuple[VideoSender, VideoReceiver, NetworkEmulator,
+                                                                         list[int]]:
+    rx = VideoReceiver(assembler=VideoJitterBuffer(nack=True, max_delay=0.5), capture_time_ext_id=None)
+    rx.rtcp_interval = 0.5
+    if congestion:
+        rx.feedback = FeedbackRecorder()
+    await rx.start()
+    up = NetworkEmulator(seed=1, rate=LINK, queue_bytes=LINK // 8 * 3 // 10, delay=0.02)
+    relay = UdpRelay(rx.local_address, up, NetworkEmulator(seed=2, delay=0.02))
+    await relay.start()
+    enc = H264Encoder(1280, 720, 30, 300_000 if congestion else 1_500_000, max_bitrate=1_500_000, idr_interval=20)
+    tx = VideoSender(TestPattern(1280, 720, 30, pattern="testsrc2"), enc, relay.address, capture_time_ext_id=None)
+    tx.history = RetransmissionHistory(1024, max_age=1.0)
+    if congestion:
+        tx.congestion = CongestionController(start_bitrate=300_000, max_bitrate=1_500_000)
+        tx.ladder = QualityLadder(1280, 720, 30)
+    await tx.start()
+    targets = []
+    try:
+        for _ in range(int(seconds * 2)):
+            await asyncio.sleep(0.5)
+            if tx.congestion is not None:
+                targets.append(tx.congestion.target)
+    finally:
+        await tx.close()
+        await asyncio.sleep(0.1)
+        await rx.close()
+        relay.close()
+    return tx, rx, up, targets
+
+
+def test_the_sender_fits_its_video_to_a_thin_uplink() -> None:
+    tx, rx, link, targets = asyncio.run(_call_over_adsl(12.0, congestion=True))
+    assert rx.feedback is not None and rx.feedback_sent > 50  # ~10 reports a second
+    assert tx.congestion is not None and tx.pacer is not None
+    late = targets[len(targets) // 2:]
+    assert max(late) < 1.5 * LINK, f"the target stays far above the line: {late}"
+    assert min(late) > 0.3 * LINK, f"the target collapsed: {late}"
+    assert tx.encoder.width < 1280  # the ladder took a smaller picture for ~500 kbit/s
+    # the line's queue overflowed on fewer than 3 % of the packets (without control: see below)
+    assert link.stats.queue_drops < 0.03 * max(1, link.stats.sent), link.stats
+    assert rx.frames > 60
+
+
+def test_without_control_the_same_line_overflows() -> None:
+    # The reference for the test above: 1.5 Mbit/s into 512 kbit/s loses a third of the packets.
+    tx, rx, link, _ = asyncio.run(_call_over_adsl(6.0, congestion=False))
+    assert tx.pacer is None
+    assert link.stats.queue_drops > 0.2 * link.stats.sent
+
+
+def test_tmmbr_caps_the_sender_and_is_answered_with_tmmbn() -> None:
+    async def main() -> tuple[list[object], int, int]:
+        seen: list[object] = []
+        rx = VideoReceiver(capture_time_ext_id=None)
+        await rx.start()
+        enc = H264Encoder(320, 240, 15, 300_000, max_bitrate=800_000)
+        tx = VideoSender(TestPattern(320, 240, 15), enc, rx.local_address, capture_time_ext_id=None)
+        tx.congestion = CongestionController(start_bitrate=600_000, max_bitrate=800_000)
+        await tx.start()
+        assert rx.transport is not None
+        rx.transport.add_rtcp_listener(lambda packets, addr: seen.extend(packets))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if rx.stats is not None:
+                break
+        rx.transport.send_rtcp([RtcpTmmbr(rx.ssrc, [(tx.ssrc, 200_000, 40)])])
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if any(isinstance(p, RtcpTmmbn) for p in seen):
+                break
+        target = tx.congestion.target
+        bitrate = enc.bitrate
+        await tx.close()
+        await rx.close()
+        return seen, target, bitrate
+
+    seen, target, bitrate = asyncio.run(main())
+    answers = [p for p in seen if isinstance(p, RtcpTmmbn)]
+    assert answers and answers[0].entries[0][1] == 200_000
+    assert target <= 200_000 and bitrate <= 200_000
+
+
+@pytest.mark.parametrize("kind", ["pli", "fir"])
+def test_keyframe_requests_are_rate_limited(kind: str) -> None:
+    from vcore.rtp.rtcp import RtcpFir, RtcpPli
+
+    async def main() -> tuple[int, int]:
+        rx = VideoReceiver(capture_time_ext_id=None)
+        await rx.start()
+        tx = VideoSender(TestPattern(320, 240, 15), H264Encoder(320, 240, 15, 200_000), rx.local_address,
+                         capture_time_ext_id=None)
+        await tx.start()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if rx.stats is not None:
+                break
+        assert rx.transport is not None
+        for i in range(10):  # a burst of requests, as a lossy line makes them
+            packet = RtcpPli(rx.ssrc, tx.ssrc) if kind == "pli" else RtcpFir(rx.ssrc, [(tx.ssrc, i)])
+            rx.transport.send_rtcp([packet])
+        await asyncio.sleep(0.2)
+        result = (tx.keyframe_requests, tx.keyframe_requests_ignored)
+        await tx.close()
+        await rx.close()
+        return result
+
+    answered, ignored = asyncio.run(main())
+    assert answered == 1 and ignored == 9

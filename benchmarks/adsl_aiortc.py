@@ -21,9 +21,11 @@ reaches "connected", close the peer connection and exit 0 (1 with a one-line
 
 Output (JSON lines, flushed one by one): a ``start`` line when connected
 (negotiated codecs, selected ICE pair); the sender then writes every second
-``{"kind": "send", "t", "target", "bytes", "payload_bytes"}`` -- ``target`` is
-the H264Encoder's ``target_bitrate`` (bit/s, null before the first frame is
-encoded), ``bytes`` counts serialized video RTP packets (header + extensions +
+``{"kind": "send", "t", "target", "bytes", "payload_bytes", "codec_bitrate"}`` --
+``target`` is the H264Encoder's ``target_bitrate`` (bit/s, null before the first
+frame is encoded), ``codec_bitrate`` the bit rate its libx264 context was
+opened with (aiortc reopens it, with a new IDR, only when the target moves by
+more than 10 %), ``bytes`` counts serialized video RTP packets (header + extensions +
 payload, NACK retransmissions included, before SRTP), ``payload_bytes`` is
 getStats() outbound-rtp ``bytesSent`` (aiortc counts payload only). The receiver
 writes ``{"kind": "frame", "t", "index", "capture_ms", "w", "h"}`` per decoded
@@ -98,7 +100,7 @@ async def _read_sdp(path: str) -> RTCSessionDescription:
 def _connected_event(pc: Any) -> asyncio.Event:
     connected = asyncio.Event()
 
-    @pc.on("connectionstatechange")
+    @pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
     def on_state() -> None:
         if pc.connectionState == "connected":
             connected.set()
@@ -176,7 +178,7 @@ async def _send(args: argparse.Namespace, out: Out) -> None:
                 if len(data) >= 12 and not 192 <= data[1] <= 223 and int.from_bytes(data[8:12], "big") in ssrcs:
                     counted["bytes"] += len(data)
 
-            dtls._send_rtp = counting_send_rtp
+            dtls._send_rtp = counting_send_rtp  # type: ignore[method-assign]
             hooked = True
         except AttributeError:
             hooked = False
@@ -186,12 +188,13 @@ async def _send(args: argparse.Namespace, out: Out) -> None:
             await asyncio.sleep(min(1.0, left))
             encoder = getattr(sender, "_RTCRtpSender__encoder", None)  # None until the first frame
             target = getattr(encoder, "target_bitrate", None)
+            codec = getattr(encoder, "codec", None)  # the open libx264 context (reopened at > 10 % change)
             payload = None
             for report in (await sender.getStats()).values():
                 if report.type == "outbound-rtp":
                     payload = report.bytesSent
-            out.write(kind="send", t=time.monotonic(), target=target,
-                      bytes=counted["bytes"] if hooked else payload, payload_bytes=payload)
+            out.write(kind="send", t=time.monotonic(), target=target, bytes=counted["bytes"] if hooked else payload,
+                      payload_bytes=payload, codec_bitrate=getattr(codec, "bit_rate", None))
     finally:
         await pc.close()
         video.pool.shutdown(wait=True)

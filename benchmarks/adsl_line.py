@@ -29,6 +29,42 @@ PACKET_OUTGOING = 4
 ETH_P_IP = 0x0800
 
 
+def _sum16(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(memoryview(data).cast("H"))  # native order; folded and swapped below
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def fix_checksum(frame: bytes) -> bytes:
+    """Recompute the TCP/UDP checksum of an IPv4 frame.
+
+    A veth leaves checksums to "the hardware" (CHECKSUM_PARTIAL); a packet socket
+    sees the frame before that, and the frame written out again would be dropped
+    by the receiver for a bad checksum. Without ``ethtool`` to turn the offload
+    off, the bridge fills the checksum in itself.
+    """
+    ihl = (frame[14] & 0x0F) * 4
+    proto = frame[23]
+    if proto not in (6, 17) or len(frame) < 14 + ihl + 8:
+        return frame
+    total_len = int.from_bytes(frame[16:18], "big")
+    l4 = bytearray(frame[14 + ihl:14 + total_len])
+    offset = 16 if proto == 6 else 6
+    if len(l4) < offset + 2:
+        return frame
+    l4[offset:offset + 2] = b"\0\0"
+    pseudo = frame[26:34] + bytes([0, proto]) + len(l4).to_bytes(2, "big")
+    folded = _sum16(pseudo + bytes(l4))
+    value = (~int.from_bytes(folded.to_bytes(2, sys.byteorder), "big")) & 0xFFFF
+    if proto == 17 and value == 0:
+        value = 0xFFFF
+    l4[offset:offset + 2] = value.to_bytes(2, "big")
+    return frame[:14 + ihl] + bytes(l4) + frame[14 + total_len:]
+
+
 class Direction:
     def __init__(self, name: str, rx: socket.socket, tx: socket.socket, args: argparse.Namespace, seed: int) -> None:
         self.name = name
@@ -105,6 +141,7 @@ def main() -> int:
                     d.lost += 1
                     continue
                 if is_ip:
+                    frame = fix_checksum(frame)
                     at = max(d.last_out, now + d.delay + d.rng.uniform(0, d.jitter))
                     d.last_out = at
                     d.bytes += len(frame) - 14

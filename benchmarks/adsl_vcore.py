@@ -126,6 +126,9 @@ async def send(args: argparse.Namespace, out: Out) -> None:
                 if video is not None:
                     out.write(kind="send", t=time.monotonic(), target=video.target_bitrate, bytes=video.bytes,
                               size=video.size, queue=video.queue_delay, dropped=video.frames_dropped)
+            video = call.stats().stream("video", "send")
+            if video is not None:
+                out.write(kind="send-summary", **{k: v for k, v in video.__dict__.items()})
         finally:
             await call.hangup()
     out.write(kind="end", t=time.monotonic())
@@ -136,6 +139,7 @@ async def recv(args: argparse.Namespace, out: Out) -> None:
 
     sink = StampSink(out, args.dir)
     audio_counts: dict[str, int] = {}
+    last_video: dict[str, Any] = {}
     agent = _terminal(args, "CAF agent", video=lambda: TestPattern(320, 180, 5),
                       audio=lambda: Tone(sample_rate=8000), host=args.host, port=PORT, video_sink=lambda: sink)
     async with agent:
@@ -144,13 +148,18 @@ async def recv(args: argparse.Namespace, out: Out) -> None:
             call = await offered.answer()
             break
         while call.ended is None:
-            audio = call.stats().stream("audio", "receive")
+            stats = call.stats()
+            audio = stats.stream("audio", "receive")
             if audio is not None:
                 audio_counts = {"frames": audio.frames, "concealed": audio.concealed}
+            video = stats.stream("video", "receive")
+            if video is not None:
+                last_video = dict(video.__dict__)
             try:
                 await asyncio.wait_for(call.wait_ended(), 1.0)
             except asyncio.TimeoutError:
                 pass
+    out.write(kind="recv-summary", **last_video)
     out.write(kind="audio", **audio_counts)
     out.write(kind="end", t=time.monotonic())
 

@@ -129,13 +129,14 @@ class Line:
             lab.exec("line", "ip", "link", "set", peer_if, "promisc", "on", "up")
         self.scenario = scenario
         self.set_uplink(scenario.up[0][1], add=True)
-        lab.exec("agent", "tc", "qdisc", "add", "dev", "a0", "root", "tbf", "rate", f"{DOWN}bit", "burst", "16kbit",
+        lab.exec("agent", "tc", "qdisc", "add", "dev", "a0", "root", "tbf", "rate", f"{DOWN}bit", "burst", "1600b",
                  "latency", "300ms")
 
     def set_uplink(self, rate: int, *, add: bool = False) -> None:
         # the modem's queue: 300 ms at the line rate (a typical ADSL box buffers a few hundred ms)
+        # a burst under two frames makes tbf split the stack's GSO super-frames (the bridge forwards 1514 at most)
         self.lab.exec("kiosk", "tc", "qdisc", "add" if add else "change", "dev", "k0", "root", "tbf",
-                      "rate", f"{rate}bit", "burst", "16kbit", "latency", "300ms")
+                      "rate", f"{rate}bit", "burst", "1600b", "latency", "300ms")
 
     def close(self) -> None:
         self.lab.close()
@@ -195,7 +196,8 @@ def run_call(scenario: Scenario, stack: str, seconds: float, keep: Path | None) 
                 if recv.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the agent did not start: {(work / 'recv.log').read_text()[-500:]}")
                 time.sleep(0.1)
-        send = lab.spawn("kiosk", _peer_cmd(stack, "send", work, KIOSK, seconds, work / "send.jsonl", AGENT),
+        # the sender's clock starts at "connected"; the measured window at the first picture: give it slack
+        send = lab.spawn("kiosk", _peer_cmd(stack, "send", work, KIOSK, seconds + 10, work / "send.jsonl", AGENT),
                          log=work / "send.log")
         # wait for media, then run the scenario's clock from the first received picture
         start = _wait_first_frame(work / "recv.jsonl", send, 40)

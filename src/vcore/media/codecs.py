@@ -293,8 +293,11 @@ class H264Encoder:
     ``fps`` than the source's drops input frames evenly. ``request_keyframe()``
     makes the next encoded picture an IDR. ``max_bitrate`` (default: ``bitrate``)
     is the encoder's peak (VBV) rate: the bitrate moves in place below it, while
-    a bitrate above it reopens the encoder (an IDR). ``resize(width, height)``
-    changes the picture size from the next frame on (reopens; an IDR).
+    a bitrate above it reopens the encoder (an IDR). ``vbv_buffer``: the VBV
+    buffer in seconds of the peak rate (1 s by default; smaller bounds the size
+    of a keyframe, which a thin line needs). ``resize(width, height)`` changes
+    the picture size, ``reopen(bitrate, peak)`` the rate and peak, from the next
+    frame on (both reopen the encoder: an IDR).
     """
 
     def __init__(
@@ -312,6 +315,7 @@ class H264Encoder:
         threads: int = 0,
         clock: MediaClock | None = None,
         max_bitrate: int | None = None,
+        vbv_buffer: float = 1.0,
     ) -> None:
         pli = parse_profile_level_id(profile_level_id) if profile_level_id else None
         if width is None or height is None:
@@ -332,6 +336,11 @@ class H264Encoder:
         self._fps = float(fps)
         self._bitrate = int(bitrate)
         self.max_bitrate = int(max_bitrate) if max_bitrate is not None else int(bitrate)
+        if not 0.05 <= vbv_buffer <= 10:
+            raise EncoderError(f"vbv_buffer {vbv_buffer} s is out of range (0.05 to 10)")
+        self.vbv_buffer = vbv_buffer
+        self._pending_reopen = False
+        self.reopens = 0
         self._pending_size: tuple[int, int] | None = None
         self.resizes = 0
         self._keyframe_requested = False
@@ -380,6 +389,8 @@ class H264Encoder:
         ctx.height = self.height  # type: ignore[attr-defined]
         ctx.pix_fmt = "nv12" if name in ("h264_vaapi", "h264_qsv") else "yuv420p"  # type: ignore[attr-defined]
         ctx.time_base = _TB90K
+        fps = self._fps  # the rate control's frame rate: the one the encoder runs at now
+        self._opened_fps = fps
         ctx.framerate = Fraction(fps).limit_denominator(1001)  # type: ignore[attr-defined]
         # Opened at the peak: libx264 retargets its rate control downward in place, not upward
         # (measured: opened at 300 kbit/s, set to 500 kbit/s, it kept making 310 kbit/s);
@@ -396,7 +407,7 @@ class H264Encoder:
             options["x264-params"] = ":".join(params)
             peak = max(self._bitrate, self.max_bitrate)
             options["maxrate"] = str(peak)  # VBV: the peak rate (the target, or the given maximum),
-            options["bufsize"] = str(peak)  # over one second
+            options["bufsize"] = str(max(1000, round(peak * self.vbv_buffer)))  # over vbv_buffer seconds
             if pli is not None:
                 options["level"] = f"{pli.level_idc // 10}.{pli.level_idc % 10}"
         ctx.options = options
@@ -437,8 +448,21 @@ class H264Encoder:
 
     @property
     def keyframe_pending(self) -> bool:
-        """True when the next encoded picture will be an IDR (requested, or a size change)."""
-        return self._keyframe_requested or self._pending_size is not None
+        """True when the next encoded picture will be an IDR (requested, a size change, a reopen)."""
+        return self._keyframe_requested or self._pending_size is not None or self._pending_reopen
+
+    @property
+    def peak(self) -> int:
+        """The VBV peak rate (bit/s) the encoder runs with now: ``bitrate`` moves in place up to it."""
+        return self._vbv_rate
+
+    def reopen(self, bitrate: int, peak: int) -> None:
+        """From the next frame on: encode at ``bitrate`` with VBV peak ``peak`` (thread-safe; an IDR)."""
+        if bitrate <= 0 or peak < bitrate:
+            raise EncoderError(f"reopen needs 0 < bitrate ({bitrate}) <= peak ({peak})")
+        self.max_bitrate = int(peak)
+        self._bitrate = int(bitrate)
+        self._pending_reopen = True
 
     def resize(self, width: int, height: int) -> None:
         """Encode at ``width`` × ``height`` from the next frame on (thread-safe; the encoder reopens, an IDR)."""
@@ -454,6 +478,7 @@ class H264Encoder:
         self.width, self.height = size
         self._ctx = self._open(self.codec_name, *self._open_args)  # the old context is freed with its last reference
         self._keyframe_requested = True
+        self._pending_reopen = False  # done by the resize
         self.resizes += 1
 
     # -- encoding ----------------------------------------------------------------
@@ -462,7 +487,7 @@ class H264Encoder:
         ctx: Any = self._ctx
         # The rate control shares the bitrate among the frames of the frame rate it was opened
         # with; when fewer frames come (``fps`` lowered), each gets proportionally more.
-        opened_fps = self._open_args[0]
+        opened_fps = self._opened_fps
         wanted = round(self._bitrate * max(1.0, opened_fps / self._fps))
         if ctx.bit_rate == wanted:
             return
@@ -494,6 +519,11 @@ class H264Encoder:
             self._t0 = capture_time
         if self._pending_size is not None:
             self._apply_size()
+        if self._pending_reopen:
+            self._pending_reopen = False
+            self._ctx = self._open(self.codec_name, *self._open_args)
+            self._keyframe_requested = True
+            self.reopens += 1
         if frame.width != self.width or frame.height != self.height or frame.format.name != self._pix_fmt:
             frame = frame.reformat(width=self.width, height=self.height, format=self._pix_fmt)
         pts = max(round((capture_time - self._t0) * VIDEO_CLOCK_RATE), self._last_pts + 1)

@@ -46,7 +46,7 @@ from ..transport.rtp import Protect
 from .clock import MediaClock
 from .codecs import AudioEncoder, H264Encoder
 from .errors import MediaError, PipelineClosed, SourceEnded
-from .adaptation import FrameDropper, QualityLadder
+from .adaptation import FrameDropper, QualityLadder, RateAdjuster
 from .pipeline import CAPTURE_TIME_EXT_ID, _join, _Worker, encode_capture_time, rtcp_delay
 from .sinks import FrameQueue
 from .sources import Source, capture_time
@@ -54,6 +54,10 @@ from .sources import Source, capture_time
 _log = logging.getLogger(__name__)
 
 __all__ = ["VideoSender", "AudioSender"]
+
+PEAK_FACTOR = 1.5  # under congestion control the encoder's VBV peak is this many times the target...
+VBV_SECONDS = 0.33  # ...with a buffer of this many seconds of the peak: a keyframe is at most ~0.5 s of the line
+REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
 
 
 class _RtpSender:
@@ -375,6 +379,7 @@ class VideoSender(_RtpSender):
         self.congestion: CongestionController | None = None
         self.ladder: QualityLadder | None = None
         self.dropper: FrameDropper | None = None
+        self.adjuster: RateAdjuster | None = None
         self.keyframe_min_interval = 0.5
         self.keyframe_requests_ignored = 0
         self.tmmbr_limit: int | None = None
@@ -382,6 +387,9 @@ class VideoSender(_RtpSender):
         self.send_log: SendLog | None = None
         self.overhead_share = 0.1  # of the target left for packet headers and retransmissions
         self._last_keyframe_answer = -1e9
+        self._last_refresh = -1e9
+        self._video_target = 0
+        self.encoder_ceiling = encoder.max_bitrate  # the configured maximum video bitrate
 
     @property
     def ssrc(self) -> int:
@@ -393,6 +401,9 @@ class VideoSender(_RtpSender):
             self.send_log = SendLog()
             if self.dropper is None:
                 self.dropper = FrameDropper(self.congestion.target)
+            if self.adjuster is None:
+                self.adjuster = RateAdjuster()
+            self.encoder.vbv_buffer = VBV_SECONDS
             self.pacer = PacedSender(Pacer(self.congestion.target), self.transport.send_rtp_threadsafe,
                                      log=self.send_log, on_exit=self._thread_exit)
             threads.append(self.pacer.thread)
@@ -463,8 +474,12 @@ class VideoSender(_RtpSender):
         units = self.encoder.encode(frame, t)
         if not units:
             return True
-        if dropper is not None:
-            dropper.on_frame(sum(len(u.data) for u in units), time.monotonic())
+        if dropper is not None or self.adjuster is not None:
+            size, now = sum(len(u.data) for u in units), time.monotonic()
+            if dropper is not None:
+                dropper.on_frame(size, now)
+            if self.adjuster is not None:
+                self.adjuster.on_frame(size, now)
         protect, ext_id, stats = self._protect, self._ext_id, self.stats
         datagrams = []
         paced: list[tuple[bytes, int]] = []
@@ -496,7 +511,10 @@ class VideoSender(_RtpSender):
                 return
             self._last_keyframe_answer = now
             self.keyframe_requests += 1
-            self.encoder.request_keyframe()
+            if self.congestion is not None:
+                self._refresh_encoder(now)  # the keyframe comes with a VBV sized for the line now
+            else:
+                self.encoder.request_keyframe()
         elif isinstance(packet, RtcpCcfb) and self.congestion is not None and self.send_log is not None:
             now = time.monotonic()
             results = self.send_log.results(packet, self.ssrc, now)
@@ -540,14 +558,40 @@ class VideoSender(_RtpSender):
         video = max(50_000, int(target * (1 - self.overhead_share)))
         if self.dropper is not None:
             self.dropper.target = video
+        self._video_target = video
+        enc = self.encoder
         ladder = self.ladder
         if ladder is not None:
             rung = ladder.start_at(video) if initial else ladder.update(video, now)
             if rung is not None:
                 w, h = ladder.size(rung)
-                self.encoder.resize(w, h)
-                self.encoder.fps = rung.fps
-        self.encoder.bitrate = min(video, self.encoder.max_bitrate)
+                enc.fps = rung.fps  # before the reopen: x264's rate control shares the rate among these frames
+                if (w, h) != (enc.width, enc.height):
+                    enc.max_bitrate = self._peak_for(video)  # the resize reopens the encoder with this peak
+                    enc.resize(w, h)
+                elif not initial:
+                    enc.reopen(video, self._peak_for(video))
+                self._last_refresh = now
+                if self.adjuster is not None:
+                    self.adjuster.reset()
+        if initial:
+            enc.reopen(video, self._peak_for(video))
+            self._last_refresh = now
+        elif video > 0.9 * enc.peak and now - self._last_refresh > REFRESH_INTERVAL:
+            self._refresh_encoder(now)  # the line takes more than the encoder's peak allows: a new peak
+        ask = self.adjuster.ask(video, now) if self.adjuster is not None else video
+        enc.bitrate = max(1, min(ask, enc.peak))
+
+    def _peak_for(self, video: int) -> int:
+        return max(video, min(int(PEAK_FACTOR * video), self.encoder_ceiling))
+
+    def _refresh_encoder(self, now: float) -> None:
+        """Reopen the encoder at the current target (an IDR whose size the new VBV bounds)."""
+        video = self._video_target or self.encoder.bitrate
+        self.encoder.reopen(min(video, self.encoder_ceiling), self._peak_for(min(video, self.encoder_ceiling)))
+        self._last_refresh = now
+        if self.adjuster is not None:
+            self.adjuster.reset()
 
     def _resend(self, packets: list[tuple[bytes, int]]) -> None:
         if self.pacer is None:

@@ -7,10 +7,11 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
 - **Delay-based, with per-packet feedback** (RFC 8888 reports between vcore
   peers, :mod:`vcore.transport.feedback`): the one-way delay of each packet
   (receiver arrival minus our send time, the clock offset cancels out) minus
-  its minimum over the last minute is the *queueing delay*; the minimum per
-  report strips the network jitter. Above ``queue_high`` (60 ms) the line is
+  its minimum over the last minute is the *queueing delay*; taking the lowest
+  delay of the last half second strips the network jitter (a queue that
+  builds raises every packet's delay, jitter only some). Above ``queue_high`` (40 ms) the line is
   overused: the target drops to 0.85 × the rate the receiver actually got
-  (GCC §5.5), at most once per response time. Below ``queue_low`` (25 ms) it
+  (GCC §5.5), at most once per response time. Below ``queue_low`` (15 ms) it
   may rise: 30 %/s until the first congestion ("start"), then 15 %/s far from
   the rate where congestion was last seen and about one packet per response
   time near it (GCC's multiplicative / additive increase). In between it holds.
@@ -19,8 +20,9 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   goal), and the min filter is immune to 20–60 ms of jitter that a slope
   estimator reads as overuse. The cost, as for every delay-based controller: a
   competing TCP upload that keeps the queue full takes most of the line.
-- **Loss**: random loss on a lossy line is not congestion (NACK repairs it); it
-  counts only above 10 %, or above 2 % while a queue is building. With peers
+- **Loss**: random loss on a lossy line is not congestion (NACK repairs it), and
+  a drop-tail queue that overflows shows in the delay first; with per-packet
+  feedback loss counts only above 10 %. With peers
   that send only receiver reports (no per-packet feedback) the controller
   falls back to GCC's loss rules (§6): above 10 % cut by half the loss, below
   2 % grow 8 %/s, else hold.
@@ -42,8 +44,8 @@ from .feedback import PacketResult
 __all__ = ["CongestionController", "BETA", "QUEUE_LOW", "QUEUE_HIGH"]
 
 BETA = 0.85  # GCC §5.5: decrease to this share of the received rate
-QUEUE_LOW = 0.025  # s of queueing delay under which the rate may grow
-QUEUE_HIGH = 0.060  # s above which the line is overused
+QUEUE_LOW = 0.015  # s of queueing delay under which the rate may grow
+QUEUE_HIGH = 0.040  # s above which the line is overused
 LOSS_LOW = 0.02  # GCC §6
 LOSS_HIGH = 0.10
 START_GROWTH = 1.30  # per second, until the first congestion
@@ -54,6 +56,7 @@ BASE_WINDOW = 60.0  # s over which the minimum one-way delay is kept
 _BUCKET = 2.0  # s per base-delay bucket
 RATE_WINDOW = 1.0  # s of arrivals for the received rate
 LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
+QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
 FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
 
 
@@ -86,6 +89,7 @@ class CongestionController:
         self.decreases = 0
         self._base: deque[tuple[float, float]] = deque()  # (bucket start, min one-way delay)
         self._acked: deque[tuple[float, int]] = deque()  # (arrival, bytes)
+        self._lows: deque[tuple[float, float]] = deque()  # (report time, its lowest one-way delay)
         self._last_update: float | None = None
         self._last_decrease = -math.inf
         self._congested_at: float | None = None  # received rate when congestion was last seen
@@ -136,7 +140,10 @@ class CongestionController:
         if delays:
             low = min(delays)
             self._note_base(low, now)
-            self.queue_delay = max(0.0, low - min(b for _, b in self._base))
+            self._lows.append((now, low))
+            while now - self._lows[0][0] > QUEUE_WINDOW:
+                self._lows.popleft()
+            self.queue_delay = max(0.0, min(v for _, v in self._lows) - min(b for _, b in self._base))
         self._measure_rate()
         if self._interval_start is None:
             self._interval_start = now
@@ -168,8 +175,7 @@ class CongestionController:
     def _update(self, now: float, queue: float | None, loss: float) -> None:
         dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))
         self._last_update = now
-        overuse = (queue is not None and queue > self.queue_high) or loss > LOSS_HIGH \
-            or (loss > LOSS_LOW and queue is not None and queue > self.queue_low)
+        overuse = (queue is not None and queue > self.queue_high) or loss > LOSS_HIGH
         if overuse:
             if now - self._last_decrease < max(0.3, self.rtt + 0.1):
                 return  # the last decrease has not had time to act

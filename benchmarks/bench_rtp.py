@@ -13,6 +13,8 @@ from vcore.bench import (
     g711_workload,
     h264_rtp_workload,
     h264_rtp_workload_aiortc,
+    h264_wire_workload,
+    h264_wire_workload_aiortc,
     rtp_packet_workload,
     rtp_packet_workload_aiortc,
 )
@@ -31,6 +33,22 @@ def test_h264_rtp_vcore(benchmark: object, fp: ModuleType, clip720: tuple[bytes,
 def test_h264_rtp_aiortc(benchmark: object, clip720: tuple[bytes, ...]) -> None:
     pytest.importorskip("aiortc")
     w = h264_rtp_workload_aiortc(clip720)
+    benchmark(w.run)  # type: ignore[operator]
+    report(benchmark, w.items, w.unit, w.nbytes)
+
+
+@pytest.mark.benchmark(group="h264-wire-roundtrip")
+def test_h264_wire_vcore(benchmark: object, fp: ModuleType, clip720: tuple[bytes, ...]) -> None:
+    """Packetize, serialize, parse, depacketize: what a packet that crosses the network costs."""
+    w = h264_wire_workload(fp, clip720)
+    benchmark(w.run)  # type: ignore[operator]
+    report(benchmark, w.items, w.unit, w.nbytes)
+
+
+@pytest.mark.benchmark(group="h264-wire-roundtrip")
+def test_h264_wire_aiortc(benchmark: object, clip720: tuple[bytes, ...]) -> None:
+    pytest.importorskip("aiortc")
+    w = h264_wire_workload_aiortc(clip720)
     benchmark(w.run)  # type: ignore[operator]
     report(benchmark, w.items, w.unit, w.nbytes)
 

@@ -196,6 +196,6 @@ def summary(log_text: str) -> dict[tuple[str, str], dict[str, Any]]:
         fields: dict[str, Any] = {"codec": codec, "suite": parts[-1].strip("[]")}
         for p in parts[4:-1]:
             k, _, v = p.partition("=")
-            fields[k] = int(v)
+            fields[k] = int(v) if v.lstrip("-").isdigit() else v
         out[(stream, direction)] = fields
     return out

@@ -241,3 +241,60 @@ def test_capture_time_extension_only_with_the_latency_probe(pki_dir: Path) -> No
         assert await latency_at_agent(True) is not None
 
     run(scenario())
+
+
+def test_calls_between_vcore_terminals_are_congestion_controlled(pki_dir: Path) -> None:
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, allow=["Murat kiosk"], bitrate=800_000)
+        kiosk = terminal(pki_dir, "Murat kiosk", bitrate=800_000, start_bitrate=200_000)
+        async with agent, kiosk:
+            incoming_task = asyncio.ensure_future(_first(agent.incoming()))
+            call = await kiosk.call(agent.uri)
+            await asyncio.wait_for(call.connected, T)
+            answered = (await asyncio.wait_for(incoming_task, T)).call
+            await until(call, "media-started")
+            # the agent sees a vcore peer (its H.225.0 productId) and sends RFC 8888 feedback...
+            rx = answered._media.video_rx
+            await wait_for(lambda: rx.feedback is not None and rx.feedback_sent > 5)
+            # ...which drives the kiosk's controller, pacer and encoder
+            tx = call._media.video_tx
+            assert tx.congestion is not None and tx.pacer is not None and tx.ladder is not None
+            await wait_for(lambda: tx.congestion.queue_delay is not None)
+            out = call.stats().stream("video", "send")
+            assert out is not None and out.target_bitrate is not None and 100_000 <= out.target_bitrate <= 800_000
+            assert out.size is not None and out.size.count("x") == 1 and "@" in out.size
+            # H.245 flow control from the agent caps the kiosk's controller, never below the floor
+            await answered.limit_bitrate(1000)
+            await until(call, "bitrate-changed")
+            assert tx.congestion.limit == 64_000 and tx.congestion.target <= 100_000
+            await call.hangup()
+
+    run(scenario())
+
+
+def test_congestion_control_can_be_turned_off(pki_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, allow=["Murat kiosk"])
+        kiosk = terminal(pki_dir, "Murat kiosk", congestion_control=False)
+        async with agent, kiosk:
+            incoming_task = asyncio.ensure_future(_first(agent.incoming()))
+            call = await kiosk.call(agent.uri)
+            await asyncio.wait_for(call.connected, T)
+            await asyncio.wait_for(incoming_task, T)
+            await until(call, "media-started")
+            tx = call._media.video_tx
+            assert tx.congestion is None and tx.pacer is None
+            assert call.stats().stream("video", "send").target_bitrate is None
+            await call.hangup()
+
+    with caplog.at_level("WARNING"):
+        run(scenario())
+    assert "congestion control off" in caplog.text
+
+
+@pytest.mark.parametrize("kw, match", [({"bitrate": 10}, "out of range"), ({"start_bitrate": 0}, "positive")])
+def test_bad_bitrates_are_refused(pki_dir: Path, kw: dict[str, Any], match: str) -> None:
+    import vcore
+
+    with pytest.raises(vcore.CallError, match=match):
+        terminal(pki_dir, "Murat kiosk", **kw)

@@ -191,7 +191,31 @@ def test_never_waits_forever_on_a_lost_packet(kit: tuple[ModuleType, ModuleType]
     assert len(out) == 2
     assert jb.pop(2 / FPS + 0.29) == []
     assert jb.pop(2 / FPS + 0.31) == []
+    # nothing newer came either: the line may be late rather than lossy, so it waits up to 1 s more
+    assert jb.held == 2 and jb.frames_dropped == 0
+    assert jb.pop(2 / FPS + 0.31 + 1.0) == []
     assert jb.held == 0 and jb.frames_dropped == 1
+
+
+def test_a_late_stream_is_waited_for_a_lossy_one_is_not(kit: tuple[ModuleType, ModuleType]) -> None:
+    jk, fp = kit
+    s = Stream(fp)
+    frames = [s.frame() for _ in range(4)]
+    # a modem queue holds the rest of frame 1 past its deadline; nothing newer has arrived meanwhile
+    jb = jk.VideoJitterCore(max_delay=0.3)
+    out = feed(jb, [frames[0], frames[1][:1]])
+    assert len(out) == 1
+    assert jb.pop(1 / FPS + 0.5) == []
+    late = 1 / FPS + 0.6
+    for p in frames[1][1:]:
+        jb.push(p, late)
+    assert len(jb.pop(late)) == 1 and jb.frames_dropped == 0  # shown late, not thrown away
+    # a real hole: a newer frame arrived, so the incomplete one is given up at its deadline
+    jb2 = jk.VideoJitterCore(max_delay=0.3)
+    feed(jb2, [frames[0], frames[1][:1]])
+    jb2.push(frames[2][0], 2 / FPS)
+    jb2.pop(1 / FPS + 0.31)
+    assert jb2.frames_dropped >= 1
 
 
 def test_ssrc_change_restarts_after_probation(kit: tuple[ModuleType, ModuleType]) -> None:

@@ -52,6 +52,7 @@ cdef double JITTER_MULT = 3.0
 cdef double SHRINK_RATE = 0.05
 cdef double TIME_EPS = 1e-9
 cdef double REORDER_WAIT = 0.010
+cdef double STALL_WAIT = 1.0  # a late (not lossy) stream is waited for this much longer
 cdef double NACK_RTTS = 5.0
 cdef double NACK_WAIT_JITTERS = 3.0
 cdef double KEYFRAME_INTERVAL = 0.2
@@ -844,6 +845,9 @@ cdef class VideoJitterCore:
                 self._drop(f)
                 continue
             if now >= self._giveup(f.ts_sec) - TIME_EPS:
+                if f.lo == self._base and f.ts_sec >= self._hi_ts_sec \
+                        and now < self._giveup(f.ts_sec) + STALL_WAIT - TIME_EPS:
+                    break  # nothing newer has arrived: the line is late (a queue), not lossy: wait for the rest
                 if f.lo > self._base:
                     self.lost += f.lo - self._base
                     self._base = f.lo

@@ -36,6 +36,7 @@ JITTER_MULT = 3.0  # target delay >= this many RFC 3550 A.8 jitters
 SHRINK_RATE = 0.05  # seconds of delay removed per second of media at most
 TIME_EPS = 1e-9  # seconds: comparisons of times computed two ways
 REORDER_WAIT = 0.010  # extra wait for a late packet beyond the playout time
+STALL_WAIT = 1.0  # s: a stream that is late (nothing newer arrived), not lossy, is waited for this much longer
 MAX_NACK_RETRIES = 10
 NACK_WAIT_JITTERS = 3.0  # a missing packet is NACKed once it is this many A.8 jitters overdue
 NACK_RTTS = 5.0  # with NACK, an incomplete frame waits this many RTTs beyond its playout time
@@ -670,6 +671,9 @@ class VideoJitterCore:
                 self._drop(f)
                 continue
             if now >= self._giveup(f.ts_sec) - TIME_EPS:
+                if f.lo == self._base and f.ts_sec >= self._hi_ts_sec \
+                        and now < self._giveup(f.ts_sec) + STALL_WAIT - TIME_EPS:
+                    break  # nothing newer has arrived: the line is late (a queue), not lossy: wait for the rest
                 if f.lo > self._base:  # give up the packets missing before f first
                     self.lost += f.lo - self._base
                     self._base = f.lo

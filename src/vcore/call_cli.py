@@ -82,6 +82,7 @@ async def _follow(call: Any, every: float) -> None:
                       + (f" {s.fps:.1f} fps" if s.fps is not None else "")
                       + (f" loss {s.loss:.1%}" if s.loss is not None else "")
                       + (f" RTT {s.rtt * 1000:.1f} ms" if s.rtt is not None else "")
+                      + (f" target {s.target_bitrate / 1000:.0f}k {s.size}" if s.target_bitrate is not None else "")
                       + f" [{s.cipher_suite}]", flush=True)
 
     task = asyncio.ensure_future(stats())
@@ -99,8 +100,9 @@ def _summary(call: Any) -> None:
     """One line per stream once the call is over: what went each way (frames, packets, bytes)."""
     stats = call.stats()
     for s in stats.streams:
+        adapted = f" target={s.target_bitrate} size={s.size}" if s.target_bitrate is not None else ""
         print(f"summary: {s.stream} {s.direction} {s.codec} frames={s.frames} packets={s.packets} "
-              f"bytes={s.bytes} dropped={s.dropped} [{s.cipher_suite}]", flush=True)
+              f"bytes={s.bytes} dropped={s.dropped}{adapted} [{s.cipher_suite}]", flush=True)
 
 
 async def _answer(args: argparse.Namespace) -> int:

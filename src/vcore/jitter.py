@@ -13,7 +13,9 @@ Video (:class:`VideoJitterBuffer`)
     and then followed. A frame is complete when every packet from its first
     (known from the previous frame's marker or from its own NAL headers) to its
     marker bit arrived; it is released as soon as it is complete and its playout
-    time has come. An incomplete frame is given up at its deadline; after a lost
+    time has come. An incomplete frame is given up at its deadline if a packet
+    of a newer frame arrived (a hole); if nothing newer came, the line is late
+    (a modem queue), not lossy, and it is waited for up to 1 s more. After a lost
     reference frame nothing is released until the next keyframe and a keyframe
     request (PLI, then FIR) is raised, rate-limited. The playout delay follows
     the 95th percentile of frame delay and three RFC 3550 A.8 jitters, between

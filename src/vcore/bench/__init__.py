@@ -20,6 +20,8 @@ from .workloads import (
     h264_clip,
     h264_rtp_workload,
     h264_rtp_workload_aiortc,
+    h264_wire_workload,
+    h264_wire_workload_aiortc,
     jitter_workload,
     measure_decode,
     measure_encode,
@@ -52,4 +54,6 @@ __all__ = [
     "rtp_packet_workload_aiortc",
     "h264_rtp_workload",
     "h264_rtp_workload_aiortc",
+    "h264_wire_workload",
+    "h264_wire_workload_aiortc",
 ]

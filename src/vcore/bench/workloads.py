@@ -126,6 +126,56 @@ def h264_rtp_workload_aiortc(units: tuple[bytes, ...]) -> Workload:
     return Workload("h264 rtp round trip (aiortc)", run, count, "packet", nbytes)
 
 
+def h264_wire_workload(fp: ModuleType, units: tuple[bytes, ...], mode: int = 1, mtu: int = 1200) -> Workload:
+    """The path a wire packet takes: packetize, serialize to datagrams, parse them, depacketize."""
+    count = sum(len(fp.h264_packetize(u, 0, 96, 1, 0, mtu, mode)) for u in units)
+    nbytes = sum(len(u) for u in units)
+    packetize, parse, depacketizer_cls = fp.h264_packetize, fp.RtpPacket.parse, fp.H264Depacketizer
+
+    def run() -> int:
+        dp = depacketizer_cls()
+        push = dp.push
+        seq = ts = n = 0
+        for unit in units:
+            datagrams = [p.serialize() for p in packetize(unit, ts, 96, 1, seq, mtu, mode)]
+            seq = (seq + len(datagrams)) & 0xFFFF
+            ts += 3000
+            for d in datagrams:
+                push(parse(d))
+            n += len(datagrams)
+        return n
+
+    return Workload(f"h264 wire round trip ({fp.__name__})", run, count, "packet", nbytes)
+
+
+def h264_wire_workload_aiortc(units: tuple[bytes, ...], mtu: int = 1200) -> Workload:
+    """aiortc doing the same: ``H264Encoder._packetize``, ``RtpPacket`` serialize and parse, ``h264_depayload``."""
+    from aiortc.codecs.h264 import H264Encoder, h264_depayload
+    from aiortc.rtp import RtpPacket
+
+    split = H264Encoder._split_bitstream
+    packetize = H264Encoder._packetize
+    count = sum(len(packetize(split(u))) for u in units)
+    nbytes = sum(len(u) for u in units)
+
+    def run() -> int:
+        seq = ts = n = 0
+        for unit in units:
+            datagrams = []
+            for payload in packetize(split(unit)):
+                pkt = RtpPacket(payload_type=96, sequence_number=seq, timestamp=ts, ssrc=1)
+                pkt.payload = payload
+                datagrams.append(pkt.serialize())
+                seq = (seq + 1) & 0xFFFF
+            ts += 3000
+            frame = b"".join([h264_depayload(RtpPacket.parse(d).payload) for d in datagrams])
+            n += len(datagrams)
+            del frame
+        return n
+
+    return Workload("h264 wire round trip (aiortc)", run, count, "packet", nbytes)
+
+
 def _sample_packets(fp: ModuleType, units: tuple[bytes, ...]) -> list[bytes]:
     out = []
     seq = 0

@@ -11,10 +11,11 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   delay of the last half second strips the network jitter (a queue that
   builds raises every packet's delay, jitter only some). Above ``queue_high`` (40 ms) the line is
   overused: the target drops to 0.85 × the rate the receiver actually got
-  (GCC §5.5), at most once per response time. Below ``queue_low`` (15 ms) it
-  may rise: 30 %/s until the first congestion ("start"), then 15 %/s far from
-  the rate where congestion was last seen and about one packet per response
-  time near it (GCC's multiplicative / additive increase). In between it holds.
+  (GCC §5.5), at most once per response time; so does a queue above
+  ``queue_low`` that grew report after report (caught early). Below ``queue_low`` (15 ms) it
+  may rise: 30 %/s until the first congestion ("start"), then about one packet
+  per response time up to 1.5 × the rate where congestion was last seen, and
+  15 %/s beyond (GCC's additive / multiplicative increase). In between it holds.
   Why not GCC's trendline filter: on an ADSL line the deep modem queue is the
   only bottleneck, an absolute queue target bounds latency directly (the p95
   goal), and the min filter is immune to 20–60 ms of jitter that a slope
@@ -56,6 +57,7 @@ BASE_WINDOW = 60.0  # s over which the minimum one-way delay is kept
 _BUCKET = 2.0  # s per base-delay bucket
 RATE_WINDOW = 1.0  # s of arrivals for the received rate
 LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
+RISE_STEP = 0.002  # s the queue must grow by, report after report, to count as building
 QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
 FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
 
@@ -90,6 +92,7 @@ class CongestionController:
         self._base: deque[tuple[float, float]] = deque()  # (bucket start, min one-way delay)
         self._acked: deque[tuple[float, int]] = deque()  # (arrival, bytes)
         self._lows: deque[tuple[float, float]] = deque()  # (report time, its lowest one-way delay)
+        self._trend: deque[float] = deque(maxlen=3)  # the last queue delays
         self._last_update: float | None = None
         self._last_decrease = -math.inf
         self._congested_at: float | None = None  # received rate when congestion was last seen
@@ -175,7 +178,14 @@ class CongestionController:
     def _update(self, now: float, queue: float | None, loss: float) -> None:
         dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))
         self._last_update = now
-        overuse = (queue is not None and queue > self.queue_high) or loss > LOSS_HIGH
+        rising = False
+        if queue is not None:
+            self._trend.append(queue)
+            t = list(self._trend)
+            # a queue that grew over the last reports is caught before it reaches queue_high
+            rising = len(t) == self._trend.maxlen and queue > self.queue_low \
+                and all(b - a > RISE_STEP for a, b in zip(t, t[1:]))
+        overuse = (queue is not None and queue > self.queue_high) or rising or loss > LOSS_HIGH
         if overuse:
             if now - self._last_decrease < max(0.3, self.rtt + 0.1):
                 return  # the last decrease has not had time to act
@@ -199,7 +209,7 @@ class CongestionController:
         if self.state == "start" or self._congested_at is None:
             new = self._target * START_GROWTH ** dt
             self.state = "start"
-        elif 0.8 * self._congested_at <= self._target <= 1.1 * self._congested_at:
+        elif 0.75 * self._congested_at <= self._target <= 1.5 * self._congested_at:
             new = self._target + PACKET_BITS * dt / (self.rtt + 0.1)  # near the last congestion: additive
             self.state = "increase"
         else:

@@ -499,7 +499,8 @@ class AudioReceiver(_RtpReceiver):
     :class:`vcore.jitter.AudioJitterBuffer`), at their playout time: the buffer is
     polled every ``jitter_poll`` s (10 ms) on the event loop, and a missing frame is
     concealed (``concealer``, default :class:`vcore.jitter.FadeConcealer`: the last
-    frame faded out; counted in ``concealed``).
+    frame faded out; counted in ``concealed``, and in ``expanded`` when the slot
+    only grows the buffer's delay).
     Each decoded frame's ``pts`` is its RTP timestamp (``time_base`` 1/clock
     rate); ``remote_clock.unix_time(frame.pts)`` is the sender's wall-clock time
     of that sample once an SR arrived, which with the video receiver's remote
@@ -546,6 +547,7 @@ class AudioReceiver(_RtpReceiver):
         self.queue: FrameQueue[tuple[Any, float]] = FrameQueue(queue_size)
         self.frames = 0
         self.concealed = 0
+        self.expanded = 0
         self.jitter = jitter
         self._jitter_poll = jitter_poll
         self._jitter_handle: asyncio.TimerHandle | None = None
@@ -599,7 +601,12 @@ class AudioReceiver(_RtpReceiver):
             self._concealer = FadeConcealer(int(round(rate * self.jitter.frame_duration)))
         if item.payload is None:  # lost or an expansion slot: the last frame, faded out
             pcm = self._concealer.process(None)
-            self.concealed += 1
+            from ..jitter import AudioFrameKind
+
+            if item.kind is AudioFrameKind.EXPAND:
+                self.expanded += 1  # the buffer grew (jitter, lip sync): nothing was lost
+            else:
+                self.concealed += 1
             return item.timestamp, [_s16_frame(pcm, rate)]
         frames = []
         for f in self.decoder.decode(item.payload):

@@ -57,6 +57,7 @@ __all__ = ["VideoSender", "AudioSender"]
 
 PEAK_FACTOR = 1.5  # under congestion control the encoder's VBV peak is this many times the target...
 VBV_SECONDS = 0.33  # ...with a buffer of this many seconds of the peak: a keyframe is at most ~0.5 s of the line
+DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
 
 
@@ -400,7 +401,7 @@ class VideoSender(_RtpSender):
         if self.congestion is not None and self.transport is not None:
             self.send_log = SendLog()
             if self.dropper is None:
-                self.dropper = FrameDropper(self.congestion.target)
+                self.dropper = FrameDropper(self.congestion.target, window=DROPPER_WINDOW)
             if self.adjuster is None:
                 self.adjuster = RateAdjuster()
             self.encoder.vbv_buffer = VBV_SECONDS

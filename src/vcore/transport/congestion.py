@@ -57,6 +57,7 @@ BASE_WINDOW = 60.0  # s over which the minimum one-way delay is kept
 _BUCKET = 2.0  # s per base-delay bucket
 RATE_WINDOW = 1.0  # s of arrivals for the received rate
 LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
+APP_LIMITED = 0.7  # no increase while the receiver gets less than this share of the target
 RISE_STEP = 0.002  # s the queue must grow by, report after report, to count as building
 QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
 FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
@@ -215,7 +216,10 @@ class CongestionController:
         else:
             new = self._target * FAR_GROWTH ** dt
             self.state = "increase"
-        if self.received_rate is not None:  # never far above what the encoder actually sends
+        if self.received_rate is not None:
+            if self.received_rate < APP_LIMITED * self._target:
+                self.state = "hold"  # the encoder does not use what it has: more would be untested
+                return
             new = min(new, max(self._target, 1.5 * self.received_rate + 20_000))
         self._target = max(self._target, new)
 

@@ -44,6 +44,8 @@ SCENARIOS: dict[str, dict[str, float]] = {
     "jitter 30 ms": {"jitter": 0.03},
     "jitter 60 ms": {"jitter": 0.06},
     "reorder 1%": {"reorder": 0.01},
+    "2% + 30 ms": {"loss": 0.02, "jitter": 0.03},  # issue 16: loss and jitter together
+    "5% + 60 ms": {"loss": 0.05, "jitter": 0.06},
 }
 
 

@@ -15,7 +15,8 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   ``queue_low`` that grew report after report (caught early). Below ``queue_low`` (15 ms) it
   may rise: 30 %/s until the first congestion ("start"), then about one packet
   per response time up to 1.5 × the rate where congestion was last seen, and
-  15 %/s beyond (GCC's additive / multiplicative increase). In between it holds.
+  15 %/s beyond, or once no congestion was seen for 8 s (GCC's additive /
+  multiplicative increase). In between it holds.
   Why not GCC's trendline filter: on an ADSL line the deep modem queue is the
   only bottleneck, an absolute queue target bounds latency directly (the p95
   goal), and the min filter is immune to 20–60 ms of jitter that a slope
@@ -57,6 +58,7 @@ BASE_WINDOW = 60.0  # s over which the minimum one-way delay is kept
 _BUCKET = 2.0  # s per base-delay bucket
 RATE_WINDOW = 1.0  # s of arrivals for the received rate
 LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
+FORGET_CONGESTION = 8.0  # s without a decrease after which the last congestion rate no longer slows growth
 APP_LIMITED = 0.7  # no increase while the receiver gets less than this share of the target
 RISE_STEP = 0.002  # s the queue must grow by, report after report, to count as building
 QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
@@ -207,9 +209,16 @@ class CongestionController:
         self._clamp()
 
     def _increase(self, dt: float) -> None:
-        if self.state == "start" or self._congested_at is None:
+        if self._congested_at is not None and self._last_update is not None \
+                and self._last_update - self._last_decrease > FORGET_CONGESTION:
+            self._congested_at = None  # quiet for long: the line may have grown (GCC resets its average max)
+            self.state = "increase"
+        if self.state == "start" or (self._congested_at is None and self.decreases == 0):
             new = self._target * START_GROWTH ** dt
             self.state = "start"
+        elif self._congested_at is None:
+            new = self._target * FAR_GROWTH ** dt
+            self.state = "increase"
         elif 0.75 * self._congested_at <= self._target <= 1.5 * self._congested_at:
             new = self._target + PACKET_BITS * dt / (self.rtt + 0.1)  # near the last congestion: additive
             self.state = "increase"

@@ -132,3 +132,29 @@ def test_keyframe_requests_are_rate_limited(kind: str) -> None:
 
     answered, ignored = asyncio.run(main())
     assert answered == 1 and ignored == 9
+
+
+def test_a_hostile_tmmbr_of_zero_does_not_stop_the_video() -> None:
+    async def main() -> tuple[int, int]:
+        rx = VideoReceiver(capture_time_ext_id=None)
+        await rx.start()
+        enc = H264Encoder(320, 240, 15, 300_000)
+        tx = VideoSender(TestPattern(320, 240, 15), enc, rx.local_address, capture_time_ext_id=None)
+        await tx.start()  # no congestion control: the limit goes to the encoder directly
+        assert rx.transport is not None
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if rx.stats is not None:
+                break
+        rx.transport.send_rtcp([RtcpTmmbr(rx.ssrc, [(tx.ssrc, 0, 0)])])
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if tx.tmmbr_limit is not None:
+                break
+        result = (tx.tmmbr_limit or 0, enc.bitrate)
+        await tx.close()
+        await rx.close()
+        return result
+
+    limit, bitrate = asyncio.run(main())
+    assert limit == 1 and bitrate == 64_000

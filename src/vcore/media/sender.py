@@ -59,6 +59,7 @@ PEAK_FACTOR = 1.5  # under congestion control the encoder's VBV peak is this man
 VBV_SECONDS = 0.33  # ...with a buffer of this many seconds of the peak: a keyframe is at most ~0.5 s of the line
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
+LIMIT_FLOOR = 64_000  # bit/s: the lowest a peer's TMMBR may push the video without congestion control
 
 
 class _RtpSender:
@@ -545,8 +546,8 @@ class VideoSender(_RtpSender):
         if self.congestion is not None:
             self.congestion.set_limit(bitrate)
             self._apply_target(time.monotonic())
-        elif bitrate is not None:
-            self.encoder.bitrate = min(bitrate, self.encoder.max_bitrate)
+        elif bitrate is not None:  # never below the floor: a hostile "0" must not freeze the picture
+            self.encoder.bitrate = max(LIMIT_FLOOR, min(bitrate, self.encoder.max_bitrate))
 
     def _apply_target(self, now: float, *, initial: bool = False) -> None:
         """Hand the controller's target to the pacer, the encoder and the ladder."""

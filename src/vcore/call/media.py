@@ -290,6 +290,7 @@ class _Media:
             return None
         if tx.congestion is not None:
             tx.congestion.max_bitrate = max(tx.congestion.min_bitrate, bitrate)
+            tx.encoder_ceiling = tx.congestion.max_bitrate
             tx.set_limit(tx.congestion.limit)  # re-clamps and hands the target on
         else:
             tx.encoder.bitrate = bitrate

@@ -34,6 +34,7 @@ Pure: time is an argument; not thread-safe.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 __all__ = ["Rung", "QualityLadder", "FrameDropper", "RateAdjuster", "DEFAULT_RUNGS"]
@@ -168,7 +169,7 @@ class RateAdjuster:
         self.low = low
         self.high = high
         self.factor = 1.0
-        self._frames: list[tuple[float, int]] = []
+        self._frames: deque[tuple[float, int]] = deque(maxlen=600)  # bounded even if feedback never comes
         self._last: float | None = None
 
     def on_frame(self, size: int, now: float) -> None:
@@ -183,7 +184,8 @@ class RateAdjuster:
 
     def ask(self, target: float, now: float) -> int:
         """The bitrate to set on the encoder for ``target`` (bit/s)."""
-        self._frames = [(t, b) for t, b in self._frames if now - t <= self.window]
+        while self._frames and now - self._frames[0][0] > self.window:
+            self._frames.popleft()
         if self._last is None:
             self._last = now
         elif now - self._last >= self.period and len(self._frames) >= 5:

@@ -342,6 +342,7 @@ class H264Encoder:
         self._pending_reopen = False
         self.reopens = 0
         self._pending_size: tuple[int, int] | None = None
+        self._pending_lock = threading.Lock()  # resize()/reopen() (any thread) against encode()
         self.resizes = 0
         self._keyframe_requested = False
         self._next_due: float | None = None
@@ -460,26 +461,33 @@ class H264Encoder:
         """From the next frame on: encode at ``bitrate`` with VBV peak ``peak`` (thread-safe; an IDR)."""
         if bitrate <= 0 or peak < bitrate:
             raise EncoderError(f"reopen needs 0 < bitrate ({bitrate}) <= peak ({peak})")
-        self.max_bitrate = int(peak)
-        self._bitrate = int(bitrate)
-        self._pending_reopen = True
+        with self._pending_lock:
+            self.max_bitrate = int(peak)
+            self._bitrate = int(bitrate)
+            self._pending_reopen = True
 
     def resize(self, width: int, height: int) -> None:
         """Encode at ``width`` × ``height`` from the next frame on (thread-safe; the encoder reopens, an IDR)."""
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise EncoderError(f"H.264 picture size {width}x{height} must be positive and even")
-        self._pending_size = (int(width), int(height))
+        with self._pending_lock:
+            self._pending_size = (int(width), int(height))
 
-    def _apply_size(self) -> None:
-        size, self._pending_size = self._pending_size, None
-        if size is None or size == (self.width, self.height):
+    def _apply_pending(self) -> None:
+        """In the encode thread: a size change and/or a reopen asked for since the last frame."""
+        with self._pending_lock:
+            size, self._pending_size = self._pending_size, None
+            reopen, self._pending_reopen = self._pending_reopen, False
+        if size is not None and size != (self.width, self.height):
+            _log.info("%s: %dx%d -> %dx%d", self.codec_name, self.width, self.height, *size)
+            self.width, self.height = size
+            self.resizes += 1
+        elif not reopen:
             return
-        _log.info("%s: %dx%d -> %dx%d", self.codec_name, self.width, self.height, *size)
-        self.width, self.height = size
+        else:
+            self.reopens += 1
         self._ctx = self._open(self.codec_name, *self._open_args)  # the old context is freed with its last reference
         self._keyframe_requested = True
-        self._pending_reopen = False  # done by the resize
-        self.resizes += 1
 
     # -- encoding ----------------------------------------------------------------
 
@@ -517,13 +525,8 @@ class H264Encoder:
         self._next_due = max((self._next_due or capture_time) + period, capture_time - period)
         if self._t0 is None:
             self._t0 = capture_time
-        if self._pending_size is not None:
-            self._apply_size()
-        if self._pending_reopen:
-            self._pending_reopen = False
-            self._ctx = self._open(self.codec_name, *self._open_args)
-            self._keyframe_requested = True
-            self.reopens += 1
+        if self._pending_size is not None or self._pending_reopen:
+            self._apply_pending()
         if frame.width != self.width or frame.height != self.height or frame.format.name != self._pix_fmt:
             frame = frame.reformat(width=self.width, height=self.height, format=self._pix_fmt)
         pts = max(round((capture_time - self._t0) * VIDEO_CLOCK_RATE), self._last_pts + 1)

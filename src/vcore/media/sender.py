@@ -59,6 +59,7 @@ PEAK_FACTOR = 1.5  # under congestion control the encoder's VBV peak is this man
 VBV_SECONDS = 0.33  # ...with a buffer of this many seconds of the peak: a keyframe is at most ~0.5 s of the line
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
+MAX_RTT = 10.0  # s: a longer round trip read from a report is not believed
 LIMIT_FLOOR = 64_000  # bit/s: the lowest a peer's TMMBR may push the video without congestion control
 
 
@@ -265,6 +266,8 @@ class _RtpSender:
                     if block.ssrc == self.ssrc:
                         self.fraction_lost = block.fraction_lost / 256.0
                         rtt = rtt_from_report(block, self.clock.ntp_timestamp(time.monotonic()))
+                        if rtt is not None and rtt > MAX_RTT:
+                            rtt = None  # a forged or broken LSR/DLSR: no path takes that long
                         if rtt is not None:
                             self.rtt = rtt
                         self._on_report_block(self.fraction_lost, rtt)
@@ -508,7 +511,7 @@ class VideoSender(_RtpSender):
             now = time.monotonic()
             # one keyframe per interval: on a lossy line every receiver-side gap asks for one, and
             # keyframes are the largest pictures (an IDR storm is what makes a thin line collapse)
-            if now - self._last_keyframe_answer < max(self.keyframe_min_interval, self.rtt or 0.0):
+            if now - self._last_keyframe_answer < max(self.keyframe_min_interval, min(self.rtt or 0.0, 2.0)):
                 self.keyframe_requests_ignored += 1
                 return
             self._last_keyframe_answer = now

@@ -517,13 +517,15 @@ def _parse_ccfb(body: bytes) -> RtcpCcfb:
     pos = 4
     blocks = []
     while pos < end:
-        _need(body[:end], pos + 8, "CCFB report block")
+        if pos + 8 > end:
+            raise ParseError(f"RTCP CCFB report block truncated: needs 8 bytes, has {end - pos}")
         ssrc, begin, n = struct.unpack_from("!IHH", body, pos)
         pos += 8
         if n > CCFB_MAX_REPORTS:
             raise ParseError(f"RTCP CCFB block reports {n} packets, at most {CCFB_MAX_REPORTS} are allowed")
         size = 2 * n + (2 * n) % 4
-        _need(body[:end], pos + size, "CCFB metric blocks")
+        if pos + size > end:
+            raise ParseError(f"RTCP CCFB metric blocks truncated: needs {size} bytes, has {end - pos}")
         reports: list[tuple[int, int] | None] = []
         for (word,) in struct.iter_unpack("!H", body[pos:pos + 2 * n]):
             reports.append(((word >> 13) & 3, word & 0x1FFF) if word & 0x8000 else None)

@@ -56,7 +56,7 @@ RR_GROWTH = 1.08  # per second, loss-based fallback (GCC §6)
 PACKET_BITS = 1200 * 8  # additive increase: about one packet per response time
 BASE_WINDOW = 60.0  # s over which the minimum one-way delay is kept
 _BUCKET = 2.0  # s per base-delay bucket
-RATE_WINDOW = 1.0  # s of arrivals for the received rate
+RATE_WINDOW = 1.0  # s of feedback for the received rate
 LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
 FORGET_CONGESTION = 8.0  # s without a decrease after which the last congestion rate no longer slows growth
 APP_LIMITED = 0.7  # no increase while the receiver gets less than this share of the target
@@ -93,7 +93,8 @@ class CongestionController:
         self.received_rate: float | None = None
         self.decreases = 0
         self._base: deque[tuple[float, float]] = deque()  # (bucket start, min one-way delay)
-        self._acked: deque[tuple[float, int]] = deque()  # (arrival, bytes)
+        self._acked: deque[tuple[float, int]] = deque()  # (feedback time, bytes acknowledged)
+        self._first_feedback: float | None = None
         self._lows: deque[tuple[float, float]] = deque()  # (report time, its lowest one-way delay)
         self._trend: deque[float] = deque(maxlen=3)  # the last queue delays
         self._last_update: float | None = None
@@ -137,7 +138,7 @@ class CongestionController:
                 self._interval_sent += 1
                 if r.arrival is None:
                     continue
-                self._acked.append((r.arrival, r.size))
+                self._acked.append((now, r.size))
                 if not r.retransmitted:
                     delays.append(r.arrival - r.send_time)
             else:
@@ -150,7 +151,7 @@ class CongestionController:
             while now - self._lows[0][0] > QUEUE_WINDOW:
                 self._lows.popleft()
             self.queue_delay = max(0.0, min(v for _, v in self._lows) - min(b for _, b in self._base))
-        self._measure_rate()
+        self._measure_rate(now)
         if self._interval_start is None:
             self._interval_start = now
         if now - self._interval_start >= LOSS_INTERVAL and self._interval_sent:
@@ -168,15 +169,14 @@ class CongestionController:
         while self._base and now - self._base[0][0] > BASE_WINDOW:
             self._base.popleft()
 
-    def _measure_rate(self) -> None:
-        if not self._acked:
-            return
-        newest = max(a for a, _ in self._acked)
-        while self._acked and newest - self._acked[0][0] > RATE_WINDOW:
+    def _measure_rate(self, now: float) -> None:
+        # bytes acknowledged per second of feedback (our clock: a peer's timestamps cannot stretch it)
+        while self._acked and now - self._acked[0][0] > RATE_WINDOW:
             self._acked.popleft()
-        span = newest - self._acked[0][0]
-        if span >= RATE_WINDOW / 2:
-            self.received_rate = sum(b for _, b in self._acked) * 8 / max(span, 1e-3)
+        if self._first_feedback is None:
+            self._first_feedback = now
+        if now - self._first_feedback >= RATE_WINDOW:
+            self.received_rate = sum(b for _, b in self._acked) * 8 / RATE_WINDOW
 
     def _update(self, now: float, queue: float | None, loss: float) -> None:
         dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))

@@ -28,7 +28,7 @@ __all__ = ["FeedbackRecorder", "SendLog", "PacketResult", "FEEDBACK_INTERVAL"]
 
 FEEDBACK_INTERVAL = 0.1  # s between reports: RFC 8888 §3.1 suggests one per frame to one per 200 ms
 _REREPORT = 0.5  # s a missing packet is reported again (a late packet is then counted as received)
-_MAX_BLOCK = 1024  # packets per report at most (a 1 s outage at 1 Mbit/s is ~110 packets)
+_MAX_BLOCK = 500  # packets per report at most: ~1 KB of RTCP, under the MTU (a 1 s outage at 1 Mbit/s is ~110)
 
 
 class FeedbackRecorder:
@@ -53,8 +53,6 @@ class FeedbackRecorder:
             self._next = ext
         else:
             ext = self._highest + seq_diff(seq & 0xFFFF, self._highest & 0xFFFF)
-            if ext < self._highest - 0x8000:
-                return  # hopelessly old
             self._highest = max(self._highest, ext)
         self._arrivals.setdefault(ext, (arrival, ecn & 3))
 
@@ -134,8 +132,8 @@ class SendLog:
         self._ring: list[_Sent | None] = [None] * capacity
         self._lock = threading.Lock()
         self._epoch: int | None = None  # the first report timestamp (receiver clock), for unwrapping
-        self._last_ts = 0
-        self._wraps = 0
+        self._last_ts = 0  # the newest report timestamp, and its value (16.16 units since the first)
+        self._last_value = 0
 
     def on_sent(self, seq: int, now: float, size: int) -> None:
         """A packet left now (``size``: its bytes on the wire above IP/UDP)."""
@@ -149,15 +147,20 @@ class SendLog:
             self._ring[seq % self.capacity] = _Sent(seq, now, size)
 
     def _receiver_seconds(self, report_timestamp: int) -> float:
+        """The receiver's clock in seconds since its first report (16.16 NTP, unwrapped by signed difference)."""
         ts = report_timestamp & 0xFFFFFFFF
         if self._epoch is None:
             self._epoch = ts
             self._last_ts = ts
-        elif ts < self._last_ts and self._last_ts - ts > 0x80000000:
-            self._wraps += 1
-        if ts > self._last_ts or self._last_ts - ts > 0x80000000:
-            self._last_ts = ts
-        return (ts + (self._wraps << 32) - self._epoch) / 65536.0
+            self._last_value = 0
+            return 0.0
+        diff = (ts - self._last_ts) & 0xFFFFFFFF
+        if diff >= 0x80000000:
+            diff -= 1 << 32  # an older report (reordered): measured from the newest, never a new wrap
+        value = self._last_value + diff
+        if diff > 0:
+            self._last_ts, self._last_value = ts, value
+        return value / 65536.0
 
     def results(self, report: RtcpCcfb, ssrc: int, now: float) -> list[PacketResult]:
         """The packets a report speaks of (ours only, each received one once), oldest send first."""

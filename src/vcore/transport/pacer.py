@@ -3,7 +3,7 @@
 A 720p keyframe is 60–100 KB; written to a 512 kbit/s ADSL uplink at once it
 is a second of queue for everything behind it, audio included. The
 :class:`Pacer` lets packets go at ``factor`` × the congestion controller's
-target (2.5 × as in libwebrtc's pacer), with bursts of at most 40 ms of that rate
+target (2.5 × as in libwebrtc's pacer), with bursts of at most 10 ms of that rate
 (what a thread woken late by the GIL or the scheduler may catch up);
 retransmissions go first but are capped to a share of the target
 (``rtx_share``), so a lossy line cannot turn into a retransmission storm.
@@ -32,7 +32,7 @@ __all__ = ["Pacer", "PacedSender", "PACING_FACTOR"]
 _log = logging.getLogger(__name__)
 
 PACING_FACTOR = 2.5
-BURST = 0.040  # s of the pace rate that may leave back to back (a thread woken late catches up this much)
+BURST = 0.010  # s of the pace rate that may leave back to back (a thread woken late catches up this much)
 MAX_QUEUE_TIME = 1.0  # s
 RTX_SHARE = 0.25  # of the target, over RTX_WINDOW
 RTX_WINDOW = 1.0  # s
@@ -96,7 +96,7 @@ class Pacer:
         self._rtx.append((now, size))
         self._rtx_bytes += size
         self._queue.appendleft(packet)
-        self._since.appendleft(now)
+        self._since.appendleft(self._since[0] if self._since else now)  # the queue's age stays the oldest's
         self._queued_bytes += size
         return True
 
@@ -127,7 +127,9 @@ class Pacer:
             return None
         if self._budget > 0:
             return now
-        return now + (-self._budget + 1) * 8 / self.rate
+        # the budget refills from the last refill on: when it is back above zero
+        last = self._last if self._last is not None else now
+        return max(now, last + (1 - self._budget) * 8 / self.rate)
 
 
 class PacedSender:
@@ -207,6 +209,8 @@ class PacedSender:
                             due = self.pacer.next_time(now)
                         self._cond.wait(None if due is None else max(0.0005, due - now))
                 if not self._send([d for d, _ in batch]):
+                    with self._cond:
+                        self._closed = True  # the transport is gone: push() says so from now on
                     return
                 log = self.log
                 if log is not None:

@@ -30,7 +30,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--microphone", metavar="DEVICE", help="ALSA device (default: test tone)")
     p.add_argument("--size", default="640x480", help="test pattern size (default 640x480)")
     p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--bitrate", type=int, default=768_000, help="video bit/s (default 768000, an ADSL uplink)")
+    p.add_argument("--bitrate", type=int, default=768_000, help="the most video bit/s (default 768000); congestion control keeps the video under what the "
+                        "line takes")
     p.add_argument("--stats", type=float, default=5.0, help="print statistics every this many seconds (0: never)")
     p.add_argument("--media-timeout", type=float, default=10.0)
     p.add_argument("--rtp-ports", metavar="LOW-HIGH",

@@ -1,13 +1,12 @@
 """Congestion control: RFC 8888 feedback, the controller, the pacer, the ladder and the frame dropper (pure parts).
 
-The controller is driven by a small fluid model of a bottleneck (a drop-tail
-queue in front of a link of a given capacity, plus jitter and random loss),
+The controller is driven through vcore's seeded network emulator (a drop-tail
+queue in front of a link of a given rate, plus jitter and random loss),
 stepped in simulated time: no sockets, no clock.
 """
 
 from __future__ import annotations
 
-import random
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +22,7 @@ from vcore.rtp.rtcp import (
     parse_rtcp,
     serialize_rtcp,
 )
+from vcore.testing.netem import NetworkEmulator
 from vcore.transport import CongestionController, FeedbackRecorder, Pacer, PacketResult, SendLog
 
 # ------------------------------------------------------------------ RFC 8888 packets
@@ -183,46 +183,29 @@ def test_send_log_marks_retransmissions_and_forgets_old_packets() -> None:
 # ------------------------------------------------------------------ the controller against a model link
 
 
-class Bottleneck:
-    """A drop-tail queue and a link of ``capacity`` bit/s, with jitter and random loss (fluid, per packet)."""
-
-    def __init__(self, capacity: float, *, queue: float = 0.3, delay: float = 0.02, jitter: float = 0.0,
-                 loss: float = 0.0, seed: int = 1) -> None:
-        self.capacity = capacity
-        self.queue_seconds = queue
-        self.delay = delay
-        self.jitter = jitter
-        self.loss = loss
-        self.rng = random.Random(seed)
-        self.free_at = 0.0
-        self.max_queue = 0.0
-
-    def send(self, size: int, now: float) -> float | None:
-        backlog = max(0.0, self.free_at - now)
-        if backlog > self.queue_seconds:
-            return None  # tail drop
-        self.max_queue = max(self.max_queue, backlog)
-        self.free_at = max(self.free_at, now) + size * 8 / self.capacity
-        if self.rng.random() < self.loss:
-            return None
-        return self.free_at + self.delay + self.rng.uniform(0, self.jitter)
+def bottleneck(rate: float, *, loss: float = 0.0, jitter: float = 0.0) -> NetworkEmulator:
+    """An uplink of ``rate`` bit/s behind a 300 ms drop-tail queue, 20 ms away (vcore's seeded emulator)."""
+    return NetworkEmulator(seed=1, rate=rate, queue_bytes=int(rate / 8 * 0.3), delay=0.02, jitter=jitter, loss=loss)
 
 
-def simulate(cc: CongestionController, link: Bottleneck, seconds: float, *, start: float = 0.0,
+def simulate(cc: CongestionController, link: NetworkEmulator, seconds: float, *, start: float = 0.0,
              steps: list[tuple[float, float]] | None = None, offset: float = 1000.0) -> list[tuple[float, int, float]]:
     """Run a sender at the controller's target through ``link``; returns (time, target, queue delay) each 100 ms.
 
     The receiver's clock is ``offset`` seconds ahead of the sender's (the controller must not care).
     """
-    t, seq, trace = start, 0, []
+    t, seq, trace, queue = start, 0, [], 0.0
     pending: list[PacketResult] = []
     next_fb = start + 0.1
     steps = list(steps or [])
     while t < start + seconds:
         if steps and t >= steps[0][0]:
-            link.capacity = steps.pop(0)[1]
+            link.rate = steps.pop(0)[1]
         size = 1200
-        arrival = link.send(size, t)
+        arrivals = link.send(t, bytes(size))
+        arrival = arrivals[0][0] if arrivals else None
+        if arrival is not None:
+            queue = arrival - t - link.base_delay - (size + link.overhead) * 8 / link.rate
         pending.append(PacketResult(seq, t, size, arrival is not None,
                                     None if arrival is None else arrival + offset))
         seq += 1
@@ -233,14 +216,14 @@ def simulate(cc: CongestionController, link: Bottleneck, seconds: float, *, star
                 if any(p.received for p in done):
                     cc.on_feedback([p for p in done if p.received or p.send_time < t - 0.05], t)
                 pending = [p for p in pending if p not in done]
-            trace.append((t, cc.target, link.free_at - t))
+            trace.append((t, cc.target, queue))
             next_fb += 0.1
     return trace
 
 
 def test_controller_fills_an_adsl_uplink_without_a_standing_queue() -> None:
     cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
-    link = Bottleneck(512_000)
+    link = bottleneck(512_000)
     trace = simulate(cc, link, 30.0)
     converged = [target for t, target, _ in trace if t >= 5.0]
     assert min(converged) >= 0.5 * 512_000, "the rate collapsed"
@@ -251,7 +234,7 @@ def test_controller_fills_an_adsl_uplink_without_a_standing_queue() -> None:
 
 def test_controller_follows_capacity_steps() -> None:
     cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
-    link = Bottleneck(1_000_000)
+    link = bottleneck(1_000_000)
     trace = simulate(cc, link, 60.0, steps=[(20.0, 256_000), (40.0, 1_000_000)])
     after_drop = [target for t, target, _ in trace if 23.0 <= t < 40.0]
     assert max(after_drop) <= 1.1 * 256_000, "still above the new capacity 3 s after the drop"
@@ -262,14 +245,14 @@ def test_controller_follows_capacity_steps() -> None:
 
 def test_random_loss_alone_does_not_throttle_but_a_full_queue_does() -> None:
     lossy = CongestionController(start_bitrate=300_000, max_bitrate=800_000)
-    simulate(lossy, Bottleneck(5_000_000, loss=0.03, jitter=0.03), 20.0)
+    simulate(lossy, bottleneck(5_000_000, loss=0.03, jitter=0.03), 20.0)
     assert lossy.target == 800_000  # 3 % random loss on an empty line: the ceiling is reached
     assert lossy.decreases == 0
 
 
 def test_heavy_loss_is_congestion() -> None:
     cc = CongestionController(start_bitrate=600_000, max_bitrate=800_000)
-    simulate(cc, Bottleneck(5_000_000, loss=0.25), 5.0)
+    simulate(cc, bottleneck(5_000_000, loss=0.25), 5.0)
     assert cc.target < 600_000 and cc.decreases >= 1
 
 

@@ -745,3 +745,157 @@ def test_protect_refuses_a_repeated_index(k: ModuleType, suite: str) -> None:
     assert s.roc(0x12345678) == 0 and s.protect(rtp(102)) != first  # the refused batches changed nothing
     receiver = SrtpSession(suite, key_for(suite), kernel=k)
     assert receiver.unprotect(first) == rtp(100, payload=b"hello")
+
+
+# -- a new stream first seen right after the wrap (issue 14, finding 4) ----------------
+
+WRAP_SUITES = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM", "NULL_HMAC_SHA1_80"]
+
+
+def _sender_packets(suite: str, start: int, count: int, ssrc: int = 0x12345678, roc: int = 0) -> list[bytes]:
+    """``count`` SRTP packets from a sender whose first sequence number is ``start`` (at ``roc``)."""
+    tx = SrtpSession(suite, key_for(suite, seed=21))
+    if roc:
+        tx.set_roc(ssrc, roc)
+    return [tx.protect(rtp(start + i, ssrc, payload=bytes([i & 0xFF]) * 20)) for i in range(count)]
+
+
+@pytest.mark.parametrize("suite", WRAP_SUITES)
+def test_new_stream_right_after_the_wrap_tries_the_next_roc(k: ModuleType, suite: str) -> None:
+    """Finding 4: the sender starts at 65530, its first 10 packets (before the wrap) are lost; the
+    receiver's first packet is SEQ 4 under the sender's ROC 1. It failed under ROC 0, and so did
+    every later packet (0 of 190); now ROC 1 is tried and all 190 pass."""
+    sent = _sender_packets(suite, 65530, 200)
+    rx = SrtpSession(suite, key_for(suite, seed=21), kernel=k)
+    for i, p in enumerate(sent[10:], start=10):
+        assert rx.unprotect(p) == rtp(65530 + i, payload=bytes([i]) * 20), i
+    st_ = rx.stats()
+    assert (st_.srtp_unprotected, st_.auth_failures) == (190, 0)
+    assert rx.roc(0x12345678, outbound=False) == 1
+    # the lost packets, late: those before the wrap are ROC 0 again (RFC 3711 App. A), inside the window
+    for i, p in enumerate(sent[:10]):
+        assert rx.unprotect(p) == rtp(65530 + i, payload=bytes([i]) * 20)
+    with pytest.raises(SrtpReplayError, match=r"replayed SRTP packet \(SSRC 0x12345678, index 65540\)"):
+        rx.unprotect(sent[10])  # index 1:4, as adopted
+
+
+@pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"])
+def test_forged_packet_on_a_new_ssrc_leaves_no_state(k: ModuleType, suite: str) -> None:
+    """A packet that fails under ROC and ROC + 1 is an SrtpAuthError (one failure counted), and no
+    stream context, ROC or window is left behind; only one extra ROC is ever tried."""
+    rx = SrtpSession(suite, key_for(suite, seed=21), kernel=k)
+    genuine_roc1 = _sender_packets(suite, 65530, 20)[10]  # SEQ 4 at ROC 1
+    forged = bytearray(genuine_roc1)
+    forged[-1] ^= 1
+    at_roc2 = _sender_packets(suite, 4, 1, roc=2)[0]  # genuine, but two wraps ahead: not tried
+    for bad in (bytes(forged), at_roc2):
+        with pytest.raises(SrtpAuthError) as e:
+            rx.unprotect(bad)
+        assert str(e.value) == "SRTP authentication failed"
+    st_ = rx.stats()
+    assert (st_.auth_failures, st_.srtp_unprotected) == (2, 0)
+    assert rx.ssrcs(outbound=False) == [] and rx.roc(0x12345678, outbound=False) is None
+    # nothing moved: a genuine stream at ROC 0 (SEQ 5 onwards) still starts at ROC 0 ...
+    fresh = _sender_packets(suite, 5, 3)
+    assert [rx.unprotect(p) for p in fresh] == [rtp(5 + i, payload=bytes([i]) * 20) for i in range(3)]
+    assert rx.roc(0x12345678, outbound=False) == 0
+    # ... and the tampered packet is still refused once the stream exists
+    with pytest.raises(SrtpAuthError, match="^SRTP authentication failed$"):
+        rx.unprotect(bytes(forged))
+    # SRTCP carries its index: a tampered SRTCP packet is one failure, as before
+    c = bytearray(SrtpSession(suite, key_for(suite, seed=21)).protect_rtcp(rtcp_sr()))
+    c[-1] ^= 1
+    with pytest.raises(SrtpAuthError, match="^SRTCP authentication failed$"):
+        rx.unprotect_rtcp(bytes(c))
+    assert rx.stats().auth_failures == 4
+
+
+@pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"])
+def test_established_stream_never_jumps_roc(k: ModuleType, suite: str) -> None:
+    """Once a packet of the SSRC authenticated, only RFC 3711 App. A numbers its packets: a genuine
+    packet one ROC ahead of the estimate (more than 2^15 packets lost) is refused, the ROC stays."""
+    sent = _sender_packets(suite, 100, 1)[0]  # 0:100
+    ahead = _sender_packets(suite, 200, 1, roc=1)[0]  # 1:200, estimated 0:200
+    rx = SrtpSession(suite, key_for(suite, seed=21), kernel=k)
+    assert rx.unprotect(sent) == rtp(100, payload=b"\0" * 20)
+    with pytest.raises(SrtpAuthError, match="^SRTP authentication failed$"):
+        rx.unprotect(ahead)
+    assert rx.roc(0x12345678, outbound=False) == 0 and rx.stats().auth_failures == 1
+    assert rx.unprotect(_sender_packets(suite, 101, 1)[0]) == rtp(101, payload=b"\0" * 20)
+
+
+@pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"])
+def test_next_roc_probe_bounds(k: ModuleType, suite: str) -> None:
+    """The probe is for SEQ < 2^15 only (``ROC_PROBE_SEQ_LIMIT``); it starts from a ROC given
+    to ``set_roc``; and never past ROC 2^32 - 1."""
+    assert k.ROC_PROBE_SEQ_LIMIT == 0x8000
+    key = key_for(suite, seed=21)
+    last_low = _sender_packets(suite, 0x7FFF, 1, roc=1)[0]
+    first_high = _sender_packets(suite, 0x8000, 1, roc=1)[0]
+    rx = SrtpSession(suite, key, kernel=k)
+    with pytest.raises(SrtpAuthError, match="^SRTP authentication failed$"):
+        rx.unprotect(first_high)
+    assert rx.ssrcs(outbound=False) == []
+    assert rx.unprotect(last_low) == rtp(0x7FFF, payload=b"\0" * 20)
+    assert rx.roc(0x12345678, outbound=False) == 1
+    # from a signalled ROC: 5 is tried, then 6
+    rx2 = SrtpSession(suite, key, kernel=k)
+    rx2.set_roc(0x12345678, 5, outbound=False)
+    assert rx2.unprotect(_sender_packets(suite, 3, 1, roc=6)[0]) == rtp(3, payload=b"\0" * 20)
+    assert rx2.roc(0x12345678, outbound=False) == 6
+    # at ROC 2^32 - 1 there is no next ROC: a failure is an authentication failure, not a limit
+    rx3 = SrtpSession(suite, key, kernel=k)
+    rx3.set_roc(0x12345678, 0xFFFFFFFF, outbound=False)
+    with pytest.raises(SrtpAuthError, match="^SRTP authentication failed$"):
+        rx3.unprotect(last_low)
+    assert rx3.ssrcs(outbound=False) == [] and rx3.stats().auth_failures == 1
+
+
+@pytest.mark.parametrize("suite", list(LIBSRTP_PROFILES))
+def test_libsrtp_stream_first_seen_after_the_wrap(k: ModuleType, suite: str) -> None:
+    """libsrtp sends from SEQ 65530; its first 10 packets are lost; vcore takes the other 190."""
+    key = key_for(suite, seed=22)
+    tx, _ = libsrtp_pair(suite, key)
+    plain = [rtp(65530 + i, 0xCAFEBABE, payload=bytes([i]) * 50, ts=i * 3000) for i in range(200)]
+    sent = [tx.protect(p) for p in plain]
+    rx = SrtpSession(suite, key, kernel=k)
+    assert [rx.unprotect(p) for p in sent[10:]] == plain[10:]
+    assert rx.roc(0xCAFEBABE, outbound=False) == 1 and rx.stats().auth_failures == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    start=st.one_of(st.integers(65000, 65535), st.integers(0, 65535)),
+    missed=st.one_of(st.integers(0, 600), st.integers(0, 140000)),
+    suite=st.sampled_from(["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"]),
+)
+def test_first_packet_after_losses_property(start: int, missed: int, suite: str) -> None:
+    """A receiver that missed the first ``missed`` packets takes all later ones exactly when the
+    first one it sees is at ROC 0, or at ROC 1 with SEQ < 2^15; otherwise none (no state left).
+    Both twins agree, byte for byte and message for message."""
+    from vcore._speedups import load_twin
+
+    first = start + missed
+    tx = SrtpSession(suite, key_for(suite, seed=23))
+    tx.set_roc(0x12345678, first >> 16)
+    plain = [rtp(first + i, payload=bytes([i])) for i in range(12)]
+    sent = [tx.protect(p) for p in plain]
+    roc, seq = first >> 16, first & 0xFFFF
+    expect_all = roc == 0 or (roc == 1 and seq < 0x8000)
+    results = []
+    for t in ("py", "c"):
+        try:
+            kern = load_twin("_fastpath_srtp", t)  # type: ignore[arg-type]
+        except ImportError:
+            continue
+        rx = SrtpSession(suite, key_for(suite, seed=23), kernel=kern)
+        got: list[object] = []
+        for p in sent:
+            try:
+                got.append(rx.unprotect(p))
+            except SrtpAuthError as e:
+                got.append(str(e))
+        assert got == (plain if expect_all else ["SRTP authentication failed"] * len(sent))
+        assert rx.roc(0x12345678, outbound=False) == ((first + len(sent) - 1) >> 16 if expect_all else None)
+        results.append(got)
+    assert all(r == results[0] for r in results)

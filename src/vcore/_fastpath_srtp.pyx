@@ -41,6 +41,7 @@ MIN_WINDOW = 64
 MAX_WINDOW = 32768
 
 SRTP_INDEX_MAX = (1 << 48) - 1
+ROC_PROBE_SEQ_LIMIT = 0x8000
 SRTCP_INDEX_MAX = (1 << 31) - 1
 SRTCP_E_BIT = 0x80000000
 
@@ -55,6 +56,7 @@ cdef enum:
     C_GCM = 2
     C_MAX_PACKET = 65535 + 64
     C_SRTCP_INDEX_MAX = 0x7FFFFFFF
+    C_ROC_PROBE_SEQ_LIMIT = 0x8000  # see unprotect: a new SSRC right after a wrap tries ROC + 1
 
 cdef int64_t C_INDEX_MAX = 0xFFFFFFFFFFFF
 
@@ -697,8 +699,53 @@ cdef class SrtpTransform:
             free(hl)
             free(off)
 
+    cdef object _open(self, const uint8_t *p, Py_ssize_t n, Py_ssize_t hlen, Py_ssize_t end,
+                      uint32_t ssrc, int64_t index):
+        """Authenticate and decrypt one SRTP packet under ``index``: the RTP packet, or None if
+        the tag does not verify. Changes nothing."""
+        cdef bytes out
+        cdef uint8_t *o
+        cdef uint8_t *sc
+        cdef uint8_t tag[20]
+        cdef uint8_t nonce[12]
+        if self._cipher == C_GCM:
+            out = PyBytes_FromStringAndSize(NULL, end)
+            o = <uint8_t *>PyBytes_AS_STRING(out)
+            memcpy(o, p, hlen)
+            self._gcm_nonce(nonce, ssrc, index)
+            try:
+                self._crypto.decrypt_into(
+                    PyBytes_FromStringAndSize(<char *>nonce, 12),
+                    PyMemoryView_FromMemory(<char *>p + hlen, end - hlen + 16, PyBUF_READ),
+                    PyMemoryView_FromMemory(<char *>p, hlen, PyBUF_READ),
+                    PyMemoryView_FromMemory(<char *>o + hlen, end - hlen, PyBUF_WRITE),
+                )
+            except InvalidTag:
+                return None
+            return out
+        sc = self._scratch_for(end + 4)
+        memcpy(sc, p, end)
+        _put32(sc + end, <uint32_t>(index >> 16))
+        self._mac_into(sc, end + 4, tag)
+        if not _ct_equal(tag, p + n - self._tag_len, self._tag_len):
+            return None
+        out = PyBytes_FromStringAndSize(NULL, end)
+        o = <uint8_t *>PyBytes_AS_STRING(out)
+        if self._cipher == C_CM:
+            memcpy(o, p, hlen)
+            _xor(o + hlen, p + hlen, self._keystream(ssrc, index, end - hlen), end - hlen)
+        else:
+            memcpy(o, p, end)
+        return out
+
     cpdef bytes unprotect(self, packet):
-        """Verify and decrypt one SRTP packet (RFC 3711 §3.3); state moves only on success."""
+        """Verify and decrypt one SRTP packet (RFC 3711 §3.3); state moves only on success.
+
+        A packet of an SSRC with no authenticated packet yet that fails under its estimated
+        index (ROC 0, or the ROC given to ``set_roc``) and has SEQ < ``ROC_PROBE_SEQ_LIMIT`` is
+        tried once more under ROC + 1: the sender may have wrapped before the receiver's first
+        packet (RFC 3711 §3.3.1). If that verifies, the stream starts there.
+        """
         cdef Py_buffer pb
         cdef const uint8_t *p
         cdef Py_ssize_t n, hlen, end
@@ -706,11 +753,7 @@ cdef class SrtpTransform:
         cdef int64_t index
         cdef int r
         cdef ReplayWindow w
-        cdef bytes out
-        cdef uint8_t *o
-        cdef uint8_t *sc
-        cdef uint8_t tag[20]
-        cdef uint8_t nonce[12]
+        cdef object out
         PyObject_GetBuffer(packet, &pb, PyBUF_SIMPLE)
         try:
             p = <const uint8_t *>pb.buf
@@ -729,45 +772,23 @@ cdef class SrtpTransform:
                 r = w.check(index)
                 if r != 0:
                     raise self._replay_error(ssrc, index, r)
-            if self._cipher == C_GCM:
-                if self._mki_len and memcmp(p + end + 16, PyBytes_AS_STRING(self._mki),
-                                            self._mki_len) != 0:
+            if self._mki_len and memcmp(p + end + (16 if self._cipher == C_GCM else 0),
+                                        PyBytes_AS_STRING(self._mki), self._mki_len) != 0:
+                raise self._auth_error()
+            out = self._open(p, n, hlen, end, ssrc, index)
+            if out is None:
+                # one more try, only for a stream not established yet, right after a wrap
+                if w is not None or seq >= C_ROC_PROBE_SEQ_LIMIT or (index >> 16) >= 0xFFFFFFFF:
                     raise self._auth_error()
-                out = PyBytes_FromStringAndSize(NULL, end)
-                o = <uint8_t *>PyBytes_AS_STRING(out)
-                memcpy(o, p, hlen)
-                self._gcm_nonce(nonce, ssrc, index)
-                try:
-                    self._crypto.decrypt_into(
-                        PyBytes_FromStringAndSize(<char *>nonce, 12),
-                        PyMemoryView_FromMemory(<char *>p + hlen, end - hlen + 16, PyBUF_READ),
-                        PyMemoryView_FromMemory(<char *>p, hlen, PyBUF_READ),
-                        PyMemoryView_FromMemory(<char *>o + hlen, end - hlen, PyBUF_WRITE),
-                    )
-                except InvalidTag:
-                    raise self._auth_error() from None
-            else:
-                if self._mki_len and memcmp(p + end, PyBytes_AS_STRING(self._mki),
-                                            self._mki_len) != 0:
+                index += 0x10000
+                out = self._open(p, n, hlen, end, ssrc, index)
+                if out is None:
                     raise self._auth_error()
-                sc = self._scratch_for(end + 4)
-                memcpy(sc, p, end)
-                _put32(sc + end, <uint32_t>(index >> 16))
-                self._mac_into(sc, end + 4, tag)
-                if not _ct_equal(tag, p + n - self._tag_len, self._tag_len):
-                    raise self._auth_error()
-                out = PyBytes_FromStringAndSize(NULL, end)
-                o = <uint8_t *>PyBytes_AS_STRING(out)
-                if self._cipher == C_CM:
-                    memcpy(o, p, hlen)
-                    _xor(o + hlen, p + hlen, self._keystream(ssrc, index, end - hlen), end - hlen)
-                else:
-                    memcpy(o, p, end)
             self._usage.check(1)
             self._commit(ssrc, index, w)
             self._usage.count += 1
             self.packets += 1
-            return out
+            return <bytes>out
         finally:
             PyBuffer_Release(&pb)
 

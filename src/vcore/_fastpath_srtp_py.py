@@ -35,6 +35,9 @@ MIN_WINDOW = 64  # RFC 3711 §3.3.2: SRTP-WS MUST be at least 64
 MAX_WINDOW = 32768  # half the 16-bit sequence space (libsrtp's bound too)
 
 SRTP_INDEX_MAX = (1 << 48) - 1  # RFC 3711 §3.3.1: 48-bit packet index
+# A new SSRC (no packet authenticated yet) whose first packet fails under its estimated ROC and
+# has SEQ below this ("right after a wrap") is tried once more under ROC + 1 (RFC 3711 §3.3.1).
+ROC_PROBE_SEQ_LIMIT = 0x8000
 SRTCP_INDEX_MAX = (1 << 31) - 1  # RFC 3711 §3.4: 31-bit SRTCP index
 SRTCP_E_BIT = 0x80000000  # RFC 3711 §3.4: E flag in front of the index
 
@@ -381,8 +384,35 @@ class SrtpTransform:
         self.packets += len(plan)
         return out
 
+    def _open(self, packet: bytes, hlen: int, end: int, ssrc: int, index: int) -> bytes | None:
+        """Authenticate and decrypt one SRTP packet under ``index``: the RTP packet, or None if
+        the tag does not verify. Changes nothing."""
+        header = packet[:hlen]
+        if self._cipher == CIPHER_AES_GCM:
+            nonce = _gcm_nonce(self._salt, ssrc, index)
+            try:
+                plain: bytes = self._crypto.decrypt(nonce, packet[hlen : end + GCM_TAG_LEN], header)
+            except InvalidTag:
+                return None
+            return header + plain
+        body = packet[:end]
+        tag = packet[len(packet) - self._tag_len :]
+        expected = self._tag(body, ((index >> 16) & 0xFFFFFFFF).to_bytes(4, "big"))
+        if not _hmac.compare_digest(expected, tag):
+            return None
+        if self._cipher == CIPHER_AES_CM:
+            payload = packet[hlen:end]
+            return header + _xor(payload, self._keystream(ssrc, index, len(payload)))
+        return body
+
     def unprotect(self, packet: bytes) -> bytes:
-        """Verify and decrypt one SRTP packet (RFC 3711 §3.3); state moves only on success."""
+        """Verify and decrypt one SRTP packet (RFC 3711 §3.3); state moves only on success.
+
+        A packet of an SSRC with no authenticated packet yet that fails under its estimated
+        index (ROC 0, or the ROC given to ``set_roc``) and has SEQ < ``ROC_PROBE_SEQ_LIMIT`` is
+        tried once more under ROC + 1: the sender may have wrapped before the receiver's first
+        packet (RFC 3711 §3.3.1). If that verifies, the stream starts there.
+        """
         packet = bytes(packet)
         hlen, seq, ssrc = self._scan(packet)
         trailer = self._tag_len + len(self._mki)
@@ -399,25 +429,15 @@ class SrtpTransform:
             : len(self._mki)
         ] != self._mki:
             raise self._auth_error()
-        header = packet[:hlen]
-        if self._cipher == CIPHER_AES_GCM:
-            nonce = _gcm_nonce(self._salt, ssrc, index)
-            try:
-                plain: bytes = self._crypto.decrypt(nonce, packet[hlen : end + GCM_TAG_LEN], header)
-            except InvalidTag:
-                raise self._auth_error() from None
-            out = header + plain
-        else:
-            body = packet[:end]
-            tag = packet[len(packet) - self._tag_len :]
-            expected = self._tag(body, ((index >> 16) & 0xFFFFFFFF).to_bytes(4, "big"))
-            if not _hmac.compare_digest(expected, tag):
+        out = self._open(packet, hlen, end, ssrc, index)
+        if out is None:
+            # one more try, only for a stream not established yet, right after a wrap
+            if w is not None or seq >= ROC_PROBE_SEQ_LIMIT or index >> 16 >= 0xFFFFFFFF:
                 raise self._auth_error()
-            if self._cipher == CIPHER_AES_CM:
-                payload = packet[hlen:end]
-                out = header + _xor(payload, self._keystream(ssrc, index, len(payload)))
-            else:
-                out = body
+            index += 0x10000
+            out = self._open(packet, hlen, end, ssrc, index)
+            if out is None:
+                raise self._auth_error()
         self._usage._check(1)
         self._commit(ssrc, index)
         self._usage.count += 1

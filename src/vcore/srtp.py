@@ -230,7 +230,8 @@ class SrtpSession:
     (optionally with ``|lifetime`` and ``|MKI:length``). Per-SSRC state is kept separately for
     the protect and unprotect directions; a stream context is created by the first packet
     protected, or by the first authentic packet received (RFC 3711 §3.3.1: ROC 0, unless
-    ``set_roc`` said otherwise).
+    ``set_roc`` said otherwise; a first packet with SEQ < 2^15 that fails is tried once more
+    under the next ROC, in case the sender wrapped before it, see docs/srtp.md).
 
     Failed authentication raises ``SrtpAuthError``, a replayed or too-old packet
     ``SrtpReplayError``, truncated input ``ParseError``, a spent key ``SrtpLimitError``; a
@@ -353,7 +354,8 @@ class SrtpSession:
     def set_roc(self, ssrc: int, roc: int, *, outbound: bool = True) -> None:
         """Set the SRTP rollover counter of ``ssrc`` for protect (``outbound``) or unprotect.
 
-        For a stream not seen yet, its first packet takes this ROC (RFC 3711 §3.3.1).
+        For a stream not seen yet, its first packet takes this ROC (RFC 3711 §3.3.1), or for
+        ``unprotect`` the next one if it authenticates only under that (SEQ < 2^15).
         """
         (self._rtp_tx if outbound else self._rtp_rx).set_roc(ssrc, roc)
 

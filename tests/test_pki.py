@@ -144,8 +144,9 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert pki.main(["list", d]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert [r.split()[2:] for r in rows] == [["valid", "agent", "agent-1", "(caf-agent,", "3301)"],
-                                             ["revoked", "kiosk", "kiosk-1", "(kiosk-1)"]]
+    assert [r.split()[2:] for r in rows[:-1]] == [["valid", "agent", "agent-1", "(caf-agent,", "3301)"],
+                                                  ["revoked", "kiosk", "kiosk-1", "(kiosk-1)"]]
+    assert rows[-1].startswith("CRL ") and "valid until" in rows[-1]
     assert pki.main(["list", str(tmp_path / "none")]) == 1
     assert "holds no CA" in capsys.readouterr().err
     assert pki.main(["init", d]) == 1

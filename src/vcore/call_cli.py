@@ -24,7 +24,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="this terminal's display name (default: the certificate's name)")
     p.add_argument("--identity", metavar="PEM", help="this terminal's key and certificate (vcore pki issue)")
     p.add_argument("--trust", metavar="PEM", action="append", default=[], help="trust anchor (CA certificate)")
-    p.add_argument("--crl", metavar="PEM", help="certificate revocation list")
+    p.add_argument("--crl", metavar="PEM",
+                   help="certificate revocation list (default: the crl.pem next to the --trust file)")
+    p.add_argument("--no-crl", action="store_true", help="do not check revocation (not recommended; logged)")
     p.add_argument("--no-tls", action="store_true", help="plaintext signalling (the SRTP keys travel unprotected)")
     p.add_argument("--camera", metavar="DEVICE", help="V4L2 camera (default: test pattern)")
     p.add_argument("--microphone", metavar="DEVICE", help="ALSA device (default: test tone)")
@@ -59,8 +61,10 @@ def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["allow_plaintext"] = True
     else:
         if not args.identity or not args.trust:
-            raise SystemExit("give --identity and --trust (or --no-tls for a plaintext test call)")
-        opts.update(identity=args.identity, trust=args.trust, crl=args.crl)
+            raise SystemExit("error: give --identity and --trust (or --no-tls for a plaintext test call)")
+        if args.crl and args.no_crl:
+            raise SystemExit("error: give --crl or --no-crl, not both")
+        opts.update(identity=args.identity, trust=args.trust, crl=None if args.no_crl else args.crl or "auto")
     return opts
 
 

@@ -22,7 +22,9 @@ the CA certificate. :func:`server_context`/:func:`client_context` build
 chains to the trust anchors and is not on the CRL; the allow-list by CN
 (:func:`check_allowed`) is applied after the handshake by the signalling layer.
 
-The CLI, ``python -m vcore.pki init|issue|list|revoke``, is :func:`main`.
+The CLI, ``python -m vcore.pki init|issue|list|revoke|crl``, is :func:`main`. Every
+CRL the CA writes (``init``, ``issue``, ``revoke``, ``crl``) is valid :data:`CRL_DAYS` days
+unless told otherwise; stations check revocation with it (see :mod:`vcore.revocation`).
 Functions are thread-safe except concurrent writes to one CA directory.
 """
 
@@ -58,6 +60,7 @@ __all__ = [
     "certificate_role",
     "default_alias",
     "ROLES",
+    "CRL_DAYS",
     "check_allowed",
     "main",
 ]
@@ -69,7 +72,8 @@ _CA_CERT = "ca.cert.pem"
 _CRL = "crl.pem"
 _ISSUED = "issued"
 _REVOKED = "revoked.txt"
-_CRL_DAYS = 30
+CRL_DAYS = 30
+"""How long a CRL written by the CA is valid (its nextUpdate), unless told otherwise."""
 _ALIAS_URI = "h323:"
 ROLES = ("kiosk", "agent")
 """The roles a terminal certificate may carry (subject OU): who may call whom without an allow-list."""
@@ -203,6 +207,12 @@ class IssuedCertificate:
     aliases: tuple[str, ...] = ()
     role: str | None = None
 
+    def state(self, now: dt.datetime | None = None) -> str:
+        """``revoked``, ``expired`` or ``valid`` (at ``now``, default the current time)."""
+        if self.revoked:
+            return "revoked"
+        return "expired" if (now or _now()) >= self.not_after else "valid"
+
 
 class CertificateAuthority:
     """A private CA in a directory (see the module docstring)."""
@@ -326,6 +336,7 @@ class CertificateAuthority:
             cert.public_bytes(serialization.Encoding.PEM))
         log.info("issued certificate %x for %r (aliases %s, role %s)", cert.serial_number, name,
                  ", ".join(aliases), role)
+        self._write_crl()  # every visit to the CA machine refreshes the CRL's validity too
         return Identity(key, (cert, self.certificate))
 
     def _issued(self) -> list[x509.Certificate]:
@@ -371,23 +382,38 @@ class CertificateAuthority:
     def crl(self) -> x509.CertificateRevocationList:
         return x509.load_pem_x509_crl(self.crl_path.read_bytes())
 
-    def _write_crl(self) -> None:
+    def refresh_crl(self, days: int = CRL_DAYS) -> dt.datetime:
+        """Re-sign ``crl.pem`` with the same revoked serials, valid ``days`` more (1 to 365); returns nextUpdate.
+
+        A station refuses every call once its copy of the CRL is past that date: refresh it
+        (and copy it to the stations) well before, from a scheduled job on the CA machine.
+        """
+        if not 1 <= days <= 365:
+            raise PkiError(f"a CRL is valid 1 to 365 days, not {days}")
+        return self._write_crl(days)
+
+    def _write_crl(self, days: int = CRL_DAYS) -> dt.datetime:
         now = _now()
+        next_update = now + dt.timedelta(days=days)
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.certificate.subject)
             .last_update(now - dt.timedelta(minutes=5))
-            .next_update(now + dt.timedelta(days=_CRL_DAYS))
+            .next_update(next_update)
         )
         for serial in sorted(self._revoked_serials()):
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
         crl = builder.sign(self._key, hashes.SHA256())
-        (self.directory / _CRL).write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        # write then rename: a station copying or polling the file never reads half of it
+        tmp = self.directory / (_CRL + ".tmp")
+        tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        os.replace(tmp, self.directory / _CRL)
+        return next_update
 
 
 def _context(purpose: ssl.Purpose, identity: Identity, trust_anchors: Iterable[x509.Certificate] | str | os.PathLike[str],
-             crl: str | os.PathLike[str] | None) -> ssl.SSLContext:
+             crl: str | os.PathLike[str] | bytes | None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.verify_mode = ssl.CERT_REQUIRED
@@ -399,31 +425,38 @@ def _context(purpose: ssl.Purpose, identity: Identity, trust_anchors: Iterable[x
         if not pem:
             raise PkiError("no trust anchors given")
         ctx.load_verify_locations(cadata=pem)
-    if crl is not None:
-        if not Path(crl).is_file():
-            raise PkiError(f"cannot read CRL {crl}")
-        try:
-            ctx.load_verify_locations(cafile=os.fspath(crl))  # OpenSSL loads the CRLs of a PEM file too
-        except ssl.SSLError as exc:
-            raise PkiError(f"cannot load CRL {crl}: {exc}") from None
-        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-    # load_cert_chain needs files: keep them in a private temporary directory for the call only
+    # load_cert_chain needs files (and so does a CRL given as bytes): a private temporary directory
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="vcore-tls-") as tmp:
+        if crl is not None:
+            if isinstance(crl, bytes):
+                path = Path(tmp) / "crl.pem"
+                path.write_bytes(crl)
+                crl = path
+            if not Path(crl).is_file():
+                raise PkiError(f"cannot read CRL {crl}")
+            try:
+                ctx.load_verify_locations(cafile=os.fspath(crl))  # OpenSSL loads the CRLs of a PEM file too
+            except ssl.SSLError as exc:
+                raise PkiError(f"cannot load CRL {crl}: {exc}") from None
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         cert, key = identity.write_chain_files(Path(tmp))
         ctx.load_cert_chain(cert, key)
     return ctx
 
 
 def server_context(identity: Identity, trust_anchors: Iterable[x509.Certificate] | str | os.PathLike[str],
-                   crl: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
-    """TLS server context that requires a client certificate chaining to ``trust_anchors`` (and not in ``crl``)."""
+                   crl: str | os.PathLike[str] | bytes | None = None) -> ssl.SSLContext:
+    """TLS server context that requires a client certificate chaining to ``trust_anchors`` (and not in ``crl``).
+
+    ``crl``: a CRL file, or its PEM bytes; None: no revocation check.
+    """
     return _context(ssl.Purpose.CLIENT_AUTH, identity, trust_anchors, crl)
 
 
 def client_context(identity: Identity, trust_anchors: Iterable[x509.Certificate] | str | os.PathLike[str],
-                   crl: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
+                   crl: str | os.PathLike[str] | bytes | None = None) -> ssl.SSLContext:
     """TLS client context presenting ``identity`` and verifying the server against ``trust_anchors``."""
     return _context(ssl.Purpose.SERVER_AUTH, identity, trust_anchors, crl)
 
@@ -475,11 +508,15 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("revoke", help="revoke by terminal name or hex serial, and rewrite the CRL")
     p.add_argument("directory")
     p.add_argument("target")
+    p = sub.add_parser("crl", help="re-sign the CRL for DAYS more (run it from a scheduled job; copy crl.pem "
+                                   "to the stations)")
+    p.add_argument("directory")
+    p.add_argument("--days", type=int, default=CRL_DAYS, help=f"validity, 1 to 365 days (default {CRL_DAYS})")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``vcore pki init|issue|list|revoke``; returns the exit status."""
+    """``vcore pki init|issue|list|revoke|crl``; returns the exit status."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed by argparse
@@ -497,14 +534,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"alias {', '.join(identity.aliases)}): {out}")
         elif args.command == "list":
             ca = CertificateAuthority.load(args.directory)
+            now = _now()
             for row in ca.certificates():
-                state = "revoked" if row.revoked else "valid"
-                print(f"{row.serial:040x}  {row.not_after:%Y-%m-%d}  {state:7}  {row.role or '-':5}  {row.name}"
-                      f"  ({', '.join(row.aliases) or 'no alias'})")
+                print(f"{row.serial:040x}  {row.not_after:%Y-%m-%d}  {row.state(now):7}  {row.role or '-':5}  "
+                      f"{row.name}  ({', '.join(row.aliases) or 'no alias'})")
+            nxt = ca.crl().next_update_utc
+            print(f"CRL {ca.crl_path}: valid until {nxt:%Y-%m-%d %H:%M} UTC"
+                  + (" (EXPIRED: run `vcore pki crl`)" if nxt is not None and nxt <= now else ""))
         elif args.command == "revoke":
             ca = CertificateAuthority.load(args.directory)
             for serial in ca.revoke(args.target):
                 print(f"revoked {serial:x}")
+            print(f"copy {ca.crl_path} to every station (next to its ca.cert.pem)")
+        elif args.command == "crl":
+            ca = CertificateAuthority.load(args.directory)
+            nxt = ca.refresh_crl(args.days)
+            print(f"{ca.crl_path} valid until {nxt:%Y-%m-%d %H:%M} UTC; copy it to every station "
+                  "(next to its ca.cert.pem)")
     except (PkiError, CallError, OSError) as exc:
         print(f"vcore pki: {exc}", file=sys.stderr)
         return 1

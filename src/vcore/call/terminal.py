@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ from .addresses import _anchors, _is_ip, parse_address
 from .call import Call
 from .events import _REASONS, CallFailed
 from .media import _Media
+from ..revocation import CrlWatch, open_crl
 
 if TYPE_CHECKING:
     from ..media import Source
@@ -36,6 +38,22 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _tls_hint(error: str) -> str:
+    """What an alert from the peer's TLS stack most likely means, for the message of a failed call."""
+    if "ALERT_CERTIFICATE_EXPIRED" in error:
+        return (" (the peer found this terminal's certificate expired, or its own CRL is out of date: "
+                "check both with `vcore pki list` on the CA machine)")
+    if "ALERT_CERTIFICATE_REVOKED" in error:
+        return " (the peer's CRL says this terminal's certificate is revoked)"
+    if "ALERT_UNKNOWN_CA" in error or "ALERT_BAD_CERTIFICATE" in error:
+        return " (the peer does not trust this terminal's certificate: issued by another CA?)"
+    return ""
 
 
 class IncomingCall:
@@ -131,7 +149,11 @@ class Terminal:
     ends) or a zero-argument callable that makes a fresh one per call (what an
     agent station answering all day needs). ``identity``: a
     :class:`~vcore.pki.Identity` or the path of its PEM; ``trust``: PEM files
-    of the trust anchors; ``crl``: an optional CRL file. Without an identity the
+    of the trust anchors; ``crl``: the CRL peers are checked against (default
+    ``"auto"``: the ``crl.pem`` next to the trust anchor; a terminal with an
+    expired CRL refuses to start, a running one takes a new file within
+    :attr:`crl_poll_interval` and logs an old one; ``None``: no revocation
+    check, logged; see :mod:`vcore.revocation`). Without an identity the
     terminal runs plaintext, which needs ``allow_plaintext=True`` and shows in
     every call's stats. ``auto_answer`` answers every admitted call;
     ``allow``: certificate names admitted (others get ``securityDenied``).
@@ -191,7 +213,7 @@ class Terminal:
         camera: ViscaCamera | None = None,
         identity: pki.Identity | str | os.PathLike[str] | None = None,
         trust: Sequence[str | os.PathLike[str]] = (),
-        crl: str | os.PathLike[str] | None = None,
+        crl: str | os.PathLike[str] | None = "auto",
         host: str = "127.0.0.1",
         port: int = 0,
         listen: bool = True,
@@ -275,12 +297,15 @@ class Terminal:
         self.identity = identity
         self._server_ctx: ssl.SSLContext | None = None
         self._client_ctx: ssl.SSLContext | None = None
+        self._crl: CrlWatch | None = None
+        self._anchors: list[Any] = []
+        self._listener: sig.SignallingListener | None = None
         if identity is not None:
-            anchors = _anchors(trust)
-            if not anchors:
+            self._anchors = _anchors(trust)
+            if not self._anchors:
                 raise CallError("a terminal with an identity needs trust anchors (trust=[ca.pem])")
-            self._server_ctx = pki.server_context(identity, anchors, crl)
-            self._client_ctx = pki.client_context(identity, anchors, crl)
+            self._crl = open_crl(crl, trust, self._anchors, name, _utcnow())
+            self._tls_contexts()
         elif not allow_plaintext:
             raise CallError("no identity: give identity= and trust= (TLS), or allow_plaintext=True")
         policy = MediaPolicy(tuple(formats), tuple(suites), allow_plaintext=allow_plaintext)
@@ -301,8 +326,8 @@ class Terminal:
                                            legacy_certificates=legacy_certificates)
         self.gatekeeper = parse_gatekeeper(gatekeeper) if gatekeeper else None
         self._gk: GatekeeperLink | None = None
-        self._listener: sig.SignallingListener | None = None
         self._accept_task: asyncio.Task[None] | None = None
+        self._crl_task: asyncio.Task[None] | None = None
         self._incoming: asyncio.Queue[IncomingCall | None] = asyncio.Queue()
         self._calls: set[Call] = set()
         self._pending: set[sig.CallSession] = set()
@@ -335,12 +360,42 @@ class Terminal:
 
     # ------------------------------------------------------------ lifecycle
 
+    crl_poll_interval = 60.0
+    """Seconds between two looks at the CRL file (a new one is taken; an old one is logged)."""
+
+    def _tls_contexts(self) -> None:
+        """(Re)build the TLS contexts from the identity, the anchors and the CRL last read."""
+        assert self.identity is not None
+        crl = self._crl.state.data if self._crl is not None else None
+        self._server_ctx = pki.server_context(self.identity, self._anchors, crl)
+        self._client_ctx = pki.client_context(self.identity, self._anchors, crl)
+        if self._listener is not None:
+            self._listener.ssl_context = self._server_ctx
+
+    def _check_crl(self) -> str | None:
+        """Take a changed CRL file; log an old one; returns why calls are refused now, or None."""
+        if self._crl is None:
+            return None
+        if self._crl.poll():
+            self._tls_contexts()
+        return self._crl.report(_utcnow())
+
+    async def _watch_crl(self) -> None:
+        while True:
+            await asyncio.sleep(self.crl_poll_interval)
+            try:
+                self._check_crl()
+            except Exception:  # a bug here must not stop revocation updates silently: log, keep polling
+                log.exception("%s: checking the CRL failed", self.name)
+
     async def start(self) -> None:
         """Listen for calls (``listen``) and register with the gatekeeper (``gatekeeper``)."""
         if self.listen and self._listener is None:
             self._listener = sig.SignallingListener(self.config, self._server_ctx)
             await self._listener.start(self.host, self.listen_port)
             self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop(), name="vcore-accept")
+        if self._crl is not None and self._crl_task is None:
+            self._crl_task = asyncio.get_running_loop().create_task(self._watch_crl(), name="vcore-crl")
         if self.gatekeeper is not None and self._gk is None:
             port = self._listener.port if self._listener is not None else (
                 sig.H225_TLS_PORT if self._client_ctx is not None else sig.H225_PORT)
@@ -358,12 +413,13 @@ class Terminal:
         if self._closed:
             return
         self._closed = True
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-            try:
-                await self._accept_task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._accept_task, self._crl_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         for call in list(self._calls):
             if call.ended is None:
                 call._local_reason = call._local_reason or "terminal-closed"
@@ -433,6 +489,9 @@ class Terminal:
             raise CallError("give an address or a card number")
         if len(self.calls) >= self.max_calls:
             raise CallError(f"already in {len(self.calls)} call(s) (max_calls={self.max_calls})")
+        problem = self._check_crl()
+        if problem:
+            raise CallFailed(problem, "crl-expired")
         tls = self._client_ctx is not None
         started = time.monotonic()
         alias, host, port = self._target(address, tls)
@@ -470,7 +529,7 @@ class Terminal:
                 raise
             reason = "tls-failure" if "TLS" in str(exc) else "security-denied" if "certificate" in str(exc) \
                 else "timeout" if "within" in str(exc) else "connection-failed"
-            message = str(exc)
+            message = str(exc) + _tls_hint(str(exc))
             if admission is not None and tls and self.gatekeeper is not None \
                     and admission.destination.host == self.gatekeeper.host:
                 message += (" (the gatekeeper admitted the call to its own address: probably a gatekeeper-routed "

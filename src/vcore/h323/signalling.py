@@ -1097,6 +1097,17 @@ class SignallingListener:
         self._on_refused = on_refused
         self.refused: deque[RefusedCall] = deque(maxlen=_REFUSED_KEPT)  # the newest; a flood cannot grow it
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the next handshakes; a new one (a new CRL) applies to connections accepted after."""
+        return self._ssl
+
+    @ssl_context.setter
+    def ssl_context(self, context: ssl.SSLContext | None) -> None:
+        if (context is None) != (self._ssl is None):
+            raise SecurityError("a listener cannot switch between TLS and plaintext")
+        self._ssl = context
+
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (port 0: any free port, see :attr:`port`).
 
@@ -1176,7 +1187,9 @@ class SignallingListener:
                 raise
             except (asyncio.TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
                 transport.abort()
-                if isinstance(exc, ssl.SSLError):
+                if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+                    detail = f"TLS handshake failed: {exc.verify_message}"  # "certificate revoked", "CRL has expired"
+                elif isinstance(exc, ssl.SSLError):
                     detail = f"TLS handshake failed: {exc.reason or exc}"
                 elif isinstance(exc, asyncio.TimeoutError) or "taking longer" in str(exc):
                     detail = "TLS handshake timed out"  # asyncio reports ssl_handshake_timeout as an abort

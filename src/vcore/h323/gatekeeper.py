@@ -13,8 +13,11 @@ terminal does around its calls (H.323 §7.2, H.225.0 §7):
   does not hold the call's cleanup);
 - ``close()``: URQ, then the socket.
 
-RAS answers are taken only from the gatekeeper's address. Use from the
-terminal's event loop.
+RAS answers are taken only from the gatekeeper's address, and every value used
+from them is range-checked first (see :mod:`vcore.h323.ras`): a bad RCF fails
+``start()``, a bad ACF (an unspecified, multicast or broadcast address, port 0)
+fails ``admit()``, both with a :class:`SignallingError`; a bad GCF is as good as
+none. Use from the terminal's event loop.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class GatekeeperLink:
             try:
                 await ras.discover()
             except SignallingError as exc:
-                log.info("gatekeeper %s: no GCF (%s); registering directly", self.gatekeeper.host, exc)
+                log.info("gatekeeper %s: no usable GCF (%s); registering directly", self.gatekeeper.host, exc)
             finally:
                 ras.retries = self.retries
             registration = await ras.register()

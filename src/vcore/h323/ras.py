@@ -6,17 +6,31 @@ gatekeeper, keeps the registration alive with lightweight RRQs (H.225.0 §7.9.1,
 ``keepAlive``), asks admission for calls (ARQ/ACF: the gatekeeper resolves an alias
 to a call signalling address) and reports their end (DRQ). Requests are
 retransmitted ``retries`` times after ``timeout`` seconds each (H.225.0 §7.x "the
-endpoint may retry"); then :class:`SignallingTimeout`. A reject raises
-:class:`RasRejected` with the reject reason's name.
+endpoint may retry"); a RequestInProgress (RIP) from the gatekeeper lets the
+attempt wait its ``delay`` more (H.225.0 Appendix II); then :class:`SignallingTimeout`.
+A reject raises :class:`RasRejected` with the reject reason's name
+(``undefinedReason`` when it is missing or unknown).
 
 Gatekeeper-initiated URQ and DRQ are confirmed and reported through callbacks;
 other gatekeeper requests (IRQ, BRQ, ...) are ignored. The client is an asyncio
 object: use it from one event loop.
+
+Only the gatekeeper's address is listened to (``ignored`` counts the others), and
+every value vcore takes from its messages is checked against its H.225.0 type
+before use: sequence numbers, identifiers (1..128 printable characters, they
+are logged), ``timeToLive`` (a longer one than a day is taken as a day), the
+ACF's ``bandWidth`` and call signalling address (a unicast IPv4/IPv6 host and a
+port other than 0), the RIP ``delay``, a DRQ's call identifier (16 bytes). A
+confirm that fails a check makes its request raise :class:`SignallingParseError`
+(or :class:`SignallingError` for an unusable address); any other message that
+fails one, or that answers no pending request, is dropped and counted
+(``dropped``), so no state changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
@@ -56,6 +70,17 @@ RAS_PORT = 1719  # H.225.0 §7.7: gatekeeper RAS channel
 RAS_DISCOVERY_PORT = 1718  # multicast discovery (not used: vcore sends GRQ unicast)
 Value = Any
 
+# Ranges of the H.225.0 ASN.1 types (H323-MESSAGES) whose values vcore uses.
+_SEQ_MAX = 65535  # RequestSeqNum ::= INTEGER (1..65535)
+_TTL_MAX = 4294967295  # TimeToLive ::= INTEGER (1..4294967295), seconds
+_BANDWIDTH_MAX = 4294967295  # BandWidth ::= INTEGER (0..4294967295), units of 100 bit/s
+_DELAY_MAX = 65535  # RequestInProgress.delay INTEGER (1..65535), milliseconds
+_PORT_MAX = 65535  # TransportAddress ipAddress/ip6Address port INTEGER (0..65535); vcore refuses 0
+_ID_MAX = 128  # EndpointIdentifier, GatekeeperIdentifier ::= BMPString (SIZE(1..128))
+_GUID_LEN = 16  # GloballyUniqueID ::= OCTET STRING (SIZE(16)), CallIdentifier.guid
+_KEEPALIVE_TTL_MAX = 86400  # vcore: a longer timeToLive is taken as one day (refreshing sooner is allowed)
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")  # RFC 1122 §3.2.1.3 "this network": never a destination
+
 
 class RasRejected(SignallingError):
     """The gatekeeper rejected a request (``reason``: the reject reason's name)."""
@@ -74,8 +99,9 @@ class RasMessage:
 
     @property
     def sequence(self) -> int | None:
+        """``requestSeqNum`` when it is an int in 1..65535, else None."""
         seq = self.body.get("requestSeqNum") if isinstance(self.body, dict) else None
-        return int(seq) if seq is not None else None
+        return seq if type(seq) is int and 1 <= seq <= _SEQ_MAX else None
 
 
 def encode_ras(name: str, body: Value) -> bytes:
@@ -205,12 +231,73 @@ def unregistration_confirm(seq: int) -> Value:
     return {"requestSeqNum": seq}
 
 
+# --------------------------------------------------------------------------- checks of received values
+
+
+def _show(value: Value) -> str:
+    """A received value, short, for an error message (``repr`` of a huge int or a deep list may fail)."""
+    try:
+        text = repr(value)
+    except Exception:  # ValueError (the int digits limit), RecursionError...
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(body: Value, key: str, low: int, high: int, what: str) -> int:
+    """``body[key]`` if it is an int in ``low..high``, else (absent too) :class:`SignallingParseError`."""
+    value = body.get(key)
+    if type(value) is not int or not low <= value <= high:  # bool, float (NaN), str... are refused too
+        raise SignallingParseError(f"the gatekeeper's {what}: {key} {_show(value)} is not an integer in {low}..{high}")
+    return value
+
+
+def _identifier(body: Value, key: str, what: str) -> str | None:
+    """``body[key]``, an endpoint/gatekeeper identifier: 1..128 printable characters (it is logged); None if absent."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= _ID_MAX or not value.isprintable():
+        raise SignallingParseError(f"the gatekeeper's {what}: {key} {_show(value)} is not 1..{_ID_MAX} "
+                                   "printable characters")
+    return value
+
+
+def _reject_reason(body: Value) -> str:
+    """A reject's ``rejectReason`` name; ``undefinedReason`` if missing, unknown (an extension) or malformed."""
+    reason = body.get("rejectReason") if isinstance(body, dict) else None
+    name = reason[0] if isinstance(reason, tuple) and len(reason) == 2 else None
+    if isinstance(name, str) and len(name) <= 64 and name.isidentifier() and not name.startswith("_"):
+        return name
+    return "undefinedReason"
+
+
+def _call_address(value: Value, what: str) -> Address:
+    """An H.225.0 ``TransportAddress`` vcore may connect to: IPv4/IPv6, a unicast host, port 1..65535."""
+    if value is None:
+        raise SignallingError(f"the gatekeeper's {what} names no call signalling address")
+    kind, inner = value if isinstance(value, tuple) and len(value) == 2 else (None, None)
+    if kind not in ("ipAddress", "ip6Address") or not isinstance(inner, dict):
+        raise SignallingParseError(f"the gatekeeper's {what}: the call signalling address is not IP ({_show(kind)})")
+    raw = inner.get("ip")
+    if not isinstance(raw, bytes) or len(raw) != (4 if kind == "ipAddress" else 16):
+        raise SignallingParseError(f"the gatekeeper's {what}: {kind} ip {_show(raw)} is not "
+                                   f"{4 if kind == 'ipAddress' else 16} bytes")
+    port = _number(inner, "port", 1, _PORT_MAX, what)
+    ip = ipaddress.ip_address(raw)
+    host = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+    # IPv4 is_reserved: 240.0.0.0/4, the limited broadcast 255.255.255.255 included
+    if host.is_unspecified or host.is_multicast or (
+            isinstance(host, ipaddress.IPv4Address) and (host.is_reserved or host in _THIS_NETWORK)):
+        raise SignallingError(f"the gatekeeper's {what} names {ip} (port {port}): not a unicast host address")
+    return Address(str(ip), port)
+
+
 # --------------------------------------------------------------------------- client
 
 
 @dataclass(frozen=True)
 class Registration:
-    """The state an RCF gives: the endpoint identifier, the gatekeeper's identifier and time to live (s)."""
+    """The state an RCF gives: the endpoint identifier, the gatekeeper's identifier and time to live (s, ≤ 1 day)."""
 
     endpoint_id: str
     gatekeeper_id: str | None
@@ -243,7 +330,9 @@ class RasClient:
     ``call_signal`` is where this terminal accepts H.225.0 calls; ``aliases``
     its H.323 aliases. ``on_unregistered``/``on_disengage`` are called when the
     gatekeeper unregisters the terminal or drops a call (with the call id).
-    Datagrams from any address but the gatekeeper's are dropped (``ignored``).
+    Datagrams from any address but the gatekeeper's are dropped (``ignored``);
+    the gatekeeper's messages that are malformed, out of range or answer no
+    pending request are dropped too (``dropped``).
     """
 
     def __init__(self, gatekeeper: Address, call_signal: Address, aliases: Sequence[str], *, timeout: float = 3.0,
@@ -261,9 +350,11 @@ class RasClient:
         self._transport: asyncio.DatagramTransport | None = None
         self._local: Address | None = None
         self._seq = secrets.randbelow(30000) + 1
-        self._waiting: dict[int, asyncio.Future[RasMessage]] = {}
+        self._waiting: dict[int, tuple[str, asyncio.Future[RasMessage]]] = {}  # seq -> (request, its answer)
+        self._in_progress: dict[int, float] = {}  # seq -> the delay (s) a RequestInProgress asked for
         self._keepalive: asyncio.Task[None] | None = None
         self.ignored = 0  # RAS datagrams from anyone but the gatekeeper, dropped
+        self.dropped = 0  # the gatekeeper's RAS datagrams that were malformed, out of range or unexpected
 
     def _from_gatekeeper(self, addr: tuple[str | Any, int]) -> bool:
         """Only the gatekeeper's own RAS address may confirm, reject, unregister or disengage (H.225.0 §7)."""
@@ -292,7 +383,7 @@ class RasClient:
             except asyncio.CancelledError:
                 pass
             self._keepalive = None
-        for future in self._waiting.values():
+        for _, future in self._waiting.values():
             future.cancel()
         self._waiting.clear()
         if self._transport is not None:
@@ -317,27 +408,35 @@ class RasClient:
         seq = self._next_seq()
         data = encode_ras(name, build(seq))
         future: asyncio.Future[RasMessage] = asyncio.get_running_loop().create_future()
-        self._waiting[seq] = future
+        self._waiting[seq] = (name, future)
         try:
             for attempt in range(self.retries + 1):
                 self._transport.sendto(data, (self.gatekeeper.host, self.gatekeeper.port))
-                try:
-                    reply = await asyncio.wait_for(asyncio.shield(future), self.timeout)
-                except asyncio.TimeoutError:
-                    log.debug("%s %d: no answer (attempt %d)", name, seq, attempt + 1)
-                    continue
-                break
+                reply = await self._answer(seq, future)
+                if reply is not None:
+                    break
+                log.debug("%s %d: no answer (attempt %d)", name, seq, attempt + 1)
             else:
                 raise SignallingTimeout(f"the gatekeeper did not answer {name} after {self.retries + 1} attempts")
         finally:
             self._waiting.pop(seq, None)
-        confirm, reject = _CONFIRMS[name]
-        if reply.name == reject:
-            reason = reply.body.get("rejectReason", ("undefinedReason", 0))[0]
-            raise RasRejected(f"the gatekeeper rejected {name}: {reason}", str(reason))
-        if reply.name != confirm:
-            raise SignallingError(f"the gatekeeper answered {name} with {reply.name}")
-        return reply
+            self._in_progress.pop(seq, None)
+        if reply.name == _CONFIRMS[name][1]:
+            reason = _reject_reason(reply.body)
+            raise RasRejected(f"the gatekeeper rejected {name}: {reason}", reason)
+        return reply  # _message resolves the future only with this request's confirm or reject
+
+    async def _answer(self, seq: int, future: asyncio.Future[RasMessage]) -> RasMessage | None:
+        """The reply within ``timeout``, or within the delay of a RIP that came meanwhile (once per attempt)."""
+        wait = self.timeout
+        for _ in range(2):
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), wait)
+            except asyncio.TimeoutError:
+                wait = self._in_progress.pop(seq, 0.0)
+                if not wait:
+                    break
+        return None
 
     def _datagram(self, data: bytes, addr: tuple[str | Any, int] | None = None) -> None:
         if addr is not None and not self._from_gatekeeper(addr):
@@ -347,43 +446,72 @@ class RasClient:
                 self.gatekeeper.host, self.gatekeeper.port)
             return
         try:
-            message = parse_ras(data)
-        except SignallingParseError as exc:
-            log.warning("ignoring a malformed RAS message: %s", exc)
-            return
+            self._message(parse_ras(data))
+        except SignallingError as exc:  # checks fail before any state changes
+            self.dropped += 1
+            (log.warning if self.dropped <= 10 else log.debug)("dropping a RAS message from the gatekeeper: %s", exc)
+
+    def _message(self, message: RasMessage) -> None:
+        """Route a gatekeeper's message: its own requests, a RIP, or the answer to a pending request."""
         seq = message.sequence
-        if message.name in ("unregistrationRequest", "disengageRequest") and seq is not None:
+        if seq is None:
+            raise SignallingParseError(f"{message.name:.40} without a requestSeqNum in 1..{_SEQ_MAX}")
+        if message.name in ("unregistrationRequest", "disengageRequest"):
             self._gatekeeper_request(message, seq)
             return
-        future = self._waiting.get(seq) if seq is not None else None
-        if future is not None and not future.done():
+        name, future = self._waiting.get(seq, ("", None))
+        if future is None or future.done():  # late (a retransmission's answer), or unsolicited
+            self.dropped += 1
+            log.debug("dropping the gatekeeper's %.40s %d: it answers no pending request", message.name, seq)
+            return
+        if message.name == "requestInProgress":
+            delay = _number(message.body, "delay", 1, _DELAY_MAX, "RIP")
+            self._in_progress[seq] = delay / 1000
+            log.debug("gatekeeper: %s %d in progress, %s ms", name, seq, delay)
+        elif message.name in _CONFIRMS[name]:
             future.set_result(message)
-        elif message.name == "requestInProgress":
-            log.debug("gatekeeper: request %s in progress", seq)
+        else:
+            raise SignallingError(f"{message.name:.40} {seq} does not answer {name}")
 
     def _gatekeeper_request(self, message: RasMessage, seq: int) -> None:
+        """Confirm the gatekeeper's URQ or DRQ once its fields are checked, then report it."""
+        body, what = message.body, message.name
+        endpoint_id = _identifier(body, "endpointIdentifier", what)
+        if endpoint_id is not None and self.registration is not None \
+                and endpoint_id != self.registration.endpoint_id:
+            raise SignallingError(f"{what} for endpoint {_show(endpoint_id)}, not this one")
+        guid: bytes | None = None
+        if what == "disengageRequest":
+            if endpoint_id is None:
+                raise SignallingParseError("disengageRequest without an endpointIdentifier")
+            call = body.get("callIdentifier")
+            if call is not None:
+                guid = call.get("guid") if isinstance(call, dict) else None
+                if not isinstance(guid, bytes) or len(guid) != _GUID_LEN:
+                    raise SignallingParseError(f"disengageRequest: callIdentifier guid {_show(guid)} is not "
+                                               f"{_GUID_LEN} bytes")
         if self._transport is None:
             return
-        if message.name == "unregistrationRequest":
-            reply = encode_ras("unregistrationConfirm", unregistration_confirm(seq))
+        if what == "unregistrationRequest":
+            self._transport.sendto(encode_ras("unregistrationConfirm", unregistration_confirm(seq)),
+                                   (self.gatekeeper.host, self.gatekeeper.port))
             self.registration = None
             if self._keepalive is not None:
                 self._keepalive.cancel()
+                self._keepalive = None  # a later register() starts keep-alives again
             if self._on_unregistered is not None:
                 self._on_unregistered()
         else:
-            reply = encode_ras("disengageConfirm", disengage_confirm(seq))
-            call = message.body.get("callIdentifier")
+            self._transport.sendto(encode_ras("disengageConfirm", disengage_confirm(seq)),
+                                   (self.gatekeeper.host, self.gatekeeper.port))
             if self._on_disengage is not None:
-                self._on_disengage(bytes(call["guid"]) if call else None)
-        self._transport.sendto(reply, (self.gatekeeper.host, self.gatekeeper.port))
+                self._on_disengage(guid)
 
     async def discover(self) -> str | None:
         """GRQ -> GCF; returns (and remembers) the gatekeeper identifier."""
         reply = await self._request("gatekeeperRequest",
                                     lambda s: gatekeeper_request(s, self.ras_address, self.aliases))
-        gk_id = reply.body.get("gatekeeperIdentifier")
-        self.gatekeeper_id = str(gk_id) if gk_id is not None else None
+        self.gatekeeper_id = _identifier(reply.body, "gatekeeperIdentifier", "GCF")
         return self.gatekeeper_id
 
     async def register(self, time_to_live: int | None = None) -> Registration:
@@ -391,18 +519,22 @@ class RasClient:
         reply = await self._request("registrationRequest", lambda s: registration_request(
             s, self.call_signal, self.ras_address, self.aliases, gatekeeper_id=self.gatekeeper_id,
             time_to_live=time_to_live))
-        ttl = reply.body.get("timeToLive")
-        gk_id = reply.body.get("gatekeeperIdentifier", self.gatekeeper_id)
-        self.registration = Registration(str(reply.body["endpointIdentifier"]),
-                                         str(gk_id) if gk_id is not None else None,
-                                         int(ttl) if ttl is not None else None)
+        endpoint_id = _identifier(reply.body, "endpointIdentifier", "RCF")
+        if endpoint_id is None:
+            raise SignallingParseError("the gatekeeper's RCF has no endpointIdentifier")
+        gk_id = _identifier(reply.body, "gatekeeperIdentifier", "RCF") or self.gatekeeper_id
+        ttl = _number(reply.body, "timeToLive", 1, _TTL_MAX, "RCF") if "timeToLive" in reply.body else None
+        if ttl is not None and ttl > _KEEPALIVE_TTL_MAX:
+            log.warning("the gatekeeper's timeToLive %d s is taken as %d s (one day)", ttl, _KEEPALIVE_TTL_MAX)
+            ttl = _KEEPALIVE_TTL_MAX
+        self.registration = Registration(endpoint_id, gk_id, ttl)
         if self.registration.time_to_live and self._keepalive is None:
             self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
         return self.registration
 
     async def _keep_alive(self) -> None:
         while self.registration is not None and self.registration.time_to_live:
-            ttl = self.registration.time_to_live
+            ttl = self.registration.time_to_live  # 1 s .. 1 day (register): sleeps 0.5 s .. a day less 10 s
             await asyncio.sleep(max(ttl - 10, ttl / 2))
             registration = self.registration
             if registration is None:
@@ -425,7 +557,9 @@ class RasClient:
         """ARQ -> ACF; returns the call signalling address to use (the callee's, for direct calls).
 
         ``destination_address``: the callee's address when the caller knows it (else the
-        gatekeeper resolves ``destination``, the aliases).
+        gatekeeper resolves ``destination``, the aliases). An ACF without a usable
+        address (unspecified, multicast, broadcast, port 0) raises :class:`SignallingError`.
+        The granted ``bandWidth`` is checked, not enforced.
         """
         endpoint_id = self._endpoint_id()
         reply = await self._request("admissionRequest", lambda s: admission_request(
@@ -433,9 +567,11 @@ class RasClient:
             call_reference=call_reference, destination=destination,
             destination_address=self.call_signal if answer else destination_address, answer=answer,
             bandwidth=bandwidth, gatekeeper_id=self.gatekeeper_id))
-        if "destCallSignalAddress" not in reply.body:
-            raise SignallingError("the gatekeeper's ACF names no call signalling address")
-        return Address.from_h225(reply.body["destCallSignalAddress"])
+        granted = _number(reply.body, "bandWidth", 0, _BANDWIDTH_MAX, "ACF")
+        address = _call_address(reply.body.get("destCallSignalAddress"), "ACF")
+        if granted < bandwidth:
+            log.debug("the gatekeeper granted %d00 bit/s of the %d00 asked (not enforced)", granted, bandwidth)
+        return address
 
     async def disengage(self, *, call_id: bytes, conference_id: bytes, call_reference: int, answered: bool) -> None:
         """DRQ -> DCF at the end of an admitted call."""

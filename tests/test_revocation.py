@@ -233,3 +233,41 @@ def test_cli_crl_flags(base: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert call_main([*sec, "h323:caf-agent@192.0.2.1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the CRL") and "Traceback" not in err and err.count("\n") == 1
+
+
+def _identity_valid(base: Path, name: str, not_before: dt.datetime, not_after: dt.datetime) -> Path:
+    """A kiosk certificate with chosen dates (the CA only issues current ones)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_key = serialization.load_pem_private_key((base / "ca" / "ca.key.pem").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate((base / "ca" / "ca.cert.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                                     x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "kiosk")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(not_after)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier("h323:x")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    path = base / f"{name}.pem"
+    pki.Identity(key, (cert, ca_cert)).save(path)
+    return path
+
+
+def test_own_certificate_expiry_is_said_at_start(base: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 13: a station whose certificate expired started and failed every call with only tls-failure."""
+    _identity_valid(base, "Old kiosk", NOW - dt.timedelta(days=400), NOW - dt.timedelta(days=1))
+    with pytest.raises(pki.PkiError, match=r"expired on .* every peer refuses it: issue a new one"):
+        terminal(base, "Old kiosk")
+    _identity_valid(base, "Future kiosk", NOW + dt.timedelta(days=2), NOW + dt.timedelta(days=400))
+    with pytest.raises(pki.PkiError, match="not valid before .* check this machine's clock"):
+        terminal(base, "Future kiosk")
+    _identity_valid(base, "Late kiosk", NOW - dt.timedelta(days=300), NOW + dt.timedelta(days=10))
+    with caplog.at_level(logging.WARNING, logger="vcore.call.terminal"):
+        terminal(base, "Late kiosk")
+    assert "expires on" in caplog.text
+    ident = pki.Identity.load(base / "CAF agent.pem")
+    assert pki.validity_problem(ident, NOW) is None

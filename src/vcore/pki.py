@@ -61,6 +61,8 @@ __all__ = [
     "default_alias",
     "ROLES",
     "CRL_DAYS",
+    "CERT_WARN_BEFORE",
+    "validity_problem",
     "check_allowed",
     "main",
 ]
@@ -459,6 +461,30 @@ def client_context(identity: Identity, trust_anchors: Iterable[x509.Certificate]
                    crl: str | os.PathLike[str] | bytes | None = None) -> ssl.SSLContext:
     """TLS client context presenting ``identity`` and verifying the server against ``trust_anchors``."""
     return _context(ssl.Purpose.SERVER_AUTH, identity, trust_anchors, crl)
+
+
+CERT_WARN_BEFORE = dt.timedelta(days=30)
+"""How long before a terminal's own certificate expires it starts warning."""
+
+
+def validity_problem(identity: Identity, now: dt.datetime) -> tuple[int, str] | None:
+    """Whether a terminal's own certificate is usable at ``now``: ``(logging level, message)`` or None.
+
+    ERROR when it is not valid yet or has expired (every peer refuses it), WARNING in its last
+    :data:`CERT_WARN_BEFORE`.
+    """
+    cert = identity.certificate
+    renew = f"issue a new one on the CA machine (`vcore pki issue CA-DIR {identity.name!r} --role …`)"
+    if now < cert.not_valid_before_utc:
+        return logging.ERROR, (f"the certificate of {identity.name!r} is not valid before "
+                               f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: check this machine's clock")
+    if now >= cert.not_valid_after_utc:
+        return logging.ERROR, (f"the certificate of {identity.name!r} expired on "
+                               f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, so every peer refuses it: {renew}")
+    if now + CERT_WARN_BEFORE >= cert.not_valid_after_utc:
+        return logging.WARNING, (f"the certificate of {identity.name!r} expires on "
+                                 f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: {renew}")
+    return None
 
 
 def peer_common_name(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:

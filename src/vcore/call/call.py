@@ -16,6 +16,7 @@ from ..h323.fast_connect import MediaChannel
 from ..h323.gatekeeper import Admission
 from ..h323.messages import VENDOR
 from ..h323.q931 import Cause
+from ..supervisor import Supervisor
 from .events import (
     _REASONS,
     BitrateChanged,
@@ -85,9 +86,9 @@ class Call:
         self._last_media = time.monotonic()
         self._last_count = 0
         self._finished = asyncio.Event()
-        self._pump = loop.create_task(self._run(), name=f"vcore-call-{session.call_reference}")
-        self._watch: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # every task of the call: a failure is logged with its traceback and ends the call (internal-error)
+        self._tasks = Supervisor(f"call {session.call_reference}", on_failure=self._task_failed)
+        self._pump = self._tasks.spawn(self._run(), "events")
         self._peer: str | None = None
         self._security: dict[str, Any] | None = None
         self._media_detail: str | None = None
@@ -302,8 +303,7 @@ class Call:
                     if not self.connected.done():
                         self.connected.set_result(None)
                     await self._emit(Connected(security=self._security))
-                    self._watch = asyncio.get_running_loop().create_task(self._watch_media())
-                    self._watch.add_done_callback(self._supervise)
+                    self._tasks.spawn(self._watch_media(), "media watch")
                 elif isinstance(event, sig.ChannelOpened):
                     await self._start(event.channel)
                 elif isinstance(event, sig.KeyframeRequested):
@@ -322,10 +322,7 @@ class Call:
                         await self._emit(BitrateChanged(bitrate=rate, by_peer=True))
                 elif isinstance(event, sig.UserInput):
                     # a camera move takes seconds: keep the signalling flowing meanwhile
-                    task = asyncio.get_running_loop().create_task(self._user_input(event.text))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                    task.add_done_callback(self._supervise)
+                    self._tasks.spawn(self._user_input(event.text), "user input")
                 elif isinstance(event, sig.ProtocolWarning):
                     log.warning("call %s: %s", self.peer, event.detail)
                 elif isinstance(event, sig.Released):
@@ -362,18 +359,21 @@ class Call:
         if self._media is not None:
             await self._media.start_channel(ch)
 
-    def _supervise(self, task: asyncio.Task[None]) -> None:
-        """A call's task ended: if it failed (a vcore bug, not the peer), log it and end the call with a cause."""
-        if task.cancelled() or task.exception() is None or self.ended is not None:
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        """A task of the call failed (a vcore bug, not the peer; the supervisor logged it): end the call, say why."""
+        if self.ended is not None or self._tasks.closed:
             return
-        exc = task.exception()
-        log.error("call %s: internal task %s failed", self.peer, task.get_coro(), exc_info=exc)
         self._local_reason = self._local_reason or "internal-error"
-        self._media_detail = f"internal error: {exc!r}"
-        hang = asyncio.get_running_loop().create_task(
-            self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE))
-        self._tasks.add(hang)
-        hang.add_done_callback(self._tasks.discard)
+        self._media_detail = f"internal error in {name}: {exc!r}"
+        self._tasks.spawn(self._abort(), "hang up after a failure")
+
+    async def _abort(self) -> None:
+        try:
+            await self._session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+        finally:
+            if self._pump.done() and self.ended is None:  # the event task itself failed: finish here
+                await self._finish(sig.Released("undefinedReason", Cause.TEMPORARY_FAILURE, False,
+                                                self._media_detail or "internal error"))
 
     async def _watch_media(self) -> None:
         """Media timeout, ``media-started`` and ``degraded`` (every 250 ms)."""
@@ -435,15 +435,15 @@ class Call:
     async def _finish(self, released: sig.Released | None) -> None:
         if self.ended is not None:
             return
-        for task in [self._watch, *self._tasks]:
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
+        try:
+            await self._tasks.aclose()  # every task of the call but this one
+        finally:
+            if self._media is not None:
                 try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
-        if self._media is not None:
-            await self._media.close()
+                    await self._media.close()
+                except Exception:  # a bug in a teardown must not leave the call half ended
+                    log.exception("call %s: closing the media failed", self.peer)
+                    self._local_reason = self._local_reason or "media-error"
         if released is None:
             released = sig.Released("undefinedReason", None, False, "the terminal closed")
             self._local_reason = self._local_reason or "terminal-closed"

@@ -10,7 +10,7 @@ import re
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from .call import Call
 from .events import _REASONS, CallFailed
 from .media import _Media
 from ..revocation import CrlWatch, open_crl
+from ..supervisor import Supervisor
 
 if TYPE_CHECKING:
     from ..media import Source
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+_ACCEPT = "accept loop"
+_CRL_WATCH = "credentials watch"
 
 
 def _utcnow() -> dt.datetime:
@@ -304,6 +309,11 @@ class Terminal:
             self._anchors = _anchors(trust)
             if not self._anchors:
                 raise CallError("a terminal with an identity needs trust anchors (trust=[ca.pem])")
+            problem = pki.validity_problem(identity, _utcnow())
+            if problem is not None and problem[0] >= logging.ERROR:
+                raise pki.PkiError(problem[1])
+            if problem is not None:
+                log.warning("%s: %s", name, problem[1])
             self._crl = open_crl(crl, trust, self._anchors, name, _utcnow())
             self._tls_contexts()
         elif not allow_plaintext:
@@ -326,8 +336,8 @@ class Terminal:
                                            legacy_certificates=legacy_certificates)
         self.gatekeeper = parse_gatekeeper(gatekeeper) if gatekeeper else None
         self._gk: GatekeeperLink | None = None
-        self._accept_task: asyncio.Task[None] | None = None
-        self._crl_task: asyncio.Task[None] | None = None
+        self._tasks = Supervisor(f"terminal {name}", on_failure=self._task_failed)
+        self._crl_watched = False
         self._incoming: asyncio.Queue[IncomingCall | None] = asyncio.Queue()
         self._calls: set[Call] = set()
         self._pending: set[sig.CallSession] = set()
@@ -380,22 +390,43 @@ class Terminal:
             self._tls_contexts()
         return self._crl.report(_utcnow())
 
-    async def _watch_crl(self) -> None:
+    async def _watch_credentials(self) -> None:
+        """Every :attr:`crl_poll_interval`: a new CRL file; once a day: our own certificate's expiry."""
+        assert self.identity is not None
+        said = _utcnow()
         while True:
             await asyncio.sleep(self.crl_poll_interval)
-            try:
-                self._check_crl()
-            except Exception:  # a bug here must not stop revocation updates silently: log, keep polling
-                log.exception("%s: checking the CRL failed", self.name)
+            self._check_crl()
+            now = _utcnow()
+            if now - said >= dt.timedelta(days=1):
+                said = now
+                problem = pki.validity_problem(self.identity, now)
+                if problem is not None:
+                    log.log(problem[0], "%s: %s", self.name, problem[1])
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        """A terminal task failed (logged with its traceback by the supervisor): a station on all day restarts it."""
+        if self._closed:
+            return
+        what = self._accept_loop if name.endswith(_ACCEPT) else self._watch_credentials if name.endswith(_CRL_WATCH) else None
+        if what is not None:
+            log.error("%s: restarting %s in 1 s", self.name, name)
+            self._tasks.spawn(self._restart(what), name.rsplit(": ", 1)[-1])
+
+    @staticmethod
+    async def _restart(what: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.sleep(1.0)
+        await what()
 
     async def start(self) -> None:
         """Listen for calls (``listen``) and register with the gatekeeper (``gatekeeper``)."""
         if self.listen and self._listener is None:
             self._listener = sig.SignallingListener(self.config, self._server_ctx)
             await self._listener.start(self.host, self.listen_port)
-            self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop(), name="vcore-accept")
-        if self._crl is not None and self._crl_task is None:
-            self._crl_task = asyncio.get_running_loop().create_task(self._watch_crl(), name="vcore-crl")
+            self._tasks.spawn(self._accept_loop(), _ACCEPT)
+        if self.identity is not None and not self._crl_watched:
+            self._crl_watched = True
+            self._tasks.spawn(self._watch_credentials(), _CRL_WATCH)
         if self.gatekeeper is not None and self._gk is None:
             port = self._listener.port if self._listener is not None else (
                 sig.H225_TLS_PORT if self._client_ctx is not None else sig.H225_PORT)
@@ -413,13 +444,7 @@ class Terminal:
         if self._closed:
             return
         self._closed = True
-        for task in (self._accept_task, self._crl_task):
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+        await self._tasks.aclose()
         for call in list(self._calls):
             if call.ended is None:
                 call._local_reason = call._local_reason or "terminal-closed"

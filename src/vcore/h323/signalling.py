@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
 from .. import pki
+from ..supervisor import Supervisor
 from ..transport.addresses import unmap
 from . import asn1
 from .errors import (
@@ -1093,7 +1094,7 @@ class SignallingListener:
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._incoming: asyncio.Queue[CallSession] = asyncio.Queue()
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers = Supervisor("H.225.0 listener")  # one task per connection being set up
         self._on_refused = on_refused
         self.refused: deque[RefusedCall] = deque(maxlen=_REFUSED_KEPT)  # the newest; a flood cannot grow it
 
@@ -1138,13 +1139,7 @@ class SignallingListener:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        for task in list(self._handlers):
-            task.cancel()
-        for task in list(self._handlers):
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._handlers.aclose()
         while not self._incoming.empty():
             await self._incoming.get_nowait().hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
 
@@ -1164,9 +1159,12 @@ class SignallingListener:
             self._on_refused(record)
 
     def _accepted(self, transport: asyncio.BaseTransport) -> None:
-        task = asyncio.get_running_loop().create_task(self._on_connection(transport))
-        self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
+        if self._handlers.closed:  # a connection racing the close
+            transport.close()
+            return
+        info = transport.get_extra_info("peername")
+        self._handlers.spawn(self._on_connection(transport), f"connection from {info[0]}:{info[1]}" if info else
+                             "connection")
 
     async def _on_connection(self, transport: asyncio.BaseTransport) -> None:
         # Reading stays paused until TLS owns the transport, so no ClientHello byte is lost to a plain reader.

@@ -328,6 +328,9 @@ class _Media:
             await transport.close()
         if self.recorder is not None and self.video_rx is None and self.audio_rx is None:
             self.recorder.close()
+        for keys in self.keys.values():  # the call's SRTP contexts do not outlive it
+            for slot in (keys.send, keys.receive):
+                slot.session = None
 
 
 def _lip_sync(audio: Any, video: Any) -> float | None:

@@ -625,6 +625,18 @@ class Terminal:
                 log.exception("incoming call from %s: unexpected failure", session.peer_name)
                 await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
 
+    def _prune_backlog(self) -> None:
+        """Forget offered calls that ended before anyone read them (an auto-answering station nobody iterates)."""
+        kept: list[IncomingCall | None] = []
+        while not self._incoming.empty():
+            item = self._incoming.get_nowait()
+            gone = item is not None and (item.call.ended is not None if item.call is not None
+                                         else item._session.released is not None)
+            if not gone:
+                kept.append(item)
+        for item in kept:
+            self._incoming.put_nowait(item)
+
     async def _offer(self, session: sig.CallSession) -> None:
         waiting = [s for s in self._pending if s.released is None]
         self._pending = set(waiting)
@@ -638,6 +650,7 @@ class Terminal:
             await incoming.answer()
         else:
             await incoming.ring()
+        self._prune_backlog()
         while self._incoming.qsize() >= self.incoming_backlog:  # nobody reads incoming(): keep the newest
             dropped = self._incoming.get_nowait()
             log.debug("incoming() backlog full: forgetting %r", dropped)

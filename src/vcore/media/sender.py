@@ -303,6 +303,7 @@ class _RtpSender:
             self.transport.remove_rtcp_listener(self._on_rtcp_packets)
             if self._owns_transport:
                 await self.transport.close()
+        self._protect = None  # the threads are gone: the stream's SRTP context (its key) goes with them
         if self._finished is not None:
             self._finished.set()
 

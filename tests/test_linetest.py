@@ -336,3 +336,20 @@ def test_amplification_bound_withholds_answers(monkeypatch: pytest.MonkeyPatch) 
         server.datagram_received(d, ("198.51.100.9", 5000), 3.0)
         received += len(d)
     assert 0 < sum(len(d) for d in out) <= received and server.withheld > 0
+
+
+def test_the_server_srtp_state_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key holder cycling SSRCs cannot grow the server's SRTP state (issue 14, finding 2's last point)."""
+    import vcore.linetest as lt
+    from vcore.srtp import SrtpSession
+
+    monkeypatch.setattr(lt, "MAX_STREAMS", 8)
+    sent: list[tuple[bytes, Any]] = []
+    server = LinetestServer(KEY, send=lambda data, addr: sent.append((data, addr)))
+    clients = {ssrc: lt._Endpoint(SrtpSession("AES_CM_128_HMAC_SHA1_80", KEY), ssrc) for ssrc in range(1, 30)}
+    for ssrc, ep in clients.items():
+        server.datagram_received(ep.packet(lt.MSG_PING, 0, 0, 0, 0.0, 0.0), ("192.0.2.7", 4000 + ssrc), 1.0)
+    assert len(sent) == 8 and server.refused == 21  # pongs to the first 8; the others never authenticated
+    assert len(server._srtp.ssrcs(outbound=False)) == 8
+    server.datagram_received(clients[3].packet(lt.MSG_PING, 0, 1, 0, 0.0, 0.0), ("192.0.2.7", 4003), 2.0)
+    assert len(sent) == 9 and sent[-1][1] == ("192.0.2.7", 4003)  # a known client is still served

@@ -6,7 +6,18 @@
 
 Both use the built-in test pattern and tone unless ``--camera``/``--microphone``
 name devices; both print the call's events and, every few seconds, its
-statistics. Ctrl-C hangs up.
+statistics.
+
+Input: every value is checked before anything is placed or bound (see
+:mod:`vcore.cli`): a bad one is one ``error: ...`` line and status 2; the camera
+and the microphone are opened once (and closed) before dialling or listening, so
+a device that cannot be used fails then, not mid-call. A busy listen port is one
+line naming the port.
+
+Signals: SIGINT (Ctrl-C) and SIGTERM (systemd's stop) hang up every call with a
+ReleaseComplete (the peer's call ends ``hangup``), finish the recordings, print
+the summary and exit 0 (``vcore call``: 0 when the call ended by a hang-up). A
+second signal during that shutdown exits at once (130 / 143).
 """
 
 from __future__ import annotations
@@ -14,43 +25,95 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
+from collections.abc import Callable
 from typing import Any
+
+from .cli import (char_device, fail, input_file, integer, library_check, nonempty, number, output_dir,
+                  output_file, port, size)
 
 __all__ = ["answer_main", "call_main"]
 
+RECORD_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v")
+
+
+def _host(text: str) -> str:
+    from .transport import check_host
+
+    return check_host(text) if text else text  # "": every address (answer --host)
+
+
+def _ports(text: str) -> Any:
+    from .transport import parse_port_range
+
+    return parse_port_range(text)
+
+
+def _gatekeeper(text: str) -> Any:
+    from .h323.gatekeeper import parse_gatekeeper
+
+    return parse_gatekeeper(text)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", help="this terminal's display name (default: the certificate's name)")
-    p.add_argument("--identity", metavar="PEM", help="this terminal's key and certificate (vcore pki issue)")
-    p.add_argument("--trust", metavar="PEM", action="append", default=[], help="trust anchor (CA certificate)")
-    p.add_argument("--crl", metavar="PEM",
+    p.add_argument("--name", type=nonempty, help="this terminal's display name (default: the certificate's name)")
+    p.add_argument("--identity", metavar="PEM", type=input_file,
+                   help="this terminal's key and certificate (vcore pki issue)")
+    p.add_argument("--trust", metavar="PEM", action="append", default=[], type=input_file,
+                   help="trust anchor (CA certificate)")
+    p.add_argument("--crl", metavar="PEM", type=input_file,
                    help="certificate revocation list (default: the crl.pem next to the --trust file)")
     p.add_argument("--no-crl", action="store_true", help="do not check revocation (not recommended; logged)")
     p.add_argument("--no-tls", action="store_true", help="plaintext signalling (the SRTP keys travel unprotected)")
-    p.add_argument("--camera", metavar="DEVICE", help="V4L2 camera (default: test pattern)")
-    p.add_argument("--microphone", metavar="DEVICE", help="ALSA device (default: test tone)")
-    p.add_argument("--size", default="640x480", help="test pattern size (default 640x480)")
-    p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--bitrate", type=int, default=768_000, help="the most video bit/s (default 768000); congestion control keeps the video under what the "
-                        "line takes")
-    p.add_argument("--stats", type=float, default=5.0, help="print statistics every this many seconds (0: never)")
-    p.add_argument("--media-timeout", type=float, default=10.0)
-    p.add_argument("--rtp-ports", metavar="LOW-HIGH",
+    p.add_argument("--camera", metavar="DEVICE", type=char_device, help="V4L2 camera (default: test pattern)")
+    p.add_argument("--microphone", metavar="DEVICE", type=nonempty, help="PulseAudio source name (default: test tone)")
+    p.add_argument("--size", type=size, default=(640, 480),
+                   help="picture WIDTHxHEIGHT, even, 16 to 4096 (default 640x480)")
+    p.add_argument("--fps", type=number(1, 60, "fps"), default=25.0, help="frames per second, 1 to 60 (default 25)")
+    p.add_argument("--bitrate", type=integer(50_000, 50_000_000, "bitrate"), default=768_000,
+                   help="the most video bit/s, 50000 to 50000000 (default 768000); congestion control keeps the "
+                        "video under what the line takes")
+    p.add_argument("--stats", type=number(0, what="stats interval"), default=5.0,
+                   help="print statistics every this many seconds (0: never)")
+    p.add_argument("--media-timeout", type=number(0, what="media timeout", above=True), default=10.0,
+                   help="end a call after this many seconds without media (default 10)")
+    p.add_argument("--rtp-ports", metavar="LOW-HIGH", type=library_check(_ports),
                    help="UDP ports for media, RTP even / RTCP odd, two pairs a call (default: any free port)")
-    p.add_argument("--media-address", metavar="IP", help="bind media to this local address (default: all)")
-    p.add_argument("--public-address", metavar="IP",
+    p.add_argument("--media-address", metavar="IP", type=library_check(_host),
+                   help="bind media to this local address (default: all)")
+    p.add_argument("--public-address", metavar="IP", type=library_check(_host),
                    help="announce this address for media (a station behind a port-forwarding router)")
-    p.add_argument("--gatekeeper", metavar="HOST[:PORT]", help="register with this H.323 gatekeeper (RAS, port 1719)")
-    p.add_argument("--alias", action="append", default=[], metavar="NAME",
+    p.add_argument("--gatekeeper", metavar="HOST[:PORT]", type=library_check(_gatekeeper),
+                   help="register with this H.323 gatekeeper (RAS, port 1719)")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME", type=nonempty,
                    help="H.323 alias to register with the gatekeeper (default: the certificate's name)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
+def _probe(args: argparse.Namespace) -> None:
+    """Open the camera and the microphone once and close them: one that cannot be used fails before any call."""
+    from .errors import MediaError
+    from .media import Camera, Microphone
+
+    w, h = args.size
+    devices: list[tuple[str, str | None, Callable[[], Any]]] = [
+        ("camera", args.camera, lambda: Camera(args.camera, w, h, args.fps)),
+        ("microphone", args.microphone, lambda: Microphone(args.microphone))]
+    for what, device, make in devices:
+        if device:
+            try:
+                make().close()
+            except (ValueError, OSError) as exc:  # e.g. an FFmpeg built without that input
+                raise MediaError(f"cannot open {what} {device!r}: {exc}") from None
+
+
 def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .errors import CallError
     from .media import Camera, Microphone, TestPattern, Tone
 
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = args.size
     video = (lambda: Camera(args.camera, w, h, args.fps)) if args.camera else (lambda: TestPattern(w, h, args.fps))
     audio = (lambda: Microphone(args.microphone)) if args.microphone else (lambda: Tone(sample_rate=16000))
     opts: dict[str, Any] = {"video": video, "audio": audio, "bitrate": args.bitrate,
@@ -61,9 +124,9 @@ def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["allow_plaintext"] = True
     else:
         if not args.identity or not args.trust:
-            raise SystemExit("error: give --identity and --trust (or --no-tls for a plaintext test call)")
+            raise CallError("give --identity and --trust (or --no-tls for a plaintext test call)")
         if args.crl and args.no_crl:
-            raise SystemExit("error: give --crl or --no-crl, not both")
+            raise CallError("give --crl or --no-crl, not both")
         opts.update(identity=args.identity, trust=args.trust, crl=None if args.no_crl else args.crl or "auto")
     return opts
 
@@ -110,13 +173,59 @@ def _summary(call: Any) -> None:
               f"bytes={s.bytes} dropped={s.dropped}{adapted} [{s.cipher_suite}]", flush=True)
 
 
+class _Shutdown:
+    """SIGINT/SIGTERM: the first sets :attr:`event` (a clean shutdown); a second exits at once (128 + its number)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        if self.event.is_set():
+            print(f"{signum.name} again: exiting without finishing", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(128 + signum)
+        print(f"{signum.name}: hanging up", flush=True)
+        self.event.set()
+
+
+async def _start(terminal: Any, args: argparse.Namespace) -> int | None:
+    """Start ``terminal`` (listen, register): None when it runs, else the exit status (the error printed)."""
+    from .errors import CallError
+
+    try:
+        await terminal.start()
+        return None
+    except CallError as exc:
+        await terminal.close()
+        text = str(exc).lower()
+        if "cannot listen" not in text:  # e.g. the gatekeeper does not answer
+            return fail(exc, 1)
+        why = ("address already in use: another program (another vcore answer?) holds it; stop it or give "
+               "another --port" if "in use" in text else "permission denied: ports below 1024 need root; give "
+               "--port 1024 or more" if "permission" in text else f"{exc}; give another --port or --host")
+        return fail(f"cannot listen on port {args.port}: {why}", 1)
+
+
 async def _answer(args: argparse.Namespace) -> int:
     from .call import Terminal
 
     terminal = Terminal(_name(args), host=args.host, port=args.port, auto_answer=True,
                         allow=args.allow or None, recordings=args.record_dir, max_calls=1,
                         **_terminal_options(args))
-    async with terminal:
+    _probe(args)
+    if (status := await _start(terminal, args)) is not None:
+        return status
+    shutdown = _Shutdown()
+
+    async def close_on_signal() -> None:
+        await shutdown.event.wait()
+        await terminal.close()  # hangs up every call (ReleaseComplete), finishes recordings, ends incoming()
+
+    closing = asyncio.ensure_future(close_on_signal())
+    try:
         where = terminal.address if args.host else f"port {terminal.port} (every address)"
         print(f"{terminal.name}: answering calls on {where}"
               + (f" from {', '.join(args.allow)}" if args.allow else ""), flush=True)
@@ -124,6 +233,11 @@ async def _answer(args: argparse.Namespace) -> int:
             print(f"call from {incoming.caller!r}", flush=True)
             if incoming.call is not None:
                 await _follow(incoming.call, args.stats)
+    finally:
+        if not shutdown.event.is_set():
+            closing.cancel()
+        await asyncio.gather(closing, return_exceptions=True)
+        await terminal.close()
     return 0
 
 
@@ -131,27 +245,36 @@ async def _call(args: argparse.Namespace) -> int:
     from .call import CallFailed, Terminal
 
     terminal = Terminal(_name(args), listen=False, directory=args.cards, **_terminal_options(args))
+    _probe(args)
+    if (status := await _start(terminal, args)) is not None:
+        return status
     async with terminal:
+        shutdown = asyncio.ensure_future(_Shutdown().event.wait())
         try:
             if args.target.isdigit() and args.cards:
-                call = await terminal.call(card=int(args.target), record=args.record)
+                placing = asyncio.ensure_future(terminal.call(card=int(args.target), record=args.record))
             else:
-                call = await terminal.call(args.target, record=args.record, expect_name=args.expect)
-        except CallFailed as exc:
-            print(f"call failed ({exc.reason}): {exc}", file=sys.stderr)
-            return 1
-        follow = asyncio.ensure_future(_follow(call, args.stats))
-        try:
-            if args.seconds:
-                await asyncio.wait_for(asyncio.shield(call.wait_ended()), args.seconds)
-            else:
-                await call.wait_ended()
-        except asyncio.TimeoutError:
-            await call.hangup()
+                placing = asyncio.ensure_future(terminal.call(args.target, record=args.record,
+                                                              expect_name=args.expect))
+            await asyncio.wait({placing, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+            if not placing.done():
+                placing.cancel()
+                await asyncio.gather(placing, return_exceptions=True)
+                print("stopped before the call was placed", flush=True)
+                return 0
+            try:
+                call = placing.result()
+            except CallFailed as exc:
+                return fail(f"call failed ({exc.reason}): {exc}", 1)
+            follow = asyncio.ensure_future(_follow(call, args.stats))
+            ended = asyncio.ensure_future(call.wait_ended())
+            await asyncio.wait({ended, shutdown}, timeout=args.seconds or None, return_when=asyncio.FIRST_COMPLETED)
+            if not ended.done():  # --seconds, or a signal: hang up ourselves (the peer sees "hangup")
+                await call.hangup()
+            await asyncio.gather(ended, follow)
         finally:
-            await follow
-        ended = call.ended
-        return 0 if ended is not None and ended.reason == "hangup" else 1
+            shutdown.cancel()
+        return 0 if call.ended is not None and call.ended.reason == "hangup" else 1
 
 
 def _run(coro: Any, verbose: bool) -> int:
@@ -160,20 +283,24 @@ def _run(coro: Any, verbose: bool) -> int:
 
     try:
         return int(asyncio.run(coro))
-    except VcoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except VcoreError as exc:  # refused before any call: the library's own checks (bitrate, identity, address...)
+        return fail(exc)
     except KeyboardInterrupt:
         return 130
 
 
 def answer_main(argv: list[str]) -> int:
+    """``vcore answer``; exit status 0 (stopped by a signal), 1 (failed at run time), 2 (bad input)."""
     p = argparse.ArgumentParser(prog="vcore answer", description="an agent's station: answer calls automatically")
     _common(p)
-    p.add_argument("--host", default="", help="listen address (default: every address, IPv4 and IPv6)")
-    p.add_argument("--port", type=int, default=None, help="listen port (default 1300 with TLS, 1720 without)")
-    p.add_argument("--allow", action="append", default=[], metavar="NAME", help="admit only these certificate names")
-    p.add_argument("--record-dir", metavar="DIR", help="record every call into this directory")
+    p.add_argument("--host", default="", type=library_check(_host),
+                   help="listen address (default: every address, IPv4 and IPv6)")
+    p.add_argument("--port", type=port(any_port=True), default=None,
+                   help="listen port, 0 for any free one (default 1300 with TLS, 1720 without)")
+    p.add_argument("--allow", action="append", default=[], metavar="NAME", type=nonempty,
+                   help="admit only these certificate names")
+    p.add_argument("--record-dir", metavar="DIR", type=output_dir,
+                   help="record every call into this directory (it must exist)")
     args = p.parse_args(argv)
     if args.port is None:
         args.port = 1720 if args.no_tls else 1300
@@ -181,12 +308,15 @@ def answer_main(argv: list[str]) -> int:
 
 
 def call_main(argv: list[str]) -> int:
+    """``vcore call``; exit status 0 (the call ended by a hang-up), 1 (it failed or ended otherwise), 2 (bad input)."""
     p = argparse.ArgumentParser(prog="vcore call", description="call an address or a directory card")
     _common(p)
-    p.add_argument("target", help="h323:alias@host[:port], host[:port], or a card number with --cards")
-    p.add_argument("--cards", metavar="TOML", help="directory of numbered cards (cards.toml)")
-    p.add_argument("--expect", metavar="NAME", help="the certificate name the callee must present")
-    p.add_argument("--seconds", type=float, default=0.0, help="hang up after this long (default: when the peer does)")
-    p.add_argument("--record", metavar="FILE.mp4", help="record what the peer sends")
+    p.add_argument("target", type=nonempty, help="h323:alias@host[:port], host[:port], or a card number with --cards")
+    p.add_argument("--cards", metavar="TOML", type=input_file, help="directory of numbered cards (cards.toml)")
+    p.add_argument("--expect", metavar="NAME", type=nonempty, help="the certificate name the callee must present")
+    p.add_argument("--seconds", type=number(0, what="seconds"), default=0.0,
+                   help="hang up after this long (default: when the peer does)")
+    p.add_argument("--record", metavar="FILE.mp4", type=output_file(*RECORD_SUFFIXES),
+                   help="record what the peer sends (MP4 or MKV; the directory must exist)")
     args = p.parse_args(argv)
     return _run(_call(args), args.verbose)

@@ -9,6 +9,10 @@ records what it receives to an MP4 file, and at the end a summary is printed and
     vcore demo                               # 25 s, 1280x720 at 30 fps, 1.5 Mbit/s
     vcore demo --seconds 10 --output call.mp4 --chart call.png
     vcore demo --no-tls                      # plaintext signalling (SRTP keys exposed), for comparison
+
+Every value is checked before anything starts (one ``error: ...`` line, status 2):
+sizes even and 16 to 4096, 1 to 60 fps, 50 kbit/s to 50 Mbit/s, an encoder that
+opens here, ``--output``/``--chart`` in an existing writable directory.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from . import cli
 
 __all__ = ["main", "parse_size", "format_ms"]
 
@@ -28,14 +33,23 @@ PRESETS = {1: ("face", 0, 120, 0x2800), 2: ("document on the desk", 0, -400, 0x1
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``WIDTHxHEIGHT`` (positive, even) for argparse ``type=``; shared with the examples."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT") from None
-    if w <= 0 or h <= 0 or w % 2 or h % 2:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive and even")
-    return w, h
+    """``WIDTHxHEIGHT`` (even, 16 to 4096) for argparse ``type=``; shared with the examples (see :func:`vcore.cli.size`)."""
+    return cli.size(text)
+
+
+def _encoder(name: str) -> str:
+    """``auto`` or an H.264 encoder that opens on this machine (argparse ``type=``)."""
+    import av
+
+    from .media import available_h264_encoders
+
+    if name == "auto" or (name == "libx264" and name in av.codecs_available):
+        return name
+    usable = available_h264_encoders()
+    if name not in usable:
+        raise argparse.ArgumentTypeError(f"H.264 encoder {name!r} is not usable here (usable: "
+                                         f"{', '.join(usable) or 'none'}; or auto)")
+    return name
 
 
 def format_ms(v: float | None) -> str:
@@ -164,7 +178,8 @@ async def run(args: argparse.Namespace) -> int:
         print(f"  lip sync at the agent: pictures {format_ms(abs(final_rx.lip_sync)).strip()} ms {side} "
               f"their sound (sound held back {format_ms(final_rx.lip_sync_delay).strip()} ms)")
     print(f"  ended: {call.ended.reason if call.ended else '?'}")
-    print(f"  recording: {output} ({output.stat().st_size if output.exists() else 0} bytes)")
+    print(f"  recording: {output} ({output.stat().st_size} bytes)" if output.exists()
+          else "  recording: none (no picture reached the agent)")
     _chart(series, Path(args.chart) if args.chart else output.with_suffix(".png"))
     return 0
 
@@ -198,14 +213,19 @@ def _chart(series: list[tuple[float, float, float, float | None]], path: Path) -
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vcore demo", description="kiosk calls agent on 127.0.0.1: TLS + SRTP, live stats")
-    p.add_argument("--seconds", type=float, default=25.0, help="call length (default 25)")
-    p.add_argument("--output", metavar="FILE.mp4", help="where the agent records the call (default: a temp file)")
-    p.add_argument("--chart", metavar="FILE.png", help="chart path (default: next to the recording)")
+    p.add_argument("--seconds", type=cli.number(0, what="seconds", above=True), default=25.0,
+                   help="call length (default 25)")
+    p.add_argument("--output", metavar="FILE.mp4", type=cli.output_file(".mp4", ".mkv", ".mov", ".m4v"),
+                   help="where the agent records the call (default: a temp file)")
+    p.add_argument("--chart", metavar="FILE.png", type=cli.output_file(".png", ".svg", ".pdf"),
+                   help="chart path (default: next to the recording)")
     p.add_argument("--no-tls", action="store_true", help="plaintext signalling (the call's stats say so)")
     p.add_argument("--size", type=parse_size, default=(1280, 720), help="kiosk video WIDTHxHEIGHT (default 1280x720)")
-    p.add_argument("--fps", type=float, default=30.0, help="kiosk frame rate (default 30)")
-    p.add_argument("--bitrate", type=int, default=1_500_000, help="video bit/s (default 1500000)")
-    p.add_argument("--encoder", default="libx264", help="H.264 encoder (default libx264; auto probes hardware)")
+    p.add_argument("--fps", type=cli.number(1, 60, "fps"), default=30.0, help="kiosk frame rate, 1 to 60 (default 30)")
+    p.add_argument("--bitrate", type=cli.integer(50_000, 50_000_000, "bitrate"), default=1_500_000,
+                   help="video bit/s, 50000 to 50000000 (default 1500000)")
+    p.add_argument("--encoder", type=_encoder, default="libx264",
+                   help="H.264 encoder (default libx264; auto probes hardware)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -214,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(run(args))
     except VcoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return cli.fail(exc, 1)
     except KeyboardInterrupt:
         return 130

@@ -105,6 +105,7 @@ MAX_TESTS = 64  # test ids one session may use (each keeps its arrival records)
 MAX_SENDERS = 4  # probe trains the server sends at once (one per session)
 AMPLIFICATION = 3  # until an address echoed its cookie, at most this many bytes out per byte in
 SESSION_IDLE = 60.0
+MAX_STREAMS = 4096  # distinct client SSRCs the server's SRTP context keeps replay state for (~1 MB at most)
 COOKIE_LEN = 8
 
 MSG_PING, MSG_PONG, MSG_DATA, MSG_START, MSG_REPORT_REQ, MSG_REPORT, MSG_BYE = range(1, 8)
@@ -274,6 +275,9 @@ class LinetestServer:
         self.dropped = 0  # datagrams that failed authentication or parsing
         self.refused = 0  # authentic requests refused: bad values, no cookie, a limit reached
         self.withheld = 0  # datagrams not sent to an unverified address (the amplification bound)
+        # the client SSRCs that passed authentication: each keeps replay state in the SRTP context, which
+        # cannot forget one (that would allow replays and, outbound, index reuse under the shared key)
+        self._streams: set[int] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -318,11 +322,19 @@ class LinetestServer:
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...], now: float) -> None:
         """Handle one datagram that arrived at ``now`` (monotonic seconds) from ``addr``."""
+        if len(self._streams) >= MAX_STREAMS and int.from_bytes(data[8:12], "big") not in self._streams:
+            self._refuse("%d client SSRCs seen: restart the server to take new ones", MAX_STREAMS)
+            return  # not even authenticated: a key holder cycling SSRCs cannot grow the SRTP state
         opened = _open(self._srtp, data)
         if opened is None:
             self.dropped += 1
             return
         ssrc, (kind, _flags, test, index, aux, t1, t2), body = opened
+        if ssrc not in self._streams:
+            self._streams.add(ssrc)
+            if len(self._streams) == MAX_STREAMS:
+                _log.warning("linetest server: %d client SSRCs seen; new clients are refused until a restart",
+                             MAX_STREAMS)
         s = self._sessions.get(ssrc)
         if s is None:
             self._expire(now)
@@ -814,31 +826,44 @@ async def _measure(client: _Client, rep: LinetestReport, pings: int, interval: f
 
 
 def _split_address(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` or ``[V6]:PORT`` -> (host, port); ValueError when malformed or the port is out of range."""
     if text.startswith("["):  # [v6]:port
         host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else DEFAULT_PORT
-    if text.count(":") == 1:
+        port = int(rest[1:]) if rest.startswith(":") else DEFAULT_PORT
+    elif text.count(":") == 1:
         host, _, p = text.partition(":")
-        return host, int(p)
-    return text, DEFAULT_PORT
+        port = int(p)
+    else:
+        host, port = text, DEFAULT_PORT
+    if not host or not 0 < port < 65536:
+        raise ValueError(text)
+    return host, port
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``vcore linetest``; exit status 0: complete, 3: partial or no answer, 2: usage error."""
+    """``vcore linetest``; exit status 0: complete, 3: partial or no answer, 2: bad input (one ``error:`` line)."""
+    from .cli import fail, integer, nonempty, number, output_file, port
+
     p = argparse.ArgumentParser(prog="vcore linetest", description=__doc__.split("\n")[0])
     p.add_argument("address", nargs="?", help="the far side's HOST[:PORT] (it runs vcore linetest --serve)")
     p.add_argument("--serve", action="store_true", help="be the far side: answer line tests")
-    p.add_argument("--host", default="0.0.0.0", help="--serve: address to listen on (default all)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"UDP port (default {DEFAULT_PORT})")
-    p.add_argument("--serve-for", type=float, default=0.0, metavar="S", help="--serve: stop after S seconds")
-    p.add_argument("--key", help="pre-shared SRTP key (base64 of 30 bytes); 'generate' on the server prints one")
-    p.add_argument("--passphrase", default=DEFAULT_PASSPHRASE, help="derive the key from this instead of --key")
+    p.add_argument("--host", default="0.0.0.0", type=nonempty, help="--serve: address to listen on (default all)")
+    p.add_argument("--port", type=port(any_port=True), default=DEFAULT_PORT,
+                   help=f"UDP port (default {DEFAULT_PORT}; --serve 0: any free port)")
+    p.add_argument("--serve-for", type=number(0, what="seconds"), default=0.0, metavar="S",
+                   help="--serve: stop after S seconds")
+    p.add_argument("--key", type=nonempty,
+                   help="pre-shared SRTP key (base64 of 30 bytes); 'generate' on the server prints one")
+    p.add_argument("--passphrase", default=DEFAULT_PASSPHRASE, type=nonempty,
+                   help="derive the key from this instead of --key")
     p.add_argument("--quick", action="store_true", help="shorter test (100 pings, 0.5 s ramp steps)")
-    p.add_argument("--pings", type=int, help="pings in the ping train (default 200)")
-    p.add_argument("--step", type=float, help="seconds per ramp step (default 1.0)")
-    p.add_argument("--max-rate", type=float, default=100e6, help="bit/s the ramp never exceeds (default 100e6)")
-    p.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds (default 60)")
-    p.add_argument("--json", metavar="OUT", help="save the report as JSON")
+    p.add_argument("--pings", type=integer(1, 100_000, "pings"), help="pings in the ping train (default 200)")
+    p.add_argument("--step", type=number(0, 60, "step", above=True), help="seconds per ramp step (default 1.0)")
+    p.add_argument("--max-rate", type=number(0, what="max rate", above=True), default=100e6,
+                   help="bit/s the ramp never exceeds (default 100e6)")
+    p.add_argument("--timeout", type=number(0, what="timeout", above=True), default=60.0,
+                   help="give up after this many seconds (default 60)")
+    p.add_argument("--json", metavar="OUT", type=output_file(), help="save the report as JSON")
     args = p.parse_args(argv)
     try:
         if args.key == "generate":
@@ -851,38 +876,47 @@ def main(argv: list[str] | None = None) -> int:
         else:
             key = key_from_passphrase(args.passphrase)
     except LinetestError as exc:
-        print(f"vcore linetest: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     if args.serve:
         if not args.key and args.passphrase == DEFAULT_PASSPHRASE:
-            print("vcore linetest: --serve needs a key of its own: --key generate (prints one to give the "
-                  "client), --key KEY, or --passphrase TEXT (the default passphrase is public)", file=sys.stderr)
-            return 2
-        return asyncio.run(_serve(key, args.host, args.port, args.serve_for))
+            return fail("--serve needs a key of its own: --key generate (prints one to give the client), "
+                        "--key KEY, or --passphrase TEXT (the default passphrase is public)")
+        return _interruptible(_serve(key, args.host, args.port, args.serve_for))
     if not args.address:
         p.error("give the far side's address, or --serve")
     try:
-        host, port = _split_address(args.address)
-        if "--port" in (argv if argv is not None else sys.argv):
-            port = args.port
+        host, port_ = _split_address(args.address)
     except ValueError:
-        print(f"vcore linetest: bad address {args.address!r}", file=sys.stderr)
-        return 2
+        return fail(f"bad address {args.address!r}: expected HOST[:PORT] or [IPv6]:PORT, port 1 to 65535")
+    if "--port" in (argv if argv is not None else sys.argv):
+        port_ = args.port
+    if port_ == 0:
+        return fail("--port 0 (any port) is for --serve; give the far side's port")
     pings = args.pings or (100 if args.quick else 200)
     step = args.step or (0.5 if args.quick else 1.0)
 
     def progress(text: str) -> None:
         print(text, flush=True)
 
-    rep = asyncio.run(run_linetest(host, port, key, pings=pings, step=step, timeout=args.timeout,
+    rep = asyncio.run(run_linetest(host, port_, key, pings=pings, step=step, timeout=args.timeout,
                                    max_rate=args.max_rate, progress=progress))
     print()
     print(rep.text())
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(rep.as_dict(), fh, indent=2)
+        try:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(rep.as_dict(), fh, indent=2)
+        except OSError as exc:
+            return fail(f"cannot save the report: {exc}", 1)
         print(f"report saved to {args.json}")
     return 0 if rep.complete else 3
+
+
+def _interruptible(coro: Any) -> int:
+    try:
+        return int(asyncio.run(coro))
+    except KeyboardInterrupt:
+        return 0
 
 
 async def _serve(key: bytes, host: str, port: int, serve_for: float) -> int:
@@ -890,8 +924,10 @@ async def _serve(key: bytes, host: str, port: int, serve_for: float) -> int:
     try:
         addr = await server.start(host, port)
     except OSError as exc:
-        print(f"vcore linetest: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
-        return 2
+        from .cli import fail
+
+        return fail(f"cannot listen on UDP {host}:{port}: {exc.strerror or exc} (another linetest server "
+                    "there? stop it, or give --port)", 1)
     print(f"serving line tests on UDP {addr[0]}:{addr[1]} (Ctrl-C to stop)", flush=True)
     try:
         if serve_for > 0:

@@ -243,6 +243,8 @@ class CertificateAuthority:
     def init(cls, directory: str | os.PathLike[str], name: str, days: int = 3650) -> CertificateAuthority:
         """Create a new CA (ECDSA P-256, self-signed) in ``directory``; refuses to overwrite one."""
         path = Path(directory)
+        if days < 1:
+            raise PkiError(f"a CA must be valid at least one day, not {days}")
         if (path / _CA_KEY).exists():
             raise PkiError(f"{path} already holds a CA")
         path.mkdir(parents=True, exist_ok=True)
@@ -513,22 +515,26 @@ def check_allowed(name: str | None, allow_list: Iterable[str] | None) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .cli import integer, nonempty, output_file
+
     parser = argparse.ArgumentParser(prog="vcore pki", description="Private CA for vcore terminals")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("init", help="create the installation's CA")
     p.add_argument("directory")
-    p.add_argument("--name", default="vcore CA", help="the CA's common name")
-    p.add_argument("--days", type=int, default=3650)
+    p.add_argument("--name", default="vcore CA", type=nonempty, help="the CA's common name")
+    p.add_argument("--days", type=integer(1, 36500, "days"), default=3650,
+                   help="validity of the CA certificate (default 3650)")
     p = sub.add_parser("issue", help="issue a terminal certificate (writes NAME.pem: key + chain)")
     p.add_argument("directory")
-    p.add_argument("name")
-    p.add_argument("--days", type=int, default=825)
+    p.add_argument("name", type=nonempty)
+    p.add_argument("--days", type=integer(1, 3650, "days"), default=825,
+                   help="validity of the certificate, 1 to 3650 days (default 825)")
     p.add_argument("--role", choices=ROLES, required=True,
                    help="kiosk or agent: an agent without an allow-list answers kiosks only")
     p.add_argument("--alias", action="append", default=[], metavar="ALIAS",
                    help="H.323 alias the terminal is called by (repeatable; default: from the name, "
                         "'CAF agent' -> caf-agent)")
-    p.add_argument("--out", help="identity file to write (default: DIRECTORY/NAME.pem)")
+    p.add_argument("--out", type=output_file(), help="identity file to write (default: DIRECTORY/NAME.pem)")
     p = sub.add_parser("list", help="list issued certificates")
     p.add_argument("directory")
     p = sub.add_parser("revoke", help="revoke by terminal name or hex serial, and rewrite the CRL")
@@ -537,7 +543,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crl", help="re-sign the CRL for DAYS more (run it from a scheduled job; copy crl.pem "
                                    "to the stations)")
     p.add_argument("directory")
-    p.add_argument("--days", type=int, default=CRL_DAYS, help=f"validity, 1 to 365 days (default {CRL_DAYS})")
+    p.add_argument("--days", type=integer(1, 365, "days"), default=CRL_DAYS,
+                   help=f"validity, 1 to 365 days (default {CRL_DAYS})")
     return parser
 
 
@@ -578,8 +585,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{ca.crl_path} valid until {nxt:%Y-%m-%d %H:%M} UTC; copy it to every station "
                   "(next to its ca.cert.pem)")
     except (PkiError, CallError, OSError) as exc:
-        print(f"vcore pki: {exc}", file=sys.stderr)
-        return 1
+        from .cli import fail
+
+        return fail(exc, 1)
     return 0
 
 

@@ -393,15 +393,27 @@ def plot(results: list[tuple[str, dict[str, Any]]], path: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``vcore bench``; exit status 0: a profile is sustainable, 3: none is, 2: usage error."""
+    """``vcore bench``; exit status 0: a profile is sustainable, 3: none is, 2: bad input (one ``error:`` line)."""
+    from ..cli import fail, nonempty, output_file
+
+    def names(text: str) -> list[str]:
+        items = [n.strip() for n in text.split(",")]
+        if not all(items):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected NAME[,NAME...] without empty names")
+        return items
+
     p = argparse.ArgumentParser(prog="vcore bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short runs, libx264 ultrafast only (under a minute)")
-    p.add_argument("--json", metavar="OUT", help="save the results (machine facts and measurements) as JSON")
-    p.add_argument("--plot", metavar="OUT.png", help="draw CPU share per profile (needs matplotlib)")
-    p.add_argument("--camera", metavar="PORT", help="VISCA round trip: serial device, HOST:PORT, or 'emulate'")
-    p.add_argument("--profiles", help="comma-separated call profiles (default: all, e.g. 360p15,...,1080p30)")
-    p.add_argument("--encoders", help="comma-separated H.264 encoders to try instead of probing")
-    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="two saved results side by side")
+    p.add_argument("--json", metavar="OUT", type=output_file(),
+                   help="save the results (machine facts and measurements) as JSON")
+    p.add_argument("--plot", metavar="OUT.png", type=output_file(".png", ".svg", ".pdf"),
+                   help="draw CPU share per profile (needs matplotlib)")
+    p.add_argument("--camera", metavar="PORT", type=nonempty,
+                   help="VISCA round trip: serial device, HOST:PORT, or 'emulate'")
+    p.add_argument("--profiles", type=names, help="comma-separated call profiles (default: all, e.g. 360p15,...,1080p30)")
+    p.add_argument("--encoders", type=names, help="comma-separated H.264 encoders to try instead of probing")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
+                   help="two saved results side by side")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
 
@@ -412,11 +424,9 @@ def main(argv: list[str] | None = None) -> int:
                 with open(path, encoding="utf-8") as fh:
                     data = json.load(fh)
             except (OSError, ValueError) as exc:
-                print(f"vcore bench: cannot read {path}: {exc}", file=sys.stderr)
-                return 2
+                return fail(f"cannot read {path}: {exc}")
             if not isinstance(data, dict) or data.get("schema") != rp.SCHEMA:
-                print(f"vcore bench: {path} is not a vcore bench result ({rp.SCHEMA})", file=sys.stderr)
-                return 2
+                return fail(f"{path} is not a vcore bench result ({rp.SCHEMA})")
             loaded.append(data)
         print(compare(loaded[0], loaded[1], (args.compare[0], args.compare[1])))
         if args.plot:
@@ -424,19 +434,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"plot: {why}" if why else f"plot written to {args.plot}")
         return 0
 
-    profiles = args.profiles.split(",") if args.profiles else None
+    profiles = args.profiles
     if profiles:
         try:
             for name in profiles:
                 wl.call_profile(name)
         except KeyError as exc:
-            print(f"vcore bench: {exc.args[0]}", file=sys.stderr)
-            return 2
+            return fail(exc.args[0])
     progress = _Progress(sys.stdout, args.quiet)
     mode = "quick" if args.quick else "full"
     progress(f"vcore bench ({mode}): measuring this machine; one heavy process at a time please")
     result = run_bench(args.quick, args.camera, profiles=profiles,
-                       encoders=args.encoders.split(",") if args.encoders else None, progress=progress)
+                       encoders=args.encoders, progress=progress)
     print()
     print(summary(result))
     if args.json:

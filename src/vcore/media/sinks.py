@@ -13,11 +13,13 @@ play everywhere).
 
 from __future__ import annotations
 
+import atexit
 import collections
 import io
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, Generic, Protocol, TypeVar
@@ -136,6 +138,30 @@ class FrameQueue(Generic[T]):
             self._cond.notify_all()
 
 
+def _check_writable(path: str) -> None:
+    """A :class:`MediaError` unless ``path`` can be created or overwritten (nothing is created)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    problem = ("is a directory" if os.path.isdir(path)
+               else f"no such directory {folder!r}" if not os.path.isdir(folder)
+               else "permission denied" if not os.access(folder, os.W_OK | os.X_OK)
+               or (os.path.exists(path) and not os.access(path, os.W_OK)) else None)
+    if problem is not None:
+        raise MediaError(f"cannot write recording {path!r}: {problem}")
+
+
+_open_recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_open_recorders() -> None:
+    """At exit, finish recordings whose call was cancelled before it closed them (a playable file)."""
+    for rec in list(_open_recorders):
+        try:
+            rec.close()
+        except MediaError as exc:
+            _log.warning("%s", exc)
+
+
 class Recorder:
     """Writes received H.264 (remuxed, not re-encoded) and audio to an MP4 or MKV file.
 
@@ -156,6 +182,14 @@ class Recorder:
     Several writers (an audio and a video receiver) can share one recorder:
     each calls ``attach()`` when it starts and ``detach()`` when it is done; the
     file is finished when the last one detaches, or at once by ``close()``.
+
+    The file is created at the first keyframe, not before: a call that never
+    got a picture leaves no file (and does not truncate one already there). The
+    constructor only checks that the path can be written. ``close()`` finishes
+    the file (the MP4 index, ``moov``); an MP4 that could not be finished is
+    removed (an MKV plays without its index and is kept). Write errors (a full
+    disk) are :class:`MediaError`. A recorder still open when the interpreter exits (its call was
+    cancelled before closing it) is finished then.
 
     Thread-safe: writes and ``close()`` are serialized by a lock.
     """
@@ -192,11 +226,7 @@ class Recorder:
         self.video_frames = 0
         self.audio_frames = 0
         self.skipped = 0
-        try:  # fail now, not at the first keyframe, when the path cannot be written
-            with open(self.path, "wb"):
-                pass
-        except OSError as exc:
-            raise MediaError(f"cannot write recording {self.path!r}: {exc}") from exc
+        _check_writable(self.path)  # fail now, not at the first keyframe; create nothing yet
 
     def attach(self) -> None:
         """One more writer shares this recorder (see :meth:`detach`)."""
@@ -215,6 +245,7 @@ class Recorder:
         # The stream parameters (size, avcC extradata) come from the bitstream itself:
         # parse the first keyframe with FFmpeg's raw H.264 demuxer and copy that stream.
         probe = av.open(io.BytesIO(keyframe.data), format="h264")
+        out: Any = None
         try:
             out = av.open(self.path, "w", format=self._format)
             self._video = out.add_stream_from_template(probe.streams.video[0])
@@ -224,9 +255,12 @@ class Recorder:
                 self._resampler = AudioResampler(format="fltp", layout="mono", rate=self._audio_rate, frame_size=1024)
             out.start_encoding()
         except (av.error.FFmpegError, ValueError, OSError) as exc:
+            if out is not None:  # created (or truncated) by us: half a header is no recording
+                self._discard(out)
             raise MediaError(f"cannot record to {self.path!r}: {exc}") from exc
         finally:
             probe.close()
+        _open_recorders.add(self)
         self._out = out
         if at is not None:
             times = [at] + [t for _, t in self._pending_audio if t is not None]
@@ -262,7 +296,7 @@ class Recorder:
             packet.time_base = _TB90K
             packet.is_keyframe = unit.keyframe
             packet.stream = self._video
-            self._out.mux(packet)
+            self._mux(packet)
             self.video_frames += 1
 
     def write(self, item: AccessUnit | AudioFrame) -> None:
@@ -296,15 +330,22 @@ class Recorder:
             f.pts = self._audio_pts
             f.time_base = Fraction(1, self._audio_rate)
             self._audio_pts += f.samples
-            self._out.mux(self._audio.encode(f))
+            self._mux(self._audio.encode(f))
             self.audio_frames += 1
 
+    def _mux(self, packets: Any) -> None:
+        try:
+            self._out.mux(packets)
+        except (av.error.FFmpegError, OSError) as exc:  # a full disk: the receivers stop recording, the call goes on
+            raise MediaError(f"cannot write recording {self.path!r}: {exc}") from exc
+
     def close(self) -> None:
-        """Finish the file (idempotent). A recording that never saw a keyframe leaves an empty file."""
+        """Finish the file (idempotent). A recording that never saw a keyframe leaves no file."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            _open_recorders.discard(self)
             if self._out is None:
                 return
             try:
@@ -312,10 +353,28 @@ class Recorder:
                     self._encode_audio(None)
                     self._out.mux(self._audio.encode(None))
                 self._out.close()
-            except av.error.FFmpegError as exc:
-                raise MediaError(f"cannot finish recording {self.path!r}: {exc}") from exc
+            except (av.error.FFmpegError, OSError, MediaError) as exc:
+                keep = "matroska" in str(getattr(self._out.format, "name", ""))  # MKV plays without its index
+                if not keep:  # an MP4 without its moov plays nowhere
+                    self._discard(self._out)
+                raise MediaError(f"cannot finish recording {self.path!r}"
+                                 f"{'' if keep else ' (removed)'}: {exc}") from exc
             finally:
                 self._out = None
+            if self.video_frames == 0:  # nothing made it into the file
+                self._discard(None)
+
+    def _discard(self, out: Any) -> None:
+        """Close ``out`` (when given) quietly and remove the file this recorder created."""
+        try:
+            if out is not None:
+                out.close()
+        except (av.error.FFmpegError, OSError):
+            pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
     def __enter__(self) -> Recorder:
         return self

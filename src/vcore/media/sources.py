@@ -113,7 +113,7 @@ class Source:
             container = av.open(
                 self.url, mode="r", format=self.input_format, options=self._options, timeout=self._timeout
             )
-        except (av.error.FFmpegError, OSError) as exc:
+        except (av.error.FFmpegError, OSError, ValueError) as exc:  # ValueError: an input FFmpeg lacks ("pulse")
             raise DeviceNotFound(f"cannot open {self._describe()}: {exc}") from exc
         streams = container.streams.video if self.kind == "video" else container.streams.audio
         if not streams:

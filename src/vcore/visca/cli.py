@@ -3,6 +3,11 @@
     vcore camera --serial /dev/ttyUSB0 preset-recall 2
     vcore camera --ip 192.0.2.5 status
     vcore camera --emulate pan-tilt-to 400 100
+
+Values are checked before the camera is opened (one ``error: ...`` line, status 2):
+presets 0-127, pan/tilt -32768..32767, zoom 0..16384, speed 1-24, address 1-7,
+baud rate 9600/19200/38400, UDP port 1-65535, a positive timeout. A camera that
+cannot be opened or answers with an error is one ``error: ...`` line, status 1.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..cli import fail, integer, number, port
 from .camera import ViscaCamera
 from .emulator import CameraEmulator
 from .errors import CameraError
@@ -23,8 +28,10 @@ from .transport import VISCA_IP_PORT
 __all__ = ["main", "build_parser"]
 
 
-def _int(text: str) -> int:
-    return int(text, 0)  # 0x2000 or 8192
+_preset = integer(0, 127, "preset")
+_pan_tilt = integer(-32768, 32767, "position")
+_zoom = integer(0, 16384, "zoom position")
+_speed = integer(1, 0x18, "speed")
 
 
 def _onoff(text: str) -> bool:
@@ -41,24 +48,26 @@ def build_parser(prog: str = "vcore camera") -> argparse.ArgumentParser:
     where.add_argument("--serial", metavar="PORT", help="serial port, e.g. /dev/ttyUSB0")
     where.add_argument("--ip", metavar="HOST", help="camera speaking Sony VISCA over IP")
     where.add_argument("--emulate", action="store_true", help="an emulated camera on a pseudo-terminal")
-    ap.add_argument("--baudrate", type=int, default=9600, help="serial speed (9600 or 38400)")
-    ap.add_argument("--port", type=int, default=VISCA_IP_PORT, help="UDP port (default 52381)")
-    ap.add_argument("--address", type=int, default=1, help="camera address on the chain (1-7)")
-    ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for completion")
+    ap.add_argument("--baudrate", type=int, choices=(9600, 19200, 38400), default=9600,
+                    help="serial speed (9600, 19200 or 38400)")
+    ap.add_argument("--port", type=port(), default=VISCA_IP_PORT, help="UDP port (default 52381)")
+    ap.add_argument("--address", type=integer(1, 7, "address"), default=1, help="camera address on the chain (1-7)")
+    ap.add_argument("--timeout", type=number(0, what="timeout", above=True), default=30.0,
+                    help="seconds to wait for completion")
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("status", help="print power, pan, tilt, zoom and focus")
     sub.add_parser("version", help="print vendor, model, ROM version")
     for name in ("preset-recall", "preset-set", "preset-reset"):
-        sub.add_parser(name, help=f"{name.split('-')[1]} a memory preset").add_argument("preset", type=_int)
+        sub.add_parser(name, help=f"{name.split('-')[1]} a memory preset").add_argument("preset", type=_preset)
     sub.add_parser("power").add_argument("state", type=_onoff)
     sub.add_parser("home", help="pan-tilt home")
     sub.add_parser("reset", help="pan-tilt reset")
-    sub.add_parser("zoom-to").add_argument("position", type=_int)
+    sub.add_parser("zoom-to").add_argument("position", type=_zoom)
     sp = sub.add_parser("pan-tilt-to")
-    sp.add_argument("pan", type=_int)
-    sp.add_argument("tilt", type=_int)
-    sp.add_argument("--speed", type=_int, default=0x10)
+    sp.add_argument("pan", type=_pan_tilt)
+    sp.add_argument("tilt", type=_pan_tilt)
+    sp.add_argument("--speed", type=_speed, default=0x10, help="1 to 24 (tilt at most 23)")
     sub.add_parser("focus").add_argument("mode", choices=["auto", "manual", "one-push"])
     sub.add_parser("backlight").add_argument("state", type=_onoff)
     sub.add_parser("white-balance").add_argument(
@@ -115,11 +124,12 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``vcore camera``; returns the exit status (0 ok, 1 camera error, 2 usage)."""
+    """Entry point of ``vcore camera``; returns the exit status (0 ok, 1 camera error, 2 bad input)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return asyncio.run(_run(args))
     except CameraError as exc:
-        print(f"camera error: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"camera: {exc}", 1)
+    except KeyboardInterrupt:
+        return 130

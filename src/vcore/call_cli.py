@@ -31,30 +31,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .cli import (char_device, fail, input_file, integer, library_check, nonempty, number, output_dir,
-                  output_file, port, size)
+from .cli import (char_device, fail, gatekeeper_address, host_address, input_file, integer, nonempty, number,
+                  output_dir, output_file, port, port_range, size)
 
-__all__ = ["answer_main", "call_main"]
+__all__ = ["answer_main", "call_main", "check_main"]
 
 RECORD_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v")
-
-
-def _host(text: str) -> str:
-    from .transport import check_host
-
-    return check_host(text) if text else text  # "": every address (answer --host)
-
-
-def _ports(text: str) -> Any:
-    from .transport import parse_port_range
-
-    return parse_port_range(text)
-
-
-def _gatekeeper(text: str) -> Any:
-    from .h323.gatekeeper import parse_gatekeeper
-
-    return parse_gatekeeper(text)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -79,17 +61,19 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="print statistics every this many seconds (0: never)")
     p.add_argument("--media-timeout", type=number(0, what="media timeout", above=True), default=10.0,
                    help="end a call after this many seconds without media (default 10)")
-    p.add_argument("--rtp-ports", metavar="LOW-HIGH", type=library_check(_ports),
+    p.add_argument("--rtp-ports", metavar="LOW-HIGH", type=port_range,
                    help="UDP ports for media, RTP even / RTCP odd, two pairs a call (default: any free port)")
-    p.add_argument("--media-address", metavar="IP", type=library_check(_host),
+    p.add_argument("--media-address", metavar="IP", type=host_address,
                    help="bind media to this local address (default: all)")
-    p.add_argument("--public-address", metavar="IP", type=library_check(_host),
+    p.add_argument("--public-address", metavar="IP", type=host_address,
                    help="announce this address for media (a station behind a port-forwarding router)")
-    p.add_argument("--gatekeeper", metavar="HOST[:PORT]", type=library_check(_gatekeeper),
+    p.add_argument("--gatekeeper", metavar="HOST[:PORT]", type=gatekeeper_address,
                    help="register with this H.323 gatekeeper (RAS, port 1719)")
     p.add_argument("--alias", action="append", default=[], metavar="NAME", type=nonempty,
                    help="H.323 alias to register with the gatekeeper (default: the certificate's name)")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--config", metavar="TOML", type=input_file,
+                   help="the station's configuration file (docs/station-config.md); flags override it")
 
 
 def _probe(args: argparse.Namespace) -> None:
@@ -225,6 +209,8 @@ async def _answer(args: argparse.Namespace) -> int:
         await terminal.close()  # hangs up every call (ReleaseComplete), finishes recordings, ends incoming()
 
     closing = asyncio.ensure_future(close_on_signal())
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, terminal, args)
+    keeping = asyncio.ensure_future(_retention(args))
     try:
         where = terminal.address if args.host else f"port {terminal.port} (every address)"
         print(f"{terminal.name}: answering calls on {where}"
@@ -236,9 +222,41 @@ async def _answer(args: argparse.Namespace) -> int:
     finally:
         if not shutdown.event.is_set():
             closing.cancel()
-        await asyncio.gather(closing, return_exceptions=True)
+        keeping.cancel()
+        await asyncio.gather(closing, keeping, return_exceptions=True)
         await terminal.close()
     return 0
+
+
+def _reload(terminal: Any, args: argparse.Namespace) -> None:
+    """SIGHUP: the allow-list from the configuration file again, and the CRL now; calls in progress go on."""
+    from .station import ConfigError, load_station_config
+
+    log = logging.getLogger("vcore.station")
+    allow = args.allow
+    if args.config and not args.allow_from_flags:
+        try:
+            allow = load_station_config(args.config).get("allow", [])
+        except ConfigError as exc:
+            log.error("SIGHUP: configuration not reloaded, the previous one stays: %s", exc)
+            return
+    terminal.set_allow(allow or None)
+    problem = terminal.check_credentials()
+    log.warning("SIGHUP: configuration reloaded (allow-list %s; CRL %s)",
+                ", ".join(allow) if allow else "off", problem or "current")
+
+
+async def _retention(args: argparse.Namespace) -> None:
+    """Delete recordings older than ``--keep-days`` at start and every six hours."""
+    import datetime as dt
+
+    from .station import prune_recordings
+
+    if not args.record_dir or not args.keep_days:
+        return
+    while True:
+        prune_recordings(args.record_dir, args.keep_days, dt.datetime.now(dt.timezone.utc))
+        await asyncio.sleep(6 * 3600)
 
 
 async def _call(args: argparse.Namespace) -> int:
@@ -289,11 +307,8 @@ def _run(coro: Any, verbose: bool) -> int:
         return 130
 
 
-def answer_main(argv: list[str]) -> int:
-    """``vcore answer``; exit status 0 (stopped by a signal), 1 (failed at run time), 2 (bad input)."""
-    p = argparse.ArgumentParser(prog="vcore answer", description="an agent's station: answer calls automatically")
-    _common(p)
-    p.add_argument("--host", default="", type=library_check(_host),
+def _answer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="", type=host_address,
                    help="listen address (default: every address, IPv4 and IPv6)")
     p.add_argument("--port", type=port(any_port=True), default=None,
                    help="listen port, 0 for any free one (default 1300 with TLS, 1720 without)")
@@ -301,10 +316,41 @@ def answer_main(argv: list[str]) -> int:
                    help="admit only these certificate names")
     p.add_argument("--record-dir", metavar="DIR", type=output_dir,
                    help="record every call into this directory (it must exist)")
+    p.add_argument("--keep-days", type=integer(0, 36500, "keep-days"), default=0,
+                   help="delete recordings older than this many days (default 0: keep all)")
+
+
+def _parse(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """The arguments, filled from ``--config``; or the exit status of a bad configuration file (printed)."""
+    from .station import ConfigError, apply_config
+
     args = p.parse_args(argv)
-    if args.port is None:
+    args.allow_from_flags = bool(getattr(args, "allow", None))
+    try:
+        args = apply_config(p, args, args.config)
+    except ConfigError as exc:
+        return fail(exc)
+    if getattr(args, "port", 0) is None:
         args.port = 1720 if args.no_tls else 1300
-    return _run(_answer(args), args.verbose)
+    return args
+
+
+def answer_main(argv: list[str]) -> int:
+    """``vcore answer``; exit status 0 (stopped by a signal), 1 (failed at run time), 2 (bad input)."""
+    p = argparse.ArgumentParser(prog="vcore answer", description="an agent's station: answer calls automatically")
+    _common(p)
+    _answer_options(p)
+    args = _parse(p, argv)
+    return args if isinstance(args, int) else _run(_answer(args), args.verbose)
+
+
+def _call_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cards", metavar="TOML", type=input_file, help="directory of numbered cards (cards.toml)")
+    p.add_argument("--expect", metavar="NAME", type=nonempty, help="the certificate name the callee must present")
+    p.add_argument("--seconds", type=number(0, what="seconds"), default=0.0,
+                   help="hang up after this long (default: when the peer does)")
+    p.add_argument("--record", metavar="FILE.mp4", type=output_file(*RECORD_SUFFIXES),
+                   help="record what the peer sends (MP4 or MKV; the directory must exist)")
 
 
 def call_main(argv: list[str]) -> int:
@@ -312,11 +358,41 @@ def call_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="vcore call", description="call an address or a directory card")
     _common(p)
     p.add_argument("target", type=nonempty, help="h323:alias@host[:port], host[:port], or a card number with --cards")
-    p.add_argument("--cards", metavar="TOML", type=input_file, help="directory of numbered cards (cards.toml)")
-    p.add_argument("--expect", metavar="NAME", type=nonempty, help="the certificate name the callee must present")
-    p.add_argument("--seconds", type=number(0, what="seconds"), default=0.0,
-                   help="hang up after this long (default: when the peer does)")
-    p.add_argument("--record", metavar="FILE.mp4", type=output_file(*RECORD_SUFFIXES),
-                   help="record what the peer sends (MP4 or MKV; the directory must exist)")
-    args = p.parse_args(argv)
-    return _run(_call(args), args.verbose)
+    _call_options(p)
+    args = _parse(p, argv)
+    return args if isinstance(args, int) else _run(_call(args), args.verbose)
+
+
+def check_main(argv: list[str]) -> int:
+    """``vcore check``: one line per thing a station needs (OK, WARN, FAIL and what to do); 1 if anything FAILs."""
+    import datetime as dt
+
+    from .station import check_station, summarize
+
+    p = argparse.ArgumentParser(prog="vcore check", description="check a station before its first call")
+    _common(p)
+    _answer_options(p)
+    _call_options(p)
+    p.add_argument("--listen", action="store_true",
+                   help="this station answers calls: check its port too (implied by host/port/allow/recording "
+                        "settings in the file)")
+    p.add_argument("--peer", metavar="ADDRESS", help="also check that this address accepts connections")
+    raw = p.parse_args(argv)
+    listen = raw.listen or raw.port is not None or bool(raw.allow) or bool(raw.record_dir)
+    if raw.config:
+        from .station import ConfigError, load_station_config
+
+        try:
+            keys = load_station_config(raw.config)
+        except ConfigError as exc:
+            return fail(exc)
+        listen = listen or any(k in keys for k in ("host", "port", "allow", "record_dir"))
+    args = _parse(p, argv)
+    if isinstance(args, int):
+        return args
+    checks = check_station(args, dt.datetime.now(dt.timezone.utc), listen=listen, peer=args.peer)
+    for c in checks:
+        print(c.line(), flush=True)
+    status = summarize(checks)
+    print("ready" if status == 0 else "not ready: fix the FAIL lines above", flush=True)
+    return status

@@ -32,13 +32,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["main", "SUBCOMMANDS", "fail", "size", "port", "integer", "number", "nonempty", "char_device",
-           "input_file", "output_file", "output_dir", "library_check"]
+           "input_file", "output_file", "output_dir", "library_check", "host_address", "port_range",
+           "gatekeeper_address"]
 
 # name -> ("module:function", one-line help); each function takes argv (list[str]) and returns an exit code
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("vcore.demo:main", "kiosk calls agent on 127.0.0.1 (TLS + SRTP, live stats), no hardware needed"),
     "answer": ("vcore.call_cli:answer_main", "an agent's station: answer calls (allow-list, recording)"),
     "call": ("vcore.call_cli:call_main", "call an address (h323:alias@host) or a directory card"),
+    "check": ("vcore.call_cli:check_main", "check a station before its first call (--config station.toml)"),
     "info": ("vcore.cli:info_main", "what this machine offers: fast path, PyAV/FFmpeg, H.264 encoders"),
     "camera": ("vcore.visca.cli:main", "control a VISCA PTZ camera (serial, IP, or --emulate)"),
     "pki": ("vcore.pki:main", "an installation's private CA: init, issue, list, revoke certificates"),
@@ -170,6 +172,32 @@ def library_check(parse: Callable[[str], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
     return _typed(check, getattr(parse, "__name__", "value"))
+
+
+def _check_host(text: str) -> Any:
+    from .transport import check_host
+
+    return check_host(text) if text else text  # "": every address (a listen address)
+
+
+def _parse_ports(text: str) -> Any:
+    from .transport import parse_port_range
+
+    return parse_port_range(text)
+
+
+def _parse_gatekeeper(text: str) -> Any:
+    from .h323.gatekeeper import parse_gatekeeper
+
+    return parse_gatekeeper(text)
+
+
+host_address = library_check(_check_host)
+"""An IPv4/IPv6 address ("" for every address), as text."""
+port_range = library_check(_parse_ports)
+"""``LOW-HIGH`` UDP ports for media, as text."""
+gatekeeper_address = library_check(_parse_gatekeeper)
+"""``HOST[:PORT]`` of an H.323 gatekeeper, as text."""
 
 
 # ------------------------------------------------------------------ dispatch

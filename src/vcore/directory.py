@@ -73,7 +73,11 @@ class Directory:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise DirectoryError(f"{source}: not valid TOML: {exc}") from None
-        table = data.get("cards", {})
+        return cls.from_table(data.get("cards", {}), source)
+
+    @classmethod
+    def from_table(cls, table: Any, source: str = "<table>") -> Directory:
+        """The cards of a parsed ``[cards]`` TOML table (``{"12": {"name": ..., "address": ...}}``)."""
         if not isinstance(table, dict):
             raise DirectoryError(f"{source}: [cards] must be a table of numbered cards")
         cards: dict[int, Card] = {}

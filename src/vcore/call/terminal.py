@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -381,6 +382,21 @@ class Terminal:
         self._client_ctx = pki.client_context(self.identity, self._anchors, crl)
         if self._listener is not None:
             self._listener.ssl_context = self._server_ctx
+
+    def set_allow(self, allow: Iterable[str] | None) -> None:
+        """Replace the allow-list (certificate names admitted; None: by role) for the next callers.
+
+        Calls in progress go on (a station reloading its configuration does not drop anybody).
+        """
+        self.allow = frozenset(allow) if allow is not None else None
+        self.config = dataclasses.replace(self.config, allow_list=self.allow)
+        if self._listener is not None:
+            self._listener.config = self.config
+        log.info("%s: allow-list %s", self.name, ", ".join(sorted(self.allow)) if self.allow else "off (by role)")
+
+    def check_credentials(self) -> str | None:
+        """Take a changed CRL file now (not at the next poll); returns why calls are refused, or None."""
+        return self._check_crl()
 
     def _check_crl(self) -> str | None:
         """Take a changed CRL file; log an old one; returns why calls are refused now, or None."""

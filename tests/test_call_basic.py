@@ -298,3 +298,22 @@ def test_bad_bitrates_are_refused(pki_dir: Path, kw: dict[str, Any], match: str)
 
     with pytest.raises(vcore.CallError, match=match):
         terminal(pki_dir, "Murat kiosk", **kw)
+
+
+def test_the_callers_display_name_reaches_the_agent_with_its_accents(pki_dir: Path) -> None:
+    """Issue 15, 9: a non-ASCII name dropped the connection or arrived as '?'; now H.225.0 displayName carries it."""
+    name = "Maison des services de Murat — Hélène"
+
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent")
+        kiosk = terminal(pki_dir, name, pem="Murat kiosk", listen=False)
+        async with agent, kiosk:
+            call = await kiosk.call(agent.uri)
+            incoming = await asyncio.wait_for(agent.incoming().__anext__(), T)
+            assert incoming.display_name == name and incoming.caller == "Murat kiosk"
+            answered = await incoming.answer()
+            await asyncio.wait_for(call.connected, T)
+            await call.hangup()
+            await answered.wait_ended(T)
+
+    run(scenario())

@@ -101,7 +101,7 @@ def cases(w: World) -> dict[str, tuple[list[str], int, str]]:
     one("call-no-such-card", ["call", "--no-tls", *rec, "--cards", str(w.cards), "99"])
     add("answer", {
         "port-99999": ["--port", "99999"], "port-neg": ["--port", "-1"], "port-abc": ["--port", "abc"],
-        "host": ["--host", "not-an-ip"], "record-dir-missing": ["--record-dir", "/nonexistent-vcore"],
+        "host": ["--host", "not-an-ip"], "record-dir-missing": ["--record-dir", "/nonexistent-vcore/rec"],
         "record-dir-file": ["--record-dir", str(w.text_file)], "size": ["--size", "15x15"], "fps": ["--fps", "61"],
         "bitrate": ["--bitrate", "0"], "media-timeout": ["--media-timeout", "-1"], "allow-empty": ["--allow", ""],
         "camera": ["--camera", "/dev/vcore-no-such-video"],

@@ -64,8 +64,8 @@ def test_tpkt_decoder_many_in_one_read() -> None:
         (b"\x04\x00\x00\x06ab", "TPKT version 4 is not 3"),
         (b"GET / HTTP/1.1\r\n", "TPKT version 71 is not 3"),
         (b"\x03\x01\x00\x06ab", "TPKT reserved byte is 1, not 0"),
-        (b"\x03\x00\x00\x04", "TPKT length 4 leaves no payload"),
-        (b"\x03\x00\x00\x02", "TPKT length 2 leaves no payload"),
+        (b"\x03\x00\x00\x02", "TPKT length 2 is shorter than its header"),
+        (b"\x03\x00\x00\x00", "TPKT length 0 is shorter than its header"),
     ],
 )
 def test_tpkt_garbage(data: bytes, message: str) -> None:
@@ -76,6 +76,35 @@ def test_tpkt_garbage(data: bytes, message: str) -> None:
     assert isinstance(info.value, CallError) and isinstance(info.value, ParseError)
     with pytest.raises(SignallingParseError, match=message):  # the decoder stays poisoned
         decoder.feed(encode_tpkt(b"ok"))
+
+
+def test_empty_tpkt_is_a_keepalive() -> None:
+    """GnuGk and H323Plus send ``03 00 00 04`` on an idle connection: skipped, not a protocol error (issue 15, 9)."""
+    decoder = TpktDecoder()
+    keepalive = b"\x03\x00\x00\x04"
+    assert decoder.feed(keepalive + encode_tpkt(b"a") + keepalive + keepalive[:2]) == [b"a"]
+    assert decoder.feed(keepalive[2:] + encode_tpkt(b"b")) == [b"b"]
+    assert decoder.keepalives == 3 and decoder.pending == 0
+
+
+@pytest.mark.parametrize(("raw", "text"), [
+    ("Hélène Müller".encode(), "Hélène Müller"),  # UTF-8, as most stacks send it
+    ("Hélène".encode("latin-1"), "Hélène"),  # Latin-1
+    (b"Saint-Flour \xe2\x80\x94 Mairie", "Saint-Flour — Mairie"),
+    (b"\x1b[31mred\x07", "[31mred"),  # control characters removed: the name is logged and shown
+    (b"\x00\x01", None),
+])
+def test_q931_display_is_read_leniently(raw: bytes, text: str | None) -> None:
+    msg = Q931Message.parse(b"\x08\x02\x00\x01\x05" + b"\x28" + bytes([len(raw)]) + raw)
+    assert msg.display == text
+
+
+def test_outgoing_display_keeps_letters() -> None:
+    from vcore.h323.q931 import display_ie, ia5_text
+
+    assert ia5_text("Hélène Müller — Saint-Flour, l’Œuvre") == "Helene Muller - Saint-Flour, l'OEuvre"
+    assert display_ie("Maison des services de Murat").contents == b"Maison des services de Murat"
+    assert len(display_ie("é" * 200).contents) == 82
 
 
 def test_tpkt_size_limits() -> None:
@@ -190,7 +219,6 @@ def test_q931_malformed(data: bytes, message: str) -> None:
         (b"\x7e\x00\x00", "user_user", "Q.931 User-user IE is empty"),
         (b"\x7e\x00\x02\x04x", "user_user", "Q.931 User-user protocol discriminator 0x04 is not 0x05 (X.208/X.209 coded)"),
         (b"\x08\x01\x00", "cause", "Q.931 Cause IE of 1 bytes has no cause value"),
-        (b"\x28\x02\xff\xfe", "display", "Q.931 Display IE is not IA5 text"),
         (b"\x70\x00", "called_party_number", "Q.931 Called party number IE is empty"),
     ],
 )

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .cli import (char_device, fail, gatekeeper_address, host_address, input_file, integer, nonempty, number,
-                  output_dir, output_file, port, port_range, size)
+                  output_file, port, port_range, record_dir, size)
 
 __all__ = ["answer_main", "call_main", "check_main"]
 
@@ -74,6 +74,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--config", metavar="TOML", type=input_file,
                    help="the station's configuration file (docs/station-config.md); flags override it")
+    from .station_log import cli_option  # kept as parsed for _run and _follow (they see no args)
+
+    p.add_argument("--log-format", choices=("plain", "json"), default="plain", type=cli_option("log_format"),
+                   help="plain: one line an event (no timestamp under journald); json: one object a line")
+    p.add_argument("--stats-json", metavar="FILE", default="", type=cli_option("stats_json", output_file()),
+                   help="append each call's statistics, one JSON object a second, to FILE")
 
 
 def _probe(args: argparse.Namespace) -> None:
@@ -126,35 +132,20 @@ def _name(args: argparse.Namespace) -> str:
 
 
 async def _follow(call: Any, every: float) -> None:
-    async def stats() -> None:
-        while every > 0:
-            await asyncio.sleep(every)
-            for s in call.stats().streams:
-                print(f"  {s.stream} {s.direction}: {s.codec} {s.bitrate / 1000:.0f} kbit/s"
-                      + (f" {s.fps:.1f} fps" if s.fps is not None else "")
-                      + (f" loss {s.loss:.1%}" if s.loss is not None else "")
-                      + (f" RTT {s.rtt * 1000:.1f} ms" if s.rtt is not None else "")
-                      + (f" target {s.target_bitrate / 1000:.0f}k {s.size}" if s.target_bitrate is not None else "")
-                      + f" [{s.cipher_suite}]", flush=True)
+    """A log line per event of ``call``, its statistics (every ``every`` s; --stats-json), then the summary."""
+    from .station_log import CLI_OPTIONS, CallLog
 
-    task = asyncio.ensure_future(stats())
-    try:
-        async for event in call.events():
-            print(f"event: {event.kind} {getattr(event, 'reason', '') or getattr(event, 'stream', '')}".rstrip(),
-                  flush=True)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await CallLog(call, every=every, stats_file=CLI_OPTIONS.get("stats_file")).run()
     _summary(call)
 
 
 def _summary(call: Any) -> None:
     """One line per stream once the call is over: what went each way (frames, packets, bytes)."""
+    from .station_log import summary_line
+
     stats = call.stats()
     for s in stats.streams:
-        adapted = f" target={s.target_bitrate} size={s.size}" if s.target_bitrate is not None else ""
-        print(f"summary: {s.stream} {s.direction} {s.codec} frames={s.frames} packets={s.packets} "
-              f"bytes={s.bytes} dropped={s.dropped}{adapted} [{s.cipher_suite}]", flush=True)
+        print(summary_line(s, stats.signalling), flush=True)
 
 
 class _Shutdown:
@@ -213,10 +204,11 @@ async def _answer(args: argparse.Namespace) -> int:
     keeping = asyncio.ensure_future(_retention(args))
     try:
         where = terminal.address if args.host else f"port {terminal.port} (every address)"
-        print(f"{terminal.name}: answering calls on {where}"
-              + (f" from {', '.join(args.allow)}" if args.allow else ""), flush=True)
+        from .station_log import log_incoming, log_listening
+
+        log_listening(terminal.name, where, args.allow, plaintext=args.no_tls)
         async for incoming in terminal.incoming():
-            print(f"call from {incoming.caller!r}", flush=True)
+            log_incoming(incoming)
             if incoming.call is not None:
                 await _follow(incoming.call, args.stats)
     finally:
@@ -242,7 +234,7 @@ def _reload(terminal: Any, args: argparse.Namespace) -> None:
             return
     terminal.set_allow(allow or None)
     problem = terminal.check_credentials()
-    log.warning("SIGHUP: configuration reloaded (allow-list %s; CRL %s)",
+    log.info("SIGHUP: configuration reloaded (allow-list %s; CRL %s)",
                 ", ".join(allow) if allow else "off", problem or "current")
 
 
@@ -296,15 +288,26 @@ async def _call(args: argparse.Namespace) -> int:
 
 
 def _run(coro: Any, verbose: bool) -> int:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     from .errors import VcoreError
+    from .station_log import CLI_OPTIONS, StatsFile, reset_logging, setup_logging
 
+    setup_logging(CLI_OPTIONS.get("log_format") or "plain", verbose)  # docs/calls.md "Logs"
     try:
+        if CLI_OPTIONS.get("stats_json"):
+            try:
+                CLI_OPTIONS["stats_file"] = StatsFile(CLI_OPTIONS["stats_json"])
+            except OSError as exc:
+                coro.close()
+                return fail(f"cannot open --stats-json {CLI_OPTIONS['stats_json']}: {exc.strerror or exc}", 1)
         return int(asyncio.run(coro))
     except VcoreError as exc:  # refused before any call: the library's own checks (bitrate, identity, address...)
         return fail(exc)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if CLI_OPTIONS.get("stats_file") is not None:
+            CLI_OPTIONS.pop("stats_file").close()
+        reset_logging()
 
 
 def _answer_options(p: argparse.ArgumentParser) -> None:
@@ -314,8 +317,8 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
                    help="listen port, 0 for any free one (default 1300 with TLS, 1720 without)")
     p.add_argument("--allow", action="append", default=[], metavar="NAME", type=nonempty,
                    help="admit only these certificate names")
-    p.add_argument("--record-dir", metavar="DIR", type=output_dir,
-                   help="record every call into this directory (it must exist)")
+    p.add_argument("--record-dir", metavar="DIR", type=record_dir,
+                   help="record every call into this directory (made at the first recording if its parent exists)")
     p.add_argument("--keep-days", type=integer(0, 36500, "keep-days"), default=0,
                    help="delete recordings older than this many days (default 0: keep all)")
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["main", "SUBCOMMANDS", "fail", "size", "port", "integer", "number", "nonempty", "char_device",
-           "input_file", "output_file", "output_dir", "library_check", "host_address", "port_range",
+           "input_file", "output_file", "output_dir", "record_dir", "library_check", "host_address", "port_range",
            "gatekeeper_address"]
 
 # name -> ("module:function", one-line help); each function takes argv (list[str]) and returns an exit code
@@ -141,6 +141,22 @@ def output_dir(text: str) -> str:
                                          else f"{text!r}: no such directory (create it first)")
     if not os.access(text, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text!r}: directory not writable (permission denied)")
+    return text
+
+
+def record_dir(text: str) -> str:
+    """A directory for recordings: an existing writable one, or one that can be made (its parent is writable).
+
+    It is made at the first recording (a station's state directory may be created by systemd at start).
+    """
+    path = os.path.abspath(text)
+    if os.path.exists(path):
+        return output_dir(text)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise argparse.ArgumentTypeError(f"{text!r}: neither it nor its parent directory exists (create it first)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist and cannot be made (permission denied)")
     return text
 
 

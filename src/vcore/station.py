@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import (char_device, gatekeeper_address, host_address, input_file, integer, nonempty, number, output_dir,
-                  port, port_range, size)
+                  port, port_range, record_dir, size)
 from .errors import VcoreError
 
 __all__ = ["ConfigError", "KEYS", "load_station_config", "apply_config", "Check", "check_station", "summarize",
@@ -78,7 +78,7 @@ def _bool(value: Any) -> bool:
     return value
 
 
-_PATH = {input_file, output_dir, char_device}  # checks whose value is a path (made relative to the file)
+_PATH = {input_file, output_dir, record_dir, char_device}  # checks whose value is a path (made relative to the file)
 
 # (section, key) -> (argparse dest, check, is a list); a key absent here is an error (typos)
 KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
@@ -101,7 +101,7 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("media", "fps"): ("fps", number(1, 60, "fps"), False),
     ("media", "bitrate"): ("bitrate", integer(50_000, 50_000_000, "bitrate"), False),
     ("media", "media_timeout"): ("media_timeout", number(0, what="media timeout", above=True), False),
-    ("recording", "directory"): ("record_dir", output_dir, False),
+    ("recording", "directory"): ("record_dir", record_dir, False),
     ("recording", "keep_days"): ("keep_days", integer(0, 36500, "keep_days"), False),
     ("cards", "file"): ("cards", input_file, False),
     ("log", "verbose"): ("verbose", _bool, False),

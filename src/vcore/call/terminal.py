@@ -83,6 +83,11 @@ class IncomingCall:
         return f"<IncomingCall from {self.caller!r}{' answered' if self.call else ''}>"
 
     @property
+    def display_name(self) -> str | None:
+        """The caller's display name ("Maison des services de Murat"), accents intact; None if it sent none."""
+        return self.display
+
+    @property
     def answered(self) -> bool:
         return self.call is not None
 
@@ -575,6 +580,9 @@ class Terminal:
                     and admission.destination.host == self.gatekeeper.host:
                 message += (" (the gatekeeper admitted the call to its own address: probably a gatekeeper-routed "
                             "call, and this terminal speaks TLS; GnuGk routes plaintext H.225.0: use its direct mode)")
+            log.warning("call to %s failed (%s): %s%s", address, reason, message,  # + OpenSSL's why, if it said
+                        f" ({getattr(exc.__context__, 'verify_message', '')})"
+                        if getattr(exc.__context__, "verify_message", None) else "")
             raise CallFailed(message, reason) from None
         call = Call(self, session, media, outgoing=True, started=started, admission=admission)
         self._calls.add(call)

@@ -447,7 +447,24 @@ def setup_uuie(*, call_id: bytes, conference_id: bytes, source_aliases: Sequence
     body["canOverlapSend"] = False
     body["multipleCalls"] = False
     body["maintainConnection"] = False
+    name = clean_display(display_name)
+    if name:
+        body["displayName"] = [{"name": name[:DISPLAY_NAME_MAX]}]  # any script: "Hélène", "Saint-Flour — Mairie"
     return body
+
+
+DISPLAY_NAME_MAX = 80  # H.225.0 DisplayName.name BMPString (SIZE(1..80))
+
+
+def clean_display(value: object) -> str | None:
+    """A display name from the network, safe to show and log: text only, control characters removed, trimmed.
+
+    None for anything that is not text or nothing is left (a display is informational: never an error).
+    """
+    if not isinstance(value, str):
+        return None
+    text = "".join(c for c in value if c.isprintable()).strip()
+    return text[:DISPLAY_NAME_MAX] or None
 
 
 def _reply(call_id: bytes, fast_start: Sequence[bytes] | None, fast_connect_refused: bool,
@@ -541,6 +558,14 @@ class UserInformation:
         if isinstance(self.fields, dict) and "fastStart" in self.fields:
             return tuple(self.fields["fastStart"])
         return None
+
+    @property
+    def display_name(self) -> str | None:
+        """The first ``displayName`` (H.225.0 v7 Setup/Connect, a BMPString, so any script), cleaned; or None."""
+        names = self.fields.get("displayName") if isinstance(self.fields, dict) else None
+        if not isinstance(names, list) or not names or not isinstance(names[0], dict):
+            return None
+        return clean_display(names[0].get("name"))
 
     @property
     def fast_connect_refused(self) -> bool:

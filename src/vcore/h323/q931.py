@@ -181,11 +181,19 @@ class Q931Message:
 
     @property
     def display(self) -> str | None:
-        """The Display IE text (Q.931 §4.5.16, IA5), or None."""
+        """The Display IE text (Q.931 §4.5.16), or None. Read leniently: it is informational.
+
+        The standard says IA5; peers send UTF-8 or Latin-1 ("Hélène"). UTF-8 when the bytes are
+        valid UTF-8, else Latin-1; control characters removed; None if nothing is left.
+        """
         contents = self.get(IE.DISPLAY)
-        if contents is None:
+        if not contents:
             return None
-        return _ia5(contents, "Display")
+        try:
+            text = contents.decode("utf-8")
+        except UnicodeDecodeError:
+            text = contents.decode("latin-1")
+        return "".join(c for c in text if c.isprintable()).strip() or None
 
     @property
     def called_party_number(self) -> str | None:
@@ -310,10 +318,25 @@ def cause_ie(cause: int) -> InformationElement:
     return InformationElement(IE.CAUSE, bytes((0x80, 0x80 | cause)))
 
 
+_ASCII_PUNCTUATION = str.maketrans({"\u2014": "-", "\u2013": "-", "\u2019": "'", "\u2018": "'", "\u00ab": '"',
+                                    "\u00bb": '"', "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\u0153": "oe",
+                                    "\u0152": "OE", "\u00e6": "ae", "\u00c6": "AE", "\u00df": "ss"})
+
+
+def ia5_text(text: str) -> str:
+    """``text`` as IA5 (ASCII) for a peer that reads only that: accents dropped ("Hélène" -> "Helene"), not '?'."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", text.translate(_ASCII_PUNCTUATION))
+    return "".join(c for c in folded if c.isascii() and c.isprintable())
+
+
 def display_ie(text: str) -> InformationElement:
-    """Display IE (Q.931 §4.5.16): IA5 text, at most 82 characters (H.225.0 §7.2.2.4)."""
-    raw = text.encode("ascii", "replace")[:82]
-    return InformationElement(IE.DISPLAY, raw)
+    """Display IE (Q.931 §4.5.16): IA5 text, at most 82 characters (H.225.0 §7.2.2.4).
+
+    Non-ASCII letters lose their accents (the name in every script goes in the H.225.0 ``displayName``).
+    """
+    return InformationElement(IE.DISPLAY, ia5_text(text).encode("ascii")[:82])
 
 
 def party_number_ie(identifier: int, digits: str) -> InformationElement:

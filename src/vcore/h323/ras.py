@@ -558,7 +558,8 @@ class RasClient:
 
         ``destination_address``: the callee's address when the caller knows it (else the
         gatekeeper resolves ``destination``, the aliases). An ACF without a usable
-        address (unspecified, multicast, broadcast, port 0) raises :class:`SignallingError`.
+        address (unspecified, multicast, broadcast, port 0) raises :class:`SignallingError`;
+        with ``answer`` (the callee asking) its address is not used: this terminal's is returned.
         The granted ``bandWidth`` is checked, not enforced.
         """
         endpoint_id = self._endpoint_id()
@@ -568,7 +569,10 @@ class RasClient:
             destination_address=self.call_signal if answer else destination_address, answer=answer,
             bandwidth=bandwidth, gatekeeper_id=self.gatekeeper_id))
         granted = _number(reply.body, "bandWidth", 0, _BANDWIDTH_MAX, "ACF")
-        address = _call_address(reply.body.get("destCallSignalAddress"), "ACF")
+        if answer:  # the callee connects nowhere: GnuGk's ACF to an answering endpoint names port 0
+            address = self.call_signal
+        else:
+            address = _call_address(reply.body.get("destCallSignalAddress"), "ACF")
         if granted < bandwidth:
             log.debug("the gatekeeper granted %d00 bit/s of the %d00 asked (not enforced)", granted, bandwidth)
         return address

@@ -1002,7 +1002,7 @@ async def place_call(host: str, port: int, config: SignallingConfig,
                       source_aliases=[config.alias], destination_aliases=list(destination),
                       source_address=Address(local[0], local[1]) if local else None,
                       destination_address=Address(host, port) if _is_ip(host) else None,
-                      fast_start=fast_start)
+                      fast_start=fast_start, display_name=config.display_name)
     extra = [bearer_capability_ie()]
     if config.display_name:
         extra.append(display_ie(config.display_name))
@@ -1257,7 +1257,7 @@ class SignallingListener:
         session = CallSession(conn, self.config, caller=False, call_reference=message.call_reference,
                               call_id=call_id, conference_id=info.conference_id or os.urandom(16))
         session.remote_aliases = info.source_aliases
-        session.remote_display = message.display
+        session.remote_display = info.display_name or message.display  # H.225.0 displayName: accents intact
         session.remote_product = info.product
         try:
             if info.fast_start:

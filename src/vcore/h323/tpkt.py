@@ -29,13 +29,16 @@ class TpktDecoder:
     """Incremental TPKT stream decoder: ``feed(data)`` returns the complete payloads.
 
     The first invalid header poisons the decoder (a byte stream cannot be
-    resynchronised); every later ``feed`` raises the same error.
+    resynchronised); every later ``feed`` raises the same error. An empty TPKT
+    (``03 00 00 04``, the keep-alive GnuGk and H323Plus send on an idle
+    connection) is skipped and counted (:attr:`keepalives`).
     """
 
     def __init__(self, max_size: int = TPKT_MAX_SIZE) -> None:
         self._buffer = bytearray()
         self._max_size = max_size
         self._error: SignallingParseError | None = None
+        self.keepalives = 0
 
     @property
     def pending(self) -> int:
@@ -55,8 +58,12 @@ class TpktDecoder:
             if buf[1] != 0:
                 self._fail(f"TPKT reserved byte is {buf[1]}, not 0")
             size = (buf[2] << 8) | buf[3]
-            if size <= TPKT_HEADER_SIZE:
-                self._fail(f"TPKT length {size} leaves no payload")
+            if size == TPKT_HEADER_SIZE:  # an empty TPKT: a keep-alive, nothing to deliver
+                self.keepalives += 1
+                del buf[:size]
+                continue
+            if size < TPKT_HEADER_SIZE:
+                self._fail(f"TPKT length {size} is shorter than its header")
             if size > self._max_size:
                 self._fail(f"TPKT length {size} exceeds the limit of {self._max_size}")
             if len(buf) < size:

@@ -367,3 +367,26 @@ def test_bad_terminal_names_are_refused() -> None:
     for bad in ("", "x" * 256, "é" * 128, "kiosk\n2"):
         with pytest.raises(CallError, match="1 to 255 bytes of UTF-8"):
             vcore.Terminal(bad, allow_plaintext=True)
+
+
+def test_a_second_caller_to_a_busy_station_hears_busy(pki_dir: Path) -> None:
+    """max_calls=1: the second caller's call ends ``busy`` (cause 17), not ``peer-closed``.
+
+    Before: the station released and closed at once, the caller's reply to CallProceeding failed first, and
+    the ReleaseComplete waiting in its buffer was never read.
+    """
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True)
+        first = terminal(pki_dir, "Murat kiosk", listen=False)
+        second = terminal(pki_dir, "Other kiosk", listen=False, accept_roles=None)
+        async with agent, first, second:
+            call = await first.call(agent.uri)
+            await asyncio.wait_for(call.connected, T)
+            for _ in range(3):
+                turned_away = await second.call(agent.uri)
+                ended = await turned_away.wait_ended(T)
+                assert (ended.reason, ended.cause, ended.by_peer) == ("busy", 17, True), ended
+            assert len(agent.calls) == 1
+            await call.hangup()
+
+    run(scenario())

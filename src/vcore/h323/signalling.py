@@ -664,6 +664,8 @@ class CallSession:
                     break
                 await self._handle(message)
         except PeerClosed as exc:
+            if await self._released_meanwhile():
+                return
             if self.caller and self._conn.tls and self.state is CallState.CALL_INITIATED:
                 # TLS 1.3: the server checks our certificate after our handshake completed, then drops us.
                 await self._release("tlsFailure", None, "the peer closed the TLS connection without answering "
@@ -686,6 +688,19 @@ class CallSession:
             await self._release("protocolError", Cause.PROTOCOL_ERROR,
                                 f"unexpected failure handling the peer's signalling: {exc!r}", by_peer=False,
                                 send=True)
+
+    async def _released_meanwhile(self) -> bool:
+        """The connection failed (often a send, after the peer closed): its ReleaseComplete may still be unread.
+
+        A station turned us away as busy and closed at once; our reply to its CallProceeding failed before we
+        read its ReleaseComplete. Read what is buffered (briefly) so the call ends with the peer's reason.
+        """
+        try:
+            while self.released is None:
+                await self._handle(await asyncio.wait_for(self._conn.receive(), _CLOSE_TIMEOUT / 4))
+        except (PeerClosed, asyncio.TimeoutError, SignallingError, OSError, ssl.SSLError):
+            pass
+        return self.released is not None
 
     async def _handle(self, message: Q931Message) -> None:
         log.debug("recv %s crv=%d", message.name, message.call_reference)

@@ -74,11 +74,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--config", metavar="TOML", type=input_file,
                    help="the station's configuration file (docs/station-config.md); flags override it")
-    from .station_log import cli_option  # kept as parsed for _run and _follow (they see no args)
-
-    p.add_argument("--log-format", choices=("plain", "json"), default="plain", type=cli_option("log_format"),
+    p.add_argument("--log-format", choices=("plain", "json"), default="plain",
                    help="plain: one line an event (no timestamp under journald); json: one object a line")
-    p.add_argument("--stats-json", metavar="FILE", default="", type=cli_option("stats_json", output_file()),
+    p.add_argument("--stats-json", metavar="FILE", type=output_file(),
                    help="append each call's statistics, one JSON object a second, to FILE")
 
 
@@ -131,11 +129,11 @@ def _name(args: argparse.Namespace) -> str:
     return "vcore"
 
 
-async def _follow(call: Any, every: float) -> None:
-    """A log line per event of ``call``, its statistics (every ``every`` s; --stats-json), then the summary."""
-    from .station_log import CLI_OPTIONS, CallLog
+async def _follow(call: Any, args: argparse.Namespace) -> None:
+    """A log line per event of ``call``, its statistics (every ``--stats`` s; --stats-json), then the summary."""
+    from .station_log import CallLog
 
-    await CallLog(call, every=every, stats_file=CLI_OPTIONS.get("stats_file")).run()
+    await CallLog(call, every=args.stats, stats_file=getattr(args, "stats_file", None)).run()
     _summary(call)
 
 
@@ -210,7 +208,7 @@ async def _answer(args: argparse.Namespace) -> int:
         async for incoming in terminal.incoming():
             log_incoming(incoming)
             if incoming.call is not None:
-                await _follow(incoming.call, args.stats)
+                await _follow(incoming.call, args)
     finally:
         if not shutdown.event.is_set():
             closing.cancel()
@@ -276,7 +274,7 @@ async def _call(args: argparse.Namespace) -> int:
                 call = placing.result()
             except CallFailed as exc:
                 return fail(f"call failed ({exc.reason}): {exc}", 1)
-            follow = asyncio.ensure_future(_follow(call, args.stats))
+            follow = asyncio.ensure_future(_follow(call, args))
             ended = asyncio.ensure_future(call.wait_ended())
             await asyncio.wait({ended, shutdown}, timeout=args.seconds or None, return_when=asyncio.FIRST_COMPLETED)
             if not ended.done():  # --seconds, or a signal: hang up ourselves (the peer sees "hangup")
@@ -287,26 +285,26 @@ async def _call(args: argparse.Namespace) -> int:
         return 0 if call.ended is not None and call.ended.reason == "hangup" else 1
 
 
-def _run(coro: Any, verbose: bool) -> int:
+def _run(main: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
     from .errors import VcoreError
-    from .station_log import CLI_OPTIONS, StatsFile, reset_logging, setup_logging
+    from .station_log import StatsFile, reset_logging, setup_logging
 
-    setup_logging(CLI_OPTIONS.get("log_format") or "plain", verbose)  # docs/calls.md "Logs"
+    setup_logging(args.log_format, args.verbose)  # docs/calls.md "Logs"
+    args.stats_file = None
     try:
-        if CLI_OPTIONS.get("stats_json"):
+        if args.stats_json:
             try:
-                CLI_OPTIONS["stats_file"] = StatsFile(CLI_OPTIONS["stats_json"])
+                args.stats_file = StatsFile(args.stats_json)
             except OSError as exc:
-                coro.close()
-                return fail(f"cannot open --stats-json {CLI_OPTIONS['stats_json']}: {exc.strerror or exc}", 1)
-        return int(asyncio.run(coro))
+                return fail(f"cannot open --stats-json {args.stats_json}: {exc.strerror or exc}", 1)
+        return int(asyncio.run(main(args)))
     except VcoreError as exc:  # refused before any call: the library's own checks (bitrate, identity, address...)
         return fail(exc)
     except KeyboardInterrupt:
         return 130
     finally:
-        if CLI_OPTIONS.get("stats_file") is not None:
-            CLI_OPTIONS.pop("stats_file").close()
+        if args.stats_file is not None:
+            args.stats_file.close()
         reset_logging()
 
 
@@ -344,7 +342,7 @@ def answer_main(argv: list[str]) -> int:
     _common(p)
     _answer_options(p)
     args = _parse(p, argv)
-    return args if isinstance(args, int) else _run(_answer(args), args.verbose)
+    return args if isinstance(args, int) else _run(_answer, args)
 
 
 def _call_options(p: argparse.ArgumentParser) -> None:
@@ -363,7 +361,7 @@ def call_main(argv: list[str]) -> int:
     p.add_argument("target", type=nonempty, help="h323:alias@host[:port], host[:port], or a card number with --cards")
     _call_options(p)
     args = _parse(p, argv)
-    return args if isinstance(args, int) else _run(_call(args), args.verbose)
+    return args if isinstance(args, int) else _run(_call, args)
 
 
 def check_main(argv: list[str]) -> int:

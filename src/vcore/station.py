@@ -32,6 +32,10 @@ to the file. The reference, with every key, is ``docs/station-config.md``::
     fps = 25
     bitrate = 768000
 
+    [log]
+    format = "plain"                         # or "json": one object a line
+    stats_json = "/var/log/vcore/stats.jsonl"
+
     [recording]                              # answer
     directory = "/var/lib/vcore/recordings"
     keep_days = 90                           # older recordings are deleted (0: keep all)
@@ -59,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import (char_device, gatekeeper_address, host_address, input_file, integer, nonempty, number, output_dir,
-                  port, port_range, record_dir, size)
+                  output_file, port, port_range, record_dir, size)
 from .errors import VcoreError
 
 __all__ = ["ConfigError", "KEYS", "load_station_config", "apply_config", "Check", "check_station", "summarize",
@@ -72,13 +76,23 @@ class ConfigError(VcoreError):
     """A station configuration file is unreadable, malformed, or holds a bad value or an unknown key."""
 
 
+def _choice(*allowed: str) -> Any:
+    def check(text: str) -> str:
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(allowed)}")
+        return text
+    return check
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
     return value
 
 
-_PATH = {input_file, output_dir, record_dir, char_device}  # checks whose value is a path (made relative to the file)
+# keys whose value is a path: a relative one is relative to the file
+_PATHS = {("tls", "identity"), ("tls", "trust"), ("tls", "crl"), ("media", "camera"), ("recording", "directory"),
+          ("cards", "file"), ("log", "stats_json")}
 
 # (section, key) -> (argparse dest, check, is a list); a key absent here is an error (typos)
 KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
@@ -105,17 +119,19 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("recording", "keep_days"): ("keep_days", integer(0, 36500, "keep_days"), False),
     ("cards", "file"): ("cards", input_file, False),
     ("log", "verbose"): ("verbose", _bool, False),
+    ("log", "format"): ("log_format", _choice("plain", "json"), False),
+    ("log", "stats_json"): ("stats_json", output_file(), False),
     ("log", "stats"): ("stats", number(0, what="stats interval"), False),
 }
 
 
-def _value(check: Any, raw: Any, base: Path) -> Any:
+def _value(check: Any, raw: Any, base: Path | None) -> Any:
     if check is _bool:
         return check(raw)
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise argparse.ArgumentTypeError(f"{raw!r} is not a single value")
     text = str(raw)
-    if check in _PATH and text and not os.path.isabs(text):
+    if base is not None and text and not os.path.isabs(text):
         text = str(base / text)
     return check(text)
 
@@ -160,13 +176,14 @@ def load_station_config(path: str | os.PathLike[str]) -> dict[str, Any]:
                 known = ", ".join(k for s, k in KEYS if s == section)
                 raise ConfigError(f"{where}: unknown key (known in [{section}]: {known})")
             dest, check, many = spec
+            where_from = base if (section, key) in _PATHS else None
             try:
                 if many:
                     if not isinstance(raw, list):
                         raise argparse.ArgumentTypeError("must be a list, e.g. [\"a\", \"b\"]")
-                    out[dest] = [_value(check, item, base) for item in raw]
+                    out[dest] = [_value(check, item, where_from) for item in raw]
                 else:
-                    out[dest] = _value(check, raw, base)
+                    out[dest] = _value(check, raw, where_from)
             except argparse.ArgumentTypeError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
     return out

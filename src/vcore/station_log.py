@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from .call import Call, CallStats, IncomingCall, StreamStats
 
-__all__ = ["CLI_OPTIONS", "STATION", "CallLog", "JsonFormatter", "PlainFormatter", "StatsFile", "certificate_problem",
-           "cli_option", "journald_stream", "keep", "log_incoming", "log_listening", "reset_logging", "setup_logging",
+__all__ = ["STATION", "CallLog", "JsonFormatter", "PlainFormatter", "StatsFile", "certificate_problem",
+           "journald_stream", "keep", "log_incoming", "log_listening", "reset_logging", "setup_logging",
            "stats_line", "stats_record", "summary_line"]
 
 STATION = logging.getLogger("vcore.station")
@@ -183,23 +183,6 @@ def reset_logging() -> None:
             logging.getLogger(name).removeFilter(rewrite)
     for name, level in _state.pop("levels", {}).items():
         logging.getLogger(name).setLevel(level)
-
-
-CLI_OPTIONS: dict[str, Any] = {}
-"""``--log-format`` / ``--stats-json`` of the command being parsed and run (see :func:`cli_option`)."""
-
-
-def cli_option(key: str, check: Callable[[str], Any] | None = None) -> Callable[[str], Any]:
-    """An argparse ``type`` that also keeps the value in :data:`CLI_OPTIONS` (``""``: None).
-
-    Give the option a string default: argparse converts it too, so every parse sets the key.
-    """
-    def convert(text: str) -> Any:
-        value = (check(text) if check is not None else text) if text else None
-        CLI_OPTIONS[key] = value
-        return value
-    convert.__name__ = key.replace("_", "-")
-    return convert
 
 
 # --------------------------------------------------------------------------- words

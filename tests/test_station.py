@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,7 +151,7 @@ def test_vcore_check(site: Path) -> None:
     lines = good.stdout.splitlines()
     assert lines[-1] == "ready"
     states = {line.split()[1].rstrip(":"): line.split()[0] for line in lines[:-1]}
-    assert states == {"trust": "OK", "certificate": "OK", "crl": "OK", "camera": "OK", "microphone": "OK",
+    assert states == {"trust": "OK", "certificate": "OK", "crl": "OK", "camera": "OK", "microphone": "OK", "speaker": "OK",
                       "recordings": "OK", "listen": "OK"}, good.stdout
     # the same station with a busy port, an expired CRL and a peer that is not there
     ca_dir = site / "ca"
@@ -227,3 +228,113 @@ def test_stations_from_config_files_and_sighup(site: Path) -> None:
         agent.send_signal(signal.SIGTERM)
         agent.wait(15)
     assert agent.returncode == 0, log.read_text()
+
+
+class _EmulatedCamera:
+    """A VISCA-over-IP camera emulator on its own thread and event loop (the station runs in a subprocess)."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        from vcore.visca import CameraEmulator
+
+        self.loop = asyncio.new_event_loop()
+        self.emu = CameraEmulator(speed_factor=50.0)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.port = self.run(self.emu.start_udp("127.0.0.1", 0))
+
+    def run(self, coro: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def position(self) -> tuple[int, int]:
+        from vcore.visca import ViscaCamera
+
+        async def ask() -> tuple[int, int]:
+            cam = await ViscaCamera.open_ip("127.0.0.1", self.port)
+            try:
+                return await cam.pan_tilt_position()
+            finally:
+                await cam.close()
+
+        import asyncio
+
+        return asyncio.run(ask())
+
+    def store(self, preset: int, pan: int, tilt: int) -> None:
+        from vcore.visca import ViscaCamera
+
+        async def setup() -> None:
+            cam = await ViscaCamera.open_ip("127.0.0.1", self.port)
+            try:
+                await cam.power(True)
+                await cam.pan_tilt_to(pan, tilt)
+                await cam.preset_set(preset)
+                await cam.pan_tilt_to(0, 0)
+            finally:
+                await cam.close()
+
+        import asyncio
+
+        asyncio.run(setup())
+
+    def close(self) -> None:
+        self.run(self.emu.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def test_the_station_camera_goes_to_its_preset_when_a_call_starts(site: Path) -> None:
+    """[camera] visca + preset: the agent's camera is opened with the station and aimed when a call starts."""
+    camera = _EmulatedCamera()
+    try:
+        camera.store(2, 400, -200)
+        assert camera.position() == (0, 0)
+        port = _free_port()
+        agent_toml = _agent_toml(site, port)
+        with open(agent_toml, "a") as f:
+            f.write(f'[camera]\nvisca = "udp:127.0.0.1:{camera.port}"\npreset = 2\n')
+        check = subprocess.run([sys.executable, "-m", "vcore", "check", "--config", str(agent_toml)],
+                               capture_output=True, text=True, timeout=60, env=_env())
+        assert "OK    visca: 127.0.0.1 answers" in check.stdout, check.stdout + check.stderr
+        log = site / "agent.log"
+        with open(log, "w") as out:
+            agent = subprocess.Popen([sys.executable, "-m", "vcore", "answer", "--config", str(agent_toml)],
+                                     stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
+        try:
+            _wait_for(log, "answering calls", agent)
+            kiosk = subprocess.run([sys.executable, "-m", "vcore", "call", "--config",
+                                    str(_kiosk_toml(site, port)), "12", "--seconds", "2"],
+                                   capture_output=True, text=True, timeout=60, env=_env())
+            assert kiosk.returncode == 0, kiosk.stdout + kiosk.stderr
+            assert camera.position() == (400, -200), log.read_text()
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(15)
+        assert agent.returncode == 0, log.read_text()
+    finally:
+        camera.close()
+
+
+def test_a_camera_that_does_not_answer_does_not_stop_the_station(site: Path) -> None:
+    port = _free_port()
+    agent_toml = _agent_toml(site, port)
+    with open(agent_toml, "a") as f:
+        f.write(f'[camera]\nvisca = "udp:127.0.0.1:{_free_port()}"\npreset = 1\n')  # nobody there
+    log = site / "agent.log"
+    with open(log, "w") as out:
+        agent = subprocess.Popen([sys.executable, "-m", "vcore", "answer", "--config", str(agent_toml)],
+                                 stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
+    try:
+        _wait_for(log, "answering calls", agent, timeout=60)
+        assert "calls go on without camera control" in log.read_text()
+        kiosk = subprocess.run([sys.executable, "-m", "vcore", "call", "--config", str(_kiosk_toml(site, port)),
+                                "12", "--seconds", "1"], capture_output=True, text=True, timeout=60, env=_env())
+        assert kiosk.returncode == 0, kiosk.stdout + kiosk.stderr
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(15)

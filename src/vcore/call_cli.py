@@ -31,6 +31,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .visca.cli import visca_target
 from .cli import (char_device, fail, gatekeeper_address, host_address, input_file, integer, nonempty, number,
                   output_file, port, port_range, record_dir, size)
 
@@ -50,7 +51,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-crl", action="store_true", help="do not check revocation (not recommended; logged)")
     p.add_argument("--no-tls", action="store_true", help="plaintext signalling (the SRTP keys travel unprotected)")
     p.add_argument("--camera", metavar="DEVICE", type=char_device, help="V4L2 camera (default: test pattern)")
-    p.add_argument("--microphone", metavar="DEVICE", type=nonempty, help="PulseAudio source name (default: test tone)")
+    p.add_argument("--microphone", metavar="DEVICE", type=nonempty,
+                   help="microphone: a name, part of one or an index from `vcore devices` (default: test tone)")
+    p.add_argument("--speaker", metavar="DEVICE", type=nonempty,
+                   help="play the peer's sound on this output (a name, part of one or an index; default: none)")
+    p.add_argument("--visca", metavar="PORT|udp:HOST[:PORT]", type=visca_target,
+                   help="the station's VISCA camera (serial port or VISCA over IP): the peer may steer it")
+    p.add_argument("--visca-preset", metavar="N", type=integer(0, 127, "preset"),
+                   help="camera preset recalled when a call starts")
     p.add_argument("--size", type=size, default=(640, 480),
                    help="picture WIDTHxHEIGHT, even, 16 to 4096 (default 640x480)")
     p.add_argument("--fps", type=number(1, 60, "fps"), default=25.0, help="frames per second, 1 to 60 (default 25)")
@@ -81,14 +89,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _probe(args: argparse.Namespace) -> None:
-    """Open the camera and the microphone once and close them: one that cannot be used fails before any call."""
+    """Open the camera, the microphone and the speaker once and close them: what cannot be used fails first."""
     from .errors import MediaError
-    from .media import Camera, Microphone
+    from .media import Camera, Microphone, Speaker
 
     w, h = args.size
     devices: list[tuple[str, str | None, Callable[[], Any]]] = [
         ("camera", args.camera, lambda: Camera(args.camera, w, h, args.fps)),
-        ("microphone", args.microphone, lambda: Microphone(args.microphone))]
+        ("microphone", args.microphone, lambda: Microphone(args.microphone)),
+        ("speaker", args.speaker, lambda: Speaker(args.speaker))]
     for what, device, make in devices:
         if device:
             try:
@@ -99,7 +108,7 @@ def _probe(args: argparse.Namespace) -> None:
 
 def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
     from .errors import CallError
-    from .media import Camera, Microphone, TestPattern, Tone
+    from .media import Camera, Microphone, Speaker, TestPattern, Tone
 
     w, h = args.size
     video = (lambda: Camera(args.camera, w, h, args.fps)) if args.camera else (lambda: TestPattern(w, h, args.fps))
@@ -108,6 +117,8 @@ def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
                             "media_timeout": args.media_timeout, "rtp_ports": args.rtp_ports,
                             "media_host": args.media_address, "public_address": args.public_address,
                             "gatekeeper": args.gatekeeper, "aliases": args.alias or None}
+    if args.speaker:
+        opts["audio_sink"] = lambda: Speaker(args.speaker)
     if args.no_tls:
         opts["allow_plaintext"] = True
     else:
@@ -117,6 +128,35 @@ def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
             raise CallError("give --crl or --no-crl, not both")
         opts.update(identity=args.identity, trust=args.trust, crl=None if args.no_crl else args.crl or "auto")
     return opts
+
+
+async def _camera(args: argparse.Namespace) -> dict[str, Any]:
+    """The station's VISCA camera for the Terminal (the peer may steer it); a camera that does not answer is
+    logged and the station runs without it (``vcore check`` says so before)."""
+    if not args.visca:
+        return {}
+    from .errors import VcoreError
+    from .visca.cli import open_camera
+
+    try:
+        camera = await open_camera(args.visca)
+    except VcoreError as exc:
+        logging.getLogger("vcore.station").warning("camera %s: %s; calls go on without camera control",
+                                                   args.visca[1], exc)
+        return {}
+    return {"camera": camera, "remote_camera": True}
+
+
+async def _recall_preset(terminal: Any, args: argparse.Namespace) -> None:
+    """The preset for a new call; a camera fault is logged, never the end of the call."""
+    if terminal.camera is None or args.visca_preset is None:
+        return
+    from .errors import VcoreError
+
+    try:
+        await terminal.camera_preset(args.visca_preset)
+    except VcoreError as exc:
+        logging.getLogger("vcore.station").warning("camera preset %d: %s", args.visca_preset, exc)
 
 
 def _name(args: argparse.Namespace) -> str:
@@ -182,12 +222,27 @@ async def _start(terminal: Any, args: argparse.Namespace) -> int | None:
         return fail(f"cannot listen on port {args.port}: {why}", 1)
 
 
+async def _with_camera(station: Callable[[argparse.Namespace, dict[str, Any]], Any],
+                       args: argparse.Namespace) -> int:
+    """Run ``station`` with the station's camera (``--visca``), closed at the end whatever happens."""
+    camera = await _camera(args)
+    try:
+        return int(await station(args, camera))
+    finally:
+        if "camera" in camera:
+            await camera["camera"].close()
+
+
 async def _answer(args: argparse.Namespace) -> int:
+    return await _with_camera(_answer_station, args)
+
+
+async def _answer_station(args: argparse.Namespace, camera: dict[str, Any]) -> int:
     from .call import Terminal
 
     terminal = Terminal(_name(args), host=args.host, port=args.port, auto_answer=True,
                         allow=args.allow or None, recordings=args.record_dir, max_calls=1,
-                        **_terminal_options(args))
+                        **_terminal_options(args), **camera)
     _probe(args)
     if (status := await _start(terminal, args)) is not None:
         return status
@@ -208,7 +263,9 @@ async def _answer(args: argparse.Namespace) -> int:
         async for incoming in terminal.incoming():
             log_incoming(incoming)
             if incoming.call is not None:
+                preset = asyncio.ensure_future(_recall_preset(terminal, args))
                 await _follow(incoming.call, args)
+                await preset
     finally:
         if not shutdown.event.is_set():
             closing.cancel()
@@ -233,7 +290,7 @@ def _reload(terminal: Any, args: argparse.Namespace) -> None:
     terminal.set_allow(allow or None)
     problem = terminal.check_credentials()
     log.info("SIGHUP: configuration reloaded (allow-list %s; CRL %s)",
-                ", ".join(allow) if allow else "off", problem or "current")
+             ", ".join(allow) if allow else "off", problem or "current")
 
 
 async def _retention(args: argparse.Namespace) -> None:
@@ -250,9 +307,13 @@ async def _retention(args: argparse.Namespace) -> None:
 
 
 async def _call(args: argparse.Namespace) -> int:
+    return await _with_camera(_call_station, args)
+
+
+async def _call_station(args: argparse.Namespace, camera: dict[str, Any]) -> int:
     from .call import CallFailed, Terminal
 
-    terminal = Terminal(_name(args), listen=False, directory=args.cards, **_terminal_options(args))
+    terminal = Terminal(_name(args), listen=False, directory=args.cards, **_terminal_options(args), **camera)
     _probe(args)
     if (status := await _start(terminal, args)) is not None:
         return status
@@ -275,6 +336,7 @@ async def _call(args: argparse.Namespace) -> int:
             except CallFailed as exc:
                 return fail(f"call failed ({exc.reason}): {exc}", 1)
             follow = asyncio.ensure_future(_follow(call, args))
+            await _recall_preset(terminal, args)
             ended = asyncio.ensure_future(call.wait_ended())
             await asyncio.wait({ended, shutdown}, timeout=args.seconds or None, return_when=asyncio.FIRST_COMPLETED)
             if not ended.done():  # --seconds, or a signal: hang up ourselves (the peer sees "hangup")

@@ -43,6 +43,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("vcore.call_cli:check_main", "check a station before its first call (--config station.toml)"),
     "info": ("vcore.cli:info_main", "what this machine offers: fast path, PyAV/FFmpeg, H.264 encoders"),
     "camera": ("vcore.visca.cli:main", "control a VISCA PTZ camera (serial, IP, or --emulate)"),
+    "devices": ("vcore.devices:main", "list cameras, microphones, speakers and serial ports, and whether each opens"),
     "pki": ("vcore.pki:main", "an installation's private CA: init, issue, list, revoke certificates"),
     "bench": ("vcore.bench.cli:main", "can this machine hold an encrypted call? encoders, CPU share, verdict"),
     "linetest": ("vcore.linetest:main", "can this line carry a call? RTT, jitter, loss, bandwidth each way"),

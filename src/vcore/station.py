@@ -27,7 +27,12 @@ to the file. The reference, with every key, is ``docs/station-config.md``::
 
     [media]
     camera = "/dev/video0"                   # default: a test pattern
-    microphone = "default"
+    microphone = "default"                   # `vcore devices` lists them
+    speaker = "default"
+
+    [camera]                                 # the station's VISCA camera: the peer may steer it
+    visca = "/dev/ttyUSB0"                   # or "udp:192.0.2.20:52381"
+    preset = 1                               # recalled when a call starts
     size = "1280x720"
     fps = 25
     bitrate = 768000
@@ -65,6 +70,7 @@ from typing import Any
 from .cli import (char_device, gatekeeper_address, host_address, input_file, integer, nonempty, number, output_dir,
                   output_file, port, port_range, record_dir, size)
 from .errors import VcoreError
+from .visca.cli import visca_target
 
 __all__ = ["ConfigError", "KEYS", "load_station_config", "apply_config", "Check", "check_station", "summarize",
            "prune_recordings"]
@@ -111,6 +117,9 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("network", "aliases"): ("alias", nonempty, True),
     ("media", "camera"): ("camera", char_device, False),
     ("media", "microphone"): ("microphone", nonempty, False),
+    ("media", "speaker"): ("speaker", nonempty, False),
+    ("camera", "visca"): ("visca", visca_target, False),
+    ("camera", "preset"): ("visca_preset", integer(0, 127, "preset"), False),
     ("media", "size"): ("size", size, False),
     ("media", "fps"): ("fps", number(1, 60, "fps"), False),
     ("media", "bitrate"): ("bitrate", integer(50_000, 50_000_000, "bitrate"), False),
@@ -305,20 +314,24 @@ def check_station(args: argparse.Namespace, now: dt.datetime, *, listen: bool,
                             + (f"{nxt:%Y-%m-%d}" if nxt else "no date"))
                 except pki.PkiError as exc:
                     add("FAIL", "crl", str(exc))
-    for what in ("camera", "microphone"):
+    for what in ("camera", "microphone", "speaker"):
         device = getattr(args, what, None)
         if not device:
-            add("OK", what, "test " + ("pattern" if what == "camera" else "tone") + " (none configured)")
+            add("OK", what, {"camera": "test pattern", "microphone": "test tone", "speaker": "none"}[what]
+                + " (none configured)")
             continue
         try:
-            from .media import Camera, Microphone
+            from .media import Camera, Microphone, Speaker
 
             w, h = getattr(args, "size", (640, 480))
-            source = Camera(device, w, h, getattr(args, "fps", 25.0)) if what == "camera" else Microphone(device)
+            source = Camera(device, w, h, getattr(args, "fps", 25.0)) if what == "camera" else \
+                Microphone(device) if what == "microphone" else Speaker(device)
             source.close()
             add("OK", what, f"{device} opens")
         except (VcoreError, OSError, ValueError) as exc:
             add("FAIL", what, f"{device}: {exc}")
+    if getattr(args, "visca", None):
+        out.append(_visca_check(args.visca, timeout))
     if getattr(args, "cards", None) is not None:
         try:
             from .directory import Directory
@@ -342,6 +355,25 @@ def check_station(args: argparse.Namespace, now: dt.datetime, *, listen: bool,
     if peer:
         out.append(_peer_check(peer, timeout))
     return out
+
+
+def _visca_check(target: tuple[str, str, int], timeout: float) -> Check:
+    import asyncio
+
+    from .visca.cli import open_camera
+
+    async def ask() -> str:
+        camera = await asyncio.wait_for(open_camera(target), timeout)
+        try:
+            pan, tilt = await asyncio.wait_for(camera.pan_tilt_position(), timeout)
+            return f"answers (pan {pan}, tilt {tilt})"
+        finally:
+            await camera.close()
+
+    try:
+        return Check("OK", "visca", f"{target[1]} {asyncio.run(ask())}")
+    except (VcoreError, OSError, asyncio.TimeoutError) as exc:
+        return Check("FAIL", "visca", f"{target[1]}: {exc or 'no answer'} (cable, address, power?)")
 
 
 def _port_check(host: str, port_number: int) -> Check:

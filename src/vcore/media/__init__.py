@@ -45,7 +45,7 @@ from .pipeline import (
     VideoReceiver,
     VideoSender,
 )
-from .sinks import CallbackSink, FrameQueue, NullSink, Recorder, Sink
+from .sinks import CallbackSink, FrameQueue, NullSink, Recorder, Sink, Speaker
 from .sources import (
     Camera,
     FileSource,
@@ -55,6 +55,7 @@ from .sources import (
     TestPattern,
     Tone,
     capture_time,
+    find_audio_device,
 )
 
 __all__ = [
@@ -92,6 +93,7 @@ __all__ = [
     "NullSink",
     "Recorder",
     "Sink",
+    "Speaker",
     "Camera",
     "FileSource",
     "Microphone",
@@ -100,4 +102,5 @@ __all__ = [
     "TestPattern",
     "Tone",
     "capture_time",
+    "find_audio_device",
 ]

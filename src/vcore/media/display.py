@@ -1,11 +1,11 @@
 """On-screen display and speaker output: optional extras the core never imports.
 
-``VideoWindow`` shows frames with SDL2 through pygame; ``Speaker`` plays audio
-frames through sounddevice (PortAudio). Neither package is a vcore dependency:
-constructing one without its package raises :class:`MediaError` saying what to
-install. Both are sinks (``write(frame)``, ``close()``) and may be written from
-one thread at a time (the decode thread); SDL wants its window used from the
-thread that made it, so a ``VideoWindow`` opens lazily on its first frame.
+``VideoWindow`` shows frames with SDL2 through pygame (an optional extra:
+constructing one without pygame raises :class:`MediaError` saying what to
+install); ``Speaker`` is :class:`vcore.media.sinks.Speaker`, re-exported here.
+Both are sinks (``write(frame)``, ``close()``) and may be written from one
+thread at a time (the decode thread); SDL wants its window used from the thread
+that made it, so a ``VideoWindow`` opens lazily on its first frame.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
 
 from .errors import MediaError
@@ -67,25 +66,4 @@ class VideoWindow:
                 self._pygame.display.quit()
 
 
-class Speaker:
-    """Plays mono s16 audio frames on the default output device (sounddevice)."""
-
-    def __init__(self, sample_rate: int = 48000, *, latency: str = "low") -> None:
-        sd: Any = _require("sounddevice", "sounddevice")
-        from av.audio.resampler import AudioResampler
-
-        self.sample_rate = sample_rate
-        self._resampler = AudioResampler(format="s16", layout="mono", rate=sample_rate)
-        try:
-            self._stream = sd.RawOutputStream(samplerate=sample_rate, channels=1, dtype="int16", latency=latency)
-            self._stream.start()
-        except Exception as exc:
-            raise MediaError(f"cannot open the speaker: {exc}") from exc
-
-    def write(self, frame: AudioFrame) -> None:
-        for f in self._resampler.resample(frame):
-            self._stream.write(f.to_ndarray().tobytes())
-
-    def close(self) -> None:
-        self._stream.stop()
-        self._stream.close()
+from .sinks import Speaker  # noqa: E402  (one speaker: the non-blocking one in sinks)

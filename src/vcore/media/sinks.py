@@ -1,9 +1,10 @@
-"""Media sinks: recorder, null sink, frame queue and callback for applications.
+"""Media sinks: recorder, speaker, null sink, frame queue and callback for applications.
 
 A sink is anything with ``write(frame)`` and ``close()`` (:class:`Sink`); a
 plain callable ``f(frame)`` works wherever a sink is taken (wrap it in
-:class:`CallbackSink`). On-screen display and speaker output live in
-:mod:`vcore.media.display`, an optional extra the core never imports.
+:class:`CallbackSink`). :class:`Speaker` plays audio through sounddevice
+(PortAudio), imported only when a speaker is made; the on-screen display
+lives in :mod:`vcore.media.display`, an optional extra the core never imports.
 
 :class:`Recorder` writes received H.264 access units to MP4/MKV without
 re-encoding (a remux: the file holds the very bitstream that arrived) and
@@ -35,7 +36,7 @@ from .errors import MediaError, PipelineClosed
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["Sink", "NullSink", "CallbackSink", "FrameQueue", "Recorder", "as_sink"]
+__all__ = ["Sink", "NullSink", "CallbackSink", "FrameQueue", "Recorder", "Speaker", "as_sink"]
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -377,6 +378,118 @@ class Recorder:
             pass
 
     def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Speaker:
+    """Plays decoded audio frames on an output device through sounddevice (PortAudio); never blocks the writer.
+
+    ``device``: None (the system's default output), an index or a name as
+    :func:`~vcore.media.sources.find_audio_device` takes (``"hw:0,0"``,
+    ``"USB Audio"``, ``"pulse"``). ``sample_rate``: None plays at the device's
+    default rate. Frames of any rate, sample format and layout are converted
+    (PyAV's ``AudioResampler``) to s16 with ``channels`` at that rate.
+
+    ``write()`` only appends to a buffer of at most ``max_delay`` seconds: when
+    the device falls behind, the oldest samples are dropped (``dropped``
+    counts samples), so the receive thread is never blocked and no delay
+    builds up. Playback starts once ``prebuffer`` seconds are buffered, and
+    again after the buffer ran dry (``underruns``); meanwhile the device plays
+    silence. ``played`` counts samples handed to the device. A device that
+    cannot be opened raises :class:`~vcore.media.errors.DeviceNotFound`.
+
+    Thread-safety: ``write()`` from one thread (the decode thread); PortAudio's
+    callback thread takes samples under a lock; ``close()`` from any thread but
+    that callback. ``write()`` after ``close()`` raises :class:`PipelineClosed`.
+    """
+
+    def __init__(
+        self,
+        device: str | int | None = None,
+        *,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        max_delay: float = 0.2,
+        prebuffer: float = 0.04,
+    ) -> None:
+        from .errors import DeviceNotFound
+        from .sources import _sounddevice, find_audio_device
+
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels}")
+        sd = _sounddevice()
+        info = find_audio_device(device, "output")
+        self.name = str(info["name"])
+        self.sample_rate = sample_rate or int(info["default_samplerate"])
+        self.channels = channels
+        self.dropped = self.underruns = self.played = 0
+        self._bytes_per_sample = 2 * channels
+        self._cap = max(1, round(max_delay * self.sample_rate)) * self._bytes_per_sample
+        self._prime = min(self._cap, round(prebuffer * self.sample_rate) * self._bytes_per_sample)
+        self._primed = False
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._resampler = AudioResampler(format="s16", layout="mono" if channels == 1 else "stereo",
+                                         rate=self.sample_rate)
+        try:
+            self._stream: Any = sd.RawOutputStream(samplerate=self.sample_rate, device=info["index"],
+                                                   channels=channels, dtype="int16", latency="low",
+                                                   callback=self._on_output)
+            self._stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            raise DeviceNotFound(f"cannot open speaker {self.name!r} ({channels} channel(s), "
+                                 f"{self.sample_rate} Hz): {exc}") from None
+
+    def write(self, frame: AudioFrame) -> None:
+        """Queue a frame for playback (never blocks; see the class notes)."""
+        if self._closed:
+            raise PipelineClosed(f"speaker {self.name!r} is closed")
+        data = b"".join(f.to_ndarray().tobytes() for f in self._resampler.resample(frame))
+        with self._lock:
+            self._buf += data
+            excess = len(self._buf) - self._cap
+            if excess > 0:
+                del self._buf[:excess]
+                self.dropped += excess // self._bytes_per_sample
+
+    def _on_output(self, out: Any, frames: int, when: Any, status: Any) -> None:
+        """PortAudio's callback thread: the buffered samples, silence for what is missing."""
+        need = len(out)
+        with self._lock:
+            if not self._primed and len(self._buf) >= self._prime:
+                self._primed = True
+            take = min(need, len(self._buf)) if self._primed else 0
+            out[:take] = self._buf[:take]
+            del self._buf[:take]
+            if self._primed and take < need:
+                self._primed = False
+                self.underruns += 1
+            self.played += take // self._bytes_per_sample
+        if take < need:
+            out[take:] = bytes(need - take)
+
+    @property
+    def buffered(self) -> float:
+        """Seconds of sound waiting to be played."""
+        return len(self._buf) / self._bytes_per_sample / self.sample_rate
+
+    def close(self) -> None:
+        """Stop playing at once, dropping what is buffered (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._stream.abort()
+            self._stream.close()
+        except Exception as exc:  # pragma: no cover - a device that vanished
+            _log.debug("closing speaker %r: %s", self.name, exc)
+
+    def __enter__(self) -> Speaker:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,6 +21,7 @@ wakes a reader waiting for the next frame's due time.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -31,6 +32,7 @@ from typing import Any, Literal, Union
 
 import av
 import av.error
+import numpy as np
 from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
 
@@ -46,6 +48,7 @@ __all__ = [
     "FileSource",
     "Camera",
     "Microphone",
+    "find_audio_device",
     "ScreenSource",
     "CAPTURE_TIME_BASE",
     "capture_time",
@@ -339,20 +342,178 @@ class Camera(Source):
         super().__init__(device, "v4l2", options, kind="video", realtime=False, live=True, read_timeout=read_timeout)
 
 
+def _sounddevice() -> Any:
+    """The sounddevice module, or :class:`DeviceNotFound` saying what to install.
+
+    sounddevice's Linux wheel is pure Python: it loads the system's PortAudio
+    (Debian: ``libportaudio2``), which drives ALSA with Debian's own ALSA config.
+    """
+    try:
+        import sounddevice
+    except ImportError as exc:
+        raise DeviceNotFound("audio devices need the sounddevice package: pip install sounddevice") from exc
+    except OSError as exc:  # sounddevice is there, the PortAudio library is not
+        raise DeviceNotFound(f"audio devices need PortAudio ({exc}): apt-get install libportaudio2") from exc
+    return sounddevice
+
+
+def find_audio_device(device: str | int | None, kind: Literal["input", "output"]) -> dict[str, Any]:
+    """PortAudio's description of an audio device (``index``, ``name``, ``default_samplerate``...).
+
+    ``device``: None (the system's default), an index (``3`` or ``"3"``), or a name:
+    exact, or words that occur in one device's name only (``"hw:1,0"``, ``"USB"``),
+    as ``vcore devices`` lists them. Raises :class:`DeviceNotFound`.
+    """
+    sd = _sounddevice()
+    what = "microphone" if kind == "input" else "speaker"
+    if isinstance(device, str) and device.strip().isdigit():
+        device = int(device)
+    try:
+        info: dict[str, Any] = dict(sd.query_devices(device, kind))
+    except (ValueError, sd.PortAudioError) as exc:
+        named = "no default" if device is None else f"no {device!r}"
+        raise DeviceNotFound(f"{named} {what}: {exc} (vcore devices lists the audio devices)") from None
+    return info
+
+
 class Microphone(Source):
-    """A microphone through PyAV: ``backend`` ``"pulse"`` (PulseAudio) or ``"alsa"`` (``device`` e.g. ``"hw:1"``)."""
+    """A microphone: PortAudio through sounddevice, or an FFmpeg input for ``pulse:NAME`` / ``alsa:NAME``.
+
+    ``device``: None (the system's default input), an index or a name as
+    :func:`find_audio_device` takes (``"hw:1,0"``, ``"USB Audio"``, ``"pulse"``
+    for PulseAudio/PipeWire through their ALSA plugin). A name with the prefix
+    ``pulse:`` or ``alsa:`` (or ``backend="pulse"``/``"alsa"``) uses FFmpeg's
+    input of that name instead, which needs a PyAV built against a system
+    FFmpeg: the PyAV wheel has no PulseAudio and its ALSA finds no config.
+
+    PortAudio: mono or stereo (``channels``) s16 frames of ``frame_duration``
+    (20 ms) at ``sample_rate``; a device that refuses that rate is opened at its
+    own default rate (``sample_rate`` tells which). Each frame is stamped with
+    the capture time of its last sample. PortAudio's callback thread only copies
+    the samples into a queue of ``buffer`` seconds; when the reader falls behind
+    the oldest block is dropped (counted in ``overruns``). ``read()`` raises
+    :class:`DeviceError` when the device delivers nothing for ``read_timeout``
+    seconds (unplugged), :class:`SourceEnded` after ``close()``.
+    A device that cannot be opened raises :class:`DeviceNotFound`.
+
+    Thread-safety: one thread reads; ``close()`` may be called from any thread.
+    """
 
     def __init__(
         self,
-        device: str = "default",
+        device: str | int | None = None,
         *,
-        backend: Literal["pulse", "alsa"] = "pulse",
+        backend: Literal["sounddevice", "pulse", "alsa"] | None = None,
         sample_rate: int = 48000,
         channels: int = 1,
+        frame_duration: float = 0.02,
+        buffer: float = 1.0,
         read_timeout: float = 5.0,
     ) -> None:
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels}")
+        text = "default" if device is None else str(device)
+        prefix, colon, rest = text.partition(":")
+        if backend is None and colon and prefix in ("pulse", "alsa"):
+            backend, text = ("pulse" if prefix == "pulse" else "alsa"), rest
+        self.backend: Literal["sounddevice", "pulse", "alsa"] = backend or "sounddevice"
+        self.device = device
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.frame_duration = frame_duration
+        self.overruns = 0
+        self._read_timeout = read_timeout
+        self._stream: Any = None
+        self._blocks: collections.deque[tuple[bytes, float]] = collections.deque(
+            maxlen=max(1, round(buffer / frame_duration)))
+        self._cond = threading.Condition()
+        self._ended = False  # PortAudio finished the stream (the device went away)
         options = {"sample_rate": str(sample_rate), "channels": str(channels)}
-        super().__init__(device, backend, options, kind="audio", realtime=False, live=True, read_timeout=read_timeout)
+        fmt = None if self.backend == "sounddevice" else self.backend
+        super().__init__(text, fmt, options, kind="audio", realtime=False, live=True, read_timeout=read_timeout)
+
+    def _describe(self) -> str:
+        return f"microphone {self.url!r}" if self.backend == "sounddevice" else super()._describe()
+
+    def _open(self) -> None:
+        if self.backend != "sounddevice":
+            super()._open()
+            return
+        sd = _sounddevice()
+        info = find_audio_device(self.device, "input")
+        self.url = str(info["name"])
+        rates = dict.fromkeys((self.sample_rate, int(info["default_samplerate"])))
+        error: Exception | None = None
+        for rate in rates:
+            try:
+                self._stream = sd.RawInputStream(
+                    samplerate=rate, blocksize=round(rate * self.frame_duration), device=info["index"],
+                    channels=self.channels, dtype="int16", latency="low",
+                    callback=self._on_audio, finished_callback=self._on_finished)
+                self.sample_rate = rate
+                self._stream.start()
+                return
+            except (sd.PortAudioError, ValueError) as exc:
+                error = exc
+                if self._stream is not None:
+                    self._stream.close()
+                    self._stream = None
+        raise DeviceNotFound(f"cannot open {self._describe()} ({self.channels} channel(s), "
+                             f"{' or '.join(map(str, rates))} Hz): {error}")
+
+    def _on_audio(self, data: Any, frames: int, when: Any, status: Any) -> None:
+        """PortAudio's callback thread: keep the samples and their capture time (nothing slow here)."""
+        now = time.monotonic()
+        age = when.currentTime - when.inputBufferAdcTime - frames / self.sample_rate  # of the last sample
+        stamp = now - age if 0.0 < age < 1.0 else now
+        with self._cond:
+            if len(self._blocks) == self._blocks.maxlen:
+                self.overruns += 1
+            self._blocks.append((bytes(data), stamp))
+            self._cond.notify()
+
+    def _on_finished(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def read(self) -> Frame:
+        """The next captured frame, blocking until PortAudio delivers it (see the class notes)."""
+        if self.backend != "sounddevice":
+            return super().read()
+        with self._cond:
+            ready = self._cond.wait_for(lambda: self._blocks or self._ended or self._closed.is_set(),
+                                        self._read_timeout)
+            if self._closed.is_set():
+                raise SourceEnded(f"{self._describe()} is closed")
+            if not self._blocks:
+                why = "stopped" if ready else f"delivered nothing for {self._read_timeout:g} s"
+                raise DeviceError(f"{self._describe()} {why} (unplugged?)")
+            data, stamp = self._blocks.popleft()
+        pcm = np.frombuffer(data, dtype=np.int16).reshape(1, -1)
+        frame = AudioFrame.from_ndarray(pcm, format="s16", layout="mono" if self.channels == 1 else "stereo")
+        frame.sample_rate = self.sample_rate
+        frame.pts = round(stamp * 1_000_000)
+        frame.time_base = CAPTURE_TIME_BASE
+        self.frames_read += 1
+        return frame
+
+    def close(self) -> None:
+        """Stop capturing (idempotent; callable from any thread but PortAudio's callback)."""
+        if self.backend != "sounddevice":
+            super().close()
+            return
+        self._closed.set()
+        with self._cond:
+            self._cond.notify_all()
+        with self._io_lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception as exc:  # pragma: no cover - a device that vanished
+                _log.debug("closing %s: %s", self._describe(), exc)
 
 
 class ScreenSource(Source):

@@ -3,8 +3,8 @@
     python -m vcore.pki init pki --name "Office CA"
     python -m vcore.pki issue pki "CAF agent" --role agent --out agent.pem     # alias caf-agent
     python -m vcore.pki issue pki "Murat kiosk" --role kiosk --out kiosk.pem
-    PYTHONPATH=src python examples/agent.py --port 1300 &
-    PYTHONPATH=src python examples/kiosk.py h323:caf-agent@127.0.0.1:1300
+    python examples/agent.py --port 1300 &
+    python examples/kiosk.py h323:caf-agent@127.0.0.1:1300
 
 Without certificates, ``--no-tls`` runs both in plaintext (and every call's statistics say so).
 """

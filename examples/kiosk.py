@@ -1,7 +1,7 @@
 """The kiosk: calls the agent (an address or a card of cards.toml), shows live statistics, steers its camera.
 
-    PYTHONPATH=src python examples/kiosk.py h323:caf-agent@127.0.0.1:1300 --seconds 20
-    PYTHONPATH=src python examples/kiosk.py --cards cards.toml 12
+    python examples/kiosk.py h323:caf-agent@127.0.0.1:1300 --seconds 20
+    python examples/kiosk.py --cards cards.toml 12
 
 The camera is an emulated VISCA camera here; with hardware use
 ``await ViscaCamera.open_serial("/dev/ttyUSB0")``.

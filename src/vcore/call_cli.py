@@ -1,8 +1,8 @@
 """``vcore answer`` (an agent's station, on all day) and ``vcore call`` (a kiosk calling an address or a card).
 
-    vcore answer --identity agent.pem --trust ca.pem --allow "Murat kiosk" [--port 1300] [--record-dir DIR]
-    vcore call --identity kiosk.pem --trust ca.pem h323:caf-agent@192.0.2.10 [--seconds 60]
-    vcore call --identity kiosk.pem --trust ca.pem --cards cards.toml 12
+    vcore answer --identity agent.pem --trust ca.cert.pem --allow "Murat kiosk" [--port 1300] [--record-dir DIR]
+    vcore call --identity kiosk.pem --trust ca.cert.pem h323:caf-agent@192.0.2.10 [--seconds 60]
+    vcore call --identity kiosk.pem --trust ca.cert.pem --cards cards.toml 12
 
 Both use the built-in test pattern and tone unless ``--camera``/``--microphone``
 name devices; both print the call's events and, every few seconds, its

@@ -219,7 +219,8 @@ def open_crl(crl: str | os.PathLike[str] | None, trust: Iterable[str | os.PathLi
         if path is None:
             where = ", ".join(str(Path(t).parent / CRL_FILE) for t in trust) or "next to the trust anchor"
             raise PkiError(f"no CRL found ({where}): copy crl.pem from the CA directory next to the trust anchor, "
-                           "give its path (crl=, --crl), or turn revocation off explicitly (crl=None, --no-crl)")
+                           "give its path (crl=, --crl, crl = \"PATH\" in the station file), or turn revocation off "
+                           "explicitly (crl=None, --no-crl, crl = false)")
     else:
         path = Path(crl)
     watch = CrlWatch(path, anchors)

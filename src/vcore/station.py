@@ -29,13 +29,13 @@ to the file. The reference, with every key, is ``docs/station-config.md``::
     camera = "/dev/video0"                   # default: a test pattern
     microphone = "default"                   # `vcore devices` lists them
     speaker = "default"
+    size = "1280x720"
+    fps = 25
+    bitrate = 768000
 
     [camera]                                 # the station's VISCA camera: the peer may steer it
     visca = "/dev/ttyUSB0"                   # or "udp:192.0.2.20:52381"
     preset = 1                               # recalled when a call starts
-    size = "1280x720"
-    fps = 25
-    bitrate = 768000
 
     [log]
     format = "plain"                         # or "json": one object a line

@@ -2,7 +2,7 @@
 
 ```python
 async with Terminal("Murat kiosk", video=TestPattern(), audio=Tone(), identity="kiosk.pem",
-                    trust=["ca.pem"]) as t:
+                    trust=["ca.cert.pem"]) as t:
     call = await t.call("h323:caf-agent@192.0.2.10")      # or t.call(card=12)
     await call.connected
     async for event in call.events(): ...

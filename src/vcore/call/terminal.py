@@ -314,7 +314,7 @@ class Terminal:
         if identity is not None:
             self._anchors = _anchors(trust)
             if not self._anchors:
-                raise CallError("a terminal with an identity needs trust anchors (trust=[ca.pem])")
+                raise CallError("a terminal with an identity needs trust anchors (trust=['ca.cert.pem'])")
             problem = pki.validity_problem(identity, _utcnow())
             if problem is not None and problem[0] >= logging.ERROR:
                 raise pki.PkiError(problem[1])
@@ -559,7 +559,7 @@ class Terminal:
         if tls and alias is None and expect_name is None:
             raise CallError(f"{address!r} names no alias: over TLS vcore checks that the answering certificate "
                             f"holds the alias dialled; call h323:ALIAS@{address.removeprefix('h323:')} "
-                            "(or give expect_name=, the certificate name to expect)")
+                            "(or give the certificate name to expect: expect_name=, --expect NAME)")
         media = _Media(self, record)
         try:
             session = await sig.place_call(host, port, self.config, media.open, ssl_context=self._client_ctx,

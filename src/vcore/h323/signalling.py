@@ -999,6 +999,12 @@ async def place_call(host: str, port: int, config: SignallingConfig,
             raise SecurityError(f"{host}:{port} presented certificate {name!r} for "
                                 f"{', '.join(held) or 'no alias'}, not for the dialled {expected_alias!r}")
     if callable(endpoints):
+        if not conn.local_host:  # the peer closed already: with TLS 1.3, it refused our certificate
+            await conn.close()
+            if ssl_context is not None:
+                raise SecurityError(f"TLS: {host}:{port} closed the connection right after the handshake (our "
+                                    "certificate was probably refused: revoked, expired, or from another CA)")
+            raise SignallingError(f"{host}:{port} closed the connection at once")
         try:
             endpoints = await endpoints(conn.local_host, conn.peer_host)
         except BaseException:

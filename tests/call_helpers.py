@@ -24,6 +24,23 @@ def make_pki(base: Path) -> Path:
     return base
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a station started in a subprocess)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def video_frames(path: Path) -> int:
+    """How many video frames a recording decodes to."""
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
 def sources() -> dict[str, Any]:
     from vcore.media import TestPattern, Tone
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pytest
 
@@ -176,6 +176,13 @@ def wait_for_text(path: Path, text: str, timeout: float, proc: subprocess.Popen[
         time.sleep(0.1)
     content = path.read_text() if path.exists() else ""
     raise AssertionError(f"{text!r} not seen in {path.name} within {timeout} s:\n{content[-3000:]}")
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """Hosts as network namespaces, all deleted after the test (skipped where they cannot be made)."""
+    with lab_or_skip() as made:
+        yield made
 
 
 def lab_or_skip() -> Lab:

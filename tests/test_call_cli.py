@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from .call_helpers import free_port as _free_port
 
 
 def _env() -> dict[str, str]:
@@ -32,11 +33,6 @@ def test_demo_runs_and_exits_zero(tmp_path: Path) -> None:
     assert "call set-up" in text and ("chart:" in text)
     assert out.stat().st_size > 10_000
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("tls", [False, True])

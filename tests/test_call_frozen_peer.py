@@ -18,19 +18,13 @@ from pathlib import Path
 import pytest
 
 from .call_helpers import make_pki, run, terminal
+from .call_helpers import free_port as _free_port
 
 
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_frozen_agent_releases_the_kiosk(pki_dir: Path, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from .call_helpers import free_port as _free_port
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 ENV.pop("VCORE_TRACEBACK", None)
 USAGE_ERROR = re.compile(r"^vcore[\w -]*: error: ")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def vcore(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,10 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import pytest
 
 from .call_helpers import make_pki, run, terminal, wait_for
+from .call_helpers import free_port as _free_port
+from .call_helpers import video_frames
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 SMALL = ["--size", "160x120", "--fps", "10", "--bitrate", "100000", "--stats", "1"]
@@ -34,16 +34,8 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
-
-def _video_frames(path: Path) -> int:
-    """Decoded video frames of a recording; raises when it does not open (an MP4 without its moov)."""
-    with av.open(str(path)) as f:
-        return sum(1 for _ in f.decode(video=0))
+_video_frames = video_frames  # raises when the recording does not open (an MP4 without its moov)
 
 
 class Station:

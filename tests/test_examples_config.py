@@ -10,7 +10,6 @@ import ipaddress
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from vcore import pki
 from vcore.call.addresses import parse_address
 from vcore.directory import Directory
 from vcore.station import ConfigError, load_station_config
+from .call_helpers import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -33,11 +33,6 @@ def _env() -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

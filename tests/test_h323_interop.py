@@ -26,6 +26,7 @@ from vcore.h323 import (
     place_call,
 )
 from vcore.h323.messages import Address
+from .call_helpers import free_port as _free_port
 
 pytestmark = pytest.mark.interop
 
@@ -44,13 +45,6 @@ def _config(alias: str, fast: bool = True) -> SignallingConfig:
     return SignallingConfig(alias, allow_plaintext_signalling=True, fast_connect=fast,
                             policy=MediaPolicy(DEFAULT_FORMATS, allow_plaintext=True))
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_beside(proc: subprocess.Popen[bytes], scenario: Any) -> None:

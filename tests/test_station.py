@@ -18,6 +18,7 @@ import pytest
 from vcore import VcoreError, pki
 from vcore.directory import Directory
 from vcore.station import apply_config, load_station_config, prune_recordings
+from .call_helpers import free_port as _free_port
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -27,11 +28,6 @@ def _env() -> dict[str, str]:
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src") + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -189,6 +185,13 @@ def test_prune_recordings(tmp_path: Path) -> None:
     assert prune_recordings(tmp_path, 0, NOW + dt.timedelta(days=999)) == []  # 0 keeps everything
 
 
+def _spawn_agent(config: Path, log: Path) -> subprocess.Popen[str]:
+    """``vcore answer --config CONFIG``, its output into ``log``."""
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "vcore", "answer", "--config", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
+
+
 def _wait_for(path: Path, text: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while text not in path.read_text():
@@ -201,9 +204,7 @@ def test_stations_from_config_files_and_sighup(site: Path) -> None:
     port = _free_port()
     agent_toml = _agent_toml(site, port)
     log = site / "agent.log"
-    with open(log, "w") as out:
-        agent = subprocess.Popen([sys.executable, "-m", "vcore", "answer", "--config", str(agent_toml)],
-                                 stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
+    agent = _spawn_agent(agent_toml, log)
     try:
         _wait_for(log, "answering calls", agent)
 
@@ -302,9 +303,7 @@ def test_the_station_camera_goes_to_its_preset_when_a_call_starts(site: Path) ->
                                capture_output=True, text=True, timeout=60, env=_env())
         assert "OK    visca: 127.0.0.1 answers" in check.stdout, check.stdout + check.stderr
         log = site / "agent.log"
-        with open(log, "w") as out:
-            agent = subprocess.Popen([sys.executable, "-m", "vcore", "answer", "--config", str(agent_toml)],
-                                     stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
+        agent = _spawn_agent(agent_toml, log)
         try:
             _wait_for(log, "answering calls", agent)
             kiosk = subprocess.run([sys.executable, "-m", "vcore", "call", "--config",
@@ -326,9 +325,7 @@ def test_a_camera_that_does_not_answer_does_not_stop_the_station(site: Path) -> 
     with open(agent_toml, "a") as f:
         f.write(f'[camera]\nvisca = "udp:127.0.0.1:{_free_port()}"\npreset = 1\n')  # nobody there
     log = site / "agent.log"
-    with open(log, "w") as out:
-        agent = subprocess.Popen([sys.executable, "-m", "vcore", "answer", "--config", str(agent_toml)],
-                                 stdout=out, stderr=subprocess.STDOUT, text=True, env=_env())
+    agent = _spawn_agent(agent_toml, log)
     try:
         _wait_for(log, "answering calls", agent, timeout=60)
         assert "calls go on without camera control" in log.read_text()

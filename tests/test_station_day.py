@@ -19,21 +19,11 @@ from typing import Any
 
 import pytest
 
-from tests.call_helpers import make_pki
-from tests.netlab import Lab, lab_or_skip, vcore_cmd, wait_for_text
+from tests.call_helpers import make_pki, video_frames
+from tests.netlab import Lab, lab, vcore_cmd, wait_for_text
 
 
-@pytest.fixture
-def lab() -> Any:
-    with lab_or_skip() as lab:
-        yield lab
-
-
-def _frames(path: Path) -> int:
-    import av
-
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
+_frames = video_frames
 
 
 def _agent_toml(etc: Path, allow: str) -> Path:

@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 import pytest
 
-from tests.call_helpers import make_pki
-from tests.netlab import Lab, lab_or_skip, summary, vcore_cmd, wait_for_text
+from tests.call_helpers import make_pki, video_frames
+from tests.netlab import Lab, lab, summary, vcore_cmd, wait_for_text
 
 SECONDS = 10
 SIZE, FPS = "320x240", "15"
@@ -30,17 +30,7 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture
-def lab() -> Any:
-    with lab_or_skip() as lab:
-        yield lab
-
-
-def _frames(path: Path) -> int:
-    import av
-
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
+_frames = video_frames
 
 
 def _identity(pki: Path, name: str) -> list[str]:

@@ -50,7 +50,7 @@ latencies are None.
 
 Run (two modes, about a minute):
 
-    PYTHONPATH=src python benchmarks/aiortc_loopback.py --seconds 10
+    python benchmarks/aiortc_loopback.py --seconds 10
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Both terminals run in this process on 127.0.0.1 (one heavy process at a time):
 
-    PYTHONPATH=src python benchmarks/bench_call.py [--calls 10] [--seconds 10]
+    python benchmarks/bench_call.py [--calls 10] [--seconds 10]
 
 - set-up time: ``Terminal.call()`` invoked (TCP connect, TLS handshake, Setup) -> first video frame decoded by
   the caller; the callee auto-answers and sends 720p30; median and p95 over ``--calls`` calls per mode.

@@ -1,6 +1,6 @@
 """H.323 signalling costs: PER encode/decode of a Setup with Fast Connect proposals, Q.931/TPKT framing.
 
-Run: PYTHONPATH=src python -m pytest benchmarks/bench_h323.py --benchmark-only
+Run: python -m pytest benchmarks/bench_h323.py --benchmark-only
 (pure Python on pycrate: there is no compiled twin; signalling is a few messages per call.)
 """
 

@@ -1,6 +1,6 @@
 """Cost per packet of the video jitter buffer: vcore's twins vs aiortc's ``JitterBuffer``.
 
-Run: ``PYTHONPATH=src python -m pytest benchmarks/bench_jitter.py --benchmark-only --benchmark-columns=min,median,mean``
+Run: ``python -m pytest benchmarks/bench_jitter.py --benchmark-only --benchmark-columns=min,median,mean``
 (``--benchmark-verbose`` or ``--benchmark-json`` show ``us_per_packet``).
 
 Each round feeds the 10 s 720p trace (1347 packets, in order, 1 ms apart) through a

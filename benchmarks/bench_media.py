@@ -6,11 +6,11 @@ once into a temporary file), so the encoders see the same pictures.
 
 Run the whole comparison (about a minute, one heavy process at a time):
 
-    PYTHONPATH=src python benchmarks/bench_media.py [--seconds 10] [--srtp]
+    python benchmarks/bench_media.py [--seconds 10] [--srtp]
 
 or the encode/decode part through pytest-benchmark:
 
-    PYTHONPATH=src python -m pytest benchmarks/bench_media.py --benchmark-only
+    python -m pytest benchmarks/bench_media.py --benchmark-only
 
 CPU is process CPU time (user + system, every thread): ``time.process_time()``
 in process, ``os.wait4`` rusage for the GStreamer and ffmpeg children. The

@@ -7,7 +7,7 @@ pytest-benchmark (each call handles BATCH packets, so divide by BATCH for per-pa
 
 or a per-packet table with ratios to pylibsrtp's AES_CM_128_HMAC_SHA1_80 protect::
 
-    PYTHONPATH=src python benchmarks/bench_srtp.py
+    python benchmarks/bench_srtp.py
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/jitter_quality.py [--seconds 10] [--rtt 0.1] [--seeds 1 2 3 4 5]
+    python benchmarks/jitter_quality.py [--seconds 10] [--rtt 0.1] [--seeds 1 2 3 4 5]
                                                        [--no-decode] [--gstreamer]
 
 A real 720p H.264 RTP trace (FFmpeg testsrc, libx264 ultrafast/zerolatency/baseline,

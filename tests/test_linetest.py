@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import math
 import os
 import socket
+import statistics
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from vcore.linetest import (
     DEFAULT_PORT,
+    MSG_DATA,
+    MSG_PING,
+    MSG_PONG,
+    SUITE,
+    TEST_RAMP_DOWN,
+    TEST_RAMP_UP,
     LinetestError,
     LinetestReport,
     LinetestServer,
@@ -26,7 +35,10 @@ from vcore.linetest import (
     recommend,
     run_linetest,
 )
+from vcore.linetest import _open as _open_probe
+from vcore.srtp import SrtpSession
 from vcore.testing import NetworkEmulator, UdpRelay
+from vcore.testing.netem import RelayRecord
 
 KEY = key_from_passphrase("test")
 
@@ -38,29 +50,107 @@ def within(measured: float | None, configured: float, tolerance: float = 0.15) -
     return measured is not None and abs(measured - configured) <= tolerance * configured
 
 
-async def _adsl(seed: int, **kw: Any) -> tuple[LinetestReport, NetworkEmulator, NetworkEmulator]:
+async def _adsl(seed: int, **kw: Any) -> tuple[LinetestReport, list[RelayRecord]]:
     up = NetworkEmulator(seed=seed, rate=UP_RATE, delay=DELAY, jitter=JITTER, loss=LOSS)
     down = NetworkEmulator(seed=seed + 1000, rate=DOWN_RATE, delay=DELAY, jitter=JITTER, loss=LOSS)
     async with LinetestServer(KEY) as server:
         addr = await server.start("127.0.0.1", 0)
-        async with UdpRelay(addr, up, down) as relay:
+        async with UdpRelay(addr, up, down, record=True) as relay:
             rep = await run_linetest(*relay.address, KEY, **kw)
-    return rep, up, down
+    return rep, relay.log
+
+
+def _mean_abs_diff(xs: list[float]) -> float:
+    """Mean |x[i+1] - x[i]|: the linetest's jitter figure (RFC 3550 transit differences)."""
+    return sum(abs(b - a) for a, b in itertools.pairwise(xs)) / (len(xs) - 1)
+
+
+def _fit_rate(points: list[tuple[int, int, float]]) -> float:
+    """bit/s of (index, datagram bytes, time) probes: least-squares slope of index * bits per probe against time."""
+    per = (points[0][1] + 28) * 8
+    n = len(points)
+    xs, ys = [t for _, _, t in points], [i * per for i, _, _ in points]
+    mx, my = sum(xs) / n, sum(ys) / n
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+@dataclass
+class _Line:
+    """What the relay did in one run (``real``: from when it really forwarded; ``planned``: what it drew)."""
+
+    rtt: dict[str, float] = field(default_factory=dict)
+    jitter: dict[str, float] = field(default_factory=dict)  # "real up", "planned down", ...
+    rate: dict[str, float] = field(default_factory=dict)
+
+
+def _what_the_line_did(log: list[RelayRecord], rep: LinetestReport) -> _Line:
+    """The relay's record of the run, decrypted: delays of the pings answered, the rates of the ramp steps run.
+
+    The relay emulates the line in user space: on a busy machine its timers fire late, and the line
+    really had more delay and delay variation (and burstier delivery) than configured: the figures
+    a line test measured are checked against this record, the ground truth of that run.
+    """
+    srtp = SrtpSession(SUITE, KEY, replay_window=1024)
+    pings: dict[int, RelayRecord] = {}
+    pongs: dict[int, RelayRecord] = {}
+    probes: dict[int, list[tuple[int, RelayRecord]]] = {}
+    for r in log:
+        opened = _open_probe(srtp, r.data)
+        assert opened is not None
+        kind, test, index = opened[1][0], opened[1][2], opened[1][3]
+        if kind == MSG_PING and r.upstream:
+            pings.setdefault(index, r)
+        elif kind == MSG_PONG and not r.upstream:
+            pongs.setdefault(index, r)
+        elif kind == MSG_DATA:
+            probes.setdefault(test, []).append((index, r))
+    answered = sorted(i for i in pings if pings[i].sent is not None and i in pongs and pongs[i].sent is not None)
+    assert len(answered) == rep.pongs  # the same pings the line test saw answered
+    line = _Line()
+    for how in ("real", "planned"):
+        def delay(r: RelayRecord, how: str = how) -> float:
+            d = r.delay if how == "real" else r.planned_delay
+            assert d is not None
+            return d
+
+        line.rtt[how] = statistics.median(delay(pings[i]) + delay(pongs[i]) for i in answered)
+        line.jitter[f"{how} up"] = _mean_abs_diff([delay(pings[i]) for i in answered])
+        line.jitter[f"{how} down"] = _mean_abs_diff([delay(pongs[i]) for i in answered])
+        for d, base in ((rep.up, TEST_RAMP_UP), (rep.down, TEST_RAMP_DOWN)):
+            rates = []
+            for k in range(len(d.steps)):  # the steps the line test ran; it reports the best received rate
+                rates.append(_fit_rate([(i, len(r.data), r.sent if how == "real" else delay(r) + r.received)
+                                        for i, r in probes[base + k] if r.sent is not None]))
+            line.rate[f"{how} {d.direction}"] = max(rates)
+    return line
 
 
 def test_adsl_line_measured_within_15_percent() -> None:
-    rep, up, down = asyncio.run(_adsl(7, pings=200, ping_interval=0.01, step=0.5, timeout=25))
+    """Each figure within 15 % of what the emulated line did; what it was meant to do, within 15 % of its settings.
+
+    The relay is a user-space emulator sharing the CPU with the line test: on a busy machine its
+    timers fire late, and the line it emulated really had more delay variation than configured
+    (issue 13: 7.23 ms of jitter measured against the nominal 5.33 ms, on a run where the relay
+    had delivered about that). So the measurement is held to the relay's record of that run, and
+    the emulator's own draws to the configuration: neither depends on the machine's load.
+    """
+    # timeout: a guard against hanging only, far above the ~12 s the test takes
+    rep, log = asyncio.run(_adsl(7, pings=200, ping_interval=0.01, step=0.5, timeout=300))
     assert rep.complete, rep.errors
     assert not rep.errors
+    line = _what_the_line_did(log, rep)
     # RTT: two 40 ms delays (plus the ping's serialization at 512 kbit/s and 4 Mbit/s, ~1.6 ms)
-    assert within(rep.rtt_median, 2 * DELAY)
+    assert within(line.rtt["planned"], 2 * DELAY)
+    assert within(rep.rtt_median, line.rtt["real"]), (rep.rtt_median, line.rtt)
     # bandwidth each way, at the IP level (the emulator counts 28 bytes of IP+UDP per datagram too)
-    assert within(rep.up.bandwidth, UP_RATE), rep.up.steps
-    assert within(rep.down.bandwidth, DOWN_RATE), rep.down.steps
+    assert within(line.rate["planned up"], UP_RATE) and within(line.rate["planned down"], DOWN_RATE), line.rate
+    assert within(rep.up.bandwidth, line.rate["real up"]), (line.rate, rep.up.steps)
+    assert within(rep.down.bandwidth, line.rate["real down"]), (line.rate, rep.down.steps)
     assert not rep.up.lower_bound and not rep.down.lower_bound
     # jitter: uniform +-J delay variation gives E|D| = 2J/3 between consecutive packets
-    assert within(rep.up.jitter, 2 * JITTER / 3)
-    assert within(rep.down.jitter, 2 * JITTER / 3)
+    assert within(line.jitter["planned up"], 2 * JITTER / 3) and within(line.jitter["planned down"], 2 * JITTER / 3)
+    assert within(rep.up.jitter, line.jitter["real up"]), (rep.up.jitter, line.jitter)
+    assert within(rep.down.jitter, line.jitter["real down"]), (rep.down.jitter, line.jitter)
     # loss: within 15 %, or within two standard errors where a few hundred probes cannot tell
     # 1 % from 1.15 % (that takes ~17,000 probes); the configured rate is inside the 95 % interval
     for d in (rep.up, rep.down):
@@ -69,8 +159,9 @@ def test_adsl_line_measured_within_15_percent() -> None:
         assert abs(d.loss - LOSS) <= max(0.15 * LOSS, 2 * sigma), (d.direction, d.loss, d.loss_packets)
         assert d.loss_ci[0] <= LOSS <= d.loss_ci[1]
     recs = {r.direction: r for r in rep.recommendations}
-    assert recs["up"].video == "360p15" and 300_000 <= recs["up"].bitrate <= 0.7 * UP_RATE * 1.15
-    assert recs["down"].video == "720p30"
+    for d in (rep.up, rep.down):
+        assert recs[d.direction] == recommend(d.direction, d.bandwidth, d.loss)
+    assert recs["down"].video == "720p30"  # 360p15 up: test_recommendation_table (512 kbit/s)
     text = rep.text()
     assert "upstream" in text and "recommended up" in text
 

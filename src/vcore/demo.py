@@ -5,6 +5,9 @@ an emulated VISCA camera whose presets the agent recalls over the call) calls th
 mutual TLS with SRTP, live statistics are printed every second, the agent
 records what it receives to an MP4 file, and at the end a summary is printed and
 (when matplotlib is installed) a PNG chart of bitrate, loss and delay is drawn.
+The CA, and the recording unless ``--output`` names where to keep it, live in a
+temporary directory that is removed when the demo ends; without ``--output`` no
+chart is drawn unless ``--chart`` names one.
 
     vcore demo                               # 25 s, 1280x720 at 30 fps, 1.5 Mbit/s
     vcore demo --seconds 10 --output call.mp4 --chart call.png
@@ -75,15 +78,19 @@ async def _camera() -> tuple[Any, Any]:
 
 
 async def run(args: argparse.Namespace) -> int:
+    """The demo; its temporary files (CA, certificates, and the recording and chart unless
+    ``--output``/``--chart`` name where to keep them) live in one temporary directory, removed
+    when it ends, however it ends."""
+    with tempfile.TemporaryDirectory(prefix="vcore-demo-") as tmp:
+        return await _run(args, Path(tmp))
+
+
+async def _run(args: argparse.Namespace, base: Path) -> int:
     from . import pki
     from .call import Call, Terminal
     from .media import TestPattern, Tone
 
-    tmp = tempfile.TemporaryDirectory(prefix="vcore-demo-")
-    base = Path(tmp.name)
     output = Path(args.output) if args.output else base / "agent-received.mp4"
-    if not args.output:
-        output = Path(tempfile.gettempdir()) / f"vcore-demo-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
     w, h = args.size
     security: dict[str, Any] = {}
     if not args.no_tls:
@@ -157,7 +164,6 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         await cam.close()
         await emu.stop()
-        tmp.cleanup()
     video = final_rx.stream("video", "receive")
     audio = final_rx.stream("audio", "receive")
     print("\nsummary")
@@ -178,9 +184,16 @@ async def run(args: argparse.Namespace) -> int:
         print(f"  lip sync at the agent: pictures {format_ms(abs(final_rx.lip_sync)).strip()} ms {side} "
               f"their sound (sound held back {format_ms(final_rx.lip_sync_delay).strip()} ms)")
     print(f"  ended: {call.ended.reason if call.ended else '?'}")
-    print(f"  recording: {output} ({output.stat().st_size} bytes)" if output.exists()
-          else "  recording: none (no picture reached the agent)")
-    _chart(series, Path(args.chart) if args.chart else output.with_suffix(".png"))
+    if not output.exists():
+        print("  recording: none (no picture reached the agent)")
+    elif args.output:
+        print(f"  recording: {output} ({output.stat().st_size} bytes)")
+    else:
+        print(f"  recording: {output.stat().st_size} bytes, not kept (--output FILE.mp4 keeps it)")
+    if args.chart or args.output:
+        _chart(series, Path(args.chart) if args.chart else output.with_suffix(".png"))
+    else:
+        print("  chart: not drawn (--chart FILE.png, or --output, to keep one)")
     return 0
 
 
@@ -216,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=cli.number(0, what="seconds", above=True), default=25.0,
                    help="call length (default 25)")
     p.add_argument("--output", metavar="FILE.mp4", type=cli.output_file(".mp4", ".mkv", ".mov", ".m4v"),
-                   help="where the agent records the call (default: a temp file)")
+                   help="where the agent records the call (default: a temporary file, removed at the end)")
     p.add_argument("--chart", metavar="FILE.png", type=cli.output_file(".png", ".svg", ".pdf"),
-                   help="chart path (default: next to the recording)")
+                   help="chart path (default: next to --output; none without it)")
     p.add_argument("--no-tls", action="store_true", help="plaintext signalling (the call's stats say so)")
     p.add_argument("--size", type=parse_size, default=(1280, 720), help="kiosk video WIDTHxHEIGHT (default 1280x720)")
     p.add_argument("--fps", type=cli.number(1, 60, "fps"), default=30.0, help="kiosk frame rate, 1 to 60 (default 30)")

@@ -58,7 +58,9 @@ import json
 import logging
 import math
 import os
+import platform
 import random
+import socket
 import statistics
 import struct
 import sys
@@ -100,6 +102,7 @@ RAMP = (0.5, 0.75, 0.9, 1.05, 1.25, 1.5, 2.0)
 MAX_SERVER_RATE = 50e6  # bit/s a client may ask the server to send
 MAX_SERVER_PACKETS = 50_000
 MAX_TRAIN_SECONDS = 10.0  # the longest burst a request may ask for (count * size / rate)
+MAX_CATCH_UP = 0.005  # s of sending a paced train sends at once after its timer woke late (see _paced)
 MAX_SESSIONS = 16  # clients at once; more are ignored until one goes idle
 MAX_TESTS = 64  # test ids one session may use (each keeps its arrival records)
 MAX_SENDERS = 4  # probe trains the server sends at once (one per session)
@@ -190,29 +193,36 @@ def analyze_arrivals(records: list[tuple[int, int, float, float]], overhead: int
     size, indexed from 0 in send order. Returns ``received``, ``bits`` (with ``overhead``
     bytes per datagram), ``rate`` (bit/s: the least-squares slope of arrival time against
     the bits sent before each probe, ``index * bits per probe``; robust to jitter, and a
-    lost probe still counts as sent: on a real line it used its slot), ``owd_growth`` (s:
-    median one-way delay of the last third minus the first third; the sender's clock
-    offset cancels) and ``span`` (s).
+    lost probe still counts as sent: on a real line it used its slot), ``send_rate``
+    (bit/s: the same fit against the sender's send times: the rate it really sent at,
+    which a busy sender may fall short of), ``owd_growth`` (s: median one-way delay of the
+    last third minus the first third; the sender's clock offset cancels) and ``span`` (s).
     """
     recs = sorted(records)
     n = len(recs)
     out: dict[str, Any] = {"received": n, "bits": sum((r[1] + overhead) * 8 for r in recs),
-                           "rate": None, "owd_growth": None, "span": 0.0}
+                           "rate": None, "send_rate": None, "owd_growth": None, "span": 0.0}
     if n < 3:
         return out
     per = out["bits"] / n
     xs = [r[0] * per for r in recs]
     ys = [r[3] for r in recs]
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    if sxx > 0 and sxy > 0:
-        out["rate"] = sxx / sxy
+    out["rate"] = _fit_rate(xs, ys)
+    out["send_rate"] = _fit_rate(xs, [r[2] for r in recs])
     owd = [r[3] - r[2] for r in recs]
     k = max(1, n // 3)
     out["owd_growth"] = statistics.median(owd[-k:]) - statistics.median(owd[:k])
     out["span"] = max(ys) - min(ys)
     return out
+
+
+def _fit_rate(bits: list[float], times: list[float]) -> float | None:
+    """bit/s: least-squares fit of cumulative ``bits`` against ``times`` (None when they do not rise together)."""
+    n = len(bits)
+    mx, my = sum(bits) / n, sum(times) / n
+    sxx = sum((x - mx) ** 2 for x in bits)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(bits, times))
+    return sxx / sxy if sxx > 0 and sxy > 0 else None
 
 
 def _wilson(lost: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -436,7 +446,15 @@ class LinetestServer:
 
 
 async def _paced(count: int, bits: int, rate: float, send: Callable[[int], object]) -> None:
-    """Call ``send(i)`` for i < count: at once (rate 0) or at ``rate`` bit/s of ``bits``-bit packets."""
+    """Call ``send(i)`` for i < count: at once (rate 0) or at ``rate`` bit/s of ``bits``-bit packets.
+
+    Each packet has a deadline (``start + i * interval``): a timer that wakes a little late
+    is caught up, so the mean rate holds. A sender held up longer than :data:`MAX_CATCH_UP`
+    (a busy machine that did not run it) moves its later deadlines instead of sending what it
+    owes in one burst: a burst would queue at the bottleneck and read as congestion (a delay
+    growth) at a rate the line carries. The rate actually sent shows in the send times the
+    probes carry (:func:`analyze_arrivals`' ``send_rate``).
+    """
     if rate <= 0:
         for i in range(count):
             send(i)
@@ -445,6 +463,9 @@ async def _paced(count: int, bits: int, rate: float, send: Callable[[int], objec
     start = _now()
     i = 0
     while i < count:
+        late = _now() - (start + i * interval)
+        if late > MAX_CATCH_UP:
+            start += late - MAX_CATCH_UP
         due = min(count, int((_now() - start) / interval) + 1)
         while i < due:
             send(i)
@@ -577,6 +598,120 @@ class _ClientProtocol(asyncio.DatagramProtocol):
         _log.debug("linetest client socket error: %s", exc)
 
 
+# SO_TIMESTAMPNS (Linux, not in Python's socket module): the kernel stamps each datagram with the
+# CLOCK_REALTIME it was received at. 35 on the asm-generic ABI; other ABIs (alpha, parisc, sparc, mips
+# variants) are left to the user-space time rather than risk setting another option.
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")
+_KERNEL_TIMESTAMPS = sys.platform.startswith("linux") and platform.machine().lower() in {
+    "x86_64", "amd64", "i386", "i486", "i586", "i686", "aarch64", "arm64", "armv7l", "armv8l", "riscv64",
+    "ppc64le", "s390x"}
+
+
+def _kernel_arrival(ancdata: list[tuple[int, int, bytes]], mono: float, wall: float) -> float:
+    """A datagram's kernel receive time on the monotonic clock; ``mono`` (read time) without one.
+
+    ``mono`` and ``wall`` are the monotonic and real-time clocks read together just after the
+    datagram was read: the real-time stamp is moved onto the monotonic clock by their difference.
+    A stamp after ``mono`` or more than ten seconds before it (the real-time clock stepped) is not
+    believed.
+    """
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) == _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack(data)
+            t: float = sec + nsec * 1e-9 - (wall - mono)
+            if mono - 10.0 <= t <= mono:
+                return t
+    return mono
+
+
+class _TimestampedSocket:
+    """The client's connected UDP socket, read with the kernel's receive time of every datagram.
+
+    asyncio's datagram transport reads one datagram per event-loop iteration and can only be
+    stamped when its callback runs: on a busy machine (or after the process was not scheduled
+    for a while) datagrams queue in the socket and each is stamped later than it arrived, by a
+    varying amount that reads as jitter (and bends the rate fit of a probe train). This reads
+    every queued datagram when the socket is readable and takes the time the kernel received
+    each (``SO_TIMESTAMPNS``). Linux only; :func:`_open_client_socket` falls back to the
+    asyncio transport elsewhere. Same calls as the transport the client uses (``sendto``,
+    ``is_closing``, ``close``).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, client: _Client) -> None:
+        self._loop = loop
+        self._sock: socket.socket | None = sock
+        self._client = client
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def _error(self, exc: OSError) -> None:
+        self._client.socket_errors += 1
+        _log.debug("linetest client socket error: %s", exc)
+
+    def _readable(self) -> None:
+        for _ in range(256):  # what is queued, in bounded batches (the loop calls again while readable)
+            sock = self._sock  # received() may have closed it
+            if sock is None:
+                return
+            try:
+                data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(_TIMESPEC.size))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP port unreachable and the like, as the transport's error_received
+                self._error(exc)
+                return
+            mono = _now()
+            self._client.received(data, _kernel_arrival(ancdata, mono, time.time()))
+
+    def sendto(self, data: bytes) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            _log.debug("linetest client: socket buffer full, a datagram dropped")
+        except OSError as exc:
+            self._error(exc)
+
+    def is_closing(self) -> bool:
+        return self._sock is None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+
+async def _open_client_socket(client: _Client, host: str, port: int) -> asyncio.DatagramTransport | _TimestampedSocket:
+    """A UDP socket connected to ``host``:``port`` for ``client``; OSError when it cannot be made.
+
+    With kernel receive timestamps where the platform and the event loop allow
+    (:class:`_TimestampedSocket`), else an asyncio datagram transport (arrival = the callback's time).
+    """
+    loop = asyncio.get_running_loop()
+    if _KERNEL_TIMESTAMPS:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        error: OSError = OSError(f"no address for {host}")
+        for family, type_, proto, _name, addr in infos:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                sock.connect(addr)
+                return _TimestampedSocket(loop, sock, client)
+            except NotImplementedError:  # a loop without add_reader (Windows' proactor)
+                sock.close()
+                break
+            except OSError as exc:
+                sock.close()
+                error = exc
+        else:
+            raise error
+    transport, _ = await loop.create_datagram_endpoint(lambda: _ClientProtocol(client), remote_addr=(host, port))
+    return transport
+
+
 class _FarSideSilent(Exception):
     pass
 
@@ -585,7 +720,7 @@ class _Client:
     def __init__(self, key: bytes) -> None:
         self.srtp = SrtpSession(SUITE, key, replay_window=1024)
         self.ep = _Endpoint(self.srtp, random.getrandbits(32))
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: asyncio.DatagramTransport | _TimestampedSocket | None = None
         self.pongs: dict[int, tuple[float, float, float]] = {}  # index -> (t1, server time, arrival)
         self.server_pings = 0
         self.data: dict[int, list[tuple[int, int, float, float]]] = {}
@@ -701,11 +836,9 @@ async def run_linetest(
     key = key_from_passphrase(DEFAULT_PASSPHRASE) if key is None else key
     rep = LinetestReport(f"{host}:{port}")
     t_start = _now()
-    loop = asyncio.get_running_loop()
     client = _Client(key)
     try:
-        transport, _ = await loop.create_datagram_endpoint(lambda: _ClientProtocol(client),
-                                                           remote_addr=(host, port))
+        transport = await _open_client_socket(client, host, port)
     except OSError as exc:
         rep.errors.append(f"cannot reach {host}:{port}: {exc}")
         return rep
@@ -792,12 +925,15 @@ async def _measure(client: _Client, rep: LinetestReport, pings: int, interval: f
             else:
                 res = await client.downstream(base_test + k, count, rate, count * size_bits / rate, rtt)
             got_rate = res["rate"] or 0.0
+            # what the sender managed (a busy one falls short): the line is judged on what it was given
+            sent_rate = min(rate, res.get("send_rate") or rate)
             step_loss = 1 - res["received"] / count
             base_loss = (up_lost / up_total) if d.direction == "up" else (down_lost / max(1, down_total))
             lost_here = count - res["received"]
-            hot = (got_rate < 0.9 * rate or (res["owd_growth"] or 0.0) > 0.010
+            hot = (got_rate < 0.9 * sent_rate or (res["owd_growth"] or 0.0) > 0.010
                    or (lost_here >= 3 and step_loss > base_loss + 0.05))
-            d.steps.append({"rate": rate, "sent": count, "received": res["received"], "received_rate": res["rate"],
+            d.steps.append({"rate": rate, "sent": count, "sent_rate": res.get("send_rate"),
+                            "received": res["received"], "received_rate": res["rate"],
                             "owd_growth": res["owd_growth"], "congested": hot})
             progress(f"  received {got_rate / 1e3:.0f} kbit/s, delay growth {(res['owd_growth'] or 0) * 1e3:.1f} ms, "
                      f"loss {100 * step_loss:.1f}%{' (congested)' if hot else ''}")

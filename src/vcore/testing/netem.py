@@ -8,6 +8,14 @@ datagram at a time (:meth:`NetworkEmulator.send`), and behind a UDP relay on
 127.0.0.1 (:class:`UdpRelay`). Every random draw comes from one seeded
 ``random.Random``: the same seed and input give the same output.
 
+The relay is a user-space emulator: it forwards each datagram from an event-loop
+timer, and on a busy machine a timer fires late (by a scheduling quantum, or far
+more when the process is starved of CPU). The line it really emulated then had
+more delay, and more delay variation, than it was configured with. A test that
+measures such a line compares against what the relay did, not the nominal
+figures: ``UdpRelay(..., record=True)`` keeps a :class:`RelayRecord` per datagram
+(when it arrived, when the emulator meant it to leave, when it left).
+
 Thread-safety: none; an emulator belongs to one thread or event loop.
 """
 
@@ -15,11 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import platform
 import random
+import socket
+import struct
+import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["NetemStats", "NetworkEmulator", "UdpRelay"]
+__all__ = ["NetemStats", "NetworkEmulator", "RelayRecord", "UdpRelay"]
 
 _log = logging.getLogger(__name__)
 
@@ -149,6 +163,32 @@ class NetworkEmulator:
         return out
 
 
+@dataclass
+class RelayRecord:
+    """One datagram through a :class:`UdpRelay` (kept with ``record=True``); times on the loop's clock.
+
+    ``sent - received`` is the delay the datagram really had on the emulated line (the
+    ground truth for that run), ``due - received`` the delay the emulator meant to apply:
+    they differ by how late the relay's timer fired. A duplicated datagram has two records.
+    """
+
+    upstream: bool  # towards the relay's target
+    data: bytes
+    received: float  # when it reached the relay (the kernel's receive time where the platform gives it)
+    due: float | None  # when the emulator meant to forward it (None: lost)
+    sent: float | None = None  # when the relay forwarded it (None: lost, or never sent)
+
+    @property
+    def delay(self) -> float | None:
+        """The delay the datagram really had (None: not delivered)."""
+        return None if self.sent is None else self.sent - self.received
+
+    @property
+    def planned_delay(self) -> float | None:
+        """The delay the emulator drew for it (None: lost)."""
+        return None if self.due is None else self.due - self.received
+
+
 class _RelayProtocol(asyncio.DatagramProtocol):
     def __init__(self, relay: UdpRelay) -> None:
         self._relay = relay
@@ -160,6 +200,71 @@ class _RelayProtocol(asyncio.DatagramProtocol):
         self._relay._received(data, addr)  # type: ignore[arg-type]
 
 
+# SO_TIMESTAMPNS (Linux; not in Python's socket module) on the asm-generic ABI; elsewhere the relay
+# stamps a datagram when its callback runs.
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")
+_KERNEL_TIMESTAMPS = sys.platform.startswith("linux") and platform.machine().lower() in {
+    "x86_64", "amd64", "i386", "i486", "i586", "i686", "aarch64", "arm64", "armv7l", "armv8l", "riscv64",
+    "ppc64le", "s390x"}
+
+
+class _StampedSocket:
+    """The relay's UDP socket, read with the kernel's receive time of each datagram.
+
+    asyncio's datagram transport reads one datagram per loop iteration: on a busy machine
+    datagrams wait in the socket and the emulator would start their delay late (the line then
+    adds the relay's own scheduling delay on top of what it was told to). This reads all that
+    is queued when the socket is readable and hands each datagram over with the time the kernel
+    received it (``SO_TIMESTAMPNS``, moved onto the loop's monotonic clock).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, relay: UdpRelay) -> None:
+        self._loop = loop
+        self._sock: socket.socket | None = sock
+        self._relay = relay
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        for _ in range(256):  # in bounded batches: the loop calls again while the socket is readable
+            sock = self._sock
+            if sock is None:
+                return
+            try:
+                data, ancdata, _flags, addr = sock.recvmsg(65536, socket.CMSG_SPACE(_TIMESPEC.size))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                _log.debug("relay socket error: %s", exc)
+                return
+            now, wall = self._loop.time(), time.time()
+            when = now
+            for level, kind, raw in ancdata:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) == _TIMESPEC.size:
+                    sec, nsec = _TIMESPEC.unpack(raw)
+                    t = sec + nsec * 1e-9 - (wall - now)
+                    if now - 10.0 <= t <= now:  # else the real-time clock stepped: not believed
+                        when = t
+            self._relay._received(data, addr, when)
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.sendto(data, addr)
+        except OSError as exc:  # a full socket buffer: the datagram is lost, as on a line
+            _log.debug("relay could not send: %s", exc)
+
+    def get_extra_info(self, name: str) -> Any:
+        return self._sock.getsockname() if name == "sockname" and self._sock is not None else None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+
 class UdpRelay:
     """A UDP relay on 127.0.0.1 that impairs datagrams with a :class:`NetworkEmulator`.
 
@@ -167,8 +272,9 @@ class UdpRelay:
     datagrams from ``target`` go back to the last other sender, through
     ``reverse`` when given (unimpaired otherwise). Use as
     ``async with UdpRelay(target, emulator) as relay: relay.address``.
-    Owns one transport and the timers it schedules; :meth:`close` cancels them.
-    Not thread-safe: use it from its event loop.
+    With ``record=True`` every datagram leaves a :class:`RelayRecord` in :attr:`log`
+    (which grows without bound: for tests). Owns one transport and the timers it
+    schedules; :meth:`close` cancels them. Not thread-safe: use it from its event loop.
     """
 
     def __init__(
@@ -177,15 +283,20 @@ class UdpRelay:
         emulator: NetworkEmulator,
         reverse: NetworkEmulator | None = None,
         host: str = "127.0.0.1",
+        *,
+        record: bool = False,
     ) -> None:
         self.target = target
         self.emulator = emulator
         self.reverse = reverse
         self._host = host
-        self._transport: asyncio.DatagramTransport | None = None
+        self._transport: asyncio.DatagramTransport | _StampedSocket | None = None
         self._peer: tuple[str, int] | None = None
+        self._last_received = float("-inf")
         self._timers: set[asyncio.TimerHandle] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.record = record
+        self.log: list[RelayRecord] = []  # with ``record``: every datagram, in the order the relay read them
 
     @property
     def address(self) -> tuple[str, int]:
@@ -197,14 +308,31 @@ class UdpRelay:
 
     async def start(self) -> tuple[str, int]:
         """Bind to an ephemeral port; returns :attr:`address`."""
-        self._loop = asyncio.get_running_loop()
-        await self._loop.create_datagram_endpoint(lambda: _RelayProtocol(self), local_addr=(self._host, 0))
+        self._loop = loop = asyncio.get_running_loop()
+        if _KERNEL_TIMESTAMPS:
+            family, type_, proto, _, addr = (await loop.getaddrinfo(self._host, 0, type=socket.SOCK_DGRAM))[0]
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                sock.bind(addr)
+                self._transport = _StampedSocket(loop, sock, self)
+                return self.address
+            except NotImplementedError:  # a loop without add_reader: the asyncio transport below
+                sock.close()
+            except BaseException:
+                sock.close()
+                raise
+        await loop.create_datagram_endpoint(lambda: _RelayProtocol(self), local_addr=(self._host, 0))
         return self.address
 
-    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _received(self, data: bytes, addr: tuple[str, int], at: float | None = None) -> None:
+        """Impair and schedule a datagram that reached the relay ``at`` (loop clock; default now)."""
         assert self._loop is not None
-        now = self._loop.time()
-        if addr == self.target:
+        now = self._loop.time() if at is None else at
+        now = self._last_received = max(now, self._last_received)  # the emulator takes them in order
+        upstream = addr != self.target
+        if not upstream:
             if self._peer is None:
                 return
             dest = self._peer
@@ -213,14 +341,23 @@ class UdpRelay:
             self._peer = addr
             dest = self.target
             arrivals = self.emulator.send(now, data)
+        if self.record and not arrivals:
+            self.log.append(RelayRecord(upstream, data, now, None))
         for when, payload in arrivals:
+            rec = None
+            if self.record:
+                rec = RelayRecord(upstream, payload, now, when)
+                self.log.append(rec)
             holder: list[asyncio.TimerHandle] = []
-            holder.append(self._loop.call_at(when, self._deliver, payload, dest, holder))
+            holder.append(self._loop.call_at(when, self._deliver, payload, dest, holder, rec))
             self._timers.add(holder[0])
 
-    def _deliver(self, payload: bytes, dest: tuple[str, int], holder: list[asyncio.TimerHandle]) -> None:
+    def _deliver(self, payload: bytes, dest: tuple[str, int], holder: list[asyncio.TimerHandle],
+                 rec: RelayRecord | None = None) -> None:
         self._timers.discard(holder[0])
         if self._transport is not None:
+            if rec is not None and self._loop is not None:
+                rec.sent = self._loop.time()
             self._transport.sendto(payload, dest)
 
     def close(self) -> None:

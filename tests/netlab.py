@@ -178,6 +178,18 @@ def wait_for_text(path: Path, text: str, timeout: float, proc: subprocess.Popen[
     raise AssertionError(f"{text!r} not seen in {path.name} within {timeout} s:\n{content[-3000:]}")
 
 
+def kiosk_behind_adsl_box(lab: Lab) -> None:
+    """kiosk 192.0.2.2 -- box (masquerade, stateful firewall) 203.0.113.1 -- agent 203.0.113.2."""
+    lab.host("kiosk")
+    lab.host("box", forward=True)
+    lab.host("agent")
+    lab.link("kiosk", "eth0", "192.0.2.2/24", "box", "lan", "192.0.2.1/24")
+    lab.link("box", "wan", "203.0.113.1/24", "agent", "eth0", "203.0.113.2/24")
+    lab.route("kiosk", "default", "192.0.2.1")
+    lab.route("agent", "default", "203.0.113.1")  # even so, the box's firewall drops what it did not NAT
+    lab.nat_router("box", lan="lan", wan="wan")
+
+
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """Hosts as network namespaces, all deleted after the test (skipped where they cannot be made)."""

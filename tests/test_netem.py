@@ -207,3 +207,20 @@ def test_relay_carries_a_call_leg_with_nack() -> None:
     # a lost last packet of the last frame cannot be seen (nothing follows it), and an
     # incomplete frame right before a complete keyframe is skipped when the keyframe is due
     assert delivered >= 27
+
+
+def test_kernel_arrival_times() -> None:
+    """The kernel's real-time stamp moved onto the monotonic clock; a stepped clock is not believed."""
+    import socket
+    import struct
+
+    from vcore.transport.timestamps import SO_TIMESTAMPNS, kernel_arrival
+
+    def stamp(t: float) -> list[tuple[int, int, bytes]]:
+        return [(socket.SOL_SOCKET, SO_TIMESTAMPNS, struct.pack("@ll", int(t), int((t % 1) * 1e9)))]
+
+    mono, wall = 100.0, 1_800_000_000.0
+    assert abs(kernel_arrival(stamp(wall - 0.25), mono, wall) - 99.75) < 1e-6  # queued 250 ms in the socket
+    assert kernel_arrival(stamp(wall + 1.0), mono, wall) == mono  # in the future: not believed
+    assert kernel_arrival(stamp(wall - 60.0), mono, wall) == mono  # the clock stepped
+    assert kernel_arrival([], mono, wall) == mono

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.call_helpers import make_pki, video_frames
-from tests.netlab import Lab, lab, vcore_cmd, wait_for_text
+from tests.netlab import Lab, kiosk_behind_adsl_box, lab, vcore_cmd, wait_for_text
 
 
 _frames = video_frames
@@ -51,14 +51,7 @@ stats = 0
 
 
 def test_a_day_of_calls_from_config_files(lab: Lab, tmp_path: Path) -> None:
-    lab.host("kiosk")
-    lab.host("box", forward=True)
-    lab.host("agent")
-    lab.link("kiosk", "eth0", "192.0.2.2/24", "box", "lan", "192.0.2.1/24")
-    lab.link("box", "wan", "203.0.113.1/24", "agent", "eth0", "203.0.113.2/24")
-    lab.route("kiosk", "default", "192.0.2.1")
-    lab.route("agent", "default", "203.0.113.1")
-    lab.nat_router("box", lan="lan", wan="wan")
+    kiosk_behind_adsl_box(lab)
     etc = make_pki(tmp_path / "etc")  # what the installer copied: identities, ca/ca.cert.pem, ca/crl.pem
     kiosk_toml = etc / "kiosk.toml"
     kiosk_toml.write_text("""

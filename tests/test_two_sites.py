@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import pytest
 
 from tests.call_helpers import make_pki, video_frames
-from tests.netlab import Lab, lab, summary, vcore_cmd, wait_for_text
+from tests.netlab import Lab, kiosk_behind_adsl_box, lab, summary, vcore_cmd, wait_for_text
 
 SECONDS = 10
 SIZE, FPS = "320x240", "15"
@@ -69,16 +69,7 @@ def two_site_call(lab: Lab, pki: Path, tmp: Path, *, kiosk: str, agent: str, tar
     return {"kiosk": ks, "agent": ags, "kiosk_log": kiosk_out, "agent_log": agent_out}
 
 
-def _kiosk_behind_adsl_box(lab: Lab) -> None:
-    """kiosk 192.0.2.2 -- box (masquerade, stateful firewall) 203.0.113.1 -- agent 203.0.113.2."""
-    lab.host("kiosk")
-    lab.host("box", forward=True)
-    lab.host("agent")
-    lab.link("kiosk", "eth0", "192.0.2.2/24", "box", "lan", "192.0.2.1/24")
-    lab.link("box", "wan", "203.0.113.1/24", "agent", "eth0", "203.0.113.2/24")
-    lab.route("kiosk", "default", "192.0.2.1")
-    lab.route("agent", "default", "203.0.113.1")  # even so, the box's firewall drops what it did not NAT
-    lab.nat_router("box", lan="lan", wan="wan")
+_kiosk_behind_adsl_box = kiosk_behind_adsl_box
 
 
 def test_one_link_by_address_and_by_card(lab: Lab, pki_dir: Path, tmp_path: Path) -> None:

@@ -58,9 +58,7 @@ import json
 import logging
 import math
 import os
-import platform
 import random
-import socket
 import statistics
 import struct
 import sys
@@ -71,6 +69,7 @@ from typing import Any
 
 from .errors import ParseError, SrtpError, VcoreError
 from .srtp import SrtpSession
+from .transport.timestamps import StampedSocket, open_stamped
 
 __all__ = [
     "DEFAULT_PORT",
@@ -598,116 +597,23 @@ class _ClientProtocol(asyncio.DatagramProtocol):
         _log.debug("linetest client socket error: %s", exc)
 
 
-# SO_TIMESTAMPNS (Linux, not in Python's socket module): the kernel stamps each datagram with the
-# CLOCK_REALTIME it was received at. 35 on the asm-generic ABI; other ABIs (alpha, parisc, sparc, mips
-# variants) are left to the user-space time rather than risk setting another option.
-_SO_TIMESTAMPNS = 35
-_TIMESPEC = struct.Struct("@ll")
-_KERNEL_TIMESTAMPS = sys.platform.startswith("linux") and platform.machine().lower() in {
-    "x86_64", "amd64", "i386", "i486", "i586", "i686", "aarch64", "arm64", "armv7l", "armv8l", "riscv64",
-    "ppc64le", "s390x"}
-
-
-def _kernel_arrival(ancdata: list[tuple[int, int, bytes]], mono: float, wall: float) -> float:
-    """A datagram's kernel receive time on the monotonic clock; ``mono`` (read time) without one.
-
-    ``mono`` and ``wall`` are the monotonic and real-time clocks read together just after the
-    datagram was read: the real-time stamp is moved onto the monotonic clock by their difference.
-    A stamp after ``mono`` or more than ten seconds before it (the real-time clock stepped) is not
-    believed.
-    """
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) == _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack(data)
-            t: float = sec + nsec * 1e-9 - (wall - mono)
-            if mono - 10.0 <= t <= mono:
-                return t
-    return mono
-
-
-class _TimestampedSocket:
-    """The client's connected UDP socket, read with the kernel's receive time of every datagram.
-
-    asyncio's datagram transport reads one datagram per event-loop iteration and can only be
-    stamped when its callback runs: on a busy machine (or after the process was not scheduled
-    for a while) datagrams queue in the socket and each is stamped later than it arrived, by a
-    varying amount that reads as jitter (and bends the rate fit of a probe train). This reads
-    every queued datagram when the socket is readable and takes the time the kernel received
-    each (``SO_TIMESTAMPNS``). Linux only; :func:`_open_client_socket` falls back to the
-    asyncio transport elsewhere. Same calls as the transport the client uses (``sendto``,
-    ``is_closing``, ``close``).
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, client: _Client) -> None:
-        self._loop = loop
-        self._sock: socket.socket | None = sock
-        self._client = client
-        loop.add_reader(sock.fileno(), self._readable)
-
-    def _error(self, exc: OSError) -> None:
-        self._client.socket_errors += 1
-        _log.debug("linetest client socket error: %s", exc)
-
-    def _readable(self) -> None:
-        for _ in range(256):  # what is queued, in bounded batches (the loop calls again while readable)
-            sock = self._sock  # received() may have closed it
-            if sock is None:
-                return
-            try:
-                data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(_TIMESPEC.size))
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # ICMP port unreachable and the like, as the transport's error_received
-                self._error(exc)
-                return
-            mono = _now()
-            self._client.received(data, _kernel_arrival(ancdata, mono, time.time()))
-
-    def sendto(self, data: bytes) -> None:
-        if self._sock is None:
-            return
-        try:
-            self._sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            _log.debug("linetest client: socket buffer full, a datagram dropped")
-        except OSError as exc:
-            self._error(exc)
-
-    def is_closing(self) -> bool:
-        return self._sock is None
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
-
-
-async def _open_client_socket(client: _Client, host: str, port: int) -> asyncio.DatagramTransport | _TimestampedSocket:
+async def _open_client_socket(client: _Client, host: str, port: int) -> asyncio.DatagramTransport | StampedSocket:
     """A UDP socket connected to ``host``:``port`` for ``client``; OSError when it cannot be made.
 
     With kernel receive timestamps where the platform and the event loop allow
-    (:class:`_TimestampedSocket`), else an asyncio datagram transport (arrival = the callback's time).
+    (:class:`~vcore.transport.timestamps.StampedSocket`: on a busy machine, datagrams queued in the
+    socket would otherwise be stamped late, which reads as jitter), else an asyncio datagram
+    transport (arrival = the callback's time).
     """
+    def error(exc: OSError) -> None:
+        client.socket_errors += 1
+        _log.debug("linetest client socket error: %s", exc)
+
+    stamped = await open_stamped(lambda data, _addr, when: client.received(data, when), remote=(host, port),
+                                 on_error=error, clock=_now)
+    if stamped is not None:
+        return stamped
     loop = asyncio.get_running_loop()
-    if _KERNEL_TIMESTAMPS:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        error: OSError = OSError(f"no address for {host}")
-        for family, type_, proto, _name, addr in infos:
-            sock = socket.socket(family, type_, proto)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                sock.connect(addr)
-                return _TimestampedSocket(loop, sock, client)
-            except NotImplementedError:  # a loop without add_reader (Windows' proactor)
-                sock.close()
-                break
-            except OSError as exc:
-                sock.close()
-                error = exc
-        else:
-            raise error
     transport, _ = await loop.create_datagram_endpoint(lambda: _ClientProtocol(client), remote_addr=(host, port))
     return transport
 
@@ -720,7 +626,7 @@ class _Client:
     def __init__(self, key: bytes) -> None:
         self.srtp = SrtpSession(SUITE, key, replay_window=1024)
         self.ep = _Endpoint(self.srtp, random.getrandbits(32))
-        self.transport: asyncio.DatagramTransport | _TimestampedSocket | None = None
+        self.transport: asyncio.DatagramTransport | StampedSocket | None = None
         self.pongs: dict[int, tuple[float, float, float]] = {}  # index -> (t1, server time, arrival)
         self.server_pings = 0
         self.data: dict[int, list[tuple[int, int, float, float]]] = {}

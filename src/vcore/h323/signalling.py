@@ -39,6 +39,20 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
 from .. import pki
+from ..callcontrol import (
+    Alerting,
+    BitrateLimited,
+    CallEvent,
+    ChannelClosed,
+    ChannelOpened,
+    Connected,
+    KeyframeRequested,
+    Proceeding,
+    ProtocolWarning,
+    RefusedCall,
+    Released,
+    UserInput,
+)
 from ..supervisor import Supervisor
 from ..transport.addresses import unmap
 from . import asn1
@@ -187,107 +201,6 @@ class SignallingConfig:
     display_name: str | None = None
     accept_roles: frozenset[str] | None = None
     legacy_certificates: bool = False
-
-
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class CallEvent:
-    """Base class of the events a :class:`CallSession` reports."""
-
-
-@dataclass(frozen=True)
-class Proceeding(CallEvent):
-    """The callee sent CallProceeding."""
-
-
-@dataclass(frozen=True)
-class Alerting(CallEvent):
-    """The callee is ringing."""
-
-
-@dataclass(frozen=True)
-class Connected(CallEvent):
-    """The call is active. ``channels``: the Fast Connect channels (empty when H.245 procedures follow)."""
-
-    channels: tuple[MediaChannel, ...]
-    fast_connect: bool
-
-
-@dataclass(frozen=True)
-class ChannelOpened(CallEvent):
-    """A channel opened through H.245 procedures (OpenLogicalChannel/Ack)."""
-
-    channel: MediaChannel
-
-
-@dataclass(frozen=True)
-class ChannelClosed(CallEvent):
-    """The peer closed logical channel ``number`` (CloseLogicalChannel)."""
-
-    number: int
-
-
-@dataclass(frozen=True)
-class KeyframeRequested(CallEvent):
-    """The peer asked for a keyframe on channel ``number`` (videoFastUpdatePicture)."""
-
-    number: int
-
-
-@dataclass(frozen=True)
-class BitrateLimited(CallEvent):
-    """The peer's flowControlCommand: ``bitrate`` in bit/s (None: no limit) on ``number`` (None: all)."""
-
-    bitrate: int | None
-    number: int | None
-
-
-@dataclass(frozen=True)
-class UserInput(CallEvent):
-    """The peer's UserInputIndication, alphanumeric (H.245 §7.16.2): keys pressed, or an application's string."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class ProtocolWarning(CallEvent):
-    """Something the peer sent was ignored (unknown message type, undecodable H.245, ...)."""
-
-    detail: str
-
-
-@dataclass(frozen=True)
-class Released(CallEvent):
-    """The call ended; always the last event.
-
-    ``reason``: the H.225.0 ReleaseCompleteReason name when a ReleaseComplete
-    was exchanged (``securityDenied``, ``destinationRejection``,
-    ``undefinedReason``, ...), else one of vcore's: ``timeout``,
-    ``peerClosed``, ``protocolError``, ``tlsFailure``, ``connectionFailed``.
-    ``cause``: the Q.850 cause (if any); ``by_peer``: who ended the call.
-    """
-
-    reason: str
-    cause: int | None
-    by_peer: bool
-    detail: str
-
-    @property
-    def normal(self) -> bool:
-        """True for an ordinary hang-up (Q.850 cause 16, normal call clearing)."""
-        return self.cause == Cause.NORMAL_CALL_CLEARING
-
-
-@dataclass(frozen=True)
-class RefusedCall:
-    """A connection a listener refused before any call existed (kept in ``SignallingListener.refused``)."""
-
-    peer: str
-    name: str | None
-    reason: str
-    detail: str
 
 
 # --------------------------------------------------------------------------- connection

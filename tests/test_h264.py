@@ -45,6 +45,38 @@ def test_split_annexb(fp: ModuleType) -> None:
         fp.split_annexb(b"\x65\x88\x84")
 
 
+def _split_reference(data: bytes) -> list[bytes]:
+    """Annex B splitting the slow, obvious way (the contract of ``split_annexb``)."""
+    starts = [i for i in range(len(data) - 2) if data[i : i + 3] == b"\x00\x00\x01"]
+    nals = []
+    for k, s in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(data)
+        nal = data[s + 3 : end].rstrip(b"\x00")
+        if nal:
+            nals.append(nal)
+    return nals
+
+
+def test_split_annexb_finds_start_codes_at_every_offset(fp: ModuleType) -> None:
+    """The start-code scan (vectorised in the compiled twin) at every alignment and near the end."""
+    import random
+
+    rng = random.Random(7)
+    # bytes that look like start codes but are not: 00 01 without a second zero, 00 00 02/03, runs of zeros
+    decoys = [b"\x05\x00\x01\x07", b"\x00\x00\x03\x01", b"\x09\x00\x00\x02", b"\x01\x01", b"\x0a\x00\x0b"]
+    for trial in range(300):
+        parts = []
+        for _ in range(rng.randint(1, 4)):
+            body = bytearray(rng.randrange(2, 256) for _ in range(rng.randint(1, 140)))
+            for _ in range(rng.randint(0, 3)):
+                at = rng.randint(1, len(body))
+                body[at:at] = rng.choice(decoys)
+            body[0] = body[0] or 0x41  # a NAL header is never zero
+            parts.append((b"\x00" * rng.randint(0, 2)) + b"\x00\x00\x01" + bytes(body) + b"\x00" * rng.randint(0, 2))
+        data = bytes(rng.randrange(2, 256) for _ in range(trial % 70)) + b"".join(parts)
+        assert fp.split_annexb(data) == _split_reference(data), data.hex()
+
+
 def test_mode1_small_nals_go_in_one_stap_a(fp: ModuleType) -> None:
     pkts = fp.h264_packetize(annexb(SPS, PPS, SEI), 1000, 96, 0x1234, 10, 1200, 1)
     assert len(pkts) == 1

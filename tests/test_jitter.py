@@ -350,6 +350,109 @@ def test_nack_recovery_releases_frame(kit: tuple[ModuleType, ModuleType]) -> Non
     assert jb.recovered == 1 and jb.lost == 0
 
 
+def test_nack_covers_packets_lost_before_the_first_one(kit: tuple[ModuleType, ModuleType]) -> None:
+    jk, fp = kit
+    s = Stream(fp)
+    key = s.frame()
+    assert len(key) >= 5
+    jb = jk.VideoJitterCore(nack=True, rtt=0.05)
+    jb.push(key[3], 0.0)  # reordered: the stream's first packet to arrive is its fourth
+    jb.push(key[0], 0.001)
+    for p in key[4:]:
+        jb.push(p, 0.002)
+    assert sorted(jb.nacks(0.003)) == sorted([key[1].sequence_number, key[2].sequence_number])
+    jb.push(key[1], 0.05, True)
+    jb.push(key[2], 0.05, True)
+    assert [u.keyframe for u in jb.pop(0.6)] == [True]
+
+
+def test_nack_at_once_on_a_line_that_does_not_reorder(kit: tuple[ModuleType, ModuleType]) -> None:
+    """A queue's jitter delays packets but keeps their order: a gap is a loss, NACKed when seen."""
+    jk, fp = kit
+    s = Stream(fp, size=3000)
+    rng = random.Random(5)
+    jb = jk.VideoJitterCore(nack=True, rtt=0.05)
+    t = 0.0
+    lost = None
+    for k in range(40):
+        pkts = s.frame()
+        if k == 30:
+            lost = pkts.pop(1)
+        for p in pkts:
+            t = max(t, k / FPS + rng.uniform(0.0, 0.04))  # FIFO: never before the previous packet
+            jb.push(p, t)
+            if lost is not None and k == 30 and p is pkts[1]:
+                assert jb.jitter > 0.002
+                assert jb.nacks(t) == [lost.sequence_number]  # no wait for a reordering never seen
+        jb.pop(t)
+    assert lost is not None
+
+
+def test_nack_waits_for_measured_reordering(kit: tuple[ModuleType, ModuleType]) -> None:
+    jk, fp = kit
+    s = Stream(fp, size=3000)
+    jb = jk.VideoJitterCore(nack=True, rtt=0.05)
+    events: list[tuple[float, int, Any]] = []
+    lost = None
+    for k in range(40):
+        pkts = s.frame()
+        if k == 30:
+            lost = pkts.pop(1)
+        for i, p in enumerate(pkts):
+            late = 0.02 if k < 30 and k % 2 and i == 0 else 0.0  # every other frame's first packet: 20 ms late
+            events.append((k / FPS + 0.001 * i + late, p.sequence_number, p))
+    events.sort(key=lambda e: (e[0], e[1]))
+    seen_at = None
+    for t, seq, p in events:
+        if seen_at is not None and t > seen_at + 0.021:
+            break
+        jb.push(p, t)
+        jb.pop(t)
+        if lost is not None and seen_at is None and seq == (lost.sequence_number + 1) & 0xFFFF:
+            seen_at = t
+            assert jb.nacks(t) == []  # it may be only reordered, as others were
+    assert lost is not None and seen_at is not None
+    assert jb.nacks(seen_at + 0.021) == [lost.sequence_number]  # reordering here never lasted longer
+
+
+def test_keyframe_waits_for_frames_being_recovered(kit: tuple[ModuleType, ModuleType]) -> None:
+    """A keyframe does not skip frames of an unbroken chain that a retransmission can still complete."""
+    jk, fp = kit
+    s = Stream(fp, keyint=5)
+    frames = [s.frame() for _ in range(7)]
+    lost = frames[3].pop(1)
+    jb = jk.VideoJitterCore(nack=True, rtt=0.05, max_delay=0.5)
+    out = feed(jb, frames)
+    assert [u.timestamp for _, u in out] == [f[0].timestamp for f in frames[:3]]
+    assert jb.pop(0.25) == []  # frame 5 (a keyframe) is due, frames 3 and 4 are still awaited
+    assert jb.frames_dropped == 0
+    jb.push(lost, 0.26, True)
+    got = jb.pop(0.26)
+    assert [u.timestamp for u in got] == [f[0].timestamp for f in frames[3:]]
+    assert jb.frames_dropped == 0 and jb.lost == 0
+
+
+def test_retransmitted_frames_raise_the_delay_by_one_round_trip_at_most(kit: tuple[ModuleType, ModuleType]) -> None:
+    jk, fp = kit
+    s = Stream(fp, keyint=1000, size=2000)
+    rtt = 0.08
+    jb = jk.VideoJitterCore(nack=True, rtt=rtt, max_delay=0.5)
+    events: list[tuple[float, int, bool, Any]] = []
+    for k in range(120):
+        pkts = s.frame()
+        if k and k % 4 == 0:  # a quarter of the frames wait for one retransmission
+            p = pkts.pop(0)
+            events.append((k / FPS + rtt, p.sequence_number, True, p))
+        events.extend((k / FPS, q.sequence_number, False, q) for q in pkts)
+    events.sort(key=lambda e: (e[0], e[1]))
+    released = 0
+    for t, _, rtx, p in events:
+        jb.push(p, t, rtx)
+        released += len(jb.pop(t))
+    assert released >= 110
+    assert 0.5 * rtt < jb.delay <= rtt + 2.0 * jb.jitter + 1e-9
+
+
 def test_adaptive_delay_grows_fast_shrinks_slowly(kit: tuple[ModuleType, ModuleType]) -> None:
     jk, fp = kit
     s = Stream(fp, keyint=1000, size=500)
@@ -645,6 +748,28 @@ def test_real_trace_with_loss_and_nack_is_decodable(real_trace: Any) -> None:
     ctx = av.CodecContext.create("h264", "r")
     decoded = sum(len(ctx.decode(av.Packet(u))) for u in r.units) + len(ctx.decode(None))
     assert decoded == r.decodable  # every unit it delivered decodes, none is corrupt
+
+
+@pytest.mark.parametrize("rtt", [0.06, 0.1])
+def test_real_trace_5_percent_loss_60_ms_jitter(
+    real_trace: Any, kit: tuple[ModuleType, ModuleType], rtt: float
+) -> None:
+    """Issue 16: >= 99 % decodable at a mean added delay <= 2 x jitter + 1 RTT, loss and jitter together."""
+    from vcore.testing import NetworkEmulator
+    from vcore.testing.jitter_sim import VcoreReceiver, simulate
+
+    jk, fp = kit
+    frames = decodable = 0
+    delays = []
+    for seed in (1, 2, 3):
+        em = NetworkEmulator(seed=seed, loss=0.05, jitter=0.06, delay=rtt / 2 + 0.06)
+        r = simulate(real_trace, VcoreReceiver(jk.VideoJitterCore, fp.RtpPacket, True, rtt), em, reverse_delay=rtt / 2)
+        frames += r.frames
+        decodable += r.decodable
+        delays.append(r.mean_added_delay)
+        assert r.retransmissions > 0
+    assert decodable >= 0.99 * frames
+    assert sum(delays) / len(delays) <= 2 * 0.06 + rtt
 
 
 def test_real_trace_without_nack_beats_aiortc(real_trace: Any) -> None:

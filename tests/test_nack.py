@@ -68,6 +68,27 @@ def test_history_validates_rtx_arguments() -> None:
         RetransmissionHistory(16, rtx_payload_type=97)
     with pytest.raises(ValueError):
         RetransmissionHistory(0)
+    with pytest.raises(ValueError, match="repeat_copies 0 must be between 1 and 3"):
+        RetransmissionHistory(16, repeat_copies=0)
+    with pytest.raises(ValueError, match="repeat_copies 4 must be between 1 and 3"):
+        RetransmissionHistory(16, repeat_copies=4)
+
+
+def test_history_sends_copies_when_asked_again() -> None:
+    h = RetransmissionHistory(64, rtx_payload_type=97, rtx_ssrc=0x5555, rtx_sequence_number=100, repeat_copies=2)
+    h.record(packet(7), 0.0)
+    h.record(packet(8), 0.0)
+    first = h.resend([7], 0.1)
+    assert [p.sequence_number for p in first] == [100]  # the first answer: one copy
+    again = h.resend([7, 8], 0.3)  # 7 again: its retransmission was lost too; 8 for the first time
+    assert [unwrap_rtx(p, 0xAABBCCDD, 96).sequence_number for p in again] == [7, 7, 8]
+    assert [p.sequence_number for p in again] == [101, 102, 103]  # every copy has its own RTX number
+    assert h.resent == 4 and h.requested == 3
+    plain = RetransmissionHistory(64, repeat_copies=2)
+    p7 = packet(7)
+    plain.record(p7, 0.0)
+    assert plain.resend([7], 0.1) == [p7]
+    assert plain.resend([7], 0.3) == [p7, p7]
 
 
 def test_nack_round_trip_from_buffer_to_history() -> None:

@@ -45,6 +45,7 @@ cdef enum:
     F_BEGIN = 32
     F_RTX = 64
     F_FIRST_SLICE = 128
+    REORDER_WINDOW = 128
 
 cdef double TS_JUMP = 3.0
 cdef double DELAY_PERCENTILE = 0.95
@@ -55,6 +56,8 @@ cdef double REORDER_WAIT = 0.010
 cdef double STALL_WAIT = 1.0  # a late (not lossy) stream is waited for this much longer
 cdef double NACK_RTTS = 5.0
 cdef double NACK_WAIT_JITTERS = 3.0
+cdef double RTX_DELAY_JITTERS = 2.0
+cdef double REORDER_PERCENTILE = 0.95
 cdef double KEYFRAME_INTERVAL = 0.2
 cdef double NEVER = -1e300
 
@@ -244,6 +247,10 @@ cdef class VideoJitterCore:
     cdef double _min_ts[MINS_CAP]  # monotonic deque of (ts_sec, transit): the windowed minimum
     cdef double _min_tr[MINS_CAP]
     cdef int _min_head
+    cdef double _ro_win[REORDER_WINDOW]  # reordering delays, oldest first (a ring)
+    cdef double _ro_srt[REORDER_WINDOW]  # the same, sorted
+    cdef int _ro_head
+    cdef int _ro_len
     cdef int _min_len
     cdef double _offset
     cdef bint _have_offset
@@ -332,6 +339,8 @@ cdef class VideoJitterCore:
         self._win_len = 0
         self._min_head = 0
         self._min_len = 0
+        self._ro_head = 0
+        self._ro_len = 0
         self._offset = 0.0
         self._have_offset = False
         self._delay_ts = 0.0
@@ -438,11 +447,10 @@ cdef class VideoJitterCore:
         if self._is_key(f):
             if self._key is None or f.lo > self._key.lo:
                 self._key = f
-        if not f.flags & F_RTX:
-            self._sample(f.arrival - f.ts_sec, f.ts_sec)
+        self._sample(f.arrival - f.ts_sec, f.ts_sec, (f.flags & F_RTX) != 0)
 
     @cython.boundscheck(False)
-    cdef void _sample(self, double transit, double ts_sec) noexcept:
+    cdef void _sample(self, double transit, double ts_sec, bint rtx=False) noexcept:
         cdef int k, lo, hi, mid, n
         cdef double old, sample
         # windowed minimum transit (monotonic deque in a ring)
@@ -462,6 +470,11 @@ cdef class VideoJitterCore:
         self._offset = self._min_tr[self._min_head]
         self._have_offset = True
         sample = transit - self._offset
+        cdef double cap
+        if rtx:  # completed by a retransmission: the delay covers one round trip at most
+            cap = RTX_DELAY_JITTERS * self.jitter + self.rtt
+            if sample > cap:
+                sample = cap
         n = self._win_len
         if n == WINDOW_FRAMES:  # forget the oldest sample
             old = self._win[self._win_head]
@@ -603,6 +616,19 @@ cdef class VideoJitterCore:
             return 0
         if ext < self._base:
             if not self._released_any and self._base - ext < 64 and ext > self._highest - self.capacity + 1:
+                if self.nack_enabled and ext + 1 < self._base:  # stream start: what lies between is missing too
+                    if len(self._missing) + self._base - ext - 1 > self.capacity // 2:
+                        self._missing.clear()
+                        self._kf_wanted = True
+                    else:
+                        for s in range(ext + 1, self._base):
+                            if self._slot_ext[s & self._mask] != s and s not in self._missing:
+                                m = _Missing.__new__(_Missing)
+                                m.ts_sec = ts_sec
+                                m.detected = arrival
+                                m.sent = NEVER
+                                m.retries = 0
+                                self._missing[s] = m
                 self._base = ext
                 self._boundary = False
             else:
@@ -647,8 +673,20 @@ cdef class VideoJitterCore:
             self._hi_marker = packet.marker
         elif self._missing:
             mo = self._missing.pop(ext, None)
-            if mo is not None and (<_Missing>mo).retries:
-                self.recovered += 1
+            if mo is not None:
+                m = <_Missing>mo
+                if m.retries:
+                    self.recovered += 1
+                if not retransmission:  # reordered, not lost: how long such a gap lasts
+                    self._reorder_sample(arrival - m.detected)
+            # the frame of a missing neighbour is now known better: its deadline too
+            if not packet.marker:
+                mo = self._missing.get(ext + 1)
+                if mo is not None:
+                    (<_Missing>mo).ts_sec = ts_sec  # the frame goes on after this packet
+            mo = self._missing.get(ext - 1)
+            if mo is not None and (<_Missing>mo).ts_sec > ts_sec:
+                (<_Missing>mo).ts_sec = ts_sec  # the packet before belongs to this frame or an earlier one
         self._slot_ext[i] = ext
         self._slot_pkt[i] = packet
         self.held += 1
@@ -838,7 +876,7 @@ cdef class VideoJitterCore:
                     break
                 self._release(f, out)
                 continue
-            if key is not None and now >= self._playout(key.ts_sec) - TIME_EPS:
+            if key is not None and not self._chain and now >= self._playout(key.ts_sec) - TIME_EPS:
                 self._skip_to(key)
                 continue
             if not self._chain and not self._is_key(f) and f.complete:
@@ -880,6 +918,45 @@ cdef class VideoJitterCore:
 
     # ------------------------------------------------------------------ NACK
 
+    @cython.boundscheck(False)
+    cdef void _reorder_sample(self, double wait) noexcept:
+        cdef int lo, hi, mid, n = self._ro_len
+        cdef double old
+        if n == REORDER_WINDOW:  # forget the oldest sample
+            old = self._ro_win[self._ro_head]
+            self._ro_win[self._ro_head] = wait
+            self._ro_head = (self._ro_head + 1) % REORDER_WINDOW
+            lo = 0
+            hi = n
+            while lo < hi:  # bisect_left
+                mid = (lo + hi) >> 1
+                if self._ro_srt[mid] < old:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            memmove(&self._ro_srt[lo], &self._ro_srt[lo + 1], (n - lo - 1) * sizeof(double))
+            n -= 1
+        else:
+            self._ro_win[(self._ro_head + n) % REORDER_WINDOW] = wait
+            self._ro_len = n + 1
+        lo = 0
+        hi = n
+        while lo < hi:  # bisect_right (insort)
+            mid = (lo + hi) >> 1
+            if wait < self._ro_srt[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        memmove(&self._ro_srt[lo + 1], &self._ro_srt[lo], (n - lo) * sizeof(double))
+        self._ro_srt[lo] = wait
+
+    cdef double _nack_wait(self) noexcept:
+        cdef double wait = NACK_WAIT_JITTERS * self.jitter
+        if self._ro_len == 0:
+            return 0.0  # no reordering seen on this line: a gap is a loss
+        cdef double q = self._ro_srt[<int>(REORDER_PERCENTILE * (self._ro_len - 1))]
+        return q if q < wait else wait
+
     def nacks(self, double now):
         """Sequence numbers to request now (RFC 4585 §6.2.1); empty when NACK is off."""
         if not self.nack_enabled or not self._missing:
@@ -887,19 +964,29 @@ cdef class VideoJitterCore:
         if now > self._clock:
             self._clock = now
         cdef list out = []
-        cdef double wait = NACK_WAIT_JITTERS * self.jitter
-        cdef double spacing = self.rtt + wait
+        cdef double wait = self._nack_wait()  # a packet less late than this may only be reordered
+        cdef double spacing = self.rtt + NACK_WAIT_JITTERS * self.jitter  # when a retransmission is overdue
         if spacing < 0.001:
             spacing = 0.001
         cdef list gone = []
         cdef _Missing m
         cdef long long s
+        cdef double giveup, due, last
         for so, mo in self._missing.items():
             s = so
             m = <_Missing>mo
-            if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > self._giveup(m.ts_sec):
+            giveup = self._giveup(m.ts_sec)
+            if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > giveup:
                 gone.append(so)
-            elif now - m.sent >= spacing and now - m.detected >= wait:
+                continue
+            due = m.sent + spacing
+            if m.retries:  # a retry that would come too late for its frame goes out earlier, at the last chance
+                last = giveup - self.rtt - NACK_WAIT_JITTERS * self.jitter  # the latest answer still in time
+                if last < m.sent + self.rtt:
+                    last = m.sent + self.rtt
+                if last < due:
+                    due = last
+            if now >= due - TIME_EPS and now - m.detected >= wait:
                 m.sent = now
                 m.retries += 1
                 out.append(s & 0xFFFF)

@@ -38,7 +38,10 @@ TIME_EPS = 1e-9  # seconds: comparisons of times computed two ways
 REORDER_WAIT = 0.010  # extra wait for a late packet beyond the playout time
 STALL_WAIT = 1.0  # s: a stream that is late (nothing newer arrived), not lossy, is waited for this much longer
 MAX_NACK_RETRIES = 10
-NACK_WAIT_JITTERS = 3.0  # a missing packet is NACKed once it is this many A.8 jitters overdue
+NACK_WAIT_JITTERS = 3.0  # a missing packet is NACKed at most this many A.8 jitters after its gap was seen
+RTX_DELAY_JITTERS = 2.0  # a frame completed by a retransmission counts as at most RTT + this many jitters late
+REORDER_WINDOW = 128  # reordering delays kept (packets that filled a gap without being retransmitted)
+REORDER_PERCENTILE = 0.95  # NACK once a reordered packet would have come with this probability
 NACK_RTTS = 5.0  # with NACK, an incomplete frame waits this many RTTs beyond its playout time
 WARMUP_FRAMES = 30  # until this many delay samples, incomplete frames wait up to max_delay
 KEYFRAME_INTERVAL = 0.2  # seconds between keyframe requests at least (and 2 RTT): the rate limit
@@ -237,6 +240,8 @@ class VideoJitterCore:
         self._cand: RtpPacket | None = None
         self._cand_arrival = 0.0
         self._missing: dict[int, _Missing] = {}
+        self._reorder: deque[float] = deque()
+        self._reorder_sorted: list[float] = []
         self.ssrc = -1
         self._init_stream()
 
@@ -329,10 +334,9 @@ class VideoJitterCore:
         if self._is_key(f):
             if self._key is None or f.lo > self._key.lo:
                 self._key = f
-        if not f.flags & F_RTX:
-            self._sample(arrival - f.ts_sec, f.ts_sec)
+        self._sample(arrival - f.ts_sec, f.ts_sec, bool(f.flags & F_RTX))
 
-    def _sample(self, transit: float, ts_sec: float) -> None:
+    def _sample(self, transit: float, ts_sec: float, rtx: bool = False) -> None:
         """One frame-delay observation: update the reference transit and the playout delay."""
         mins = self._mins
         while mins and mins[-1][1] >= transit:
@@ -346,6 +350,10 @@ class VideoJitterCore:
         self._offset = mins[0][1]
         self._have_offset = True
         sample = transit - self._offset
+        if rtx:  # completed by a retransmission: the delay covers one round trip at most
+            cap = RTX_DELAY_JITTERS * self.jitter + self.rtt
+            if sample > cap:
+                sample = cap
         self._samples.append(sample)
         bisect.insort(self._sorted, sample)
         if len(self._samples) > WINDOW_FRAMES:
@@ -455,6 +463,15 @@ class VideoJitterCore:
             return
         if ext < self._base:
             if not self._released_any and self._base - ext < 64 and ext > self._highest - self.capacity + 1:
+                if self.nack_enabled and ext + 1 < self._base:  # stream start: what lies between is missing too
+                    if len(self._missing) + self._base - ext - 1 > self.capacity // 2:
+                        self._missing.clear()
+                        self._want_keyframe()
+                    else:
+                        mask = self._mask
+                        for s in range(ext + 1, self._base):
+                            if self._slot_ext[s & mask] != s and s not in self._missing:
+                                self._missing[s] = _Missing(ts_sec, arrival)
                 self._base = ext
                 self._boundary = False
             else:
@@ -495,8 +512,19 @@ class VideoJitterCore:
             self._hi_marker = packet.marker
         elif self._missing:
             m = self._missing.pop(ext, None)
-            if m is not None and m.retries:
-                self.recovered += 1
+            if m is not None:
+                if m.retries:
+                    self.recovered += 1
+                if not retransmission:  # reordered, not lost: how long such a gap lasts
+                    self._reorder_sample(arrival - m.detected)
+            # the frame of a missing neighbour is now known better: its deadline too
+            if not packet.marker:
+                m = self._missing.get(ext + 1)
+                if m is not None:
+                    m.ts_sec = ts_sec  # the frame goes on after this packet
+            m = self._missing.get(ext - 1)
+            if m is not None and m.ts_sec > ts_sec:
+                m.ts_sec = ts_sec  # the packet before belongs to this frame or an earlier one
         self._slot_ext[i] = ext
         self._slot_pkt[i] = packet
         self.held += 1
@@ -664,7 +692,7 @@ class VideoJitterCore:
                     break
                 self._release(f, out)
                 continue
-            if key is not None and now >= self._playout(key.ts_sec) - TIME_EPS:
+            if key is not None and not self._chain and now >= self._playout(key.ts_sec) - TIME_EPS:
                 self._skip_to(key)
                 continue
             if not self._chain and not self._is_key(f) and f.complete:
@@ -704,6 +732,22 @@ class VideoJitterCore:
 
     # ------------------------------------------------------------------ NACK
 
+    def _reorder_sample(self, wait: float) -> None:
+        self._reorder.append(wait)
+        bisect.insort(self._reorder_sorted, wait)
+        if len(self._reorder) > REORDER_WINDOW:
+            old = self._reorder.popleft()
+            del self._reorder_sorted[bisect.bisect_left(self._reorder_sorted, old)]
+
+    def _nack_wait(self) -> float:
+        """How long a gap may be reordering rather than loss: the measured reordering, at most 3 jitters."""
+        wait = NACK_WAIT_JITTERS * self.jitter
+        srt = self._reorder_sorted
+        if not srt:
+            return 0.0  # no reordering seen on this line: a gap is a loss
+        q = srt[int(REORDER_PERCENTILE * (len(srt) - 1))]
+        return q if q < wait else wait
+
     def nacks(self, now: float) -> list[int]:
         """Sequence numbers to request now (RFC 4585 §6.2.1); empty when NACK is off."""
         if not self.nack_enabled or not self._missing:
@@ -711,15 +755,24 @@ class VideoJitterCore:
         if now > self._clock:
             self._clock = now
         out: list[int] = []
-        wait = NACK_WAIT_JITTERS * self.jitter  # a packet less late than this may only be reordered
-        spacing = self.rtt + wait
+        wait = self._nack_wait()  # a packet less late than this may only be reordered
+        spacing = self.rtt + NACK_WAIT_JITTERS * self.jitter  # when a retransmission is overdue
         if spacing < 0.001:
             spacing = 0.001
         gone = []
         for s, m in self._missing.items():
-            if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > self._giveup(m.ts_sec):
+            giveup = self._giveup(m.ts_sec)
+            if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > giveup:
                 gone.append(s)
-            elif now - m.sent >= spacing and now - m.detected >= wait:
+                continue
+            due = m.sent + spacing
+            if m.retries:  # a retry that would come too late for its frame goes out earlier, at the last chance
+                last = giveup - self.rtt - NACK_WAIT_JITTERS * self.jitter  # the latest answer still in time
+                if last < m.sent + self.rtt:
+                    last = m.sent + self.rtt
+                if last < due:
+                    due = last
+            if now >= due - TIME_EPS and now - m.detected >= wait:
                 m.sent = now
                 m.retries += 1
                 out.append(s & 0xFFFF)

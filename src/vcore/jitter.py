@@ -18,10 +18,14 @@ Video (:class:`VideoJitterBuffer`)
     (a modem queue), not lossy, and it is waited for up to 1 s more. After a lost
     reference frame nothing is released until the next keyframe and a keyframe
     request (PLI, then FIR) is raised, rate-limited. The playout delay follows
-    the 95th percentile of frame delay and three RFC 3550 A.8 jitters, between
-    ``min_delay`` and ``max_delay``; it grows at once and shrinks by at most 50 ms
-    per second. Generic NACK (RFC 4585) when ``nack=True``: :meth:`nacks` retries
-    every RTT and stops when the frame can no longer make its deadline.
+    the 95th percentile of frame delay (a frame completed by a retransmission
+    counts as at most one RTT + 2 jitters late) and three RFC 3550 A.8 jitters,
+    between ``min_delay`` and ``max_delay``; it grows at once and shrinks by at most
+    50 ms per second. Generic NACK (RFC 4585) when ``nack=True``: :meth:`nacks`
+    asks once a gap has lasted longer than the line's measured reordering (at once
+    on a line that keeps order), retries after RTT + 3 jitters or at the last
+    moment an answer can still make the frame's deadline, and stops when it can
+    no longer. See docs/jitter.md.
 
 Audio (:class:`AudioJitterBuffer`)
     Fixed-duration frames (20 ms: G.711, G.722, Opus) played on a steady clock;

@@ -27,6 +27,7 @@ __all__ = ["RetransmissionHistory", "wrap_rtx", "unwrap_rtx"]
 _log = logging.getLogger(__name__)
 
 RTX_OSN_SIZE = 2  # RFC 4588 §4: original sequence number
+MAX_REPEAT_COPIES = 3  # copies of a retransmission asked for again, at most
 
 
 def wrap_rtx(packet: RtpPacket, rtx_ssrc: int, rtx_payload_type: int, rtx_sequence_number: int) -> RtpPacket:
@@ -73,7 +74,10 @@ class RetransmissionHistory:
     (RFC 4588) with their own sequence numbers; otherwise the original packets
     are sent again unchanged (same SSRC and sequence number). A packet is resent
     at most once per ``min_interval`` seconds (a NACK repeated within one RTT is
-    answered once) and not at all when older than ``max_age`` seconds.
+    answered once) and not at all when older than ``max_age`` seconds. A packet
+    asked for again after it was already resent — its retransmission was lost
+    too, and the frame's deadline rarely leaves time for a third round trip — is
+    sent ``repeat_copies`` times (RTX copies get their own sequence numbers).
 
     Counters: ``requested``, ``resent``, ``missing`` (not in the history any more),
     ``throttled``. Not thread-safe.
@@ -87,9 +91,12 @@ class RetransmissionHistory:
         rtx_sequence_number: int = 0,
         max_age: float = 1.0,
         min_interval: float = 0.01,
+        repeat_copies: int = 1,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity {capacity} must be positive")
+        if not 1 <= repeat_copies <= MAX_REPEAT_COPIES:
+            raise ValueError(f"repeat_copies {repeat_copies} must be between 1 and {MAX_REPEAT_COPIES}")
         if (rtx_payload_type is None) != (rtx_ssrc is None):
             raise ValueError("RTX needs both rtx_payload_type and rtx_ssrc")
         self.capacity = capacity
@@ -97,6 +104,7 @@ class RetransmissionHistory:
         self.rtx_ssrc = rtx_ssrc
         self.max_age = max_age
         self.min_interval = min_interval
+        self.repeat_copies = repeat_copies
         self._rtx_seq = rtx_sequence_number & 0xFFFF
         self._slots: list[tuple[RtpPacket, float, float] | None] = [None] * capacity
         self._last_seq: int | None = None
@@ -139,10 +147,12 @@ class RetransmissionHistory:
                 self.throttled += 1
                 continue
             self._slots[i] = (pkt, sent, now)
-            if self.rtx_ssrc is not None and self.rtx_payload_type is not None:
-                out.append(wrap_rtx(pkt, self.rtx_ssrc, self.rtx_payload_type, self._rtx_seq))
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            else:
-                out.append(pkt)
-            self.resent += 1
+            copies = 1 if last == float("-inf") else self.repeat_copies
+            for _ in range(copies):
+                if self.rtx_ssrc is not None and self.rtx_payload_type is not None:
+                    out.append(wrap_rtx(pkt, self.rtx_ssrc, self.rtx_payload_type, self._rtx_seq))
+                    self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                else:
+                    out.append(pkt)
+                self.resent += 1
         return out

@@ -137,10 +137,19 @@ class SimResult:
     retransmissions: int
     keyframe_requests: int
     units: list[bytes] = field(default_factory=list, repr=False)  # delivered decodable units, in order
+    delays: list[float] = field(default_factory=list, repr=False)  # added delay of each decodable frame (s)
+    freezes: list[float] = field(default_factory=list, repr=False)  # each freeze's length (s), in order
 
     @property
     def decodable_ratio(self) -> float:
         return self.decodable / self.frames if self.frames else 0.0
+
+    def delay_percentile(self, p: float) -> float:
+        """The ``p`` quantile (0..1, nearest rank) of the added delay of decodable frames; NaN without any."""
+        if not self.delays:
+            return float("nan")
+        ranked = sorted(self.delays)
+        return ranked[min(len(ranked) - 1, max(0, int(p * len(ranked) + 0.5) - 1))]
 
 
 def _nal_key(data: bytes) -> tuple[tuple[bytes, ...], frozenset[bytes]]:
@@ -165,12 +174,15 @@ def simulate(
     tick: float = 0.005,
     packet_spacing: float = 50e-6,
     mtu: int = 1200,
+    repeat_copies: int = 2,
 ) -> SimResult:
     """Run one call leg; see the module docstring. ``intra`` is needed for ``keyframe_on_request``."""
     fps = trace.fps
     base_delay = emulator.base_delay
     packetizer = H264Packetizer(payload_type=trace.payload_type, ssrc=trace.ssrc, mtu=mtu, sequence_number=65000)
-    history = RetransmissionHistory(4096, rtx_payload_type=RTX_PAYLOAD_TYPE, rtx_ssrc=RTX_SSRC, max_age=2.0)
+    history = RetransmissionHistory(
+        4096, rtx_payload_type=RTX_PAYLOAD_TYPE, rtx_ssrc=RTX_SSRC, max_age=2.0, repeat_copies=repeat_copies
+    )
     events: list[tuple[float, int, int, object]] = []
     counter = 0
 
@@ -263,11 +275,13 @@ def simulate(
     freeze_gap = max(3.0 / fps, 1.0 / fps + 0.150)
     total_freeze = 0.0
     longest = 0.0
+    freezes: list[float] = []
     lag = base_delay + (sum(delays) / len(delays) if delays else 0.0)  # steady latency is not a freeze
     marks = [lag] + shown + [sent[-1][3] + lag + 1.0 / fps] if sent else []
     for a, b in zip(marks, marks[1:]):
         gap = b - a
         if gap > freeze_gap:
+            freezes.append(gap)
             total_freeze += gap
             longest = max(longest, gap)
     return SimResult(
@@ -281,4 +295,6 @@ def simulate(
         retransmissions=retrans,
         keyframe_requests=kf_requests,
         units=units,
+        delays=delays,
+        freezes=freezes,
     )

@@ -30,7 +30,7 @@ async def _call(tshark: str, out: Path) -> tuple[int, list[int]]:
             await until(call, "media-started")
             await call.request_keyframe()
             await call.limit_bitrate(250_000)
-            await call.remote_camera_preset(2)  # H.245 userInputIndication
+            await call.announce_recording(True)  # H.245 userInputIndication (camera control is H.281 now)
             await asyncio.sleep(1.5)
             ports = [p for _, p in call.local_media.values()]
             ports += [p for c in agent.calls for _, p in c.local_media.values()]
@@ -56,7 +56,8 @@ def test_wireshark_decodes_a_plaintext_call(tmp_path: Path) -> None:
                           text=True, timeout=120).stdout
     assert "Malformed" not in text
     for needle in ("setup", "connect", "releaseComplete", "terminalCapabilitySet", "videoFastUpdatePicture",
-                   "flowControlCommand", "fastStart", "userInput", "vcore:camera-preset=2"):
+                   "flowControlCommand", "fastStart", "userInput", "vcore:recording=on",
+                   "h224", "openLogicalChannelAck"):  # the H.224 data channel, opened with H.245 procedures
         assert needle in text, needle
     rtp_filter = " || ".join(f"udp.dstport == {p}" for p in media)
     rtp = subprocess.run([tshark, "-r", str(out), *decode, "-Y", f"rtp && ({rtp_filter})", "-T", "fields",

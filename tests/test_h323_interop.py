@@ -73,6 +73,14 @@ async def _wait_listening(port: int) -> None:
     pytest.fail("simph323 did not start listening")
 
 
+async def _eventually(check: Any, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
 async def _receive_channels(session, want: int) -> list:  # type: ignore[no-untyped-def]
     opened = []
     while len(opened) < want:
@@ -83,12 +91,14 @@ async def _receive_channels(session, want: int) -> list:  # type: ignore[no-unty
     return opened
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast-connect", "h245-procedures"])
-def test_vcore_calls_h323plus(fast: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("fast", "tunnel"), [(True, True), (False, True), (False, False), (True, False)],
+                         ids=["fast-connect", "h245-procedures", "separate-h245", "fast-connect-separate-h245"])
+def test_vcore_calls_h323plus(fast: bool, tunnel: bool, tmp_path: Path) -> None:
     simph323 = _simph323()
     port = _free_port()
     args = [simph323, "-l", "-a", "-n", "-S", "-i", "127.0.0.1", "-x", str(port), "-u", "h323plus"]
-    proc = subprocess.Popen(args + (["-f"] if fast else []), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args + (["-f"] if fast else []) + ([] if tunnel else ["-T"]), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
     async def scenario() -> None:
         await _wait_listening(port)
@@ -100,19 +110,24 @@ def test_vcore_calls_h323plus(fast: bool, tmp_path: Path) -> None:
         send = next(c for c in channels if c.direction == "send")
         assert send.remote_rtp is not None and send.remote_rtp.host == "127.0.0.1"
         assert call.security()["signalling"] == "plaintext"
+        if not tunnel:  # H323Plus -T: every H.245 message on the separate connection
+            await _eventually(lambda: call.separate_h245)
+            assert not call.tunnelling and call.msd_status in ("master", "slave")
         await call.hangup()
 
     _run_beside(proc, scenario())
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast-connect", "h245-procedures"])
-def test_h323plus_calls_vcore(fast: bool) -> None:
+@pytest.mark.parametrize(("fast", "tunnel"), [(True, True), (False, True), (False, False), (True, False)],
+                         ids=["fast-connect", "h245-procedures", "separate-h245", "fast-connect-separate-h245"])
+def test_h323plus_calls_vcore(fast: bool, tunnel: bool) -> None:
     simph323 = _simph323()
 
     async def scenario() -> None:
         async with SignallingListener(_config("agent")) as listener:
             args = [simph323, "-n", "-S", "-i", "127.0.0.1", "-x", str(_free_port()), "-u", "h323plus"]
-            proc = subprocess.Popen(args + (["-f"] if fast else []) + [f"agent@127.0.0.1:{listener.port}"],
+            proc = subprocess.Popen(args + (["-f"] if fast else []) + ([] if tunnel else ["-T"])
+                                    + [f"agent@127.0.0.1:{listener.port}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 incoming = await listener.accept(20)
@@ -123,6 +138,9 @@ def test_h323plus_calls_vcore(fast: bool) -> None:
                 if not fast:
                     channels = await _receive_channels(incoming, 2)
                 assert {c.direction for c in channels} == {"send", "receive"}
+                assert incoming.tunnelling == tunnel
+                if not tunnel:
+                    await _eventually(lambda: incoming.separate_h245)
                 try:
                     event = await incoming.next_event(1)
                     assert not isinstance(event, Released), event
@@ -379,3 +397,116 @@ def test_tls_terminal_through_routed_gnugk_says_why_it_fails(tmp_path: Path) -> 
                 await kiosk.call("h323:caf-agent")
 
     _run_beside(proc, scenario())
+
+
+# --------------------------------------------------------------------------- media as H323Plus sees it
+
+# what H323Plus 1.28 logs (trace level 2) when the media it receives is not what was signalled
+_PEER_COMPLAINTS = ("ignored, expecting SSRC", "Unknown control payload type", "illegal payload type",
+                    "Resetting expected payload type", "Auto switching to SSRC")
+
+
+# s of media before hanging up. H323Plus 1.28 sends RTCP every 12 s (its reportTimeInterval) and its report
+# blocks always carry LSR = DLSR = 0 (rtp.cxx, AddReceiverReport), so no RTT can be measured from them
+# (RFC 3550 §6.4.1) however long the call: the check below is on what H323Plus counted instead.
+_REPORTS = 4.0
+
+
+def _peer_report(log: Path) -> tuple[list[str], dict[str, int]]:
+    """H323Plus's complaints about our media, and its final RTP statistics of the audio session (session 1)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    complaints = [line for line in text.splitlines() if any(c in line for c in _PEER_COMPLAINTS)]
+    stats: dict[str, int] = {}
+    marker = "RTP\tFinal statistics: Session 1"
+    if marker in text:
+        for line in text.split(marker, 1)[1].splitlines()[1:12]:
+            key, _, value = line.strip().partition("=")
+            if value.strip().lstrip("-").isdigit():
+                stats[key.strip()] = int(value)
+    return complaints, stats
+
+
+async def _wait_for_file(path: Path, needle: str, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if path.exists() and needle in path.read_text(errors="replace"):
+            return
+        await asyncio.sleep(0.1)
+
+
+def _check_media_both_ways(stats: Any, log: Path) -> None:
+    complaints, peer = _peer_report(log)
+    assert complaints == [], complaints[:5]
+    sent = stats.stream("audio", "send")
+    received = stats.stream("audio", "receive")
+    assert sent is not None and received is not None and sent.packets > 50 and received.packets > 50
+    # the peer counted what we sent (a few may still be in flight at hang-up), and we what it sent
+    assert peer.get("packetsReceived", 0) >= 0.9 * sent.packets, (peer, sent.packets)
+    assert peer.get("packetsSent", 0) >= received.packets > 0.9 * peer.get("packetsSent", 0), (peer, received)
+    assert received.dropped == 0 and peer.get("packetsLost", 0) == 0
+
+
+@pytest.mark.parametrize("mode", ["fast-connect", "h245-tunnelled", "h245-separate", "fast-connect-separate"])
+def test_terminal_media_both_ways_with_h323plus(mode: str, tmp_path: Path) -> None:
+    """vcore calls H323Plus: G.711 both ways that H323Plus accepts without one SSRC or payload complaint.
+
+    ``h245-separate``: H323Plus with tunnelling off (``-T``) and no Fast Connect, so every channel opens over
+    a separate H.245 connection.
+    """
+    simph323 = _simph323()
+    port = _free_port()
+    log = tmp_path / "simph323.log"
+    flags = {"fast-connect": ["-f"], "h245-tunnelled": [], "h245-separate": ["-T"],
+             "fast-connect-separate": ["-f", "-T"]}[mode]
+    proc = subprocess.Popen([simph323, "-l", "-a", "-n", "-S", "-i", "127.0.0.1", "-x", str(port), "-u", "h323plus",
+                             "-t", "-t", "-o", str(log), *flags], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def scenario() -> None:
+        await _wait_listening(port)
+        async with _media_terminal("kiosk", listen=False, allow_plaintext=True) as kiosk:
+            call = await kiosk.call(f"h323:h323plus@127.0.0.1:{port}")
+            await asyncio.wait_for(call.connected, 15)
+            await _media_flows(call, ("audio",))
+            await asyncio.sleep(_REPORTS)
+            stats = call.stats()
+            await call.hangup()
+            await _wait_for_file(log, "Final statistics: Session 1")
+            _check_media_both_ways(stats, log)
+
+    _run_beside(proc, scenario())
+
+
+@pytest.mark.parametrize("flags", [["-T"], ["-T", "-f"]], ids=["separate-h245", "separate-h245-fast-connect"])
+def test_h323plus_without_tunnelling_calls_vcore(flags: list[str], tmp_path: Path) -> None:
+    """H323Plus calls with ``h245Tunnelling FALSE``: vcore follows it onto a separate H.245 connection."""
+    simph323 = _simph323()
+    log = tmp_path / "simph323.log"
+
+    async def scenario() -> None:
+        async with _media_terminal("agent", auto_answer=True, allow_plaintext=True) as agent:
+            proc = subprocess.Popen([simph323, "-n", "-S", "-i", "127.0.0.1", "-x", str(_free_port()), "-u",
+                                     "h323plus", "-t", "-t", "-o", str(log), *flags,
+                                     f"agent@127.0.0.1:{agent.port}"], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                for _ in range(150):
+                    if agent.calls:
+                        break
+                    await asyncio.sleep(0.1)
+                call = agent.calls[0]
+                await asyncio.wait_for(call.connected, 15)
+                await _media_flows(call, ("audio",))
+                await asyncio.sleep(_REPORTS)
+                stats = call.stats()
+                await call.hangup()
+                await _wait_for_file(log, "Final statistics: Session 1")
+                _check_media_both_ways(stats, log)
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+
+    asyncio.run(scenario())

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vcore.errors import VcoreError
-from vcore.h323 import asn1
+from vcore.h323 import asn1, h235_srtp
 from vcore.h323.errors import SecurityError, SignallingError, SignallingParseError
 from vcore.h323.fast_connect import (
     MediaPolicy,
@@ -193,10 +193,50 @@ def test_olc_roundtrip(fmt: MediaFormat, reverse: bool, suite: str) -> None:
 def test_olc_unknown_codec_and_suite() -> None:
     olc = open_logical_channel(OpenChannel(3, PCMU, suites=("AES_CM_128_HMAC_SHA1_80",)))
     olc["forwardLogicalChannelParameters"]["dataType"][1]["mediaType"] = ("audioData", ("g728", 20))
-    olc["forwardLogicalChannelParameters"]["dataType"][1]["encryptionAuthenticationAndIntegrity"][
-        "encryptionCapability"] = [("algorithm", (1, 2, 3))]
+    # H.235.8 §5.1: an SrtpCryptoCapability naming a suite vcore does not know (OID 1.2.3)
+    unknown = h235_srtp.type_object(h235_srtp.SRTP_CRYPTO_CAPABILITY)
+    with asn1._lock:
+        unknown.set_val([{"cryptoSuite": (1, 2, 3)}])
+        raw = unknown.to_aper()
+    eai = olc["forwardLogicalChannelParameters"]["dataType"][1]["encryptionAuthenticationAndIntegrity"]
+    assert "encryptionCapability" not in eai  # H.235.8 only, nothing vcore-specific
+    eai["genericH235SecurityCapability"]["nonCollapsingRaw"] = raw
     back = parse_open_logical_channel(asn1.decode_olc(asn1.encode_olc(olc)))
-    assert back.format is None and back.suites == (UNKNOWN_SUITE,)
+    assert back.format is None and back.suites == (UNKNOWN_SUITE,) and not back.legacy_keys
+
+
+def test_olc_h235_8_and_legacy_layouts() -> None:
+    """Our OLCs carry H.235.8 (SrtpCryptoCapability + SrtpKeys); a pre-H.235.8 vcore proposal is read and answered
+    in its own layout."""
+    key = SrtpKeyMaterial.generate("AEAD_AES_128_GCM")
+    olc = open_logical_channel(OpenChannel(3, PCMU, suites=("AEAD_AES_128_GCM",), key=key))
+    eai = olc["forwardLogicalChannelParameters"]["dataType"][1]["encryptionAuthenticationAndIntegrity"]
+    assert set(eai) == {"genericH235SecurityCapability"}
+    kind, body = asn1.decode(asn1.H235_KEY, olc["encryptionSync"]["h235Key"])
+    assert "clearSaltingKey" not in body and body["algorithmOID"] == SUITES["AEAD_AES_128_GCM"].oid
+    back = parse_open_logical_channel(asn1.decode_olc(asn1.encode_olc(olc)))
+    assert back.suites == ("AEAD_AES_128_GCM",) and back.key == key and not back.legacy_keys
+    old = open_logical_channel(OpenChannel(3, PCMU, suites=("AEAD_AES_128_GCM",), key=key, legacy_keys=True))
+    old_eai = old["forwardLogicalChannelParameters"]["dataType"][1]["encryptionAuthenticationAndIntegrity"]
+    del old_eai["genericH235SecurityCapability"]  # what an older vcore sent: encryptionCapability only
+    kind, body = asn1.decode(asn1.H235_KEY, old["encryptionSync"]["h235Key"])
+    assert body["clearSaltingKey"] == key.master_salt and body["genericKeyMaterial"] == key.master_key
+    back = parse_open_logical_channel(asn1.decode_olc(asn1.encode_olc(old)))
+    assert back.suites == ("AEAD_AES_128_GCM",) and back.key == key and back.legacy_keys
+    # the callee answers an older vcore caller in its layout, and anyone else in H.235.8
+    policy = MediaPolicy((PCMU,), ("AEAD_AES_128_GCM",))
+    endpoints = {1: (Address("192.0.2.1", 5000), Address("192.0.2.1", 5001))}
+    for legacy in (True, False):
+        proposals = [OpenChannel(1, PCMU, False, 1, media_control=Address("192.0.2.2", 5003),
+                                 suites=("AEAD_AES_128_GCM",), key=key, legacy_keys=legacy),
+                     OpenChannel(2, PCMU, True, 1, media=Address("192.0.2.2", 5002),
+                                 media_control=Address("192.0.2.2", 5003), suites=("AEAD_AES_128_GCM",),
+                                 legacy_keys=legacy)]
+        answers, _ = answer_offer(proposals, policy, endpoints)
+        assert [a.legacy_keys for a in answers] == [legacy, legacy]
+        sent = open_logical_channel(answers[1])
+        kind, body = asn1.decode(asn1.H235_KEY, sent["encryptionSync"]["h235Key"])
+        assert ("clearSaltingKey" in body) is legacy
 
 
 def test_h235_key_transport_and_redaction() -> None:
@@ -223,9 +263,12 @@ def test_keys_are_fresh() -> None:
 def test_msd_decision() -> None:
     assert msd_decision(50, 1, 40, 2) == "master"
     assert msd_decision(40, 1, 50, 2) == "slave"
-    assert msd_decision(50, 1, 50, 2) == "slave"  # the peer's number is larger (modulo 2^24)
-    assert msd_decision(50, 2, 50, 1) == "master"
-    assert msd_decision(50, 0xFFFFFF, 50, 1) == "slave"  # wraps
+    # H.245 §C.2.5 (as H323Plus and ooh323c compute it): (remote - local) mod 2^24 below 2^23 makes the local
+    # terminal master. vcore had it backwards, unseen between vcore peers; H323Plus and vcore both became slave.
+    assert msd_decision(50, 1, 50, 2) == "master"
+    assert msd_decision(50, 2, 50, 1) == "slave"
+    assert msd_decision(50, 0xFFFFFF, 50, 1) == "master"  # wraps: 1 - 0xFFFFFF = 2 (mod 2^24)
+    assert msd_decision(50, 0x1D46E7, 50, 0x5F9029) == "master"  # the numbers of a call with H323Plus 1.28
     assert msd_decision(50, 5, 50, 5) is None
     assert msd_decision(50, 0, 50, 0x800000) is None
 

@@ -37,6 +37,7 @@ from .cli import (char_device, fail, gatekeeper_address, host_address, input_fil
 from .cli import bitrate as bitrate_check, camera_preset as camera_preset_check, fps as fps_check
 from .cli import keep_days as keep_days_check, media_timeout as media_timeout_check
 from .cli import stats_interval as stats_interval_check
+from .cli import sip_register_interval, sip_server
 
 __all__ = ["answer_main", "call_main", "check_main"]
 
@@ -58,6 +59,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="microphone: a name, part of one or an index from `vcore devices` (default: test tone)")
     p.add_argument("--speaker", metavar="DEVICE", type=nonempty,
                    help="play the peer's sound on this output (a name, part of one or an index; default: none)")
+    p.add_argument("--audio-processing", choices=("auto", "webrtc", "speex", "off"), default="auto",
+                   help="echo cancellation, noise suppression and gain control between --microphone and "
+                        "--speaker: auto (WebRTC if installed, else SpeexDSP), webrtc, speex or off")
     p.add_argument("--visca", metavar="PORT|udp:HOST[:PORT]", type=visca_target,
                    help="the station's VISCA camera (serial port or VISCA over IP): the peer may steer it")
     p.add_argument("--visca-preset", metavar="N", type=camera_preset_check,
@@ -82,6 +86,21 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="register with this H.323 gatekeeper (RAS, port 1719)")
     p.add_argument("--alias", action="append", default=[], metavar="NAME", type=nonempty,
                    help="H.323 alias to register with the gatekeeper (default: the certificate's name)")
+    p.add_argument("--sip", action="store_true", help="run a SIP user agent too (answer: accept SIP calls; "
+                   "`vcore call sip:...` implies it); see docs/sip.md")
+    p.add_argument("--sip-transport", choices=("tls", "tcp", "udp"), default="tls",
+                   help="SIP transport (default tls; tcp and udp are plaintext: they need --no-tls)")
+    p.add_argument("--sip-port", type=port(any_port=True), default=None,
+                   help="SIP listen port (default: answer 5061 with TLS, 5060 without; call: any free one)")
+    p.add_argument("--sip-registrar", metavar="URI", type=sip_server, help="register with this SIP registrar")
+    p.add_argument("--sip-username", metavar="NAME", type=nonempty, help="SIP digest user name (and user part)")
+    p.add_argument("--sip-password-file", metavar="FILE", type=input_file,
+                   help="file holding the SIP digest password (never on the command line)")
+    p.add_argument("--sip-proxy", metavar="URI", type=sip_server, help="send every SIP call through this proxy")
+    p.add_argument("--sip-register-interval", type=sip_register_interval, default=3600,
+                   help="seconds a registration lasts before it is refreshed (default 3600)")
+    p.add_argument("--sip-sdes-over-plaintext", action="store_true",
+                   help="put SRTP keys in SDP over plaintext SIP too (they travel readable; logged)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--config", metavar="TOML", type=input_file,
                    help="the station's configuration file (docs/station-config.md); flags override it")
@@ -119,9 +138,15 @@ def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {"video": video, "audio": audio, "bitrate": args.bitrate,
                             "media_timeout": args.media_timeout, "rtp_ports": args.rtp_ports,
                             "media_host": args.media_address, "public_address": args.public_address,
-                            "gatekeeper": args.gatekeeper, "aliases": args.alias or None}
+                            "gatekeeper": args.gatekeeper, "aliases": args.alias or None,
+                            "audio_processing": args.audio_processing}
     if args.speaker:
         opts["audio_sink"] = lambda: Speaker(args.speaker)
+    sip = _sip_settings(args)
+    if sip is not None:
+        opts["sip"] = sip
+    elif not getattr(args, "h323", True):
+        raise CallError("--no-h323 leaves nothing to answer on: add --sip")
     if args.no_tls:
         opts["allow_plaintext"] = True
     else:
@@ -131,6 +156,38 @@ def _terminal_options(args: argparse.Namespace) -> dict[str, Any]:
             raise CallError("give --crl or --no-crl, not both")
         opts.update(identity=args.identity, trust=args.trust, crl=None if args.no_crl else args.crl or "auto")
     return opts
+
+
+def _sip_settings(args: argparse.Namespace) -> Any:
+    """The ``SipSettings`` the flags (and the ``[sip]`` section) ask for, or None without ``--sip``."""
+    from .errors import CallError
+
+    if not (args.sip or str(getattr(args, "target", "")).lower().startswith(("sip:", "sips:"))):
+        return None
+    from .sip import SipSettings
+
+    password = None
+    if args.sip_password_file:
+        try:
+            with open(args.sip_password_file, encoding="utf-8") as f:
+                password = f.readline().strip()
+        except OSError as exc:
+            raise CallError(f"cannot read {args.sip_password_file}: {exc.strerror or exc}") from None
+        if not password:
+            raise CallError(f"{args.sip_password_file} holds no password (its first line)")
+    if (password is None) != (args.sip_username is None):
+        raise CallError("give both --sip-username and --sip-password-file, or neither")
+    transport = args.sip_transport
+    target = str(getattr(args, "target", ""))
+    if transport == "tls" and ";transport=" in target.lower() and not target.lower().startswith("sips:"):
+        transport = target.lower().rsplit(";transport=", 1)[1].split(";")[0]  # the dialled URI's, checked later
+    port = args.sip_port
+    if port is None:
+        port = 0 if hasattr(args, "target") else (5061 if args.sip_transport == "tls" else 5060)
+    return SipSettings(transport=transport, port=port, registrar=args.sip_registrar,
+                       username=args.sip_username, password=password, outbound_proxy=args.sip_proxy,
+                       register_interval=args.sip_register_interval,
+                       sdes_over_plaintext=args.sip_sdes_over_plaintext)
 
 
 async def _camera(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,7 +300,7 @@ async def _answer(args: argparse.Namespace) -> int:
 async def _answer_station(args: argparse.Namespace, camera: dict[str, Any]) -> int:
     from .call import Terminal
 
-    terminal = Terminal(_name(args), host=args.host, port=args.port, auto_answer=True,
+    terminal = Terminal(_name(args), host=args.host, port=args.port, auto_answer=True, listen=args.h323,
                         allow=args.allow or None, recordings=args.record_dir, max_calls=1,
                         **_terminal_options(args), **camera)
     _probe(args)
@@ -259,7 +316,10 @@ async def _answer_station(args: argparse.Namespace, camera: dict[str, Any]) -> i
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, terminal, args)
     keeping = asyncio.ensure_future(_retention(args))
     try:
-        where = terminal.address if args.host else f"port {terminal.port} (every address)"
+        where = (terminal.address if args.host else f"port {terminal.port} (every address)") if args.h323 \
+            else "SIP only"
+        if terminal.sip is not None:
+            where += f"; SIP {terminal.sip_uri}"
         from .station_log import log_incoming, log_listening
 
         log_listening(terminal.name, where, args.allow, plaintext=args.no_tls)
@@ -384,6 +444,8 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
                    help="record every call into this directory (made at the first recording if its parent exists)")
     p.add_argument("--keep-days", type=keep_days_check, default=0,
                    help="delete recordings older than this many days (default 0: keep all)")
+    p.add_argument("--no-h323", dest="h323", action="store_false",
+                   help="with --sip: answer SIP calls only (no H.323 listener)")
 
 
 def _parse(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
@@ -423,7 +485,8 @@ def call_main(argv: list[str]) -> int:
     """``vcore call``; exit status 0 (the call ended by a hang-up), 1 (it failed or ended otherwise), 2 (bad input)."""
     p = argparse.ArgumentParser(prog="vcore call", description="call an address or a directory card")
     _common(p)
-    p.add_argument("target", type=nonempty, help="h323:alias@host[:port], host[:port], or a card number with --cards")
+    p.add_argument("target", type=nonempty, help="h323:alias@host[:port], host[:port], sips:user@host[:port] "
+                   "(sip:...;transport=tcp|udp), or a card number with --cards")
     _call_options(p)
     args = _parse(p, argv)
     return args if isinstance(args, int) else _run(_call, args)

@@ -150,6 +150,8 @@ class CallControl(Protocol):
     @property
     def peer_host(self) -> str: ...
 
+    call_reference: int
+    """A small number naming the call in logs (the Q.931 call reference, or one derived from the SIP Call-ID)."""
     released: Released | None
     """The :class:`Released` event once the call has ended, else None."""
     remote_aliases: tuple[str, ...]

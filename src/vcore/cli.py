@@ -33,13 +33,15 @@ from typing import Any
 
 __all__ = ["main", "SUBCOMMANDS", "fail", "size", "port", "integer", "number", "nonempty", "char_device",
            "input_file", "output_file", "output_dir", "record_dir", "library_check", "host_address", "port_range",
-           "gatekeeper_address", "fps", "bitrate", "camera_preset", "media_timeout", "stats_interval", "keep_days"]
+           "gatekeeper_address", "sip_server", "sip_register_interval", "fps", "bitrate", "camera_preset", "media_timeout", "stats_interval", "keep_days"]
 
 # name -> ("module:function", one-line help); each function takes argv (list[str]) and returns an exit code
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("vcore.demo:main", "kiosk calls agent on 127.0.0.1 (TLS + SRTP, live stats), no hardware needed"),
     "answer": ("vcore.call_cli:answer_main", "an agent's station: answer calls (allow-list, recording)"),
     "call": ("vcore.call_cli:call_main", "call an address (h323:alias@host) or a directory card"),
+    "kiosk": ("vcore.ui.cli:kiosk_main", "the resident's kiosk screen, full screen: cards, calls, the agent"),
+    "agent": ("vcore.ui.cli:agent_main", "the agent's console, full screen: status, call log, camera, recording"),
     "check": ("vcore.call_cli:check_main", "check a station before its first call (--config station.toml)"),
     "info": ("vcore.cli:info_main", "what this machine offers: fast path, PyAV/FFmpeg, H.264 encoders"),
     "camera": ("vcore.visca.cli:main", "control a VISCA PTZ camera (serial, IP, or --emulate)"),
@@ -203,6 +205,17 @@ def _parse_ports(text: str) -> Any:
     return parse_port_range(text)
 
 
+def _parse_sip_server(text: str) -> Any:
+    from .sip import SipUri
+
+    uri = SipUri.parse(text)
+    if uri.user:
+        from .sip import SipParseError
+
+        raise SipParseError(f"{text!r} names a user: give the server as sip:HOST[:PORT] or sips:...")
+    return uri
+
+
 def _parse_gatekeeper(text: str) -> Any:
     from .h323.gatekeeper import parse_gatekeeper
 
@@ -229,6 +242,10 @@ port_range = library_check(_parse_ports)
 """``LOW-HIGH`` UDP ports for media, as text."""
 gatekeeper_address = library_check(_parse_gatekeeper)
 """``HOST[:PORT]`` of an H.323 gatekeeper, as text."""
+sip_server = library_check(_parse_sip_server)
+"""``sip:HOST[:PORT]`` / ``sips:...`` of a SIP registrar or proxy, as text."""
+sip_register_interval = integer(60, 86400, "register interval")
+"""Seconds a SIP registration asks for (refreshed before it ends)."""
 
 
 # ------------------------------------------------------------------ dispatch

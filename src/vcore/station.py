@@ -25,6 +25,14 @@ to the file. The reference, with every key, is ``docs/station-config.md``::
     gatekeeper = "192.0.2.1"
     aliases = ["caf-agent"]
 
+    [sip]                                    # SIP beside H.323 (docs/sip.md)
+    enabled = true
+    transport = "tls"                        # or "tcp", "udp" (plaintext: [tls] plaintext = true)
+    port = 5061
+    registrar = "sip:pbx.example.org"
+    username = "kiosk-murat"
+    password_file = "sip-password.txt"       # never the password itself in this file
+
     [media]
     camera = "/dev/video0"                   # default: a test pattern
     microphone = "default"                   # `vcore devices` lists them
@@ -44,6 +52,11 @@ to the file. The reference, with every key, is ``docs/station-config.md``::
     [recording]                              # answer
     directory = "/var/lib/vcore/recordings"
     keep_days = 90                           # older recordings are deleted (0: keep all)
+
+    [screen]                                 # vcore kiosk / vcore agent (docs/screens.md)
+    language = "fr"                          # or "en"
+    window = "1280x720"                      # a window instead of the full screen (trying it out)
+    auto_answer = true                       # agent: answer at once; false: ring until Enter
 
     [cards]                                  # call: a cards.toml, or the cards inline
     file = "cards.toml"
@@ -68,7 +81,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import (char_device, gatekeeper_address, host_address, input_file, nonempty, output_dir,
-                  output_file, port, port_range, record_dir, size)
+                  output_file, port, port_range, record_dir, sip_register_interval, sip_server, size)
 from .cli import bitrate as bitrate_check, camera_preset as camera_preset_check, fps as fps_check
 from .cli import keep_days as keep_days_check, media_timeout as media_timeout_check
 from .cli import stats_interval as stats_interval_check
@@ -101,7 +114,7 @@ def _bool(value: Any) -> bool:
 
 # keys whose value is a path: a relative one is relative to the file
 _PATHS = {("tls", "identity"), ("tls", "trust"), ("tls", "crl"), ("media", "camera"), ("recording", "directory"),
-          ("cards", "file"), ("log", "stats_json")}
+          ("cards", "file"), ("log", "stats_json"), ("sip", "password_file")}
 
 # (section, key) -> (argparse dest, check, is a list); a key absent here is an error (typos)
 KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
@@ -118,6 +131,16 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("network", "rtp_ports"): ("rtp_ports", port_range, False),
     ("network", "gatekeeper"): ("gatekeeper", gatekeeper_address, False),
     ("network", "aliases"): ("alias", nonempty, True),
+    ("sip", "enabled"): ("sip", _bool, False),  # vcore.sip.SipSettings; docs/sip.md
+    ("sip", "h323"): ("h323", _bool, False),  # answer: keep the H.323 listener beside SIP (default true)
+    ("sip", "transport"): ("sip_transport", _choice("tls", "tcp", "udp"), False),
+    ("sip", "port"): ("sip_port", port(any_port=True), False),
+    ("sip", "registrar"): ("sip_registrar", sip_server, False),
+    ("sip", "username"): ("sip_username", nonempty, False),
+    ("sip", "password_file"): ("sip_password_file", input_file, False),
+    ("sip", "outbound_proxy"): ("sip_proxy", sip_server, False),
+    ("sip", "register_interval"): ("sip_register_interval", sip_register_interval, False),
+    ("sip", "sdes_over_plaintext"): ("sip_sdes_over_plaintext", _bool, False),
     ("media", "camera"): ("camera", char_device, False),
     ("media", "microphone"): ("microphone", nonempty, False),
     ("media", "speaker"): ("speaker", nonempty, False),
@@ -127,6 +150,8 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("media", "fps"): ("fps", fps_check, False),
     ("media", "bitrate"): ("bitrate", bitrate_check, False),
     ("media", "media_timeout"): ("media_timeout", media_timeout_check, False),
+    # vcore.media.audio_processing.PROCESSING_MODES (not imported: it loads PyAV)
+    ("media", "audio_processing"): ("audio_processing", _choice("auto", "webrtc", "speex", "off"), False),
     ("recording", "directory"): ("record_dir", record_dir, False),
     ("recording", "keep_days"): ("keep_days", keep_days_check, False),
     ("cards", "file"): ("cards", input_file, False),
@@ -134,6 +159,10 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("log", "format"): ("log_format", _choice("plain", "json"), False),
     ("log", "stats_json"): ("stats_json", output_file(), False),
     ("log", "stats"): ("stats", stats_interval_check, False),
+    # vcore kiosk / vcore agent (docs/screens.md); the languages are vcore.ui.strings.LANGUAGES
+    ("screen", "language"): ("lang", _choice("fr", "en"), False),
+    ("screen", "window"): ("window", size, False),  # a window instead of the full screen
+    ("screen", "auto_answer"): ("auto_answer", _bool, False),  # agent: answer at once (default true)
 }
 
 

@@ -374,8 +374,8 @@ def stats_line(s: StreamStats, signalling: str = "tls", width: int = 78) -> str:
     tail = "[plaintext]" if suite == "plaintext" else _SUITES.get(suite, suite[:11])
     optional = [  # in the order shown; the last ones go first when the line is too long
         f"{min(s.fps, 999.9):.1f}fps" if s.fps is not None and math.isfinite(s.fps) else "",
-        f"loss {min(max(s.loss, 0.0), 1.0):.1%}".replace("100.0%", "100%") if s.loss is not None else "",
-        f"rtt {_ms(s.rtt)}" if s.rtt is not None else "",
+        f"loss {_loss(s.loss)}",  # "–": no report (sent) or nothing expected yet (received), not "0 %"
+        f"rtt {_ms(s.rtt)}" if s.rtt is not None else "rtt –" if s.direction == "send" else "",
         f"jit {_ms(s.jitter)}" if s.jitter is not None else "",
         f"tgt {_rate(s.target_bitrate)}" if s.target_bitrate is not None else "",
         (s.size or "").split("@")[0][:11],
@@ -391,10 +391,20 @@ def stats_line(s: StreamStats, signalling: str = "tls", width: int = 78) -> str:
 
 
 def summary_line(s: StreamStats, signalling: str = "tls") -> str:
-    """``summary: video send H264 frames=... packets=... bytes=... dropped=... [AEAD_AES_128_GCM]``."""
+    """``summary: video send H264 frames=... packets=... bytes=... dropped=... loss=0.1% rtt=42ms [AEAD_AES_128_GCM]``
+    (``loss=–``/``rtt=–``: the peer never reported on our stream, or nothing was expected yet; ``rtt`` on sent
+    streams only)."""
     adapted = f" target={s.target_bitrate} size={s.size}" if s.target_bitrate is not None else ""
+    rtt = f" rtt={_ms(s.rtt) if s.rtt is not None else '–'}" if s.direction == "send" else ""
     return (f"summary: {s.stream} {s.direction} {s.codec} frames={s.frames} packets={s.packets} bytes={s.bytes} "
-            f"dropped={s.dropped}{adapted} [{protection(s, signalling)}]")
+            f"dropped={s.dropped}{adapted} loss={_loss(s.loss)}{rtt} [{protection(s, signalling)}]")
+
+
+def _loss(loss: float | None) -> str:
+    """``0.1%``, ``100%``, or ``–`` when there is no measurement (never a default shown as 0 %)."""
+    if loss is None or not math.isfinite(loss):
+        return "–"
+    return f"{min(max(loss, 0.0), 1.0):.1%}".replace("100.0%", "100%")
 
 
 def _num(value: Any) -> Any:

@@ -40,6 +40,7 @@ from .events import (
     Ended,
     KeyframeRequested,
     MediaStarted,
+    RecordingNotice,
     Ringing,
     StreamStats,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "KeyframeRequested",
     "BitrateChanged",
     "CameraControl",
+    "RecordingNotice",
     "Ended",
     "StreamStats",
     "CallStats",

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from ..camera_control import Focus, Pan, Tilt, Zoom
 from ..errors import CallError, VcoreError
 from ..h323 import signalling as sig
 from ..h323.errors import SignallingError
@@ -16,6 +17,7 @@ from ..h323.fast_connect import MediaChannel
 from ..h323.gatekeeper import Admission
 from ..h323.messages import VENDOR
 from ..h323.q931 import Cause
+from ..callcontrol import CallControl
 from ..supervisor import Supervisor
 from .events import (
     _REASONS,
@@ -29,6 +31,7 @@ from .events import (
     Ended,
     KeyframeRequested,
     MediaStarted,
+    RecordingNotice,
     Ringing,
     StreamStats,
 )
@@ -43,6 +46,18 @@ _FLOW_CONTROL_FLOOR = 64_000  # bit/s: the lowest video rate a peer's H.245 flow
 _STALL = 2.0  # seconds without media that make a stream "degraded" (long before the media timeout)
 CAMERA_PRESET_PREFIX = "vcore:camera-preset="  # H.245 UserInputIndication alphanumeric, vcore's own convention
 _CAMERA_PRESET = re.compile(r"^vcore:camera-preset=(\d{1,3})$")
+# vcore's own user-input conventions beside the preset (docs/calls.md): a camera nudge, and the recording notice
+CAMERA_MOVE_PREFIX = "vcore:camera-move="
+CAMERA_MOVES = {"left": "left", "right": "right", "up": "up", "down": "down", "zoom-in": "tele", "zoom-out": "wide"}
+_CAMERA_MOVE = re.compile(r"^vcore:camera-move=([a-z-]{1,8})$")
+_NUDGE = 0.3  # seconds a camera move asked by the peer lasts (then the camera stops by itself)
+_MOVE_DIRECTIONS = {  # CAMERA_MOVES as H.281 directions (pan, tilt, zoom)
+    "left": (Pan.LEFT, Tilt.NONE, Zoom.NONE), "right": (Pan.RIGHT, Tilt.NONE, Zoom.NONE),
+    "up": (Pan.NONE, Tilt.UP, Zoom.NONE), "down": (Pan.NONE, Tilt.DOWN, Zoom.NONE),
+    "zoom-in": (Pan.NONE, Tilt.NONE, Zoom.IN), "zoom-out": (Pan.NONE, Tilt.NONE, Zoom.OUT),
+}
+RECORDING_PREFIX = "vcore:recording="
+_RECORDING = re.compile(r"^vcore:recording=(on|off)$")
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +76,12 @@ class Call:
     :class:`Ended` event once over. Use from the terminal's event loop.
     """
 
-    def __init__(self, terminal: Terminal, session: sig.CallSession, media: _Media | None, *, outgoing: bool,
+    def __init__(self, terminal: Terminal, session: CallControl, media: _Media | None, *, outgoing: bool,
                  started: float | None = None, admission: Admission | None = None) -> None:
         self.terminal = terminal
         if media is not None:
             media.peer_is_vcore = lambda: session.remote_product == VENDOR["productId"]
+            media.request_fast_update = self._fast_update
         self.admission = admission
         self.outgoing = outgoing
         self._session = session
@@ -92,6 +108,8 @@ class Call:
         self._peer: str | None = None
         self._security: dict[str, Any] | None = None
         self._media_detail: str | None = None
+        if media is not None and media.data is not None:  # H.281 requests from the peer, reported as events
+            media.data.on_event = self._camera_event
         _ = self.peer  # the connection's certificate is gone once it closes: read it now
 
     def __repr__(self) -> str:
@@ -114,11 +132,15 @@ class Call:
 
     @property
     def local_media(self) -> dict[str, tuple[str, int]]:
-        """Where this terminal receives the call's media: ``{"audio": (host, port), "video": ...}``."""
+        """Where this terminal receives the call's media: ``{"audio": (host, port), "video": ..., "data": ...}``
+        (``data``: the H.224 data channel of far-end camera control, H.323 calls only)."""
         m = self._media
         if m is None or m.closed:
             return {}
-        return {k: rx.local_address for k, rx in (("audio", m.audio_rx), ("video", m.video_rx)) if rx is not None}
+        out = {k: rx.local_address for k, rx in (("audio", m.audio_rx), ("video", m.video_rx)) if rx is not None}
+        if m.data is not None and m.data.transport is not None and not m.data.closed:
+            out["data"] = m.data.transport.local_rtp
+        return out
 
     @property
     def first_frame_at(self) -> float | None:
@@ -163,6 +185,18 @@ class Call:
             await self._session.request_keyframe(ch.number)
             await self._emit(KeyframeRequested(by_peer=False))
 
+    def _fast_update(self) -> None:
+        """The decoder needs a keyframe (rate-limited by the receiver): videoFastUpdatePicture to the peer."""
+        ch = self._channel("receive", "video")
+        if ch is not None and self.ended is None and not self._tasks.closed:
+            self._tasks.spawn(self._send_fast_update(ch.number), "videoFastUpdatePicture")
+
+    async def _send_fast_update(self, number: int) -> None:
+        try:
+            await self._session.request_keyframe(number)
+        except SignallingError as exc:  # the call is ending
+            log.debug("call %s: no videoFastUpdatePicture: %s", self.peer, exc)
+
     async def limit_bitrate(self, bitrate: int | None) -> None:
         """Ask the peer to send video at most ``bitrate`` bit/s (H.245 flowControlCommand; None lifts it)."""
         ch = self._channel("receive", "video")
@@ -178,16 +212,96 @@ class Call:
         """Recall a preset of this terminal's VISCA camera during the call."""
         await self.terminal.camera_preset(preset)
 
-    async def remote_camera_preset(self, preset: int) -> None:
-        """Ask the peer to recall a preset of its camera (H.245 UserInputIndication ``vcore:camera-preset=N``).
+    @property
+    def remote_camera_h281(self) -> bool:
+        """The peer offered H.281 far-end camera control on the call's H.224 data channel (the remote-camera
+        methods speak H.281 to it; otherwise vcore's user-input strings, which only vcore peers understand)."""
+        data = self._media.data if self._media is not None else None
+        return data is not None and data.peer_has_h281
 
-        The peer acts on it only if its terminal has ``remote_camera=True`` and a camera; it reports a
-        :class:`CameraControl` event either way. Peers other than vcore see the string as user input.
+    def _fecc_remote(self) -> Any:
+        data = self._media.data if self._media is not None else None
+        if data is None or not data.peer_has_h281 or data.fecc is None or self.ended is not None:
+            return None
+        return data.fecc.remote
+
+    def _check_legacy_peer(self) -> None:
+        if self._session.remote_product != VENDOR["productId"]:
+            raise CallError("the peer offers no far-end camera control (no H.281 on an H.224 data channel)")
+
+    async def remote_camera_preset(self, preset: int) -> None:
+        """Ask the peer to recall a preset of its camera.
+
+        H.281 (activate preset, 0..15) when the peer offered it, else the H.245
+        UserInputIndication ``vcore:camera-preset=N`` an older vcore peer understands
+        (0..255; a peer that is neither raises :class:`CallError`). The peer acts on it only if its terminal has
+        ``remote_camera=True`` and a camera; a vcore peer reports a :class:`CameraControl` event either way.
         """
         if not 0 <= preset <= 255:
             raise CallError(f"camera preset {preset} out of range 0..255")
+        if self.ended is not None:
+            return
+        remote = self._fecc_remote()
+        if remote is not None:
+            if preset > 15:
+                raise CallError(f"camera preset {preset}: H.281 presets are 0..15")
+            await remote.preset(preset)
+            return
+        self._check_legacy_peer()
+        await self._session.send_user_input(f"{CAMERA_PRESET_PREFIX}{preset}")
+
+    async def remote_camera_move(self, move: str = "", *, pan: Pan = Pan.NONE, tilt: Tilt = Tilt.NONE,
+                                 zoom: Zoom = Zoom.NONE, focus: Focus = Focus.NONE,
+                                 duration: float | None = None) -> None:
+        """Move the peer's camera: ``move`` (one of :data:`CAMERA_MOVES`) nudges it for a moment (0.3 s), or
+        ``pan``/``tilt``/``zoom``/``focus`` directions move it until :meth:`remote_camera_stop` (or for
+        ``duration`` seconds).
+
+        H.281 (start, continue every 0.4 s, stop) when the peer offered it; else an older vcore peer gets
+        ``vcore:camera-move=MOVE`` (a single-direction nudge only). Same rules as :meth:`remote_camera_preset`.
+        """
+        if move:
+            if move not in CAMERA_MOVES:
+                raise CallError(f"camera move {move!r}: one of {', '.join(CAMERA_MOVES)}")
+            if pan or tilt or zoom or focus:
+                raise CallError("give a move name or directions, not both")
+            pan, tilt, zoom = _MOVE_DIRECTIONS[move]
+            duration = _NUDGE if duration is None else duration
+        elif not (pan or tilt or zoom or focus):
+            raise CallError("a camera move needs a direction")
+        if duration is not None and not 0 < duration <= 60:
+            raise CallError(f"camera move duration {duration} s: give 0 < duration <= 60")
+        if self.ended is not None:
+            return
+        remote = self._fecc_remote()
+        if remote is not None:
+            await remote.move(pan=pan, tilt=tilt, zoom=zoom, focus=focus, duration=duration)
+            return
+        self._check_legacy_peer()
+        legacy = move or next((name for name, d in _MOVE_DIRECTIONS.items() if d == (pan, tilt, zoom)), "")
+        if not legacy or focus or duration not in (None, _NUDGE):
+            raise CallError("this peer only takes short single-direction nudges (no H.281): "
+                            f"one of {', '.join(CAMERA_MOVES)}")
+        await self._session.send_user_input(f"{CAMERA_MOVE_PREFIX}{legacy}")
+
+    async def remote_camera_stop(self) -> None:
+        """Stop a move of the peer's camera started with :meth:`remote_camera_move` (H.281; a nudge of an older
+        vcore peer stops by itself)."""
+        remote = self._fecc_remote()
+        if remote is not None:
+            await remote.stop()
+
+    def _camera_event(self, event: CameraControl) -> None:
+        if self.ended is None and not self._tasks.closed:
+            self._tasks.spawn(self._emit(event), "camera event")
+
+    async def announce_recording(self, recording: bool) -> None:
+        """Tell the peer that this side started (True) or stopped recording the call (``vcore:recording=on``).
+
+        A vcore peer reports a :class:`RecordingNotice` event (the kiosk shows it); others see user input.
+        """
         if self.ended is None:
-            await self._session.send_user_input(f"{CAMERA_PRESET_PREFIX}{preset}")
+            await self._session.send_user_input(f"{RECORDING_PREFIX}{'on' if recording else 'off'}")
 
     def security(self) -> dict[str, Any]:
         """What protects the call (signalling, peer certificate, per-stream SRTP suite); never the keys."""
@@ -260,7 +374,7 @@ class Call:
         st = rx.stats
         loss = jitter = None
         if st is not None:
-            loss = max(0, st.lost) / st.expected if st.expected > 0 else 0.0
+            loss = max(0, st.lost) / st.expected if st.expected > 0 else None  # None: nothing expected yet
             jitter = st.jitter
         jb = m.jitter if kind == "video" else m.audio_jitter
         delay = jb.delay if jb is not None else None
@@ -338,22 +452,43 @@ class Call:
             await self._finish(sig.Released("undefinedReason", Cause.TEMPORARY_FAILURE, False, repr(exc)))
 
     async def _user_input(self, text: str) -> None:
+        if (r := _RECORDING.match(text)) is not None:
+            log.info("call %s: the peer %s recording", self.peer, "started" if r.group(1) == "on" else "stopped")
+            await self._emit(RecordingNotice(recording=r.group(1) == "on"))
+            return
         m = _CAMERA_PRESET.match(text)
-        if m is None:
+        mv = _CAMERA_MOVE.match(text)
+        if m is None and (mv is None or mv.group(1) not in CAMERA_MOVES):
             log.debug("call %s: user input ignored", self.peer)
             return
-        preset = int(m.group(1))
+        preset = int(m.group(1)) if m is not None else -1
+        move = mv.group(1) if mv is not None else ""
         t = self.terminal
         if not t.remote_camera or t.camera is None:
             why = "no camera" if t.camera is None else "remote camera control is off (remote_camera=False)"
-            await self._emit(CameraControl(preset=preset, applied=False, detail=why))
+            await self._emit(CameraControl(preset=preset, applied=False, detail=why, move=move))
             return
         try:
-            await t.camera.preset_recall(preset)
+            if move:
+                await self._nudge(t.camera, CAMERA_MOVES[move])
+            else:
+                await t.camera.preset_recall(preset)
         except VcoreError as exc:
-            await self._emit(CameraControl(preset=preset, applied=False, detail=str(exc)))
+            await self._emit(CameraControl(preset=preset, applied=False, detail=str(exc), move=move))
         else:
-            await self._emit(CameraControl(preset=preset, applied=True, detail="recalled"))
+            await self._emit(CameraControl(preset=preset, applied=True, detail="moved" if move else "recalled",
+                                           move=move))
+
+    @staticmethod
+    async def _nudge(camera: Any, direction: str) -> None:
+        """Move for :data:`_NUDGE` seconds, then stop (whatever happened meanwhile)."""
+        zoom = direction in ("tele", "wide")
+        await (camera.zoom_tele() if direction == "tele" else camera.zoom_wide() if zoom
+               else camera.pan_tilt(direction))
+        try:
+            await asyncio.sleep(_NUDGE)
+        finally:
+            await (camera.zoom_stop() if zoom else camera.pan_tilt_stop())
 
     async def _start(self, ch: MediaChannel) -> None:
         if self._media is not None:

@@ -87,6 +87,15 @@ class CameraControl(CallEvent):
     preset: int = 0
     applied: bool = False
     detail: str = ""
+    move: str = ""  # a nudge asked by the peer (``left``, ``zoom-in``...) instead of a preset (then ``preset`` is -1)
+
+
+@dataclass(frozen=True)
+class RecordingNotice(CallEvent):
+    """The peer says it started (``recording`` True) or stopped recording the call (H.245 user input)."""
+
+    kind: ClassVar[str] = "recording"
+    recording: bool = False
 
 
 @dataclass(frozen=True)

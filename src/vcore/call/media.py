@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ..srtp import SrtpSession
     from ..transport import RtpTransport
 
+from .fecc import DataChannel
+
 if TYPE_CHECKING:
     from .terminal import Terminal
 
@@ -30,7 +32,7 @@ _MIN_BITRATE = 100_000  # the controller's floor: 180p at 15 fps stays watchable
 _IDR_INTERVAL = 20.0  # s between periodic IDRs under congestion control (PLI/NACK repair the rest)
 _LIP_SYNC_DEADBAND = 0.015  # s: lip-sync errors smaller than this are left alone
 _LIP_SYNC_STEP = 0.02  # s: the most the sound's hold-back moves per watch tick
-_AUDIO_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "G722": "g722"}
+_AUDIO_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "G722": "g722", "OPUS": "opus"}  # OPUS: SIP only
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,11 @@ class _Media:
         self.closed = False
         # whether the peer is vcore (its H.225.0 productId): RFC 8888 feedback goes only to a peer that uses it
         self.peer_is_vcore: Callable[[], bool] = lambda: False
+        # the decoder needs a keyframe: besides the RTCP PLI, ask through signalling (H.245 videoFastUpdatePicture)
+        self.request_fast_update: Callable[[], None] | None = None
+        # H.323: the H.224 data channel of far-end camera control (RTP session 3), see call/fecc.py
+        self.data_channel = False
+        self.data: DataChannel | None = None
 
     async def open(self, local_host: str, peer_host: str) -> MediaEndpoints:
         """Bind the media of both sessions and return what to announce to ``peer_host``.
@@ -162,6 +169,9 @@ class _Media:
                     protect_rtcp=keys.protect_rtcp, unprotect_rtcp=keys.unprotect_rtcp, name=name)
                 self.transports[session].hold()  # until this session has a key: the peer may send first
                 await self.transports[session].open()
+            if self.data_channel:
+                self.data = DataChannel(t)
+                data_endpoint = await self.data.open(bind, peer_host, self.announced)
             if self.record_path is not None:
                 self.recorder = Recorder(self.record_path, audio=True)
             self.video_first = _FirstFrame(t._make_sink("video"))
@@ -172,6 +182,7 @@ class _Media:
             self.video_rx = VideoReceiver(self.video_first, assembler=self.jitter, unprotect=vk.unprotect,
                                           recorder=self.recorder, transport=self.transports[2],
                                           capture_time_ext_id=probe)
+            self.video_rx.on_keyframe_request = self._keyframe_needed
             self.audio_jitter = AudioJitterBuffer(8000, 0.02, min_delay=0.02, max_delay=0.3)
             self.audio_rx = AudioReceiver(AudioDecoder("pcmu"), self.audio_first, unprotect=ak.unprotect,
                                           recorder=self.recorder, jitter=self.audio_jitter,
@@ -186,10 +197,21 @@ class _Media:
         endpoints: dict[int, tuple[Address, Address]] = {}
         for session, tr in self.transports.items():
             endpoints[session] = (Address(self.announced, tr.local_rtp[1]), Address(self.announced, tr.local_rtcp[1]))
+        if self.data is not None:
+            endpoints[3] = data_endpoint
         log.debug("media for %s: %s announced as %s", peer_host, bind, self.announced)
         return endpoints
 
+    def _keyframe_needed(self) -> None:
+        # vcore peers answer the PLI/FIR; a standard H.323 peer may only honour videoFastUpdatePicture
+        if self.request_fast_update is not None and not self.peer_is_vcore():
+            self.request_fast_update()
+
     async def start_channel(self, ch: MediaChannel) -> None:
+        if ch.format.kind == "data":  # far-end camera control, not media
+            if self.data is not None and not self.closed:
+                await self.data.start_channel(ch)
+            return
         if self.closed or ch in self.channels:
             return
         self.channels.append(ch)
@@ -212,9 +234,14 @@ class _Media:
             if ch.format.kind == "audio" and self.audio_rx is not None:
                 codec = _AUDIO_CODEC.get(ch.format.name, "pcmu")
                 if self.audio_rx.decoder.info.name != codec:
+                    from ..jitter import AudioJitterBuffer
                     from ..media import AudioDecoder
 
-                    self.audio_rx.decoder = AudioDecoder(codec)  # before its first packet: the key was not set
+                    decoder = AudioDecoder(codec)
+                    if decoder.info.clock_rate != self.audio_jitter.clock_rate:  # Opus: 48 kHz (RFC 7587)
+                        self.audio_jitter = AudioJitterBuffer(decoder.info.clock_rate, 0.02, min_delay=0.02,
+                                                              max_delay=0.3)
+                    self.audio_rx.set_decoder(decoder, self.audio_jitter)  # before its first packet: no key yet
             if transport is not None:
                 transport.release()  # the key is known: what the peer sent meanwhile goes through now
             return
@@ -245,6 +272,7 @@ class _Media:
             w = int(getattr(source, "width", 1280))
             h = int(getattr(source, "height", 720))
             fps = float(getattr(source, "fps", 30.0))
+            w, h = _fit_level(ch.format.level, w, h, fps)
             bitrate = t.bitrate
             if ch.format.max_bitrate:
                 bitrate = min(bitrate, ch.format.max_bitrate * 100)
@@ -255,7 +283,7 @@ class _Media:
                                   else None)
             sender: Any = VideoSender(source, encoder, remote, payload_type=ch.format.payload_type,
                                       mode=ch.format.packetization_mode, mtu=_MTU - _SRTP_OVERHEAD, **hooks)
-            sender.history = RetransmissionHistory(1024, max_age=1.0)
+            sender.history = RetransmissionHistory(1024, max_age=1.0, repeat_copies=2)  # docs/jitter.md
             if t.congestion_control:
                 from ..media.adaptation import QualityLadder
                 from ..transport import CongestionController
@@ -273,6 +301,7 @@ class _Media:
                 source.close()
                 log.warning("no audio encoder for %s", ch.format.name)
                 return
+            t._process_audio(source, self.audio_first.inner)  # a microphone and a speaker: echo cancellation
             sender = AudioSender(source, AudioEncoder(codec), remote,
                                  payload_type=ch.format.payload_type, **hooks)
             self.audio_tx = sender
@@ -317,6 +346,11 @@ class _Media:
         if self.closed:
             return
         self.closed = True
+        if self.data is not None:
+            try:
+                await self.data.close()  # stops a camera move in progress while the data channel still runs
+            except Exception:  # never keep the media running over camera control
+                log.exception("closing the data channel failed")
         for tx in (self.video_tx, self.audio_tx):
             if tx is not None:
                 await tx.close()
@@ -331,6 +365,19 @@ class _Media:
         for keys in self.keys.values():  # the call's SRTP contexts do not outlive it
             for slot in (keys.send, keys.receive):
                 slot.session = None
+
+
+def _fit_level(level: int, w: int, h: int, fps: float) -> tuple[int, int]:
+    """The source's size, or the largest standard size the peer's H.264 level decodes (MaxFS, MaxMBPS) if smaller."""
+    from ..h323.messages import H264_LEVELS
+    from ..media.codecs import max_resolution
+
+    name = next((n for n, v in H264_LEVELS.items() if v == level), None)
+    if name is None:
+        return w, h
+    lw, lh = max_resolution(10 if name == "1b" else round(float(name) * 10), fps)  # 1b: level 1's limits
+    mbs = ((w + 15) // 16) * ((h + 15) // 16)
+    return (w, h) if mbs <= ((lw + 15) // 16) * ((lh + 15) // 16) else (lw, lh)
 
 
 def _lip_sync(audio: Any, video: Any) -> float | None:

@@ -32,8 +32,10 @@ from .events import _REASONS, CallFailed
 from .media import _Media
 from ..revocation import CrlWatch, open_crl
 from ..supervisor import Supervisor
+from ..callcontrol import CallControl
 
 if TYPE_CHECKING:
+    from ..sip import Registration, SipListener, SipSettings
     from ..media import Source
     from ..transport import PortRange
     from ..visca import ViscaCamera
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _ACCEPT = "accept loop"
 _CRL_WATCH = "credentials watch"
+_SIP_ACCEPT = "SIP accept loop"
 
 
 def _utcnow() -> dt.datetime:
@@ -70,7 +73,7 @@ class IncomingCall:
     ``answered`` is True and ``answer()`` returns the call.
     """
 
-    def __init__(self, terminal: Terminal, session: sig.CallSession) -> None:
+    def __init__(self, terminal: Terminal, session: CallControl) -> None:
         self.terminal = terminal
         self._session = session
         self.call: Call | None = None
@@ -91,6 +94,11 @@ class IncomingCall:
     def answered(self) -> bool:
         return self.call is not None
 
+    @property
+    def gone(self) -> bool:
+        """True once the call ended before it was answered (the caller gave up, or it was refused)."""
+        return self.call is None and self._session.released is not None
+
     async def ring(self) -> None:
         """Send Alerting (the caller sees ``ringing``)."""
         await self._session.alert()
@@ -108,7 +116,7 @@ class IncomingCall:
             who = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.caller or "caller")
             record = Path(t.recordings) / f"call-{time.strftime('%Y%m%d-%H%M%S')}-{who}.mp4"
         admission = None
-        if t._gk is not None:
+        if t._gk is not None and isinstance(self._session, sig.CallSession):  # H.323 admission (RAS)
             s = self._session
             try:
                 admission = await t._gk.admit(call_id=s.call_id, conference_id=s.conference_id,
@@ -118,6 +126,7 @@ class IncomingCall:
                 await s.reject("destinationRejection", Cause.CALL_REJECTED)
                 raise CallFailed(f"the gatekeeper did not admit the call: {exc}", "rejected") from None
         media = _Media(t, record)
+        media.data_channel = isinstance(self._session, sig.CallSession)  # H.224 camera control: H.323 only
         t._pending.discard(self._session)
         try:
             endpoints = await media.open(self._session.local_host, self._session.peer_host)  # closes on failure
@@ -203,6 +212,19 @@ class Terminal:
     moving the picture size and frame rate down a ladder when the bitrate
     cannot hold the quality. Off: the video is sent at ``bitrate`` whatever
     the line (logged; for measurements).
+    ``audio_processing`` (default ``"auto"``): echo cancellation, noise
+    suppression, gain control and high-pass filter on the sound sent, when the
+    call's audio source is a real :class:`~vcore.media.Microphone` and its
+    audio sink a :class:`~vcore.media.Speaker` (test sources never get it):
+    ``"webrtc"`` (WebRTC AEC3, the ``livekit`` package), ``"speex"``
+    (SpeexDSP), ``"auto"`` (the first of those installed) or ``"off"``
+    (logged); see :mod:`vcore.media.audio_processing`.
+
+    ``sip``: a :class:`vcore.sip.SipSettings` runs a SIP user agent beside H.323 (``listen=False``: SIP
+    only): :meth:`call` takes ``sips:USER@host[:port]`` / ``sip:...;transport=tcp|udp`` URIs, SIP callers
+    come through :meth:`incoming` like H.323 ones, :attr:`sip_uri` is where to reach it; with a
+    registrar it registers on start (digest credentials) and unregisters on close. TLS by default
+    (the same PKI and identity rules); UDP/TCP need ``allow_plaintext=True``.
 
     Identity over TLS: ``aliases`` default to the certificate's (``h323:``
     subjectAltNames, see :mod:`vcore.pki`); a call to ``h323:ALIAS@host``
@@ -257,6 +279,8 @@ class Terminal:
         legacy_certificates: bool = False,
         congestion_control: bool = True,
         start_bitrate: int | None = None,
+        audio_processing: str | bool = "auto",
+        sip: SipSettings | None = None,
     ) -> None:
         if not name or len(name.encode()) > 255 or any(ord(c) < 32 for c in name):
             raise CallError(f"terminal name {name[:40]!r}…: 1 to 255 bytes of UTF-8, no control characters "
@@ -271,6 +295,12 @@ class Terminal:
         if start_bitrate is not None and start_bitrate <= 0:
             raise CallError(f"start_bitrate must be positive, not {start_bitrate}")
         self.start_bitrate = start_bitrate
+        from ..media.audio_processing import check_mode
+
+        self.audio_processing = check_mode(audio_processing)  # a named engine that is missing fails here
+        if self.audio_processing == "off":
+            log.info("%s: audio processing off: with a microphone and a speaker, the peer will hear its own "
+                     "voice", name)
         if incoming_backlog < 1:
             raise CallError(f"incoming_backlog must be at least 1, not {incoming_backlog}")
         self.incoming_backlog = incoming_backlog
@@ -324,7 +354,7 @@ class Terminal:
             self._tls_contexts()
         elif not allow_plaintext:
             raise CallError("no identity: give identity= and trust= (TLS), or allow_plaintext=True")
-        policy = MediaPolicy(tuple(formats), tuple(suites), allow_plaintext=allow_plaintext)
+        policy = MediaPolicy(tuple(formats), tuple(suites), allow_plaintext=allow_plaintext, h224=True)
         self.aliases = self._own_aliases(name, identity, aliases, legacy_certificates)
         if accept_roles == "auto":  # an agent answers kiosks, a kiosk answers agents
             role = identity.role if identity is not None else None
@@ -346,8 +376,15 @@ class Terminal:
         self._crl_watched = False
         self._incoming: asyncio.Queue[IncomingCall | None] = asyncio.Queue()
         self._calls: set[Call] = set()
-        self._pending: set[sig.CallSession] = set()
+        self._pending: set[CallControl] = set()
         self._closed = False
+        self.sip = sip  # SIP beside H.323 (vcore.call.sip_calls); None: H.323 only
+        self._sip: SipListener | None = None
+        self._registration: Registration | None = None
+        if sip is not None:
+            from .sip_calls import check_settings
+
+            check_settings(sip, tls=identity is not None, allow_plaintext=allow_plaintext)
 
     @staticmethod
     def _own_aliases(name: str, identity: pki.Identity | None, aliases: Sequence[str] | None,
@@ -387,6 +424,9 @@ class Terminal:
         self._client_ctx = pki.client_context(self.identity, self._anchors, crl)
         if self._listener is not None:
             self._listener.ssl_context = self._server_ctx
+        sip = getattr(self, "_sip", None)  # not there yet when __init__ builds the first contexts
+        if sip is not None:
+            sip.set_tls_contexts(self._server_ctx, self._client_ctx)
 
     def set_allow(self, allow: Iterable[str] | None) -> None:
         """Replace the allow-list (certificate names admitted; None: by role) for the next callers.
@@ -397,6 +437,8 @@ class Terminal:
         self.config = dataclasses.replace(self.config, allow_list=self.allow)
         if self._listener is not None:
             self._listener.config = self.config
+        if self._sip is not None:
+            self._sip.config = dataclasses.replace(self._sip.config, allow_list=self.allow)
         log.info("%s: allow-list %s", self.name, ", ".join(sorted(self.allow)) if self.allow else "off (by role)")
 
     def check_credentials(self) -> str | None:
@@ -429,7 +471,8 @@ class Terminal:
         """A terminal task failed (logged with its traceback by the supervisor): a station on all day restarts it."""
         if self._closed:
             return
-        what = self._accept_loop if name.endswith(_ACCEPT) else self._watch_credentials if name.endswith(_CRL_WATCH) else None
+        what = self._sip_accept_loop if name.endswith(_SIP_ACCEPT) else self._accept_loop if name.endswith(_ACCEPT) \
+            else self._watch_credentials if name.endswith(_CRL_WATCH) else None
         if what is not None:
             log.error("%s: restarting %s in 1 s", self.name, name)
             self._tasks.spawn(self._restart(what), name.rsplit(": ", 1)[-1])
@@ -448,6 +491,16 @@ class Terminal:
         if self.identity is not None and not self._crl_watched:
             self._crl_watched = True
             self._tasks.spawn(self._watch_credentials(), _CRL_WATCH)
+        if self.sip is not None and self._sip is None:
+            from .sip_calls import sip_config, start_sip
+
+            try:
+                self._sip, self._registration = await start_sip(self, self.sip, sip_config(self, self.sip,
+                                                                                           self.config.policy))
+            except CallError:
+                await self.close()
+                raise
+            self._tasks.spawn(self._sip_accept_loop(), _SIP_ACCEPT)
         if self.gatekeeper is not None and self._gk is None:
             port = self._listener.port if self._listener is not None else (
                 sig.H225_TLS_PORT if self._client_ctx is not None else sig.H225_PORT)
@@ -477,6 +530,10 @@ class Terminal:
             self._gk = None
         if self._listener is not None:
             await self._listener.close()
+        if self._registration is not None:
+            await self._registration.close()  # REGISTER Expires: 0, bounded
+        if self._sip is not None:
+            await self._sip.close()
         await self._incoming.put(None)
 
     async def __aenter__(self) -> Terminal:
@@ -500,6 +557,20 @@ class Terminal:
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @property
+    def sip_port(self) -> int:
+        """The port this terminal's SIP user agent listens on (with ``sip=``)."""
+        if self._sip is None:
+            raise CallError("the terminal has no SIP user agent (sip=SipSettings(...), then start it)")
+        return self._sip.port
+
+    @property
+    def sip_uri(self) -> str:
+        """``sips:USER@host:port`` (``sip:...;transport=tcp`` / ``sip:...``): what a SIP peer dials."""
+        if self._sip is None:
+            raise CallError("the terminal has no SIP user agent (sip=SipSettings(...), then start it)")
+        return str(self._sip.uri)
+
+    @property
     def uri(self) -> str:
         """``h323:ALIAS@host:port``: what another terminal dials to reach this one (its first alias)."""
         return f"h323:{self.aliases[0]}@{self.address}"
@@ -507,7 +578,8 @@ class Terminal:
     @property
     def refused(self) -> list[sig.RefusedCall]:
         """Callers refused before a call existed (untrusted certificate, not on the allow-list)."""
-        return list(self._listener.refused) if self._listener else []
+        sip = list(self._sip.refused) if self._sip is not None else []
+        return (list(self._listener.refused) if self._listener else []) + sip
 
     @property
     def calls(self) -> list[Call]:
@@ -533,6 +605,16 @@ class Terminal:
             expect_name = expect_name or entry.certificate
         if address is None:
             raise CallError("give an address or a card number")
+        from .sip_calls import is_sip_address, place_sip_call
+
+        if is_sip_address(address):
+            if self._sip is None:
+                raise CallError(f"{address!r} is a SIP address: give the terminal sip=SipSettings(...) and start it")
+            if len(self.calls) >= self.max_calls:
+                raise CallError(f"already in {len(self.calls)} call(s) (max_calls={self.max_calls})")
+            if problem := self._check_crl():
+                raise CallFailed(problem, "crl-expired")
+            return await place_sip_call(self, self._sip, address, record=record, expect_name=expect_name)
         if len(self.calls) >= self.max_calls:
             raise CallError(f"already in {len(self.calls)} call(s) (max_calls={self.max_calls})")
         problem = self._check_crl()
@@ -561,6 +643,7 @@ class Terminal:
                             f"holds the alias dialled; call h323:ALIAS@{address.removeprefix('h323:')} "
                             "(or give the certificate name to expect: expect_name=, --expect NAME)")
         media = _Media(self, record)
+        media.data_channel = True  # the H.224 data channel of far-end camera control
         try:
             session = await sig.place_call(host, port, self.config, media.open, ssl_context=self._client_ctx,
                                            destination=[alias] if alias else [], expected_name=expect_name,
@@ -626,6 +709,15 @@ class Terminal:
             self._audio = None
         return spec  # type: ignore[no-any-return]
 
+    def _process_audio(self, source: Any, sink: Any) -> None:
+        """Echo cancellation & co. between this call's microphone and speaker (real devices only)."""
+        from ..media.audio_processing import AudioProcessingError, attach
+
+        try:
+            attach(source, sink, self.audio_processing)
+        except AudioProcessingError as exc:  # the call goes on, with the echo: say so
+            log.warning("%s: no audio processing for this call: %s", self.name, exc)
+
     def _make_sink(self, kind: str) -> Any:
         factory = self._sinks[kind]
         if factory is None:
@@ -636,6 +728,18 @@ class Terminal:
 
     def _forget(self, call: Call) -> None:
         self._calls.discard(call)
+
+    async def _sip_accept_loop(self) -> None:
+        assert self._sip is not None
+        while True:
+            session = await self._sip.accept()
+            try:
+                await self._offer(session)
+            except (VcoreError, OSError) as exc:
+                log.warning("incoming SIP call from %s failed: %s", session.remote_aliases, exc)
+            except Exception:  # as for H.323: log, refuse, go on answering
+                log.exception("incoming SIP call from %s: unexpected failure", session.remote_aliases)
+                await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
 
     async def _accept_loop(self) -> None:
         assert self._listener is not None
@@ -661,7 +765,7 @@ class Terminal:
         for item in kept:
             self._incoming.put_nowait(item)
 
-    async def _offer(self, session: sig.CallSession) -> None:
+    async def _offer(self, session: CallControl) -> None:
         waiting = [s for s in self._pending if s.released is None]
         self._pending = set(waiting)
         if len(self.calls) + len(waiting) >= self.max_calls:

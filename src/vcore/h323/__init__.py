@@ -3,8 +3,9 @@
 Layers, bottom up: :mod:`.tpkt` (RFC 1006 framing), :mod:`.q931` (Q.931 as
 profiled by H.225.0), :mod:`.asn1` (pycrate's compiled H.225.0/H.245/H.235),
 :mod:`.ras` (gatekeeper RAS), :mod:`.keys` (SRTP keys in H.245, H.235.8 style), :mod:`.messages` (UUIE and
-H.245 builders/readers), :mod:`.fast_connect` (offer/answer), :mod:`.signalling`
-(asyncio sessions over TCP or mutual TLS). No media here: sessions hand
+H.245 builders/readers), :mod:`.fast_connect` (offer/answer), :mod:`.h245` (one state machine per H.245
+procedure, the separate H.245 connection), :mod:`.signalling` (asyncio sessions over TCP or mutual TLS:
+:mod:`.connection`, :mod:`.session`, :mod:`.h245_path`, :mod:`.caller`, :mod:`.listener`). No media here: sessions hand
 :class:`MediaChannel` values to the call layer. See ``docs/h323.md``.
 """
 
@@ -33,6 +34,7 @@ from .signalling import (
     RefusedCall,
     UserInput,
     Released,
+    H245Timers,
     SignallingConfig,
     SignallingListener,
     place_call,
@@ -72,6 +74,7 @@ __all__ = [
     "H225_TLS_PORT",
     "CallState",
     "SignallingConfig",
+    "H245Timers",
     "CallEvent",
     "Proceeding",
     "Alerting",

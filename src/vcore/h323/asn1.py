@@ -18,7 +18,6 @@ failure becomes :class:`SignallingParseError`.
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import Any
 
@@ -82,28 +81,34 @@ def _load(name: str) -> Any:
 
 
 def _patch_extension_alignment(codec: Any) -> None:
-    """Work around a pycrate 0.8 ALIGNED PER encoder bug in SEQUENCE extension additions.
+    """Work around a pycrate (0.8.1, and upstream master) ALIGNED PER encoder bug in SEQUENCE extension additions.
 
-    pycrate encodes a SEQUENCE's extension additions (each an open type,
-    X.691 §19.9) *before* it writes the extension bitmap and realigns, so the
-    octet-alignment check inside ``encode_unconst_open`` sees the bit offset
-    before the bitmap and may insert spurious padding bits. The bytes are then
-    wrong (Wireshark: "open type length 0"; pycrate cannot decode them
-    either). Example: a ReleaseComplete-UUIE whose reason is a root
+    pycrate encodes a SEQUENCE's (or SET's) extension additions (each an open
+    type, X.691 §19.9) *before* it writes the extension bitmap and realigns,
+    so the octet-alignment check inside ``encode_unconst_open`` sees the bit
+    offset before the bitmap and may insert spurious padding bits. The bytes
+    are then wrong (Wireshark: "open type length 0"; pycrate cannot decode
+    them either). Example: a ReleaseComplete-UUIE whose reason is a root
     alternative (``undefinedReason``) followed by ``callIdentifier``.
-    Extension additions always start octet-aligned after the bitmap, so for
-    calls made by the SEQUENCE/SET encoder itself the check is skipped.
-    pycrate's decoder is correct and is not touched.
+
+    The fix is targeted by what is encoded, not by who calls: an extension
+    addition of a SEQUENCE/SET (a component whose parent is that SEQUENCE/SET
+    and which is listed among its extensions) always starts octet-aligned
+    right after the bitmap (X.691 §19.7-19.9), so for it the alignment check is
+    made at offset 0. Every other open type (CHOICE extensions, open types of
+    information object classes) keeps pycrate's behaviour. Extension groups
+    (``[[ ]]``) would need the same treatment; the H.225.0/H.245/H.235 modules
+    have none (checked by the tests). pycrate's decoder is correct and is not touched.
     """
     if getattr(codec, "_vcore_patched", False):
         return
     from pycrate_asn1rt.asnobj_construct import SEQ, SET
 
-    callers = {SEQ._to_per.__code__, SET._to_per.__code__}
     original = codec.encode_unconst_open.__func__
 
     def encode_unconst_open(cla: Any, wrapped: Any) -> Any:
-        if cla.ALIGNED and sys._getframe(1).f_code in callers:
+        parent = getattr(wrapped, "_parent", None)
+        if cla.ALIGNED and isinstance(parent, (SEQ, SET)) and parent._ext and wrapped._name in parent._ext:
             offset = cla._off[-1]
             cla._off[-1] = 0
             try:

@@ -49,12 +49,15 @@ class MediaPolicy:
 
     ``allow_plaintext`` lets a stream run unprotected when the peer offers no
     common suite; it is off unless configured, and a plaintext channel says so
-    (``MediaChannel.encrypted`` False).
+    (``MediaChannel.encrypted`` False). ``h224``: offer the H.224 data channel of
+    far-end camera control (RTP session 3, H.323 Annex Q) in the capability set,
+    and open it with H.245 procedures when the peer offers it too (never in Fast Connect).
     """
 
     formats: tuple[MediaFormat, ...]
     suites: tuple[str, ...] = ("AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80")
     allow_plaintext: bool = False
+    h224: bool = False
 
     @property
     def suite_choices(self) -> tuple[str, ...]:
@@ -185,7 +188,7 @@ def answer_offer(proposals: Sequence[OpenChannel], policy: MediaPolicy, endpoint
             fmt = _negotiated(ours, proposal.format)
             received = fmt
             answers.append(OpenChannel(proposal.number, fmt, False, session, media=rtp, media_control=rtcp,
-                                       suites=(suite,) if suite else ()))
+                                       suites=(suite,) if suite else (), legacy_keys=proposal.legacy_keys))
             channels.append(MediaChannel("receive", fmt, session, proposal.number, None, proposal.media_control,
                                          rtp, rtcp, proposal.key if suite else None))
         # we send, the caller receives
@@ -197,8 +200,9 @@ def answer_offer(proposals: Sequence[OpenChannel], policy: MediaPolicy, endpoint
             fmt = _negotiated(ours, proposal.format)
             key = SrtpKeyMaterial.generate(suite) if suite else None
             number = next(numbers)
+            # an older vcore caller (suites only in the pre-H.235.8 form) gets its key in that form
             answers.append(OpenChannel(number, fmt, True, session, media=proposal.media, media_control=rtcp,
-                                       suites=(suite,) if suite else (), key=key))
+                                       suites=(suite,) if suite else (), key=key, legacy_keys=proposal.legacy_keys))
             channels.append(MediaChannel("send", fmt, session, number, proposal.media, proposal.media_control,
                                          rtp, rtcp, key))
     return answers, channels

@@ -20,7 +20,13 @@ from typing import Any, Sequence
 
 from . import asn1
 from .errors import SignallingParseError
-from .keys import SUITES, SrtpKeyMaterial, decode_h235_key, encode_h235_key, suite_from_algorithm
+from .keys import (
+    SrtpKeyMaterial,
+    decode_h235_key,
+    encode_h235_key,
+    parse_security_capability,
+    security_capability,
+)
 
 __all__ = [
     "H225_PROTOCOL_ID",
@@ -33,6 +39,13 @@ __all__ = [
     "SESSION_AUDIO",
     "UNKNOWN_SUITE",
     "SESSION_VIDEO",
+    "SESSION_DATA",
+    "H224",
+    "H224_APPLICATION",
+    "H224_CLOCK_RATE",
+    "H224_MAX_BITRATE",
+    "H224_PAYLOAD_TYPE",
+    "is_h224_application",
     "VENDOR",
     "ENDPOINT_TYPE",
     "alias_addresses",
@@ -41,6 +54,7 @@ __all__ = [
     "PCMU",
     "PCMA",
     "G722",
+    "OPUS",
     "H264_MODE1",
     "H264_MODE0",
     "DEFAULT_FORMATS",
@@ -80,6 +94,11 @@ __all__ = [
     "function_not_understood",
     "round_trip_delay_request",
     "round_trip_delay_response",
+    "master_slave_determination_release",
+    "terminal_capability_set_release",
+    "parse_capability_table",
+    "parse_capability_descriptors",
+    "legacy_security_capabilities",
 ]
 
 H225_PROTOCOL_ID = (0, 0, 8, 2250, 0, 4)  # H.225.0 version 4
@@ -100,8 +119,14 @@ H264_LEVELS = {
     "3": 64, "3.1": 71, "3.2": 78, "4": 85, "4.1": 92, "4.2": 99, "5": 106, "5.1": 113,
 }
 UNKNOWN_SUITE = "unknown"  # OpenChannel.suites entry for an encryption algorithm vcore does not know
-SESSION_AUDIO = 1  # H.225.0 §6.2.8.1 / H.245 sessionID: 1 audio, 2 video
+SESSION_AUDIO = 1  # H.225.0 §6.2.8.1 / H.245 sessionID: 1 audio, 2 video, 3 data
 SESSION_VIDEO = 2
+SESSION_DATA = 3
+H224_PAYLOAD_TYPE = 100  # dynamic (RFC 3551); H323Plus's default for H.224
+H224_MAX_BITRATE = 640  # units of 100 bit/s (64 kbit/s), as H323Plus announces; H.281 uses a few hundred bit/s
+H224_CLOCK_RATE = 8000  # H323Plus stamps H.224 packets with milliseconds × 8 (RFC 4573's SDP says 4800; unused)
+# H.245 DataApplicationCapability.application for H.224 over RTP (H.323 Annex Q): the frame as an HDLC bit stream
+H224_APPLICATION = ("h224", ("hdlcFrameTunnelling", 0))
 
 VENDOR = {
     "vendor": {"t35CountryCode": 181, "t35Extension": 0, "manufacturerCode": 0},
@@ -166,7 +191,8 @@ class Address:
 class MediaFormat:
     """A codec as H.245 describes it.
 
-    ``name``: ``PCMU``, ``PCMA``, ``G722`` or ``H264``. Audio: ``frames`` is the
+    ``name``: ``PCMU``, ``PCMA``, ``G722``, ``OPUS`` (SIP only: H.245 has no Opus), ``H264``, or ``H224`` (the
+    H.224 data channel of far-end camera control, H.323 Annex Q; ``max_bitrate`` in 100 bit/s). Audio: ``frames`` is the
     G.711/G.722 capability value (milliseconds of audio per packet, H.245
     ``AudioCapability``). H.264: ``profile`` (H.241 profile bits), ``level``
     (H.241 level value), ``packetization_mode`` (0 or 1), ``max_bitrate`` in
@@ -183,14 +209,18 @@ class MediaFormat:
 
     @property
     def kind(self) -> str:
-        return "video" if self.name == "H264" else "audio"
+        return "video" if self.name == "H264" else "data" if self.name == "H224" else "audio"
 
     @property
     def session_id(self) -> int:
-        return SESSION_VIDEO if self.kind == "video" else SESSION_AUDIO
+        return {"video": SESSION_VIDEO, "data": SESSION_DATA}.get(self.kind, SESSION_AUDIO)
 
     @property
     def clock_rate(self) -> int:
+        if self.name == "OPUS":
+            return 48000  # RFC 7587 §4.1
+        if self.name == "H224":
+            return H224_CLOCK_RATE
         return 90000 if self.kind == "video" else 8000  # G.722's RTP clock is 8000 too (RFC 3551 §4.5.2)
 
     def compatible(self, other: MediaFormat) -> bool:
@@ -202,9 +232,11 @@ class MediaFormat:
         return True
 
     def data_type(self) -> Value:
-        """H.245 ``DataType`` (videoData/audioData) for an OpenLogicalChannel."""
+        """H.245 ``DataType`` (videoData/audioData/data) for an OpenLogicalChannel."""
         if self.name == "H264":
             return ("videoData", ("genericVideoCapability", self._h264_capability()))
+        if self.name == "H224":
+            return ("data", {"application": H224_APPLICATION, "maxBitRate": self.max_bitrate})
         return ("audioData", (_AUDIO_CHOICE[self.name], self.frames))
 
     def _h264_capability(self) -> Value:
@@ -217,6 +249,11 @@ class MediaFormat:
             {"parameterIdentifier": ("standard", _H241_LEVEL), "parameterValue": ("unsignedMin", self.level)},
         ]
         return cap
+
+    @property
+    def dynamic_payload_type(self) -> bool:
+        """The payload type is signalled (``dynamicRTPPayloadType``) rather than static (RFC 3551)."""
+        return self.name in ("H264", "H224")
 
     def rtp_payload(self) -> Value | None:
         """H.245 ``RTPPayloadType`` naming the H.264 packetization mode (H.241 §8.3.2)."""
@@ -233,11 +270,22 @@ _STATIC_PT = {"PCMU": 0, "PCMA": 8, "G722": 9}  # RFC 3551 Table 4
 PCMU = MediaFormat("PCMU", 0)
 PCMA = MediaFormat("PCMA", 8)
 G722 = MediaFormat("G722", 9)
+OPUS = MediaFormat("OPUS", 111)  # RFC 7587, a dynamic payload type; SIP only, so not in DEFAULT_FORMATS
 H264_MODE1 = MediaFormat("H264", 96, profile=H264_PROFILE_BASELINE, level=H264_LEVELS["3.1"],
                          packetization_mode=1, max_bitrate=20000)
 H264_MODE0 = MediaFormat("H264", 97, profile=H264_PROFILE_BASELINE, level=H264_LEVELS["3.1"],
                          packetization_mode=0, max_bitrate=20000)
 DEFAULT_FORMATS = (H264_MODE1, H264_MODE0, G722, PCMU, PCMA)
+H224 = MediaFormat("H224", H224_PAYLOAD_TYPE, max_bitrate=H224_MAX_BITRATE)  # not a media format: see MediaPolicy.h224
+
+
+def is_h224_application(value: Value) -> bool:
+    """Whether a ``DataApplicationCapability`` is H.224 over RTP in the HDLC-tunnelled form (the one H.323 peers use)."""
+    try:
+        application = value["application"]
+        return bool(application[0] == "h224" and application[1][0] == "hdlcFrameTunnelling")
+    except (KeyError, TypeError, IndexError, ValueError):
+        return False
 
 
 def _format_from_data_type(data_type: Value, h2250: Value | None) -> MediaFormat | None:
@@ -247,6 +295,12 @@ def _format_from_data_type(data_type: Value, h2250: Value | None) -> MediaFormat
         if name is None:
             return None
         return MediaFormat(name, _STATIC_PT[name], frames=int(body[1]))
+    if kind == "data":
+        if not is_h224_application(body):
+            return None
+        payload_type = h2250.get("dynamicRTPPayloadType", H224_PAYLOAD_TYPE) if h2250 is not None \
+            else H224_PAYLOAD_TYPE
+        return MediaFormat("H224", payload_type, max_bitrate=int(body.get("maxBitRate", H224_MAX_BITRATE)))
     if kind == "videoData" and body[0] == "genericVideoCapability":
         cap = body[1]
         if cap["capabilityIdentifier"] != ("standard", H264_CAPABILITY_OID):
@@ -287,7 +341,9 @@ class OpenChannel:
     ``media_control`` are the H.225.0 session's RTP and RTCP addresses as
     carried in the H2250 parameters (either may be absent). ``suites`` lists
     the SRTP suites of an ``h235Media`` data type (empty: plain RTP) and
-    ``key`` is the sender's ``EncryptionSync`` key material.
+    ``key`` is the sender's ``EncryptionSync`` key material (H.235.8 ``SrtpKeys``).
+    ``legacy_keys``: the peer offered its suites only in the pre-H.235.8 vcore
+    form, so the suites and key are written in that form too (:mod:`vcore.h323.keys`).
     ``format`` is None when the peer proposed a codec vcore does not know.
     """
 
@@ -299,6 +355,7 @@ class OpenChannel:
     media_control: Address | None = None
     suites: tuple[str, ...] = ()
     key: SrtpKeyMaterial | None = field(default=None, repr=False)
+    legacy_keys: bool = False
 
     def __post_init__(self) -> None:
         if not self.session_id and self.format is not None:
@@ -313,8 +370,11 @@ def _h2250_parameters(channel: OpenChannel, fmt: MediaFormat) -> Value:
         params["mediaControlChannel"] = channel.media_control.h245()
     if fmt.kind == "audio":
         params["silenceSuppression"] = False
-    if fmt.name == "H264":
+    if fmt.kind == "data":
+        params["mediaGuaranteedDelivery"] = False
+    if fmt.dynamic_payload_type:
         params["dynamicRTPPayloadType"] = fmt.payload_type
+    if fmt.name == "H264":
         params["mediaPacketization"] = ("rtpPayloadType", fmt.rtp_payload())
     return ("h2250LogicalChannelParameters", params)
 
@@ -323,14 +383,8 @@ def _channel_data_type(channel: OpenChannel, fmt: MediaFormat) -> Value:
     data_type = fmt.data_type()
     if not channel.suites:
         return data_type
-    algorithms = []
-    for name in channel.suites:
-        suite = SUITES.get(name)
-        if suite is None:
-            raise SignallingParseError(f"unknown SRTP suite {name!r}")
-        algorithms.append(suite.algorithm())
-    return ("h235Media", {
-        "encryptionAuthenticationAndIntegrity": {"encryptionCapability": algorithms},
+    return ("h235Media", {  # H.235.8 §5.1 (an unknown suite name: SignallingParseError)
+        "encryptionAuthenticationAndIntegrity": security_capability(channel.suites, legacy=channel.legacy_keys),
         "mediaType": data_type,
     })
 
@@ -353,7 +407,8 @@ def open_logical_channel(channel: OpenChannel) -> Value:
     else:
         olc["forwardLogicalChannelParameters"] = params
     if channel.key is not None:
-        olc["encryptionSync"] = {"synchFlag": fmt.payload_type, "h235Key": encode_h235_key(channel.key)}
+        olc["encryptionSync"] = {"synchFlag": fmt.payload_type,
+                                 "h235Key": encode_h235_key(channel.key, legacy=channel.legacy_keys)}
     return olc
 
 
@@ -367,14 +422,12 @@ def parse_open_logical_channel(olc: Value) -> OpenChannel:
         params = reverse_params if reverse else forward
         data_type = params["dataType"]
         suites: list[str] = []
+        legacy = False
         if data_type[0] == "h235Media":
-            eai = data_type[1]["encryptionAuthenticationAndIntegrity"]
-            for algorithm in eai.get("encryptionCapability", []):
-                suite = suite_from_algorithm(algorithm)
-                if suite is not None:
-                    suites.append(suite.name)
-            if not suites:
-                suites.append(UNKNOWN_SUITE)  # encrypted with something vcore does not know: never usable
+            offer = parse_security_capability(data_type[1]["encryptionAuthenticationAndIntegrity"])
+            # encrypted with nothing vcore knows: never usable
+            suites = list(offer.suites) or [UNKNOWN_SUITE]
+            legacy = offer.legacy
             data_type = data_type[1]["mediaType"]
         mux = params["multiplexParameters"]
         h2250 = mux[1] if mux[0] == "h2250LogicalChannelParameters" else None
@@ -395,7 +448,7 @@ def parse_open_logical_channel(olc: Value) -> OpenChannel:
         if isinstance(exc, SignallingParseError):
             raise
         raise SignallingParseError(f"OpenLogicalChannel lacks {exc}") from None
-    return OpenChannel(number, fmt, reverse, session, media, media_control, tuple(suites), key)
+    return OpenChannel(number, fmt, reverse, session, media, media_control, tuple(suites), key, legacy)
 
 
 # --------------------------------------------------------------------------- H.225.0 UUIEs
@@ -424,9 +477,11 @@ def user_information(body_name: str, body: Value, *, tunnelling: bool = True,
 def setup_uuie(*, call_id: bytes, conference_id: bytes, source_aliases: Sequence[str] = (),
                destination_aliases: Sequence[str] = (), source_address: Address | None = None,
                destination_address: Address | None = None, fast_start: Sequence[bytes] | None = None,
-               display_name: str | None = None) -> Value:
-    """Setup-UUIE (H.225.0 §7.6.2 / §8.1.7.1 with ``fastStart``)."""
+               display_name: str | None = None, h245_address: Address | None = None) -> Value:
+    """Setup-UUIE (H.225.0 §7.6.2 / §8.1.7.1 with ``fastStart``; ``h245Address``: a separate H.245 listener)."""
     body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID}
+    if h245_address is not None:
+        body["h245Address"] = h245_address.h225()
     if source_aliases:
         body["sourceAddress"] = alias_addresses(source_aliases)
     body["sourceInfo"] = ENDPOINT_TYPE
@@ -468,10 +523,12 @@ def clean_display(value: object) -> str | None:
 
 
 def _reply(call_id: bytes, fast_start: Sequence[bytes] | None, fast_connect_refused: bool,
-           extra: dict[str, Value] | None = None) -> dict[str, Value]:
+           extra: dict[str, Value] | None = None, h245_address: Address | None = None) -> dict[str, Value]:
     body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID, "destinationInfo": ENDPOINT_TYPE}
     if extra:
         body.update(extra)
+    if h245_address is not None:
+        body["h245Address"] = h245_address.h225()
     body["callIdentifier"] = {"guid": call_id}
     if fast_start is not None:
         body["fastStart"] = list(fast_start)
@@ -483,21 +540,21 @@ def _reply(call_id: bytes, fast_start: Sequence[bytes] | None, fast_connect_refu
 
 
 def call_proceeding_uuie(*, call_id: bytes, fast_start: Sequence[bytes] | None = None,
-                         fast_connect_refused: bool = False) -> Value:
+                         fast_connect_refused: bool = False, h245_address: Address | None = None) -> Value:
     """CallProceeding-UUIE (H.225.0 §7.6.3)."""
-    return _reply(call_id, fast_start, fast_connect_refused)
+    return _reply(call_id, fast_start, fast_connect_refused, h245_address=h245_address)
 
 
 def alerting_uuie(*, call_id: bytes, fast_start: Sequence[bytes] | None = None,
-                  fast_connect_refused: bool = False) -> Value:
+                  fast_connect_refused: bool = False, h245_address: Address | None = None) -> Value:
     """Alerting-UUIE (H.225.0 §7.6.1)."""
-    return _reply(call_id, fast_start, fast_connect_refused)
+    return _reply(call_id, fast_start, fast_connect_refused, h245_address=h245_address)
 
 
 def connect_uuie(*, call_id: bytes, conference_id: bytes, fast_start: Sequence[bytes] | None = None,
-                 fast_connect_refused: bool = False) -> Value:
+                 fast_connect_refused: bool = False, h245_address: Address | None = None) -> Value:
     """Connect-UUIE (H.225.0 §7.6.4)."""
-    body = _reply(call_id, fast_start, fast_connect_refused, {"conferenceID": conference_id})
+    body = _reply(call_id, fast_start, fast_connect_refused, {"conferenceID": conference_id}, h245_address)
     # conferenceID precedes callIdentifier in the ASN.1; pycrate orders by the schema, so a dict is fine.
     return body
 
@@ -510,10 +567,12 @@ def release_complete_uuie(*, call_id: bytes, reason: str = "undefinedReason") ->
 
 
 def facility_uuie(*, call_id: bytes, conference_id: bytes, reason: str = "undefinedReason",
-                  fast_start: Sequence[bytes] | None = None) -> Value:
-    """Facility-UUIE (H.225.0 §7.6.6), e.g. to carry tunnelled H.245 or a late fastStart answer."""
+                  fast_start: Sequence[bytes] | None = None, h245_address: Address | None = None) -> Value:
+    """Facility-UUIE (H.225.0 §7.6.6), e.g. a late fastStart answer, or ``startH245`` with an ``h245Address``."""
     body: dict[str, Value] = {"protocolIdentifier": H225_PROTOCOL_ID, "conferenceID": conference_id,
                               "reason": (reason, 0), "callIdentifier": {"guid": call_id}}
+    if h245_address is not None:
+        body["h245Address"] = h245_address.h225()
     if fast_start is not None:
         body["fastStart"] = list(fast_start)
     body["multipleCalls"] = False
@@ -566,6 +625,25 @@ class UserInformation:
         if not isinstance(names, list) or not names or not isinstance(names[0], dict):
             return None
         return clean_display(names[0].get("name"))
+
+    @property
+    def h245_address(self) -> Address | None:
+        """Where the peer listens for a separate H.245 connection (``h245Address``), if it gave an IP one."""
+        value = self.fields.get("h245Address") if isinstance(self.fields, dict) else None
+        if value is None:
+            return None
+        try:
+            address = Address.from_h225(value)
+        except (SignallingParseError, KeyError, TypeError, IndexError, ValueError):
+            return None
+        return address if 0 < address.port < 65536 else None
+
+    @property
+    def facility_reason(self) -> str | None:
+        """A Facility's ``reason`` name (``startH245``, ...)."""
+        if self.body == "facility" and isinstance(self.fields, dict) and "reason" in self.fields:
+            return str(self.fields["reason"][0])
+        return None
 
     @property
     def fast_connect_refused(self) -> bool:
@@ -628,17 +706,19 @@ def _multipoint() -> Value:
 
 
 def terminal_capability_set(sequence_number: int, formats: Sequence[MediaFormat],
-                            suites: Sequence[str] = ()) -> Value:
+                            suites: Sequence[str] = (), *, h224: bool = False) -> Value:
     """TerminalCapabilitySet request (H.245 §7.2.1): receive capabilities for ``formats``.
 
     With ``suites`` each media capability gets an ``h235SecurityCapability``
     entry naming the SRTP suites it may be protected with (H.235.0 §8.6.1).
+    ``h224``: also the H.224 data channel of far-end camera control (H.323
+    Annex Q), in its own alternative set of the descriptor (simultaneous with audio and video).
     """
     table: list[Value] = []
     audio_alt: list[int] = []
     video_alt: list[int] = []
     modes: dict[int, int] = {}
-    algorithms = [SUITES[s].algorithm() for s in suites]
+    security = security_capability(suites) if suites else None  # H.235.8 only: no legacy form in what we offer
     for fmt in formats:
         number = len(table) + 1
         if fmt.name == "H264":
@@ -648,15 +728,13 @@ def terminal_capability_set(sequence_number: int, formats: Sequence[MediaFormat]
         else:
             capability = ("receiveAudioCapability", (_AUDIO_CHOICE[fmt.name], fmt.frames))
             audio_alt.append(number)
-        table.append({"capabilityTableEntryNumber": number, "capability": capability})
-        if algorithms:
-            table.append({
-                "capabilityTableEntryNumber": number + 1,
-                "capability": ("h235SecurityCapability", {
-                    "encryptionAuthenticationAndIntegrity": {"encryptionCapability": algorithms},
-                    "mediaCapability": number,
-                }),
-            })
+        _capability_entry(table, number, capability, security)
+    data_alt: list[int] = []
+    if h224:
+        number = len(table) + 1
+        data_alt.append(number)
+        _capability_entry(table, number, ("receiveAndTransmitDataApplicationCapability", H224.data_type()[1]),
+                          security)
     packetization: dict[str, Value] = {"h261aVideoPacketization": False}
     if modes:
         packetization["rtpPayloadType"] = [
@@ -672,7 +750,7 @@ def terminal_capability_set(sequence_number: int, formats: Sequence[MediaFormat]
         "rtcpVideoControlCapability": True,
         "mediaPacketizationCapability": packetization,
     }
-    simultaneous = [alt for alt in (audio_alt, video_alt) if alt]
+    simultaneous = [alt for alt in (audio_alt, video_alt, data_alt) if alt]
     tcs: dict[str, Value] = {
         "sequenceNumber": sequence_number,
         "protocolIdentifier": H245_PROTOCOL_ID,
@@ -682,6 +760,18 @@ def terminal_capability_set(sequence_number: int, formats: Sequence[MediaFormat]
         tcs["capabilityTable"] = table
         tcs["capabilityDescriptors"] = [{"capabilityDescriptorNumber": 0, "simultaneousCapabilities": simultaneous}]
     return ("request", ("terminalCapabilitySet", tcs))
+
+
+def _capability_entry(table: list[Value], number: int, capability: Value, security: Value | None) -> None:
+    table.append({"capabilityTableEntryNumber": number, "capability": capability})
+    if security is not None:
+        table.append({
+            "capabilityTableEntryNumber": number + 1,
+            "capability": ("h235SecurityCapability", {
+                "encryptionAuthenticationAndIntegrity": security,
+                "mediaCapability": number,
+            }),
+        })
 
 
 def parse_capabilities(tcs: Value) -> tuple[tuple[MediaFormat, ...], tuple[str, ...]]:
@@ -703,6 +793,10 @@ def parse_capabilities(tcs: Value) -> tuple[tuple[MediaFormat, ...], tuple[str, 
     return tuple(dict.fromkeys(formats)), tuple(suites)
 
 
+_DATA_CAPABILITIES = ("receiveDataApplicationCapability", "receiveAndTransmitDataApplicationCapability",
+                      "transmitDataApplicationCapability")
+
+
 def _read_capability(entry: Value, formats: list[MediaFormat], suites: list[str], modes: dict[int, int]) -> None:
     capability = entry.get("capability")
     if capability is not None:
@@ -717,11 +811,64 @@ def _read_capability(entry: Value, formats: list[MediaFormat], suites: list[str]
                 for mode, pt in sorted((modes or {0: 96}).items(), reverse=True):
                     formats.append(MediaFormat("H264", pt, profile=base.profile, level=base.level,
                                                packetization_mode=mode, max_bitrate=base.max_bitrate))
+        elif kind in _DATA_CAPABILITIES:
+            if is_h224_application(body):
+                formats.append(MediaFormat("H224", H224_PAYLOAD_TYPE,
+                                           max_bitrate=int(body.get("maxBitRate", H224_MAX_BITRATE))))
         elif kind == "h235SecurityCapability":
-            for algorithm in body["encryptionAuthenticationAndIntegrity"].get("encryptionCapability", []):
-                suite = suite_from_algorithm(algorithm)
-                if suite is not None and suite.name not in suites:
-                    suites.append(suite.name)
+            for name in parse_security_capability(body["encryptionAuthenticationAndIntegrity"]).suites:
+                if name not in suites:
+                    suites.append(name)
+
+
+def legacy_security_capabilities(tcs: Value) -> bool:
+    """Whether a TerminalCapabilitySet offers SRTP suites only in the pre-H.235.8 vcore form (an older vcore peer):
+    the channels we open to it then carry their suite and key in that form."""
+    legacy = False
+    for entry in tcs.get("capabilityTable", []):
+        try:
+            kind, body = entry["capability"]
+            if kind == "h235SecurityCapability":
+                offer = parse_security_capability(body["encryptionAuthenticationAndIntegrity"])
+                if offer.suites and not offer.legacy:
+                    return False
+                legacy = legacy or offer.legacy
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError, SignallingParseError):
+            continue
+    return legacy
+
+
+def parse_capability_table(tcs: Value) -> dict[int, tuple[MediaFormat, ...]]:
+    """The media formats of each ``capabilityTableEntryNumber`` of a TerminalCapabilitySet (unknown ones: empty)."""
+    modes: dict[int, int] = {}
+    mux = tcs.get("multiplexCapability")
+    if mux is not None and mux[0] == "h2250Capability":
+        for entry in mux[1].get("mediaPacketizationCapability", {}).get("rtpPayloadType", []):
+            for m, oid in H264_PACKETIZATION_OIDS.items():
+                if entry["payloadDescriptor"] == ("oid", oid):
+                    modes[m] = entry.get("payloadType", 96 + (1 - m))
+    table: dict[int, tuple[MediaFormat, ...]] = {}
+    for entry in tcs.get("capabilityTable", []):
+        formats: list[MediaFormat] = []
+        try:
+            _read_capability(entry, formats, [], modes)
+            table[int(entry["capabilityTableEntryNumber"])] = tuple(formats)
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+            continue
+    return table
+
+
+def parse_capability_descriptors(tcs: Value) -> tuple[tuple[tuple[int, ...], ...], ...] | None:
+    """The ``capabilityDescriptors`` of a TerminalCapabilitySet (H.245 §7.2.1.3): for each descriptor, its
+    ``simultaneousCapabilities`` as alternative sets of capability table entry numbers; None when absent."""
+    descriptors = tcs.get("capabilityDescriptors")
+    if not isinstance(descriptors, list):
+        return None
+    out: list[tuple[tuple[int, ...], ...]] = []
+    for descriptor in descriptors:
+        sets = descriptor.get("simultaneousCapabilities", []) if isinstance(descriptor, dict) else []
+        out.append(tuple(tuple(int(n) for n in alternatives) for alternatives in sets))
+    return tuple(out)
 
 
 def terminal_capability_set_ack(sequence_number: int) -> Value:
@@ -748,6 +895,16 @@ def master_slave_determination_reject() -> Value:
     return ("response", ("masterSlaveDeterminationReject", {"cause": ("identicalNumbers", 0)}))
 
 
+def master_slave_determination_release() -> Value:
+    """MasterSlaveDeterminationRelease (H.245 §7.1.4): our determination timed out (T106)."""
+    return ("indication", ("masterSlaveDeterminationRelease", {}))
+
+
+def terminal_capability_set_release() -> Value:
+    """TerminalCapabilitySetRelease (H.245 §7.2.4): our capability set was not answered (T101)."""
+    return ("indication", ("terminalCapabilitySetRelease", {}))
+
+
 def msd_decision(local_type: int, local_number: int, remote_type: int, remote_number: int) -> str | None:
     """H.245 §C.2.5: ``master``, ``slave`` (for the local terminal) or None when indeterminate."""
     if local_type != remote_type:
@@ -755,7 +912,7 @@ def msd_decision(local_type: int, local_number: int, remote_type: int, remote_nu
     diff = (remote_number - local_number) & 0xFFFFFF
     if diff in (0, 0x800000):
         return None
-    return "slave" if diff < 0x800000 else "master"
+    return "master" if diff < 0x800000 else "slave"  # §C.2.5: (remote - local) mod 2^24 below 2^23: local master
 
 
 def open_logical_channel_pdu(channel: OpenChannel) -> Value:

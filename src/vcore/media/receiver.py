@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from fractions import Fraction
-from typing import Any, Self
+from typing import Any, Callable, Self
 
 from av.audio.frame import AudioFrame
 
@@ -366,6 +366,9 @@ class VideoReceiver(_RtpReceiver):
         self.nacks_sent = 0
         self._pli_interval = pli_interval
         self._last_pli = -1e9
+        # also ask through signalling (H.245 videoFastUpdatePicture), at the PLI's rate; called on the event loop
+        self.on_keyframe_request: Callable[[], None] | None = None
+        self._last_fast_update = -1e9
         self._poll_handle: asyncio.TimerHandle | None = None
         if poll_interval is None:
             poll_interval = getattr(self.assembler, "poll_interval", None)
@@ -418,6 +421,10 @@ class VideoReceiver(_RtpReceiver):
 
     def _send_pli(self) -> None:
         now = time.monotonic()
+        hook = self.on_keyframe_request
+        if hook is not None and now - self._last_fast_update >= self._pli_interval:
+            self._last_fast_update = now
+            hook()
         if self._remote_ssrc is None or now - self._last_pli < self._pli_interval:
             return
         if self._send_rtcp_to_peer([RtcpPli(self.ssrc, self._remote_ssrc)]):
@@ -553,6 +560,17 @@ class AudioReceiver(_RtpReceiver):
         self._jitter_handle: asyncio.TimerHandle | None = None
         self._concealer: Any = None
         self._time_base = Fraction(1, decoder.info.clock_rate)
+
+    def set_decoder(self, decoder: AudioDecoder, jitter: Any = None) -> None:
+        """Switch to the negotiated codec before the first packet: decoder, RTP clock and (if given) jitter buffer."""
+        if self.packets:
+            raise MediaError("the audio codec can change only before the first packet")
+        self.decoder = decoder
+        self.clock_rate = decoder.info.clock_rate
+        self.remote_clock = RemoteClock(self.clock_rate)
+        self._time_base = Fraction(1, self.clock_rate)
+        if jitter is not None:
+            self.jitter = jitter
 
     async def start(self) -> None:
         await super().start()

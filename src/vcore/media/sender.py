@@ -105,7 +105,9 @@ class _RtpSender:
         self._closed = False
         self.cname: str | None = None  # set before start() to send SDES CNAME with each SR (RFC 3550 §6.5.1)
         self.rtt: float | None = None  # round-trip time from the peer's reception reports (RFC 3550 §6.4.1)
-        self.fraction_lost = 0.0  # the peer's last reported fraction lost (0..1)
+        # the peer's last reported fraction lost (0..1); None until a reception report about our stream came
+        # (so "no report" is not shown as "0 % loss")
+        self.fraction_lost: float | None = None
         self.history: RetransmissionHistory | None = None  # set before start() to answer generic NACKs
         self.retransmitted = 0
         self._history_lock = threading.Lock()
@@ -264,13 +266,14 @@ class _RtpSender:
             if isinstance(p, (RtcpReceiverReport, RtcpSenderReport)):
                 for block in p.reports:
                     if block.ssrc == self.ssrc:
-                        self.fraction_lost = block.fraction_lost / 256.0
+                        fraction = block.fraction_lost / 256.0
+                        self.fraction_lost = fraction
                         rtt = rtt_from_report(block, self.clock.ntp_timestamp(time.monotonic()))
                         if rtt is not None and rtt > MAX_RTT:
                             rtt = None  # a forged or broken LSR/DLSR: no path takes that long
                         if rtt is not None:
                             self.rtt = rtt
-                        self._on_report_block(self.fraction_lost, rtt)
+                        self._on_report_block(fraction, rtt)
             elif isinstance(p, RtcpNack):
                 self._on_nack(p)
             self._on_feedback(p)

@@ -20,10 +20,11 @@ import io
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import av
 import av.error
@@ -33,6 +34,9 @@ from av.audio.resampler import AudioResampler
 from ..payload.h264 import AccessUnit
 from ..rtp.seq import ts_diff
 from .errors import MediaError, PipelineClosed
+
+if TYPE_CHECKING:
+    from .audio_processing import AudioProcessingStage
 
 _log = logging.getLogger(__name__)
 
@@ -401,6 +405,11 @@ class Speaker:
     silence. ``played`` counts samples handed to the device. A device that
     cannot be opened raises :class:`~vcore.media.errors.DeviceNotFound`.
 
+    ``processing``: an :class:`~vcore.media.audio_processing.AudioProcessingStage`
+    that PortAudio's callback hands every block as played (with the time it
+    reaches the converter): the echo canceller's reference. Set by
+    :func:`vcore.media.audio_processing.attach`.
+
     Thread-safety: ``write()`` from one thread (the decode thread); PortAudio's
     callback thread takes samples under a lock; ``close()`` from any thread but
     that callback. ``write()`` after ``close()`` raises :class:`PipelineClosed`.
@@ -426,6 +435,7 @@ class Speaker:
         self.sample_rate = sample_rate or int(info["default_samplerate"])
         self.channels = channels
         self.dropped = self.underruns = self.played = 0
+        self.processing: AudioProcessingStage | None = None
         self._bytes_per_sample = 2 * channels
         self._cap = max(1, round(max_delay * self.sample_rate)) * self._bytes_per_sample
         self._prime = min(self._cap, round(prebuffer * self.sample_rate) * self._bytes_per_sample)
@@ -471,6 +481,11 @@ class Speaker:
             self.played += take // self._bytes_per_sample
         if take < need:
             out[take:] = bytes(need - take)
+        stage = self.processing
+        if stage is not None:  # the far end exactly as played: the echo canceller's reference
+            lag = when.outputBufferDacTime - when.currentTime
+            now = time.monotonic()
+            stage.played(bytes(out), self.channels, self.sample_rate, now + lag if 0.0 <= lag < 1.0 else now)
 
     @property
     def buffered(self) -> float:

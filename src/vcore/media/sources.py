@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import av
 import av.error
@@ -37,6 +37,9 @@ from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
 
 from .errors import DeviceError, DeviceNotFound, SourceEnded
+
+if TYPE_CHECKING:
+    from .audio_processing import AudioProcessingStage
 
 _log = logging.getLogger(__name__)
 
@@ -396,6 +399,11 @@ class Microphone(Source):
     seconds (unplugged), :class:`SourceEnded` after ``close()``.
     A device that cannot be opened raises :class:`DeviceNotFound`.
 
+    ``processing``: an :class:`~vcore.media.audio_processing.AudioProcessingStage`
+    (echo cancellation against a speaker, noise suppression, gain control) that
+    ``read()`` runs each frame through, in the reading thread; set by
+    :func:`vcore.media.audio_processing.attach`, closed with the microphone.
+
     Thread-safety: one thread reads; ``close()`` may be called from any thread.
     """
 
@@ -422,6 +430,7 @@ class Microphone(Source):
         self.channels = channels
         self.frame_duration = frame_duration
         self.overruns = 0
+        self.processing: AudioProcessingStage | None = None
         self._read_timeout = read_timeout
         self._stream: Any = None
         self._blocks: collections.deque[tuple[bytes, float]] = collections.deque(
@@ -491,6 +500,12 @@ class Microphone(Source):
                 raise DeviceError(f"{self._describe()} {why} (unplugged?)")
             data, stamp = self._blocks.popleft()
         pcm = np.frombuffer(data, dtype=np.int16).reshape(1, -1)
+        stage = self.processing
+        if stage is not None:  # echo cancellation & co. in this thread; 10 ms frames, none held for 20 ms blocks
+            processed, stamp = stage.capture(pcm, stamp)
+            if not len(processed):
+                return self.read()  # a block shorter than 10 ms: held for the next one
+            pcm = processed.reshape(1, -1)
         frame = AudioFrame.from_ndarray(pcm, format="s16", layout="mono" if self.channels == 1 else "stereo")
         frame.sample_rate = self.sample_rate
         frame.pts = round(stamp * 1_000_000)
@@ -508,6 +523,8 @@ class Microphone(Source):
             self._cond.notify_all()
         with self._io_lock:
             stream, self._stream = self._stream, None
+        if self.processing is not None:
+            self.processing.close()
         if stream is not None:
             try:
                 stream.abort()

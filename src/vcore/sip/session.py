@@ -1,0 +1,538 @@
+"""One SIP call (RFC 3261 INVITE dialog) behind the protocol-neutral :class:`vcore.callcontrol.CallControl`.
+
+The caller's session comes from :meth:`vcore.sip.SipListener.place_call`, the
+callee's from :meth:`~vcore.sip.SipListener.accept`. Either reports the same
+events as an H.323 :class:`~vcore.h323.CallSession` (``Alerting``,
+``Connected`` with the channels negotiated in SDP, ``KeyframeRequested`` from
+an RFC 5168 INFO, ``UserInput``, ``Released`` last). SIP final responses map to
+the H.225.0 reason names and Q.850 causes the call layer already knows
+(486 -> ``userBusy``/17, 603 -> ``destinationRejection``/21, ...), and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import zlib
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..callcontrol import (
+    NORMAL_CALL_CLEARING,
+    Alerting,
+    CallEvent,
+    Connected,
+    KeyframeRequested,
+    ProtocolWarning,
+    Released,
+    UserInput,
+)
+from ..h323.fast_connect import MediaChannel, MediaEndpoints
+from ..supervisor import Supervisor
+from . import sdp
+from .dialog import Dialog
+from .errors import SipError, SipParseError, SipTimeout
+from .message import NameAddr, SipMessage, new_branch
+from .transport import Flow
+from .ua import ALLOW, USER_AGENT, ServerTxn
+
+if TYPE_CHECKING:
+    from .listener import SipListener
+
+__all__ = ["STATUS_TO_RELEASE", "SipSession", "release_to_status"]
+
+log = logging.getLogger(__name__)
+
+# Q.850 causes (the numbers vcore.h323.q931.Cause names; SIP must not import H.323)
+USER_BUSY = 17
+CALL_REJECTED = 21
+NO_ROUTE = 3
+NO_USER_RESPONDING = 18
+TEMPORARY_FAILURE = 41
+INCOMPATIBLE_DESTINATION = 88
+RECOVERY_ON_TIMER_EXPIRY = 102
+NORMAL_UNSPECIFIED = 31
+
+STATUS_TO_RELEASE: dict[int, tuple[str, int]] = {  # RFC 3398 §8.2.6.1 (SIP -> ISUP cause), vcore's reason names
+    486: ("userBusy", USER_BUSY), 600: ("userBusy", USER_BUSY),
+    603: ("destinationRejection", CALL_REJECTED), 403: ("destinationRejection", CALL_REJECTED),
+    401: ("securityDenied", CALL_REJECTED), 407: ("securityDenied", CALL_REJECTED),
+    404: ("unreachableDestination", NO_ROUTE), 604: ("unreachableDestination", NO_ROUTE),
+    480: ("destinationRejection", NO_USER_RESPONDING), 408: ("timeout", RECOVERY_ON_TIMER_EXPIRY),
+    488: ("undefinedReason", INCOMPATIBLE_DESTINATION), 606: ("undefinedReason", INCOMPATIBLE_DESTINATION),
+    415: ("undefinedReason", INCOMPATIBLE_DESTINATION), 487: ("undefinedReason", NORMAL_CALL_CLEARING),
+    503: ("connectionFailed", TEMPORARY_FAILURE),
+}
+USER_INPUT_TYPE = "application/vnd.vcore.user-input"  # vcore's own INFO body for user input (UTF-8 text)
+MEDIA_CONTROL_TYPE = "application/media_control+xml"  # RFC 5168
+_FAST_UPDATE = (b'<?xml version="1.0" encoding="utf-8" ?><media_control><vc_primitive><to_encoder>'
+                b"<picture_fast_update/></to_encoder></vc_primitive></media_control>")
+_MAX_USER_INPUT = 1024
+_MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}  # RFC 3264 §6.1
+
+
+def release_to_status(reason: str, cause: int) -> tuple[int, str]:
+    """The final response a callee sends for a refusal (reason, Q.850 cause) (RFC 3398 §7.2.4.1)."""
+    if cause == USER_BUSY:
+        return 486, "Busy Here"
+    if reason == "securityDenied":
+        return 403, "Forbidden"
+    if cause == INCOMPATIBLE_DESTINATION:
+        return 488, "Not Acceptable Here"
+    if cause == CALL_REJECTED or reason == "destinationRejection":
+        return 603, "Decline"
+    return 480, "Temporarily Unavailable"
+
+
+class SipSession:
+    """One call's SIP signalling (caller or callee); implements :class:`vcore.callcontrol.CallControl`.
+
+    Iterate (``async for event in session``) or ``await next_event()``; the
+    last event is always :class:`Released`.
+    """
+
+    def __init__(self, listener: SipListener, *, caller: bool, invite: SipMessage, flow: Flow,
+                 server_txn: ServerTxn | None = None, local_tag: str | None = None) -> None:
+        self._listener = listener
+        self.config = listener.config
+        self.caller = caller
+        self._invite = invite
+        self._flow = flow
+        self._server_txn = server_txn
+        self.call_id = invite.call_id
+        self.call_reference = zlib.crc32(self.call_id.encode()) & 0x7FFF or 1  # a small number for logs
+        self.dialog: Dialog | None = None
+        self.local_tag = local_tag or (invite.from_.tag if caller else None) or ""
+        self.remote_aliases: tuple[str, ...] = ()
+        self.remote_display: str | None = None
+        self.remote_product: bytes | None = None
+        self.channels: list[MediaChannel] = []
+        self.released: Released | None = None
+        self.state = "calling" if caller else "incoming"
+        self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        # the INVITE's follower outlives a hang-up (a CANCEL still to send, a 200 racing it to ACK and BYE):
+        # the user agent owns it, and cancels it when it closes
+        self._tasks: Supervisor = listener._tasks
+        self._offer: sdp.SdpOffer | None = None
+        self._remote_offer: sdp.SessionDescription | None = None
+        self._local_sdp: bytes = b""
+        self._dialog_hop: Flow | None = None
+        self._alerted = False
+        self._cancel_requested = False
+        self._provisional = asyncio.Event()
+        self._peer_name = listener.peer_name(flow)
+        self._local_host = listener.local_host(flow)
+        self._peer_host = flow.remote[0]
+        self.secure = flow.transport == "TLS"
+        if not caller:
+            self._read_peer(invite.from_, invite.get("User-Agent"))
+
+    def __repr__(self) -> str:
+        return f"<SipSession {'caller' if self.caller else 'callee'} {self.call_id[:12]} {self.state}>"
+
+    # ---------------------------------------------------------------- CallControl
+
+    @property
+    def peer_name(self) -> str | None:
+        """The peer's TLS certificate CN (None on plaintext signalling)."""
+        return self._peer_name
+
+    @property
+    def local_host(self) -> str:
+        return self._local_host
+
+    @property
+    def peer_host(self) -> str:
+        return self._peer_host
+
+    def security(self) -> dict[str, Any]:
+        """What protects the call (never the keys)."""
+        return {
+            "signalling": "tls" if self.secure else "plaintext",
+            "peer_certificate": self.peer_name,
+            "srtp_keys": "tls-protected (SDES)" if self.secure else "exposed (plaintext signalling)",
+            "media": [{"direction": c.direction, "codec": c.format.name, "session": c.session_id,
+                       "srtp": c.suite or "plaintext"} for c in self.channels],
+        }
+
+    def __aiter__(self) -> SipSession:
+        return self
+
+    async def __anext__(self) -> CallEvent:
+        if self.released is not None and self._events.empty():
+            raise StopAsyncIteration
+        return await self._events.get()
+
+    async def next_event(self, timeout: float | None = None) -> CallEvent:
+        """The next event; raises :class:`SipTimeout` after ``timeout`` seconds (Released again once over)."""
+        if self.released is not None and self._events.empty():
+            return self.released
+        try:
+            return await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            raise SipTimeout(f"no call event within {timeout} s") from None
+
+    async def alert(self) -> None:
+        """Callee: send 180 Ringing."""
+        txn = self._server_txn
+        if self.caller or txn is None or txn.answered or self.released is not None:
+            return
+        txn.reply(180, "Ringing", to_tag=self.local_tag, extra=self._contact_headers())
+        self._alerted = True
+
+    async def answer(self, endpoints: MediaEndpoints) -> list[MediaChannel]:
+        """Callee: answer the SDP offer with ``endpoints`` (200 OK); returns the negotiated channels."""
+        txn = self._server_txn
+        if self.caller or txn is None:
+            raise SipError("only the callee answers")
+        if self.released is not None or txn.answered:
+            raise SipError("the call is over" if self.released else "already answered")
+        if self._remote_offer is None:
+            self._refuse(488, "Not Acceptable Here", "the INVITE carried no SDP offer (not supported)")
+            raise SipError("the INVITE carried no SDP offer")
+        try:
+            answer, channels = sdp.answer_offer(self._remote_offer, self.config.policy, endpoints,
+                                                host=self._local_host, sdes=self._sdes_allowed())
+        except sdp.SdpNegotiationError as exc:
+            self._refuse(488, "Not Acceptable Here", f"no acceptable media: {exc}")
+            raise SipError(f"no acceptable media in the offer: {exc}") from None
+        self._local_sdp = answer.serialize().encode()
+        self.channels = list(channels)
+        self.dialog = Dialog.as_uas(self._invite, self.local_tag)
+        self._listener._register_dialog(self)
+        txn.on_timeout = self._ack_timer_expired
+        txn.reply(200, "OK", to_tag=self.local_tag, body=self._local_sdp,
+                  extra=self._contact_headers() + [("Content-Type", "application/sdp")])
+        self.state = "connected"
+        self._emit(Connected(tuple(self.channels), True))
+        return list(self.channels)
+
+    async def reject(self, reason: str = "destinationRejection", cause: int = CALL_REJECTED) -> None:
+        """Callee: refuse the call (486, 603, 403, 488 or 480 after the reason and cause)."""
+        await self.hangup(reason, cause)
+
+    async def hangup(self, reason: str = "undefinedReason", cause: int = NORMAL_CALL_CLEARING) -> None:
+        """End the call: BYE once answered, CANCEL while calling, a final error response while offered."""
+        if self.released is None:
+            if self.state == "connected":
+                await self._send_bye()
+                self._release(reason, cause, f"released locally ({reason})", by_peer=False)
+            elif self.caller:
+                self._cancel(reason, cause)
+            else:
+                status, text = release_to_status(reason, cause)
+                self._refuse(status, text, f"refused locally ({reason})", reason, cause)
+
+    async def close(self) -> None:
+        await self.hangup()
+
+    async def request_keyframe(self, number: int) -> None:
+        """Ask the peer for a keyframe (RFC 5168 INFO; RTCP PLI/FIR go too, from the media layer)."""
+        if self.state == "connected":
+            await self._info(MEDIA_CONTROL_TYPE, _FAST_UPDATE)
+
+    async def limit_bitrate(self, bitrate: int | None, number: int | None = None) -> None:
+        """SIP has no in-dialog bitrate command: the media layer's RTCP (TMMBR, REMB) carries it."""
+        log.debug("SIP call %d: bitrate limit %s left to RTCP", self.call_reference, bitrate)
+
+    async def send_user_input(self, text: str) -> None:
+        """Send user input (an INFO with vcore's own body type; other peers may answer 415, ignored)."""
+        if len(text.encode()) > _MAX_USER_INPUT:
+            raise SipError(f"user input longer than {_MAX_USER_INPUT} bytes")
+        if self.state == "connected":
+            await self._info(USER_INPUT_TYPE, text.encode())
+
+    # ---------------------------------------------------------------- caller
+
+    async def _start_invite(self, offer: sdp.SdpOffer) -> None:
+        """Caller: send the INVITE built by the listener and follow its responses."""
+        self._offer = offer
+        self._tasks.spawn(self._run_invite(self._invite), f"call {self.call_reference} INVITE")
+
+    async def _run_invite(self, invite: SipMessage) -> None:
+        deadline = self.config.setup_timeout
+        authenticated = False
+        while True:
+            txn = self._listener.core.start_client(invite, self._flow)
+            self._invite = invite
+            while True:
+                try:
+                    timeout = deadline if self.state == "calling" else self.config.answer_timeout
+                    response = await asyncio.wait_for(txn.response(), timeout)
+                except TimeoutError:
+                    self._cancel("timeout", RECOVERY_ON_TIMER_EXPIRY,
+                                       "no answer to the INVITE in time" if self.state == "calling" else
+                                       "not answered in time")
+                    return
+                status = response.status or 0
+                if status < 200:
+                    if status > 100:
+                        self._provisional.set()
+                        if self.state == "calling":
+                            self.state = "ringing"
+                        if status in (180, 183) and not self._alerted:
+                            self._alerted = True
+                            self._emit(Alerting())
+                    else:
+                        self._provisional.set()
+                    if self._cancel_requested:
+                        self._send_cancel()
+                        self._cancel_requested = False
+                    continue
+                if status < 300:
+                    await self._accepted(response)
+                    return
+                if status in (401, 407) and not authenticated and self._listener.credentials is not None:
+                    retry = self._listener.authenticate(invite, response)
+                    if retry is not None:
+                        authenticated = True
+                        invite = retry
+                        break
+                reason, cause = STATUS_TO_RELEASE.get(status, ("undefinedReason", NORMAL_UNSPECIFIED))
+                if status == 487 and self._cancel_requested:
+                    reason = "undefinedReason"
+                by_peer = status != 408 and txn.failure is None and not (status == 487 and self.state == "cancelling")
+                self._release(reason, cause, f"{status} {response.reason}", by_peer=by_peer)
+                return
+
+    async def _accepted(self, response: SipMessage) -> None:
+        """Caller: a 2xx. ACK it, read the SDP answer, report Connected (or BYE if the answer is unusable)."""
+        self.dialog = Dialog.as_uac(self._invite, response)
+        self._read_peer(response.to, response.get("Server") or response.get("User-Agent"))
+        self._listener._register_dialog(self)
+        try:
+            self._dialog_hop = await self._listener.dialog_flow(self._flow, self.dialog)
+        except SipError as exc:  # no way to the remote target: the INVITE's way is the best left
+            log.info("SIP call %d: %s; ACK and BYE go the INVITE's way", self.call_reference, exc)
+        self._send_ack(response)
+        if self.state == "cancelling" or self.released is not None:
+            self.state = "connected"
+            await self._send_bye()  # RFC 3261 §15: the CANCEL lost the race, the call is ended with BYE
+            return
+        self.state = "connected"
+        assert self._offer is not None
+        try:
+            if response.content_type != "application/sdp":
+                raise sdp.SdpError("the 200 OK carries no SDP answer")
+            answer = sdp.SessionDescription.parse(response.body.decode("utf-8", "replace"))
+            self.channels = sdp.accept_answer(self._offer, answer)
+        except (sdp.SdpError, SipError) as exc:
+            await self._send_bye()
+            self._release("protocolError", INCOMPATIBLE_DESTINATION, f"unusable SDP answer: {exc}",
+                                by_peer=False)
+            return
+        self._emit(Connected(tuple(self.channels), True))
+
+    def _send_ack(self, response: SipMessage) -> None:
+        assert self.dialog is not None
+        ack = self.dialog.request("ACK", self._via(), cseq=self._invite.cseq[0])
+        for name in ("Authorization", "Proxy-Authorization"):
+            if self._invite.get(name):
+                ack.add(name, self._invite.get(name) or "")
+        self._listener.core.send_nowait(ack, self._dialog_flow())
+
+    def on_stray_2xx(self, response: SipMessage) -> None:
+        """A retransmitted 2xx (our ACK was lost): ACK it again (RFC 3261 §13.2.2.4)."""
+        if self.dialog is not None:
+            self._send_ack(response)
+
+    def _cancel(self, reason: str, cause: int, detail: str | None = None) -> None:
+        if self.state in ("calling", "ringing"):
+            if self._provisional.is_set():
+                self._send_cancel()
+            else:
+                self._cancel_requested = True  # RFC 3261 §9.1: CANCEL only after a provisional response
+            self.state = "cancelling"
+        self._release(reason, cause, detail or f"cancelled locally ({reason})", by_peer=False)
+
+    def _send_cancel(self) -> None:
+        invite = self._invite
+        assert invite.uri is not None
+        headers = [("Via", invite.get_all("Via")[0])] + [(n, v) for n, v in invite.headers if n == "Route"]
+        headers += [("Max-Forwards", "70"), ("From", invite.get("From") or ""), ("To", invite.get("To") or ""),
+                    ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq[0]} CANCEL")]
+        cancel = SipMessage.request("CANCEL", invite.uri, headers)
+        self._listener.core.start_client(cancel, self._flow)  # its 200 matters to nobody
+
+    # ---------------------------------------------------------------- callee
+
+    def _read_offer(self) -> None:
+        """Callee: parse the INVITE's SDP (raises :class:`SipParseError` -> 400)."""
+        invite = self._invite
+        if invite.body:
+            if invite.content_type != "application/sdp":
+                raise SipParseError(f"INVITE body of type {invite.content_type} (only application/sdp)")
+            try:
+                self._remote_offer = sdp.SessionDescription.parse(invite.body.decode("utf-8", "replace"))
+            except sdp.SdpError as exc:
+                raise SipParseError(f"SDP offer: {exc}") from None
+
+    def on_cancel(self) -> None:
+        """The caller cancelled before we answered: 487 to the INVITE, released by the peer."""
+        if self._server_txn is not None and not self._server_txn.answered:
+            self._server_txn.reply(487, "Request Terminated", to_tag=self.local_tag)
+            self._release("undefinedReason", NORMAL_CALL_CLEARING, "CANCEL", by_peer=True)
+
+    def on_ack(self, ack: SipMessage) -> None:
+        if self._server_txn is not None:
+            self._server_txn.ack_received()
+
+    def _ack_timer_expired(self) -> None:
+        if not self._tasks.closed:
+            self._tasks.spawn(self._no_ack(), f"call {self.call_reference} without ACK")
+
+    async def _no_ack(self) -> None:
+        if self.released is None:
+            await self._send_bye()
+            self._release("timeout", RECOVERY_ON_TIMER_EXPIRY, "no ACK for the 200 OK", by_peer=False)
+
+    def _refuse(self, status: int, text: str, detail: str, reason: str = "undefinedReason",
+                      cause: int = NORMAL_UNSPECIFIED) -> None:
+        if self._server_txn is not None and not self._server_txn.answered:
+            self._server_txn.reply(status, text, to_tag=self.local_tag)
+        self._release(reason, cause, detail, by_peer=False)
+
+    # ---------------------------------------------------------------- in the dialog
+
+    def on_request(self, request: SipMessage, txn: ServerTxn) -> None:
+        """A request inside the dialog (the listener matched Call-ID and tags)."""
+        method = request.method
+        assert self.dialog is not None
+        if not self.dialog.accept_remote_seq(request.cseq[0]):
+            txn.reply(500, "Server Internal Error - CSeq out of order", extra=[("Retry-After", "1")])
+            return
+        if method == "BYE":
+            txn.reply(200, "OK")
+            self._release("undefinedReason", NORMAL_CALL_CLEARING, "BYE", by_peer=True)
+        elif method == "INVITE":
+            self._reinvite(request, txn)
+        elif method == "OPTIONS":
+            txn.reply(200, "OK", extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
+        elif method == "INFO":
+            self._on_info(request, txn)
+        else:
+            txn.reply(405, "Method Not Allowed", extra=[("Allow", ALLOW)])
+
+    def _reinvite(self, request: SipMessage, txn: ServerTxn) -> None:
+        """A re-INVITE (RFC 3264 §8): answered with the streams as negotiated, their direction mirrored.
+
+        Hold (``sendonly``/``inactive``) gets the matching answer (``recvonly``/``inactive``); the media
+        itself is not paused nor moved (the call layer has no such step yet): a warning says so. Streams
+        added or removed are refused (488). Without SDP the re-INVITE is a session refresh.
+        """
+        body = self._local_sdp
+        if request.body:
+            try:
+                if request.content_type != "application/sdp":
+                    raise sdp.SdpError(f"body of type {request.content_type}")
+                offer = sdp.SessionDescription.parse(request.body.decode("utf-8", "replace"))
+                current = sdp.SessionDescription.parse(self._local_sdp.decode("utf-8", "replace"))
+                if [m.media for m in offer.media] != [m.media for m in current.media]:
+                    raise sdp.SdpError("streams added, removed or reordered (not supported mid-call)")
+                media = []
+                held = []
+                for theirs, ours in zip(offer.media, current.media):
+                    offered = theirs.direction(offer.direction())
+                    answer = _MIRROR[offered] if ours.port else "inactive"
+                    if offered != "sendrecv":
+                        held.append(f"{theirs.media} {offered}")
+                    attrs = tuple(a for a in ours.attributes if a.name not in sdp.DIRECTIONS)
+                    media.append(replace(ours, attributes=attrs + (sdp.Attribute(answer),)))
+                origin = replace(current.origin, version=current.origin.version + 1)  # RFC 3264 §8
+                body = replace(current, origin=origin, media=tuple(media)).serialize().encode()
+            except sdp.SdpError as exc:
+                txn.reply(488, "Not Acceptable Here")
+                self._warn(f"re-INVITE refused (488): {exc}")
+                return
+            self._local_sdp = body
+            if held:
+                self._warn(f"the peer holds the call ({', '.join(held)}): answered, media not paused")
+        txn.reply(200, "OK", extra=self._contact_headers() + [("Content-Type", "application/sdp")], body=body)
+
+    def _on_info(self, request: SipMessage, txn: ServerTxn) -> None:
+        kind = request.content_type
+        body = request.body[:_MAX_USER_INPUT]
+        if kind == MEDIA_CONTROL_TYPE and b"picture_fast_update" in body:
+            video = next((c for c in self.channels if c.direction == "send" and c.format.kind == "video"), None)
+            txn.reply(200, "OK")
+            if video is not None:
+                self._emit(KeyframeRequested(video.number))
+        elif kind == USER_INPUT_TYPE:
+            txn.reply(200, "OK")
+            self._emit(UserInput(body.decode("utf-8", "replace")))
+        elif kind == "application/dtmf-relay":  # the de-facto Cisco format: Signal=5
+            m = re.search(rb"Signal\s*=\s*([0-9A-D*#])", body)
+            txn.reply(200 if m else 400, "OK" if m else "Bad Request")
+            if m:
+                self._emit(UserInput(m.group(1).decode()))
+        else:
+            txn.reply(415, "Unsupported Media Type",
+                      extra=[("Accept", f"{MEDIA_CONTROL_TYPE}, {USER_INPUT_TYPE}, application/dtmf-relay")])
+
+    async def _info(self, content_type: str, body: bytes) -> None:
+        if self.dialog is None or self.released is not None:
+            return
+        try:
+            hop = await self._next_hop()
+            info = self.dialog.request("INFO", self._via(), content_type=content_type, body=body)
+            self._listener.core.start_client(info, hop)
+        except SipError as exc:
+            log.info("SIP call %d: INFO: %s", self.call_reference, exc)
+
+    async def _send_bye(self) -> None:
+        if self.dialog is None:
+            return
+        try:  # sent now; its transaction retransmits and ends on its own (nobody waits for the 200)
+            hop = await self._next_hop()
+            self._listener.core.start_client(self.dialog.request("BYE", self._via()), hop)
+        except SipError as exc:
+            log.info("SIP call %d: BYE: %s", self.call_reference, exc)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _sdes_allowed(self) -> bool:
+        return self.secure or self.config.sdes_over_plaintext
+
+    def _via(self) -> str:
+        return self._listener.via(self._dialog_flow(), new_branch())
+
+    def _dialog_flow(self) -> Flow:
+        """The flow in-dialog requests last went on (the INVITE's until one is chosen)."""
+        return self._dialog_hop or self._flow
+
+    async def _next_hop(self) -> Flow:
+        assert self.dialog is not None
+        self._dialog_hop = await self._listener.dialog_flow(self._flow, self.dialog)
+        return self._dialog_hop
+
+    def _contact_headers(self) -> list[tuple[str, str]]:
+        sips = self._invite.uri is None or self._invite.uri.scheme == "sips"  # the dialog's INVITE decides
+        contact = self._listener.contact(self._flow, sips=sips)
+        return [("Contact", contact), ("Allow", ALLOW), ("User-Agent", USER_AGENT)]
+
+    def _read_peer(self, who: NameAddr, product: str | None) -> None:
+        uri = who.uri
+        self.remote_aliases = tuple(a for a in (uri.user, str(uri.without_params())) if a)
+        self.remote_display = who.display
+        if product is not None:
+            self.remote_product = b"vcore" if product.split("/")[0].strip() == USER_AGENT else product.encode()[:256]
+
+    def _warn(self, detail: str) -> None:
+        log.warning("SIP call %d: %s", self.call_reference, detail)
+        self._events.put_nowait(ProtocolWarning(detail))
+
+    def _emit(self, event: CallEvent) -> None:
+        if self.released is None:
+            self._events.put_nowait(event)
+
+    def _release(self, reason: str, cause: int | None, detail: str, *, by_peer: bool) -> None:
+        if self.released is not None:
+            return
+        event = Released(reason, cause, by_peer, detail)
+        self.released = event
+        if self.state != "cancelling":
+            self.state = "released"
+        log.info("SIP call %d released: %s (cause %s, %s)", self.call_reference, reason, cause, detail)
+        self._listener._forget(self)
+        self._events.put_nowait(event)

@@ -16,9 +16,11 @@ Timeline (seconds): far-end only [0, 8), double talk [8, 12), far-end only
 Measures (:func:`measure`): ERLE (mic power over output power, in far-end-only
 windows where the agent speaks), convergence time (from the far end's start,
 or from the path change, until every later window holds the goal), near-end
-attenuation in double talk (the resident's part of the output, found by
-projection, against the same in the near-end-only period, so the processor's
-own gain cancels out), STOI of the double talk (pystoi), CPU per 10 ms frame.
+loss in double talk (the output's least-squares projection, in the double-talk
+period, on the output of the same chain for the same scene without the agent,
+:func:`without_agent`: what the agent's voice costs the resident's, with the
+chain's own delay, filters and gain the same in both), STOI of the double talk
+(pystoi), CPU per 10 ms frame.
 """
 
 from __future__ import annotations
@@ -156,6 +158,13 @@ class Scene:
         return np.clip(np.round(part * 32767), -32768, 32767).astype(np.int16)
 
 
+def without_agent(scene: Scene) -> Scene:
+    """``scene`` with the agent silent: the resident and the room noise only (the double-talk reference)."""
+    silent = np.zeros_like(scene.far)
+    return dataclasses.replace(scene, far=silent, echo=np.zeros_like(scene.echo),
+                               mic=np.clip(scene.near + scene.noise, -1.0, 1.0))
+
+
 def make_scene(rate: int = 16000, *, delay_ms: int = 80, rt60: float = 0.3, nonlinear: bool = False,
                echo_gain_db: float = 10.0, snr_db: float = 20.0, jump_ms: int = 30, seed: int = 7) -> Scene:
     """The kiosk's echo path (see the module notes); ``echo_gain_db`` sets the echo against the resident."""
@@ -196,7 +205,7 @@ class Result:
     converge_s: float  # from the far end's start until ERLE holds the goal
     erle_after_change_db: float
     reconverge_s: float  # from the path change until ERLE holds the goal again
-    near_attenuation_db: float  # resident's voice in double talk vs alone, in the output
+    near_attenuation_db: float  # resident's voice lost in double talk: output vs the same chain without the agent
     stoi_double_talk: float | None
     stoi_unprocessed: float | None
     cpu_us: float  # CPU per 10 ms frame (render + capture)
@@ -252,19 +261,27 @@ def _settle(curve: list[tuple[float, float]], start: float, end: float, goal: fl
     return float("inf")
 
 
-def _project(out: np.ndarray, ref: np.ndarray, rate: int) -> float:
-    """Power of ``ref``'s part in ``out`` (least-squares gain at the best lag within 20 ms)."""
-    best = 0.0
-    for lag in range(0, int(0.02 * rate) + 1, max(1, rate // 8000)):
-        o = out[lag:]
-        r = ref[: len(o)]
-        g = float(np.dot(o, r) / (np.dot(r, r) + 1e-12))
-        best = max(best, g * g * _power(r))
-    return best
+def near_loss_db(scene: Scene, out: np.ndarray, out_alone: np.ndarray) -> float:
+    """dB of the resident's voice lost in double talk: ``out`` projected on ``out_alone`` (the same chain's
+    output for :func:`without_agent`), sample-aligned since both went through the same processing."""
+    a, b = int(DOUBLE_TALK[0] * scene.rate), int(DOUBLE_TALK[1] * scene.rate)
+    o, ref = out[a:b].astype(np.float64), out_alone[a:b].astype(np.float64)
+    gain = float(np.dot(o, ref) / (np.dot(ref, ref) + 1e-12))
+    return float(-20 * np.log10(max(gain, 1e-6)))
 
 
-def measure(engine: str, scene: Scene, out: np.ndarray, cpu_us: float, goal_db: float) -> Result:
-    """The measures of :class:`Result` for ``out``, the processed ``scene.mic``."""
+def chain_lag(scene: Scene, out_alone: np.ndarray) -> int:
+    """Samples (0-20 ms) by which the chain delays the resident's voice: the best-correlated lag."""
+    a, b = int(DOUBLE_TALK[0] * scene.rate), int(DOUBLE_TALK[1] * scene.rate)
+    ref, o = scene.near[a:b], out_alone[a:b].astype(np.float64)
+    lags = range(int(0.02 * scene.rate) + 1)
+    return max(lags, key=lambda lag: float(np.dot(o[lag:], ref[: len(ref) - lag])))
+
+
+def measure(engine: str, scene: Scene, out: np.ndarray, cpu_us: float, goal_db: float,
+            out_alone: np.ndarray) -> Result:
+    """The measures of :class:`Result` for ``out``, the processed ``scene.mic``; ``out_alone`` is a fresh
+    instance of the same chain's output for ``without_agent(scene)``."""
     r = scene.rate
     curve = erle_curve(scene, out)
     conv = _settle(curve, FAR_ONLY_1[0], FAR_ONLY_1[1], goal_db)
@@ -272,23 +289,16 @@ def measure(engine: str, scene: Scene, out: np.ndarray, cpu_us: float, goal_db: 
     steady = [e for t, e in curve if FAR_ONLY_1[0] + 2 <= t < FAR_ONLY_1[1]]
     after = [e for t, e in curve if CHANGE_AT + 2 <= t < FAR_ONLY_2[1]]
     o = out.astype(np.float64) / 32767
-
-    def part(span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-        a, b = int(span[0] * r), int(span[1] * r)
-        return o[a:b], scene.near[a:b]
-
-    (o_dt, n_dt), (o_ne, n_ne) = part(DOUBLE_TALK), part(NEAR_ONLY)
-    gain_dt = 10 * np.log10(_project(o_dt, n_dt, r) / _power(n_dt))
-    gain_ne = 10 * np.log10(_project(o_ne, n_ne, r) / _power(n_ne))
     stoi = stoi_raw = None
     try:
         from pystoi import stoi as _stoi
 
         a, b = int(DOUBLE_TALK[0] * r), int(DOUBLE_TALK[1] * r)
-        stoi = float(_stoi(scene.near[a:b], o[a:b], r))
+        lag = chain_lag(scene, out_alone)  # AEC3 delays its output by ~8 ms: STOI needs it aligned
+        stoi = float(_stoi(scene.near[a:b - lag], o[a + lag:b], r))
         stoi_raw = float(_stoi(scene.near[a:b], scene.mic[a:b], r))
     except ImportError:
         pass
     return Result(engine, float(np.median(steady)) if steady else float("nan"), conv,
-                  float(np.median(after)) if after else float("nan"), reconv, float(gain_ne - gain_dt),
+                  float(np.median(after)) if after else float("nan"), reconv, near_loss_db(scene, out, out_alone),
                   stoi, stoi_raw, cpu_us, curve)

@@ -6,11 +6,13 @@ For each sample rate and each path (linear; with the loudspeaker's soft
 clipping): WebRTC AEC3 (livekit) and SpeexDSP, with echo cancellation, noise
 suppression and the high-pass filter (WebRTC) on and the gain control off (a
 gain stage moves the output level the ERLE is measured on; the row
-``webrtc+agc`` shows the whole default chain), and the unprocessed
-microphone. Prints a Markdown table: ERLE, convergence, re-convergence after a
-30 ms delay jump, near-end attenuation and STOI in double talk, CPU per 10 ms
-frame. SpeexDSP, which has no delay estimator, is told the path's delay
-(minus 10 ms); WebRTC is told nothing.
+``webrtc+agc`` shows the whole default chain, ``webrtc-ns`` the canceller
+without noise suppression), and the unprocessed microphone. Prints a Markdown
+table: ERLE, convergence, re-convergence after a 30 ms delay jump, near-end
+loss and STOI in double talk, CPU per 10 ms frame. Each chain runs twice, the
+second time (a fresh instance) on the scene without the agent: the near-end
+loss compares the two outputs. SpeexDSP, which has no delay estimator, is told
+the path's delay (minus 10 ms); WebRTC is told nothing.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.aec_material import Result, Scene, make_scene, measure, run  # noqa: E402
+from benchmarks.aec_material import Result, Scene, make_scene, measure, run, without_agent  # noqa: E402
 from vcore.media.audio_processing import (  # noqa: E402
     AudioProcessingError,
     SpeexProcessor,
@@ -48,17 +51,24 @@ class _Passthrough:
         return frame
 
 
-def engines(rate: int, scene: Scene) -> list[tuple[str, Any]]:
-    """The processors compared on ``scene``."""
-    out: list[tuple[str, Any]] = [("none", _Passthrough())]
+def engines(rate: int, scene: Scene) -> list[tuple[str, Callable[[], Any]]]:
+    """The processors compared on ``scene``, as factories (each chain runs twice: with and without the agent)."""
+    out: list[tuple[str, Callable[[], Any]]] = [("none", _Passthrough)]
+
+    def speex() -> SpeexProcessor:
+        p = SpeexProcessor(rate, auto_gain_control=False)
+        p.set_delay(max(0, scene.delay_ms - 10))
+        return p
+
     try:
-        out.append(("webrtc", WebRtcProcessor(rate, auto_gain_control=False)))
-        out.append(("webrtc+agc", WebRtcProcessor(rate)))
+        WebRtcProcessor(rate).close()
+        out.append(("webrtc-ns", lambda: WebRtcProcessor(rate, noise_suppression=False, auto_gain_control=False)))
+        out.append(("webrtc", lambda: WebRtcProcessor(rate, auto_gain_control=False)))
+        out.append(("webrtc+agc", lambda: WebRtcProcessor(rate)))
     except AudioProcessingError as exc:
         print(f"# webrtc skipped: {exc}", file=sys.stderr)
     try:
-        speex = SpeexProcessor(rate, auto_gain_control=False)
-        speex.set_delay(max(0, scene.delay_ms - 10))
+        speex().close()
         out.append(("speex", speex))
     except AudioProcessingError as exc:
         print(f"# speex skipped: {exc}", file=sys.stderr)
@@ -90,11 +100,16 @@ def main(argv: list[str] | None = None) -> int:
             scene = make_scene(rate, delay_ms=args.delay, rt60=args.rt60, nonlinear=nonlinear,
                                echo_gain_db=args.echo_gain)
             goal = GOAL_NONLINEAR_DB if nonlinear else GOAL_LINEAR_DB
-            for name, proc in engines(rate, scene):
-                out, cpu = run(proc, scene)
-                res: Result = measure(name, scene, out, cpu, goal)
-                if hasattr(proc, "close"):
-                    proc.close()
+            alone = without_agent(scene)
+            for name, make in engines(rate, scene):
+                outs = []
+                for sc in (alone, scene):
+                    proc = make()
+                    outs.append(run(proc, sc))
+                    if hasattr(proc, "close"):
+                        proc.close()
+                (out_alone, _), (out, cpu) = outs
+                res: Result = measure(name, scene, out, cpu, goal, out_alone)
                 path = "soft clip" if nonlinear else "linear"
                 stoi = ("-" if res.stoi_double_talk is None
                         else f"{res.stoi_double_talk:.2f} ({res.stoi_unprocessed:.2f})")

@@ -28,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import termios
 import threading
 import time
@@ -396,9 +397,9 @@ memlog=5
 children=1
 tcp_children=1
 auto_aliases=no
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
-alias="127.0.0.1:{port}"
+listen=udp:{host}:{port}
+listen=tcp:{host}:{port}
+alias="{host}:{port}"
 {tls_listen}
 mpath="{modules}"
 {tls_module}
@@ -424,6 +425,7 @@ modparam("rr", "enable_full_lr", 1)
 
 request_route {{
     xlog("L_INFO", "request $rm $ru from $si:$sp ($pr)\n");
+    $var(asserted) = "";
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (!sanity_check()) {{ xlog("L_WARN", "malformed $rm from $si\n"); exit; }}
     if (has_totag()) {{
@@ -440,8 +442,11 @@ request_route {{
         exit;
     }}
     if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "OK"); exit; }}
-    # the domain's users (From host 127.0.0.1, whatever the port) must authenticate their calls
-    if ($fd == "127.0.0.1") {{ route(AUTH); }}
+    # the domain's users (From host {host}, whatever the port) must authenticate their calls
+    if ($fd == "{host}") {{ route(AUTH); }}
+    # RFC 3325: the caller's identity as this server authenticated it; never one a client wrote itself
+    remove_hf("P-Asserted-Identity");
+    if ($var(asserted) != "") {{ append_hf("P-Asserted-Identity: <sip:$var(asserted)@$fd>\r\n"); }}
     if (uri != myself) {{ sl_send_reply("403", "Not relaying"); exit; }}
     record_route();
     if (!lookup("location")) {{ sl_send_reply("404", "Not registered"); exit; }}
@@ -462,9 +467,51 @@ route[AUTH] {{
         exit;
     }}
     xlog("L_INFO", "authenticated $au ($rm)\n");
+    $var(asserted) = $au;
     consume_credentials();
 }}
 """
+
+
+def issue_server_certificate(ca_dir: Path, name: str, hosts: list[str], path: Path) -> Path:
+    """A SIP server's identity PEM (key, certificate, CA) from the installation's CA in ``ca_dir``, naming
+    ``hosts`` the way RFC 5922 §7.1 matches a server: IP address or DNS subjectAltName, and a ``sip:`` URI.
+
+    ``vcore pki issue`` makes terminal certificates (aliases, roles); a SIP server is named by its host.
+    """
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from vcore import pki
+
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key.pem").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.cert.pem").read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+        names.append(x509.UniformResourceIdentifier(f"sip:{host}"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pki.Identity(key, (cert, ca_cert)).save(path)
+    return path
 
 
 @dataclass
@@ -485,6 +532,8 @@ class Kamailio:
     identity: Path | None = None  # a PEM with key and certificate: also listen for TLS on tls_port
     cafile: Path | None = None  # verify TLS peers' certificates against this CA (required, both ways)
     tls_port: int = 0
+    host: str = LOCALHOST  # the address it listens on (and its domain)
+    netns: str | None = None  # run inside this network namespace (``ip netns exec``), e.g. a lab's public host
     output: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -497,7 +546,7 @@ class Kamailio:
 
     @property
     def domain(self) -> str:
-        return f"{LOCALHOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self) -> Kamailio:
         if any(not re.fullmatch(r"[A-Za-z0-9_.-]+", v) for kv in self.users.items() for v in kv):
@@ -510,22 +559,41 @@ class Kamailio:
         if self.identity is not None:
             if not Path(modules, "tls.so").is_file():
                 pytest.skip("Kamailio's TLS module is not installed (Debian package kamailio-tls-modules)")
-            tls_listen = f"enable_tls=yes\nlisten=tls:127.0.0.1:{self.tls_port}\nalias=\"127.0.0.1:{self.tls_port}\""
+            tls_listen = (f"enable_tls=yes\nlisten=tls:{self.host}:{self.tls_port}\n"
+                          f"alias=\"{self.host}:{self.tls_port}\"")
             tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{self._tls_config()}")'
         cfg = self.workdir / "kamailio.cfg"
         cfg.write_text(_KAMAILIO_CFG.format(port=self.port, modules=modules, algorithm=self.algorithm,
                                             min_expires=self.min_expires, users=users, tls_listen=tls_listen,
-                                            tls_module=tls_module))
-        check = subprocess.run([self.binary, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+                                            tls_module=tls_module, host=self.host))
+        inside = ["ip", "netns", "exec", self.netns] if self.netns is not None else []
+        check = subprocess.run([*inside, self.binary, "-c", "-f", str(cfg)], capture_output=True, text=True,
+                               timeout=30)
         if check.returncode != 0:
             raise RuntimeError(f"kamailio rejects its configuration: {check.stderr[-2000:]}")
-        self.proc = subprocess.Popen([self.binary, "-DD", "-E", "-f", str(cfg), "-Y", str(self.workdir),
+        self.proc = subprocess.Popen([*inside, self.binary, "-DD", "-E", "-f", str(cfg), "-Y", str(self.workdir),
                                       "-w", str(self.workdir)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        wait_tcp(self.port, self.proc)
+        if self.netns is None:
+            wait_tcp(self.port, self.proc)
+        else:
+            self._wait_inside(inside)
         return self
+
+    def _wait_inside(self, inside: list[str], timeout: float = 15.0) -> None:
+        """Wait until Kamailio accepts TCP on ``host:port`` inside its namespace."""
+        probe = f"import socket; socket.create_connection(({self.host!r}, {self.port}), 0.5).close()"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kamailio exited early ({self.proc.returncode}): {self.output[-10:]}")
+            if subprocess.run([*inside, sys.executable, "-c", probe], capture_output=True, timeout=10).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"kamailio does not listen on {self.host}:{self.port} in {self.netns}")
 
     def _tls_config(self) -> Path:
         """Kamailio's TLS profiles: its identity as server and as client, peers verified against ``cafile``."""

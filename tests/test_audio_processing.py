@@ -138,13 +138,16 @@ def material() -> Any:
 
 def _measure(m: Any, engine: str, **scene: Any) -> Any:
     sc = m.make_scene(16000, **scene)
-    p = _processor(engine, auto_gain_control=False)
-    if engine == "speex":
-        p.set_delay(sc.delay_ms - 10)  # SpeexDSP has no delay estimator: it is told the path's delay
-    out, cpu = m.run(p, sc)
-    p.close()
+    outs = []
+    for s in (m.without_agent(sc), sc):  # the same chain without the agent: the double-talk reference
+        p = _processor(engine, auto_gain_control=False)
+        if engine == "speex":
+            p.set_delay(sc.delay_ms - 10)  # SpeexDSP has no delay estimator: it is told the path's delay
+        outs.append(m.run(p, s))
+        p.close()
     assert sc.speech_source == "espeak-ng"
-    return m.measure(engine, sc, out, cpu, 20.0 if scene.get("nonlinear") else 30.0)
+    (alone, _), (out, cpu) = outs
+    return m.measure(engine, sc, out, cpu, 20.0 if scene.get("nonlinear") else 30.0, alone)
 
 
 @needs_espeak
@@ -163,8 +166,8 @@ def test_webrtc_meets_the_echo_goals_on_the_kiosk_echo_path(material: Any, nonli
 @needs_espeak
 @needs_webrtc
 def test_webrtc_keeps_the_residents_voice_in_double_talk(material: Any) -> None:
-    # echo as loud as the resident at the mic: within 3 dB (with the echo 10 dB louder it loses ~4 dB:
-    # see benchmarks/AEC_RESULTS.md)
+    # echo as loud as the resident at the mic: within 3 dB (2.5 dB measured; with the echo 10 dB louder AEC3's
+    # suppressor costs it 5-6.6 dB, 2-4 dB with the gain control: see benchmarks/AEC_RESULTS.md)
     r = _measure(material, "webrtc", echo_gain_db=0.0, delay_ms=120, rt60=0.4)
     assert r.near_attenuation_db <= 3.0
     assert r.erle_db >= 30.0
@@ -441,13 +444,11 @@ def test_agent_does_not_hear_its_own_voice_through_the_kiosk(pki_dir: Path, tmp_
         run(scenario())
     finally:
         room.close()
-    # A receive-side fault is not this test's subject, but must not make it pass: AudioJitterBuffer conceals
-    # every slot after a sender re-anchors its timestamps off the 20 ms grid (a capture stall on a loaded machine)
+    # The receivers must have played the audio: a receiver that concealed it would make the suppression
+    # below pass without any echo cancellation (silence has no echo)
     for side in ("kiosk", "agent"):
         got = measured[f"{side}_in"]
-        if got.concealed > got.frames // 10:
-            pytest.skip(f"the {side}'s audio receiver concealed {got.concealed} of {got.frames} frames "
-                        "(jitter buffer off its slot grid after a timestamp re-anchor)")
+        assert got.concealed <= got.frames // 10, f"the {side}'s audio receiver concealed {got.concealed} of {got.frames}"
     # the last 6 s of the call: the echo the room put into the microphone against what the agent got back
     t_end = measured["end"]
     echo = np.concatenate([pcm for t, pcm in room.echo if t_end - 6.0 < t <= t_end])

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from vcore.h323 import asn1
-from vcore.h323.fast_connect import encode_proposals
-from vcore.h323.keys import SrtpKeyMaterial
+from vcore.h323.keys import SUITES, SrtpKeyMaterial, parse_security_capability
 from vcore.h323.messages import (
     DEFAULT_FORMATS,
     G722,
+    H224,
     H264_MODE1,
     PCMU,
     Address,
@@ -25,6 +25,7 @@ from vcore.h323.messages import (
     facility_uuie,
     flow_control_command,
     master_slave_determination,
+    open_logical_channel,
     open_logical_channel_ack,
     open_logical_channel_pdu,
     release_complete_uuie,
@@ -41,15 +42,32 @@ CONF = bytes(range(16, 32))
 A = Address
 
 
+def pre_h235_8(value: Any) -> Any:
+    """``value`` with its SRTP suites listed as vcore did when the golden vectors below were recorded
+    (``encryptionCapability``; the key was already H.235.8 ``SrtpKeys``), so the vectors still check the encoder."""
+    if isinstance(value, dict):
+        out = {k: pre_h235_8(v) for k, v in value.items()}
+        eai = value.get("encryptionAuthenticationAndIntegrity")
+        if eai is not None:
+            out["encryptionAuthenticationAndIntegrity"] = {
+                "encryptionCapability": [SUITES[name].algorithm() for name in parse_security_capability(eai).suites]}
+        return out
+    if isinstance(value, tuple):
+        return tuple(pre_h235_8(v) for v in value)
+    if isinstance(value, list):
+        return [pre_h235_8(v) for v in value]
+    return value
+
+
 def corpus() -> list[tuple[str, str, Any]]:
     """Messages whose encodings exercise extension additions at every bit offset vcore produces."""
     endpoints = {1: (A("192.0.2.1", 5000), A("192.0.2.1", 5001)), 2: (A("192.0.2.1", 5002), A("192.0.2.1", 5003))}
     key = SrtpKeyMaterial("AEAD_AES_128_GCM", bytes(range(16)), bytes(range(16, 28)))
-    fs = encode_proposals([
+    fs = [asn1.encode_olc(pre_h235_8(open_logical_channel(c))) for c in (
         OpenChannel(1, H264_MODE1, False, 2, media_control=endpoints[2][1], suites=("AEAD_AES_128_GCM",), key=key),
         OpenChannel(2, G722, True, 1, media=endpoints[1][0], media_control=endpoints[1][1]),
         OpenChannel(3, PCMU, False, 1, media_control=endpoints[1][1]),
-    ])
+    )]
     out: list[tuple[str, str, Any]] = []
     for reason in ("undefinedReason", "securityDenied", "destinationRejection", "tunnelledSignallingRejected"):
         out.append((f"releaseComplete {reason}", asn1.UUIE,
@@ -67,10 +85,10 @@ def corpus() -> list[tuple[str, str, Any]]:
         call_id=CID, conference_id=CONF, fast_connect_refused=True, h245_address=A("192.0.2.9", 40001)))))
     out.append(("facility startH245", asn1.UUIE, user_information("facility", facility_uuie(
         call_id=CID, conference_id=CONF, reason="startH245", h245_address=A("192.0.2.9", 40002)), tunnelling=False)))
-    out.append(("tcs", asn1.H245, terminal_capability_set(1, DEFAULT_FORMATS, ("AEAD_AES_128_GCM",
-                                                                            "AES_CM_128_HMAC_SHA1_80"))))
-    out.append(("olc h235Media key", asn1.H245, open_logical_channel_pdu(OpenChannel(
-        64, H264_MODE1, False, 2, media_control=A("192.0.2.1", 5003), suites=("AEAD_AES_128_GCM",), key=key))))
+    out.append(("tcs", asn1.H245, pre_h235_8(terminal_capability_set(1, DEFAULT_FORMATS, ("AEAD_AES_128_GCM",
+                                                                                       "AES_CM_128_HMAC_SHA1_80")))))
+    out.append(("olc h235Media key", asn1.H245, pre_h235_8(open_logical_channel_pdu(OpenChannel(
+        64, H264_MODE1, False, 2, media_control=A("192.0.2.1", 5003), suites=("AEAD_AES_128_GCM",), key=key)))))
     out.append(("olc reverse g722", asn1.H245, open_logical_channel_pdu(OpenChannel(
         65, G722, True, 1, media=A("192.0.2.1", 5000), media_control=A("192.0.2.1", 5001)))))
     out.append(("olcAck", asn1.H245, open_logical_channel_ack(64, 2, A("198.51.100.7", 6002),
@@ -79,6 +97,14 @@ def corpus() -> list[tuple[str, str, Any]]:
     out.append(("vfu", asn1.H245, video_fast_update_picture(64)))
     out.append(("flow", asn1.H245, flow_control_command(256000, 64)))
     out.append(("uii", asn1.H245, user_input_indication("vcore:camera-preset=3")))
+    # H.235.8 (SrtpCryptoCapability in genericH235SecurityCapability) and the H.224 data channel
+    key80 = SrtpKeyMaterial("AES_CM_128_HMAC_SHA1_80", bytes(range(16)), bytes(range(16, 30)))
+    out.append(("olc h235.8", asn1.H245, open_logical_channel_pdu(OpenChannel(
+        64, H264_MODE1, False, 2, media_control=A("192.0.2.1", 5003), suites=("AEAD_AES_128_GCM",), key=key))))
+    out.append(("tcs h235.8 h224", asn1.H245, terminal_capability_set(2, (H264_MODE1, PCMU), (
+        "AES_CM_128_HMAC_SHA1_80",), h224=True)))
+    out.append(("olc h224", asn1.H245, open_logical_channel_pdu(OpenChannel(
+        70, H224, False, 3, media_control=A("192.0.2.1", 5005), suites=("AES_CM_128_HMAC_SHA1_80",), key=key80))))
     return out
 
 
@@ -102,6 +128,10 @@ GOLDEN = [
     ('vfu', '4c003f28'),
     ('flow', '4800003f200a00'),
     ('uii', '6d401576636f72653a63616d6572612d7072657365743d33'),
+    # recorded with the current encoder when vcore moved to H.235.8 and added the H.224 data channel
+    ('olc h235.8', '0380003f20403d4008220800070008816b00045a170140146983c5bfb09f8adfaa98eb97c79497b9a88ecb7b30001560000700088171000001404e200202914002a20047801804600200c0000201138b04000b50080008817100000001c00480400060003b803aa0146983c5bfb09f8adfaa98eb97c79497b9a88ecb7b00202120010010000102030405060708090a0b0c0d0e0f0c101112131415161718191a1b'),
+    ('tcs h235.8 h224', '0270020600088175000d801b00003c0001000001000001000c020c0050080008817100000001c0058000000c001560000700088171000001404e200202914002a20047800001811a4008150800070008816b00045a0a0140070008816b00045b000080000220c013800003811a4008150800070008816b00045a0a0140070008816b00045b000280000448c6800280800005811a4008150800070008816b00045a0a0140070008816b00045b000400800002000002000000000004'),
+    ('olc h224', '0380004520401c4008150800070008816b00045a0a0140070008816b00045b631a0280800b0c400300c0000201138d2004803500640030802fa0070008816b00045b00202322010010000102030405060708090a0b0c0d0e0f0e101112131415161718191a1b1c1d'),
 ]
 
 

@@ -8,6 +8,7 @@ plaintext call decodes the data channel as RTP on the port H.245 negotiated.
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,42 @@ def test_tshark_decodes_the_data_channel_as_rtp(tmp_path: Path) -> None:
     assert all(r[0] == "2" and r[1] == "100" and r[2] in ("1", "True") for r in rows), rows
     assert {int(r[3]) for r in rows} == set(ports)  # both directions, each to the port its OLC/Ack announced
     assert len(rows) >= 6  # CME client lists and capabilities both ways, then the H.281 preset
+
+
+def _free_pairs(n: int) -> tuple[int, int]:
+    """An even port range of ``n`` RTP/RTCP pairs that is free on 127.0.0.1 right now."""
+    import random
+
+    for _ in range(50):
+        base = random.randrange(20000, 60000, 2)
+        held = []
+        try:
+            for port in range(base, base + 2 * n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind(("0.0.0.0", port))
+            return base, base + 2 * n - 1
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise AssertionError("no free port range")
+
+
+def test_no_port_pair_left_for_the_data_channel_leaves_it_out(pki_dir: Path) -> None:
+    """A station whose rtp_ports hold only audio and video still answers, without camera control."""
+    async def scenario() -> None:
+        agent = terminal(pki_dir, "CAF agent", auto_answer=True, rtp_ports=_free_pairs(2))
+        kiosk = terminal(pki_dir, "Murat kiosk", listen=False)
+        async with agent, kiosk:
+            call = await kiosk.call(agent.uri)
+            await asyncio.wait_for(call.connected, T)
+            await until(call, "media-started")
+            answered = agent.calls[0]
+            assert set(answered.local_media) == {"audio", "video"} and "data" in call.local_media
+            assert not call.remote_camera_h281
+            assert not [m for m in call.security()["media"] if m["codec"] == "H224"]
+            await call.hangup()
+
+    run(scenario())

@@ -176,7 +176,8 @@ def test_wireshark_decodes_every_message(tmp_path: Path) -> None:
     assert "standard: 0.0.8.241.0.0.1 (h264 generic-capabilities)" in text
     assert "Profile: 0x40, Baseline Profile" in text and "unsignedMin: 71 - Level 3.1" in text
     assert "oid: 0.0.8.241.0.0.0.1 (iPpacketization_RFC3984NonInterleaved)" in text
-    assert "algorithm: 0.0.8.235.0.4.91 (AES_CM_128_HMAC_SHA1_80)" in text
+    assert "standard: 0.0.8.235.0.4.90" in text  # H.235.8 SrtpCryptoCapability (genericH235SecurityCapability)
+    assert "encryptionCapability" not in text  # nothing vcore-specific beside it
     assert "g711Ulaw64k" in text and "g711Alaw64k" in text and "g722-64k" in text
     assert "reason: securityDenied" in text
     assert text.count("fastStart:") >= 2

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from vcore.callcontrol import Connected, KeyframeRequested, Released
 from vcore.h323 import messages
 from vcore.h323.caller import place_call
 from vcore.h323.config import SignallingConfig
+from vcore.h323.errors import SignallingTimeout
 from vcore.h323.fast_connect import MediaPolicy
 from vcore.h323.messages import H264_MODE1, PCMU, Address
-from vcore.callcontrol import Connected, KeyframeRequested, Released
-from vcore.h323.errors import SignallingTimeout
 
 from .call_helpers import T, run, sources
 from .h264_util import encode_clip

@@ -688,6 +688,39 @@ def test_audio_no_drift_with_fast_sender_clock() -> None:
     assert jb.stats.delay < 0.08
 
 
+
+@pytest.mark.parametrize("shift", [37, -37, 80, 120, -1])
+def test_audio_sender_re_anchored_off_the_frame_grid(shift: int) -> None:
+    """A sender that re-anchors its timestamps off the 20 ms grid (AudioSender after a capture stall) keeps
+    being played: the first packets take the nearest slot, then the playout grid moves to them."""
+    pkts = audio_packets(300)
+    moved = [
+        RtpPacket(0, p.sequence_number, (p.timestamp + (shift if k >= 50 else 0)) & 0xFFFFFFFF, p.ssrc,
+                  k.to_bytes(2, "big") * 80)
+        for k, p in enumerate(pkts)
+    ]
+    jb = AudioJitterBuffer(min_delay=0.02, max_delay=0.3)
+    out = run_audio(jb, [(k * 0.02, p) for k, p in enumerate(moved)], 300 * 0.02 + 0.1)
+    st = jb.stats
+    normal = [f.payload for f in out if f.kind is AudioFrameKind.NORMAL]
+    # every packet played, in order; a forward jump of more than half a frame leaves one slot to conceal,
+    # and the buffer, one frame longer, may shed one frame later
+    assert len(normal) >= 299 and normal == [p.payload for p in moved if p.payload in set(normal)]
+    assert st.resets == 0 and st.late == 0 and st.realigned == 1
+    last = max(i for i, f in enumerate(out) if f.kind is AudioFrameKind.NORMAL)
+    assert sum(f.kind is not AudioFrameKind.NORMAL for f in out[: last + 1]) <= 1
+    assert st.delay < 0.06
+
+
+def test_audio_one_stray_timestamp_does_not_move_the_grid() -> None:
+    pkts = audio_packets(100)
+    stray = pkts[40]
+    pkts[40] = RtpPacket(0, stray.sequence_number, (stray.timestamp + 37) & 0xFFFFFFFF, stray.ssrc, stray.payload)
+    jb = AudioJitterBuffer(min_delay=0.02, max_delay=0.3)
+    out = run_audio(jb, [(k * 0.02, p) for k, p in enumerate(pkts)], 100 * 0.02 + 0.1)
+    normal = [f.payload for f in out if f.kind is AudioFrameKind.NORMAL]
+    assert jb.stats.realigned == 0 and normal == [p.payload for p in pkts[: len(normal)]] and len(normal) >= 99
+
 def test_audio_ssrc_change_and_far_future_flood() -> None:
     jb = AudioJitterBuffer()
     a = audio_packets(20, ssrc=1)

@@ -54,7 +54,9 @@ def test_answer_sip_only_and_call_a_sip_uri() -> None:
 def test_bad_sip_flags_are_one_error_line() -> None:
     for argv, message in ((["answer", "--no-tls", "--no-h323"], "--no-h323 leaves nothing to answer on"),
                           (["call", "--no-tls", "--sip-registrar", "http://x", "sip:a@127.0.0.1"], "not a sip"),
-                          (["call", "--no-tls", "sip:a@127.0.0.1;transport=sctp"], "SIP transport 'sctp'")):
+                          (["call", "--no-tls", "sip:a@127.0.0.1;transport=sctp"], "SIP transport 'sctp'"),
+                          (["call", "--no-tls", "--sip-trusted-proxy", "sips:bob@pbx.example.org", "sip:a@127.0.0.1"],
+                           "names a user")):
         proc = subprocess.run([sys.executable, "-m", "vcore", *argv], capture_output=True, text=True, timeout=60,
                               env=_env())
         assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr
@@ -71,7 +73,10 @@ def test_station_file_sip_section(tmp_path: Path) -> None:
     assert values == {"sip": True, "sip_transport": "udp", "sip_port": 5062, "sip_registrar": "sip:192.0.2.1",
                       "sip_username": "kiosk-murat", "sip_password_file": str(tmp_path / "pw.txt"),
                       "sip_register_interval": 600}
+    conf.write_text('[sip]\ntrusted_proxies = ["sips:pbx.example.org", "sips:192.0.2.7:5061"]\n')
+    assert load_station_config(conf) == {"sip_trusted_proxy": ["sips:pbx.example.org", "sips:192.0.2.7:5061"]}
     for bad, message in (('transport = "sctp"', "[sip] transport"), ('registrar = "http://x"', "[sip] registrar"),
+                         ('trusted_proxies = ["sip:bob@pbx"]', "[sip] trusted_proxies"),
                          ("register_interval = 5", "[sip] register_interval"), ('password = "x"', "unknown key")):
         conf.write_text(f"[sip]\n{bad}\n")
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):

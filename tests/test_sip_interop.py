@@ -9,6 +9,7 @@ Each skips with a message when its program is missing (Debian ``baresip``, ``lin
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from vcore.h323.messages import G722, H264_MODE0, H264_MODE1, OPUS, PCMA, PCMU
 from vcore.sip import SipSettings
 
 from .call_helpers import T, make_pki, run, terminal, until, wait_for
-from .sip_peers import LOCALHOST, Baresip, BaresipAccount, Kamailio, Linphonec, wav_stats
+from .sip_peers import LOCALHOST, Baresip, BaresipAccount, Kamailio, Linphonec, issue_server_certificate, wav_stats
 
 pytestmark = pytest.mark.interop
 
@@ -135,7 +136,9 @@ def test_h264_video_with_baresip(tmp_path: Path) -> None:
 
 def test_baresip_hold_and_resume_keep_the_call(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """baresip puts the call on hold and resumes it (two re-INVITEs): vcore answers both (200, the direction
-    mirrored), the call and its media go on (vcore does not pause its media on hold yet, see docs/sip.md)."""
+    mirrored), stops sending while held and reports it (Held events, by the peer); audio flows after the
+    resume."""
+    caplog.set_level(logging.INFO, "vcore.sip.session")
     base = make_pki(tmp_path)
     peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:murat-kiosk@{LOCALHOST}", mediaenc="srtp-mand"),
                    certificate=base / "Murat kiosk.pem", cafile=base / "ca" / "ca.cert.pem")
@@ -149,16 +152,20 @@ def test_baresip_hold_and_resume_keep_the_call(tmp_path: Path, caplog: pytest.Lo
                 await asyncio.to_thread(peer.wait_event, "CALL_ESTABLISHED")
                 await asyncio.sleep(1.0)
                 peer.command("hold")
+                held = await until(call, "held")
+                assert held.held and held.by_peer and call.held
                 await asyncio.sleep(1.5)
                 peer.command("resume")
+                await wait_for(lambda: not call.held)
                 await asyncio.sleep(1.0)
                 before = _stream(call, "audio", "receive").packets
                 await asyncio.sleep(1.5)
                 assert _stream(call, "audio", "receive").packets > before + 25, "no audio after the resume"
                 assert call.ended is None
-                held = [r for r in caplog.records
-                        if r.name == "vcore.sip.session" and "holds the call" in r.getMessage()]
-                assert len(held) == 1, "vcore did not see the hold re-INVITE (once)"
+                changes = [r.getMessage() for r in caplog.records
+                           if r.name == "vcore.sip.session" and "the peer's re-INVITE" in r.getMessage()]
+                assert len(changes) == 1, f"vcore did not see the hold re-INVITE (once): {changes}"
+                assert "sendonly" in changes[0] or "inactive" in changes[0], changes
                 await call.hangup()
                 await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
             assert not any("488" in line or "Not Acceptable" in line for line in peer.output), peer.output[-20:]
@@ -167,23 +174,23 @@ def test_baresip_hold_and_resume_keep_the_call(tmp_path: Path, caplog: pytest.Lo
 
 
 def test_baresip_insisting_on_dtls_srtp_gets_488(tmp_path: Path) -> None:
-    """DTLS-SRTP is not implemented: answering an offer with only UDP/TLS/RTP/SAVP fails with a clear reason
-    and the caller gets 488; nothing is left behind."""
+    """An offer vcore cannot take (DTLS-SRTP only, and a station configured with ``dtls="off"``) is refused
+    with 488 before it rings: the application is never offered the call, the refusal names the reason;
+    nothing is left behind."""
     base = make_pki(tmp_path)
     peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:murat-kiosk@{LOCALHOST}", mediaenc="dtls_srtp"),
                    certificate=base / "Murat kiosk.pem", cafile=base / "ca" / "ca.cert.pem")
 
     async def scenario() -> None:
-        async with terminal(base, "CAF agent", sip=SipSettings(transport="tls"), formats=FORMATS) as agent:
+        async with terminal(base, "CAF agent", sip=SipSettings(transport="tls", dtls="off"), formats=FORMATS) as agent:
             with peer:
                 peer.command("dial", f"sip:caf-agent@{LOCALHOST}:{agent.sip_port};transport=tls")
-                # the offer is read when the call is answered (vcore rings first)
-                incoming = await asyncio.wait_for(agent.incoming().__anext__(), T)
-                with pytest.raises(vcore.VcoreError, match="DTLS"):
-                    await incoming.answer()
                 await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
                 line = await asyncio.to_thread(peer.wait_output, r"\b488\b")
                 assert "488" in line
+                with pytest.raises(asyncio.TimeoutError):  # refused before ringing: never offered
+                    await asyncio.wait_for(agent.incoming().__anext__(), 0.3)
+                assert any("DTLS" in r.detail for r in agent.refused), agent.refused
             assert agent.calls == []
 
     run(scenario())
@@ -320,10 +327,9 @@ def test_vcore_calls_baresip_through_kamailio(tmp_path: Path) -> None:
 
 
 def _tls_kamailio(tmp_path: Path, base: Path, users: dict[str, str]) -> Kamailio:
-    """Kamailio with a TLS listener: its certificate from the installation's CA, clients' verified too."""
-    from vcore import pki
-
-    pki.CertificateAuthority.load(base / "ca").issue("SIP server", aliases=["sip-server"]).save(base / "sip.pem")
+    """Kamailio with a TLS listener: its certificate from the installation's CA naming its host (127.0.0.1),
+    clients' verified too."""
+    issue_server_certificate(base / "ca", "SIP server", [LOCALHOST], base / "sip.pem")
     return Kamailio(tmp_path / "kamailio", users, identity=base / "sip.pem", cafile=base / "ca" / "ca.cert.pem")
 
 
@@ -342,11 +348,10 @@ def test_vcore_registers_with_kamailio_over_tls(tmp_path: Path) -> None:
         run(scenario())
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="vcore binds a TLS caller's identity end to end: a call relayed by a SIP "
-                   "proxy over TLS is refused (403) because the proxy's certificate does not hold the From user; "
-                   "no trusted-proxy policy yet (reported to the lead)")
 def test_baresip_calls_vcore_through_kamailio_over_tls(tmp_path: Path) -> None:
-    """baresip (UDP, SDES) → Kamailio → vcore registered over TLS: the last hop is mutual TLS."""
+    """baresip (UDP, SDES) → Kamailio → vcore registered over TLS: the last hop is mutual TLS with the
+    registrar, a trusted hop; the caller is who Kamailio asserts (P-Asserted-Identity, RFC 3325), admitted
+    by the allow-list, and the call's security says the identity is the server's word, not end to end."""
     base = make_pki(tmp_path)
     with _tls_kamailio(tmp_path, base, {"caf-agent": "Agent-pw1", "bob": "Bob-pw1"}) as k:
         peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:bob@{k.domain}", password="Bob-pw1", register=True,
@@ -355,7 +360,7 @@ def test_baresip_calls_vcore_through_kamailio_over_tls(tmp_path: Path) -> None:
         async def scenario() -> None:
             sip = SipSettings(transport="tls", registrar=f"sips:{LOCALHOST}:{k.tls_port}", username="caf-agent",
                               password="Agent-pw1")
-            async with terminal(base, "CAF agent", formats=FORMATS, sip=sip) as agent:
+            async with terminal(base, "CAF agent", formats=FORMATS, sip=sip, allow=["bob"]) as agent:
                 with peer:
                     await asyncio.to_thread(peer.wait_registered)
                     peer.command("dial", f"sip:caf-agent@{k.domain}")
@@ -363,6 +368,9 @@ def test_baresip_calls_vcore_through_kamailio_over_tls(tmp_path: Path) -> None:
                     call = await incoming.answer()
                     await asyncio.sleep(TALK)
                     _check_vcore_media(call)
+                    caller = call.security()["caller_identity"]
+                    assert caller == {"uri": f"sip:bob@{LOCALHOST}", "asserted_by": f"sips:{LOCALHOST}:{k.tls_port}",
+                                      "header": "P-Asserted-Identity", "end_to_end": False}, caller
                     peer.command("hangup")
                     await until(call, "ended")
                     await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")

@@ -115,7 +115,7 @@ def test_raw_udp_requests() -> None:
 
 
 def test_reinvite_keeps_the_session_and_bye_ends_it() -> None:
-    from vcore.callcontrol import Connected, ProtocolWarning, Released
+    from vcore.callcontrol import Connected, MediaUpdated, Released
     from vcore.h323.messages import Address
 
     async def scenario() -> None:
@@ -149,8 +149,8 @@ def test_reinvite_keeps_the_session_and_bye_ends_it() -> None:
             again = await peer.next()
             assert again.status == 200 and b"a=recvonly" in again.body and b"a=sendrecv" not in again.body
             assert again.body.replace(b"a=recvonly", b"a=sendrecv").replace(b" 2 IN IP4", b" 1 IN IP4") == ok.body
-            warning = await session.next_event(T)  # hold answered; the keys and ports stay as negotiated
-            assert isinstance(warning, ProtocolWarning) and "holds the call (audio sendonly)" in warning.detail
+            update = await session.next_event(T)  # hold answered; the keys and ports stay as negotiated
+            assert update == MediaUpdated(((1, None, None),), held=True, by_peer=True)  # audio: send nothing
             send(in_dialog("ACK", "z9hG4bKack2", 2))
             send(in_dialog("OPTIONS", "z9hG4bKopt", 3))
             assert (await peer.next()).status == 200

@@ -45,8 +45,10 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .call import Call, CallFailed, IncomingCall, Terminal
+    from .camera_control import Focus, Pan, Tilt, Zoom
     from .directory import Directory
     from .pki import Identity
+    from .sip import SipSettings
 
 _LAZY = {  # the call layer pulls in pycrate and (when a call starts) PyAV: load it on first use
     "Terminal": "vcore.call",
@@ -55,6 +57,11 @@ _LAZY = {  # the call layer pulls in pycrate and (when a call starts) PyAV: load
     "CallFailed": "vcore.call",
     "Identity": "vcore.pki",
     "Directory": "vcore.directory",
+    "SipSettings": "vcore.sip",  # Terminal(sip=SipSettings(...)): the SIP listener, registration, DTLS-SRTP policy
+    "Pan": "vcore.camera_control",  # Call.remote_camera_move(pan=..., tilt=..., zoom=..., focus=...) (H.281)
+    "Tilt": "vcore.camera_control",
+    "Zoom": "vcore.camera_control",
+    "Focus": "vcore.camera_control",
 }
 
 
@@ -107,4 +114,9 @@ __all__ = [
     "CallFailed",
     "Identity",
     "Directory",
+    "SipSettings",
+    "Pan",
+    "Tilt",
+    "Zoom",
+    "Focus",
 ]

@@ -77,7 +77,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media-timeout", type=media_timeout_check, default=10.0,
                    help="end a call after this many seconds without media (default 10)")
     p.add_argument("--rtp-ports", metavar="LOW-HIGH", type=port_range,
-                   help="UDP ports for media, RTP even / RTCP odd, two pairs a call (default: any free port)")
+                   help="UDP ports for media, RTP even / RTCP odd, three pairs an H.323 call, two a SIP call (default: any free port)")
     p.add_argument("--media-address", metavar="IP", type=host_address,
                    help="bind media to this local address (default: all)")
     p.add_argument("--public-address", metavar="IP", type=host_address,
@@ -97,6 +97,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sip-password-file", metavar="FILE", type=input_file,
                    help="file holding the SIP digest password (never on the command line)")
     p.add_argument("--sip-proxy", metavar="URI", type=sip_server, help="send every SIP call through this proxy")
+    p.add_argument("--sip-trusted-proxy", metavar="URI", type=sip_server, action="append", default=None,
+                   help="a SIP server trusted (over TLS) to relay calls and assert the caller (P-Asserted-Identity); "
+                        "the registrar and --sip-proxy are trusted already (repeatable)")
     p.add_argument("--sip-register-interval", type=sip_register_interval, default=3600,
                    help="seconds a registration lasts before it is refreshed (default 3600)")
     p.add_argument("--sip-sdes-over-plaintext", action="store_true",
@@ -187,7 +190,8 @@ def _sip_settings(args: argparse.Namespace) -> Any:
     return SipSettings(transport=transport, port=port, registrar=args.sip_registrar,
                        username=args.sip_username, password=password, outbound_proxy=args.sip_proxy,
                        register_interval=args.sip_register_interval,
-                       sdes_over_plaintext=args.sip_sdes_over_plaintext)
+                       sdes_over_plaintext=args.sip_sdes_over_plaintext,
+                       trusted_proxies=tuple(str(u) for u in args.sip_trusted_proxy or ()))
 
 
 async def _camera(args: argparse.Namespace) -> dict[str, Any]:
@@ -376,7 +380,9 @@ async def _call(args: argparse.Namespace) -> int:
 async def _call_station(args: argparse.Namespace, camera: dict[str, Any]) -> int:
     from .call import CallFailed, Terminal
 
-    terminal = Terminal(_name(args), listen=False, directory=args.cards, **_terminal_options(args), **camera)
+    # host "": a SIP user agent (``sip:`` targets) listens on every address, for the callee's in-dialog requests
+    terminal = Terminal(_name(args), host="", listen=False, directory=args.cards, **_terminal_options(args),
+                        **camera)
     _probe(args)
     if (status := await _start(terminal, args)) is not None:
         return status

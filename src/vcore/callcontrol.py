@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Sequence, runtim
 
 if TYPE_CHECKING:
     from .h323.fast_connect import MediaChannel, MediaEndpoints
+    from .h323.messages import Address
 
 __all__ = [
     "NORMAL_CALL_CLEARING",
@@ -26,6 +27,7 @@ __all__ = [
     "BitrateLimited",
     "UserInput",
     "ProtocolWarning",
+    "MediaUpdated",
     "Released",
     "RefusedCall",
     "CallControl",
@@ -98,6 +100,21 @@ class ProtocolWarning(CallEvent):
     """Something the peer sent was ignored (unknown message type, undecodable H.245, ...)."""
 
     detail: str
+
+
+@dataclass(frozen=True)
+class MediaUpdated(CallEvent):
+    """The call's media was renegotiated mid-call (a SIP re-INVITE, RFC 3264 §8): hold, resume, a move.
+
+    ``targets``: per media session (1 audio, 2 video) the peer's RTP and RTCP addresses to send to, or
+    ``None`` for both when we must not send (the peer holds the call: ``sendonly``, ``inactive``, or the
+    RFC 2543 ``c=0.0.0.0``). ``held``: the peer holds the call; ``by_peer``: the peer's offer (False: the
+    answer to our own hold or resume).
+    """
+
+    targets: tuple[tuple[int, Address | None, Address | None], ...]
+    held: bool
+    by_peer: bool = True
 
 
 @dataclass(frozen=True)

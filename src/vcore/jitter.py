@@ -193,6 +193,7 @@ class AudioJitterStats:
     skipped: int
     held: int
     sync_delay: float = 0.0
+    realigned: int = 0
 
 
 MAX_SYNC_DELAY = 1.0  # seconds of lip-sync delay an audio buffer accepts at most
@@ -201,6 +202,7 @@ AUDIO_PERCENTILE = 0.95
 AUDIO_MAX_HELD = 256  # frames held at most (5 s)
 AUDIO_JUMP = 2.0  # seconds: a timestamp this far from the playout point restarts (after probation)
 AUDIO_MAX_CATCHUP = 0.5  # seconds of slots one pop() returns at most; older ones are skipped
+AUDIO_REALIGN = 3  # packets in a row off the playout grid by the same offset: the grid moves to them
 
 
 class AudioJitterBuffer:
@@ -219,7 +221,10 @@ class AudioJitterBuffer:
     so clock drift turns into discards or expansions instead of a growing delay.
     ``clock_rate`` is the RTP clock (8000 for G.711 and for G.722, RFC 3551 §4.5.2;
     48000 for Opus, RFC 7587). One ``pop`` returns at most 0.5 s of slots: after a longer pause in polling the
-    older slots are skipped (``skipped``). Not thread-safe.
+    older slots are skipped (``skipped``). A packet whose timestamp is off the playout grid (a sender
+    that re-anchored its timestamps after a capture stall, or one that never was on a frame grid) takes
+    the nearest slot; when ``AUDIO_REALIGN`` packets in a row are off the grid by the same offset, the
+    grid moves by that offset (``realigned``), so the slots keep their timing. Not thread-safe.
     """
 
     def __init__(
@@ -264,6 +269,9 @@ class AudioJitterBuffer:
         self._play_time = 0.0
         self._last_shrink = float("-inf")
         self._cand: tuple[RtpPacket, float] | None = None
+        self.realigned = 0
+        self._phase = 0  # offset from the playout grid (samples, in [0, samples_per_frame)) of the last packets
+        self._phase_run = 0  # how many packets in a row had that offset
 
     @property
     def target_delay(self) -> float:
@@ -306,6 +314,7 @@ class AudioJitterBuffer:
             skipped=self.skipped,
             held=len(self._held),
             sync_delay=self._sync_delay,
+            realigned=self.realigned,
         )
 
     def _restart(self, packet: RtpPacket, arrival: float) -> None:
@@ -317,6 +326,31 @@ class AudioJitterBuffer:
         self._offset = arrival - self._ts_ref / self.clock_rate
         self._play_ts = self._ts_ref
         self._play_time = arrival + self.target_delay
+        self._phase = self._phase_run = 0
+
+    def _slot(self, ts: int) -> int:
+        """The playout slot of extended timestamp ``ts``: the nearest on the grid, after moving the grid to a
+        persistent offset."""
+        assert self._play_ts is not None
+        spf = self.samples_per_frame
+        off = (ts - self._play_ts) % spf
+        if off == 0:
+            self._phase_run = 0
+            return ts
+        if off == self._phase:
+            self._phase_run += 1
+        else:
+            self._phase, self._phase_run = off, 1
+        if self._phase_run >= AUDIO_REALIGN:
+            # the sender's timestamps moved for good: move the grid (and the slots held on it) the shorter way
+            shift = off if 2 * off <= spf else off - spf
+            self._play_ts += shift
+            self._held = {k + shift: v for k, v in self._held.items()}
+            self._phase = self._phase_run = 0
+            self.realigned += 1
+            _log.debug("audio playout grid moved by %d samples to the sender's timestamps", shift)
+            return ts
+        return ts - off if 2 * off <= spf else ts - off + spf
 
     def push(self, packet: RtpPacket, arrival: float) -> None:
         """Add one RTP packet that arrived at ``arrival`` seconds."""
@@ -370,6 +404,7 @@ class AudioJitterBuffer:
         target = srt[int(AUDIO_PERCENTILE * (len(srt) - 1))] + self.frame_duration / 2
         self._target = min(self.max_delay, max(self.min_delay, target))
         assert self._play_ts is not None
+        ts = self._slot(ts)
         if ts < self._play_ts:
             self.late += 1
             return

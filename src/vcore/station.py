@@ -139,6 +139,7 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("sip", "username"): ("sip_username", nonempty, False),
     ("sip", "password_file"): ("sip_password_file", input_file, False),
     ("sip", "outbound_proxy"): ("sip_proxy", sip_server, False),
+    ("sip", "trusted_proxies"): ("sip_trusted_proxy", sip_server, True),  # relays calls, asserts callers (RFC 3325)
     ("sip", "register_interval"): ("sip_register_interval", sip_register_interval, False),
     ("sip", "sdes_over_plaintext"): ("sip_sdes_over_plaintext", _bool, False),
     ("media", "camera"): ("camera", char_device, False),

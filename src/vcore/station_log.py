@@ -118,7 +118,7 @@ class _Policy(logging.Filter):
 
 
 # the library's own lines for two station events, rewritten as vcore.station lines (logger, format string)
-_LIBRARY_EVENTS = {("vcore.h323.signalling", "refused %s (%s): %s"): "refused",
+_LIBRARY_EVENTS = {("vcore.h323.listener", "refused %s (%s): %s"): "refused",
                    ("vcore.call.terminal", "busy: refusing a call from %s"): "busy",
                    ("vcore.call.terminal", "call to %s failed (%s): %s%s"): "call-failed"}
 

@@ -17,7 +17,7 @@ from ..h323.fast_connect import MediaChannel
 from ..h323.gatekeeper import Admission
 from ..h323.messages import VENDOR
 from ..h323.q931 import Cause
-from ..callcontrol import CallControl
+from ..callcontrol import CallControl, MediaUpdated
 from ..supervisor import Supervisor
 from .events import (
     _REASONS,
@@ -29,6 +29,7 @@ from .events import (
     Connected,
     Degraded,
     Ended,
+    Held,
     KeyframeRequested,
     MediaStarted,
     RecordingNotice,
@@ -108,6 +109,8 @@ class Call:
         self._peer: str | None = None
         self._security: dict[str, Any] | None = None
         self._media_detail: str | None = None
+        self._held_by_peer = False  # the peer holds the call (its re-INVITE): we send nothing
+        self._held_here = False  # Call.hold(): we hold the call
         if media is not None and media.data is not None:  # H.281 requests from the peer, reported as events
             media.data.on_event = self._camera_event
         _ = self.peer  # the connection's certificate is gone once it closes: read it now
@@ -202,6 +205,45 @@ class Call:
         ch = self._channel("receive", "video")
         if self.ended is None:
             await self._session.limit_bitrate(bitrate, ch.number if ch else None)
+
+    @property
+    def held(self) -> bool:
+        """True while the call is on hold, by either side (nothing is sent to the peer)."""
+        return self._held_here or self._held_by_peer
+
+    async def hold(self) -> None:
+        """Put the call on hold: the peer is asked to stop sending (SIP re-INVITE, ``a=inactive``) and
+        nothing is sent to it until :meth:`resume` (a :class:`Held` event either way). Raises
+        :class:`CallError` when the signalling protocol has no hold (H.323 here) or the peer refuses."""
+        await self._set_hold(True)
+
+    async def resume(self) -> None:
+        """Take the call off hold (SIP re-INVITE, ``a=sendrecv``): media flows again, video from a keyframe."""
+        await self._set_hold(False)
+
+    async def _set_hold(self, held: bool) -> None:
+        change = getattr(self._session, "set_hold", None)
+        if change is None:
+            raise CallError("hold is not supported on this call's signalling (H.323: no hold in vcore)")
+        if self.ended is not None:
+            raise CallError("the call is over")
+        if held == self._held_here:
+            return
+        await change(held)  # the answer comes back as MediaUpdated(by_peer=False) before this returns
+
+    async def _renegotiated(self, event: MediaUpdated) -> None:
+        before = self._held_by_peer if event.by_peer else self._held_here
+        if event.by_peer:
+            self._held_by_peer = event.held
+        else:
+            self._held_here = event.held
+        if self._media is not None:
+            self._media.renegotiated(event.targets, send=not self.held)
+        if before != event.held:
+            log.info("call %s: %s %s", self.peer, "held" if event.held else "resumed",
+                     "by the peer" if event.by_peer else "here")
+            self._last_media = time.monotonic()  # the media timeout starts again from the resume
+            await self._emit(Held(held=event.held, by_peer=event.by_peer))
 
     async def set_bitrate(self, bitrate: int) -> None:
         """Change our own video bitrate (bit/s)."""
@@ -437,6 +479,8 @@ class Call:
                 elif isinstance(event, sig.UserInput):
                     # a camera move takes seconds: keep the signalling flowing meanwhile
                     self._tasks.spawn(self._user_input(event.text), "user input")
+                elif isinstance(event, MediaUpdated):
+                    await self._renegotiated(event)
                 elif isinstance(event, sig.ProtocolWarning):
                     log.warning("call %s: %s", self.peer, event.detail)
                 elif isinstance(event, sig.Released):
@@ -526,7 +570,10 @@ class Call:
                 if first.first is not None and stream not in m.started:
                     m.started.add(stream)
                     await self._emit(MediaStarted(stream=stream))
-            await self._check_degraded(now)
+            if self.held:  # on hold the peer may send nothing: neither a stall nor a media timeout
+                self._last_media = now
+            else:
+                await self._check_degraded(now)
             if self.terminal.lip_sync and m.audio_jitter is not None and m.audio_rx and m.video_rx:
                 _follow_lips(m.audio_jitter, m.audio_rx, m.video_rx)
             rtt = m.video_tx.rtt if m.video_tx is not None else None

@@ -80,6 +80,16 @@ class BitrateChanged(CallEvent):
 
 
 @dataclass(frozen=True)
+class Held(CallEvent):
+    """The call went on hold (``held`` True) or was resumed; ``by_peer``: the peer did it (SIP re-INVITE),
+    else this side (:meth:`Call.hold`). While held, nothing is sent to the peer (RTCP goes on)."""
+
+    kind: ClassVar[str] = "held"
+    held: bool = True
+    by_peer: bool = True
+
+
+@dataclass(frozen=True)
 class CameraControl(CallEvent):
     """The peer asked to recall preset ``preset`` of this terminal's camera; ``applied`` says if it was done."""
 

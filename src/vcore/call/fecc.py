@@ -26,7 +26,16 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..camera_control import CameraAction, FarEndCamera, FeccSession, Focus, H281Message, Pan, Tilt, Zoom
+from ..camera_control import (
+    CameraAction,
+    FarEndCamera,
+    FeccSession,
+    Focus,
+    H281Message,
+    Pan,
+    Tilt,
+    Zoom,
+)
 from ..camera_control.h281 import ActivatePreset, StartAction, StoreAsPreset
 from ..errors import VcoreError
 from ..h323.fast_connect import MediaChannel

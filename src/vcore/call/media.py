@@ -9,15 +9,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SrtpError
+from ..errors import SrtpError, TransportError
 from ..h323.fast_connect import MediaChannel, MediaEndpoints
 from ..h323.keys import SrtpKeyMaterial
 from ..h323.messages import Address
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..media import AudioReceiver, AudioSender, Recorder, VideoReceiver, VideoSender
     from ..srtp import SrtpSession
     from ..transport import RtpTransport
+    from ..transport.dtls import DtlsCertificate, DtlsKeys, DtlsRole, DtlsSrtpTransport
 
 from .fecc import DataChannel
 
@@ -91,11 +94,16 @@ class _SessionKeys:
     def __init__(self) -> None:
         self.send = _KeySlot()
         self.receive = _KeySlot()
+        self.rtcp: _SessionKeys | None = None  # DTLS-SRTP without rtcp-mux: the RTCP socket's own keys (RFC 5764)
 
     def protect_rtcp(self, data: bytes) -> bytes:
+        if self.rtcp is not None:
+            return self.rtcp.protect_rtcp(data)
         return (self.send if self.send.known else self.receive).protect_rtcp(data)
 
     def unprotect_rtcp(self, data: bytes) -> bytes:
+        if self.rtcp is not None:
+            return self.rtcp.unprotect_rtcp(data)
         return (self.receive if self.receive.known else self.send).unprotect_rtcp(data)
 
 
@@ -117,6 +125,23 @@ class _FirstFrame:
             self.inner.close()
 
 
+class _Endpoints(dict[int, tuple[Address, Address]]):
+    """What a call announces (per session: RTP, RTCP address), and DTLS-SRTP on those sockets.
+
+    Implements :class:`vcore.transport.dtls.DtlsMedia` for the signalling that negotiates DTLS-SRTP.
+    """
+
+    def __init__(self, endpoints: dict[int, tuple[Address, Address]], media: _Media) -> None:
+        super().__init__(endpoints)
+        self._media = media
+
+    async def dtls_handshake(self, session_id: int, certificate: DtlsCertificate, role: DtlsRole,
+                             fingerprints: Sequence[tuple[str, str]], suites: Sequence[str],
+                             remote: tuple[tuple[str, int], tuple[str, int]] | None = None,
+                             timeout: float = 10.0) -> DtlsKeys:
+        return await self._media.dtls_handshake(session_id, certificate, role, fingerprints, suites, remote, timeout)
+
+
 class _Media:
     """The transports, receivers, senders and SRTP sessions of one call."""
 
@@ -132,6 +157,7 @@ class _Media:
         self.audio_first = _FirstFrame(None)
         self.keys: dict[int, _SessionKeys] = {1: _SessionKeys(), 2: _SessionKeys()}
         self.transports: dict[int, RtpTransport] = {}
+        self.dtls: dict[tuple[int, bool], DtlsSrtpTransport] = {}  # (session, RTCP socket?): DTLS-SRTP, if asked
         self.channels: list[MediaChannel] = []
         self.jitter: Any = None
         self.audio_jitter: Any = None
@@ -169,9 +195,15 @@ class _Media:
                     protect_rtcp=keys.protect_rtcp, unprotect_rtcp=keys.unprotect_rtcp, name=name)
                 self.transports[session].hold()  # until this session has a key: the peer may send first
                 await self.transports[session].open()
+                self._listen_dtls(session)
             if self.data_channel:
-                self.data = DataChannel(t)
-                data_endpoint = await self.data.open(bind, peer_host, self.announced)
+                data = DataChannel(t)
+                try:
+                    data_endpoint = await data.open(bind, peer_host, self.announced)
+                    self.data = data
+                except TransportError as exc:  # camera control is not worth failing the call for
+                    log.warning("no H.224 data channel (far-end camera control) for this call: %s", exc)
+                    await data.close()
             if self.record_path is not None:
                 self.recorder = Recorder(self.record_path, audio=True)
             self.video_first = _FirstFrame(t._make_sink("video"))
@@ -200,7 +232,55 @@ class _Media:
         if self.data is not None:
             endpoints[3] = data_endpoint
         log.debug("media for %s: %s announced as %s", peer_host, bind, self.announced)
-        return endpoints
+        return _Endpoints(endpoints, self)
+
+    def _listen_dtls(self, session: int) -> None:
+        """Take the DTLS datagrams of this session's sockets from now on (a peer's first flight may be early)."""
+        from ..transport.dtls import DtlsSrtpTransport
+
+        tr = self.transports[session]
+        self.dtls[(session, False)] = DtlsSrtpTransport(tr)
+        if not tr.rtcp_mux:
+            self.dtls[(session, True)] = DtlsSrtpTransport(tr, rtcp=True)
+
+    async def dtls_handshake(self, session_id: int, certificate: DtlsCertificate, role: DtlsRole,
+                             fingerprints: Sequence[tuple[str, str]], suites: Sequence[str],
+                             remote: tuple[tuple[str, int], tuple[str, int]] | None = None,
+                             timeout: float = 10.0) -> DtlsKeys:
+        """DTLS-SRTP (RFC 5764) on the session's RTP socket and, without rtcp-mux, its RTCP socket.
+
+        ``remote``: the peer's signalled RTP and RTCP addresses (where the first flight goes).
+
+        Returns the RTP socket's keys (the signalling puts them in the channels); the RTCP
+        socket's own keys protect the session's RTCP from then on. Raises ``DtlsError``.
+        """
+        from ..transport.dtls import DtlsError
+
+        legs = [leg for (sid, _), leg in sorted(self.dtls.items()) if sid == session_id]
+        if not legs or self.closed:
+            raise DtlsError(f"no media socket for session {session_id}")
+        if remote is not None:
+            self.transports[session_id].set_remote(rtp=remote[0], rtcp=remote[1])
+        tasks = [asyncio.ensure_future(leg.handshake(certificate, role, fingerprints, suites, timeout))
+                 for leg in legs]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)  # one socket failing fails the call
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        failed = next((t.exception() for t in tasks if not t.cancelled() and t.exception() is not None), None)
+        if failed is not None or any(t.cancelled() for t in tasks):
+            for leg in legs:
+                leg.close()
+            raise failed or DtlsError(f"session {session_id}: DTLS handshake cancelled")
+        keys = [t.result() for t in tasks]
+        if len(keys) > 1:  # the RTCP socket's keys
+            rtcp = _SessionKeys()
+            rtcp.send.set(SrtpKeyMaterial(keys[1].suite, keys[1].local_key, keys[1].local_salt))
+            rtcp.receive.set(SrtpKeyMaterial(keys[1].suite, keys[1].remote_key, keys[1].remote_salt))
+            self.keys[session_id].rtcp = rtcp
+        return keys[0]
 
     def _keyframe_needed(self) -> None:
         # vcore peers answer the PLI/FIR; a standard H.323 peer may only honour videoFastUpdatePicture
@@ -214,6 +294,9 @@ class _Media:
             return
         if self.closed or ch in self.channels:
             return
+        dtls = self.dtls.get((ch.session_id, False))
+        if ch.srtp is None and dtls is not None and dtls.started:  # never plain RTP on a DTLS-SRTP stream
+            raise SrtpError(f"{ch.format.kind} channel {ch.number} negotiated DTLS-SRTP but has no key")
         self.channels.append(ch)
         transport = self.transports.get(ch.session_id)
         if transport is not None:
@@ -312,6 +395,21 @@ class _Media:
         if self.video_tx is not None:
             self.video_tx.request_keyframe()
 
+    def renegotiated(self, targets: Sequence[tuple[int, Address | None, Address | None]], *, send: bool) -> None:
+        """Hold, resume or a move (RFC 3264 §8): per session, the peer's new RTP/RTCP addresses (None: do not
+        send there) and whether RTP goes out at all (``send`` False: on hold; RTCP goes on). A video stream
+        that resumes starts with a keyframe (the peer's decoder lost its reference)."""
+        for session, rtp, rtcp in targets:
+            transport = self.transports.get(session)
+            if transport is None:
+                continue
+            if rtp is not None:
+                transport.relocate((rtp.host, rtp.port), (rtcp.host, rtcp.port) if rtcp is not None else None)
+            sending = send and rtp is not None
+            if sending and not transport.sending and session == 2:
+                self.request_keyframe()
+            transport.sending = sending
+
     def set_bitrate(self, bitrate: int) -> int | None:
         """Our video's bitrate: the ceiling under congestion control, else the encoder's rate."""
         tx = self.video_tx
@@ -358,12 +456,14 @@ class _Media:
         for rx in (self.video_rx, self.audio_rx):
             if rx is not None:
                 await rx.close()
+        for leg in self.dtls.values():
+            leg.close()
         for transport in self.transports.values():
             await transport.close()
         if self.recorder is not None and self.video_rx is None and self.audio_rx is None:
             self.recorder.close()
         for keys in self.keys.values():  # the call's SRTP contexts do not outlive it
-            for slot in (keys.send, keys.receive):
+            for slot in (keys.send, keys.receive) + ((keys.rtcp.send, keys.rtcp.receive) if keys.rtcp else ()):
                 slot.session = None
 
 

@@ -56,8 +56,9 @@ def sip_config(t: Terminal, settings: SipSettings, policy: MediaPolicy) -> SipCo
     return SipConfig(settings.username or t.aliases[0], sip_policy(policy), display_name=t.name, domain=domain,
                      allow_list=t.allow, accept_roles=t.accept_roles,
                      allow_plaintext_signalling=t.config.allow_plaintext_signalling,
-                     sdes_over_plaintext=settings.sdes_over_plaintext,
-                     legacy_certificates=t.config.legacy_certificates, setup_timeout=t.config.setup_timeout)
+                     sdes_over_plaintext=settings.sdes_over_plaintext, dtls=settings.dtls,
+                     legacy_certificates=t.config.legacy_certificates, setup_timeout=t.config.setup_timeout,
+                     trusted_proxies=settings.servers)
 
 
 async def start_sip(t: Terminal, settings: SipSettings, config: SipConfig) -> tuple[SipListener, Registration | None]:

@@ -187,12 +187,14 @@ class Terminal:
     address), or ``public_address`` for a station behind a port-forwarding
     router (static NAT). ``rtp_ports``: the UDP range (``(16384, 16483)`` or
     ``"16384-16483"``) media takes its RTP (even) / RTCP (odd) pairs from; two
-    pairs per call. Media goes back to where the peer's authenticated packets
+    pairs per call, and a third for an H.323 call's H.224 data channel (far-end camera control; left out,
+    with a warning, when the range has no pair left). Media goes back to where the peer's authenticated packets
     come from (symmetric RTP), so a peer behind a NAT gets its media. ``max_calls``: further callers
     get ``busy``. ``recordings``: a directory where answered calls are
     recorded. ``video_sink``/``audio_sink``: zero-argument callables making a
     sink (or callable) per call for the decoded frames. ``remote_camera``: let the
-    peer recall this camera's presets (:meth:`Call.remote_camera_preset`).
+    peer steer this camera (H.281 far-end camera control on the call's H.224 data channel, or the user-input
+    strings of older vcore peers; :meth:`Call.remote_camera_preset`, :meth:`Call.remote_camera_move`).
     ``lip_sync``: hold the received sound back (up to 1 s) when the received
     pictures reach their sink later than the sound captured with them
     (:attr:`CallStats.lip_sync`). ``gatekeeper``: ``"HOST[:1719]"``: register

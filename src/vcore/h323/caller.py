@@ -15,6 +15,7 @@ from .config import SignallingConfig
 from .connection import SignallingConnection
 from .errors import PeerClosed, SecurityError, SignallingError, SignallingTimeout
 from .fast_connect import FastConnectOffer, MediaEndpoints, encode_proposals, make_offer
+from .h245_path import OFF_LOOP_BYTES, off_loop
 from .messages import Address, setup_uuie
 from .q931 import IE, MessageType, bearer_capability_ie, display_ie, party_number_ie
 from .session import CallSession
@@ -159,7 +160,7 @@ async def _offer(config: SignallingConfig, endpoints: MediaEndpoints) -> tuple[F
     if not config.fast_connect:
         return None, None
     offer = make_offer(config.policy, endpoints)
-    return offer, await asyncio.to_thread(encode_proposals, offer.proposals)
+    return offer, await off_loop(OFF_LOOP_BYTES, encode_proposals, offer.proposals)
 
 
 def digits(alias: str) -> bool:

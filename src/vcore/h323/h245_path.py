@@ -15,8 +15,10 @@ runs the H.245 timers. PER coding of large messages runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
 
 from ..callcontrol import CallEvent, ProtocolWarning, Released
@@ -35,11 +37,15 @@ log = logging.getLogger(__name__)
 OFF_LOOP_BYTES = 512  # PER messages from this size on are coded in a worker thread (a 20-proposal Setup: ~15 ms)
 T = TypeVar("T")
 
+# One worker for every terminal of the process: PER coding holds the ASN.1 module lock (vcore.h323.asn1) and
+# the GIL, so a second worker would only wait; one thread, made on first use, keeps a station's thread count flat.
+_PER_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcore-per")
+
 
 async def off_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a worker thread when ``size`` (bytes coded) makes it slow, else here (cheap)."""
+    """``fn(*args)`` in the PER worker thread when ``size`` (bytes coded) makes it slow, else here (cheap)."""
     if size >= OFF_LOOP_BYTES:
-        return await asyncio.to_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(_PER_WORKER, functools.partial(fn, *args))
     return fn(*args)
 
 

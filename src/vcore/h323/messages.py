@@ -15,8 +15,9 @@ H.323 §8.1.7.1 (Fast Connect proposals and answers).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from . import asn1
 from .errors import SignallingParseError
@@ -691,320 +692,38 @@ def parse_user_information(data: bytes) -> UserInformation:
                            tuple(pdu.get("h245Control", ())))
 
 
-# --------------------------------------------------------------------------- H.245
-
-
-def _multipoint() -> Value:
-    return {
-        "multicastCapability": False,
-        "multiUniCastConference": False,
-        "mediaDistributionCapability": [{
-            "centralizedControl": False, "distributedControl": False, "centralizedAudio": False,
-            "distributedAudio": False, "centralizedVideo": False, "distributedVideo": False,
-        }],
-    }
-
-
-def terminal_capability_set(sequence_number: int, formats: Sequence[MediaFormat],
-                            suites: Sequence[str] = (), *, h224: bool = False) -> Value:
-    """TerminalCapabilitySet request (H.245 §7.2.1): receive capabilities for ``formats``.
-
-    With ``suites`` each media capability gets an ``h235SecurityCapability``
-    entry naming the SRTP suites it may be protected with (H.235.0 §8.6.1).
-    ``h224``: also the H.224 data channel of far-end camera control (H.323
-    Annex Q), in its own alternative set of the descriptor (simultaneous with audio and video).
-    """
-    table: list[Value] = []
-    audio_alt: list[int] = []
-    video_alt: list[int] = []
-    modes: dict[int, int] = {}
-    security = security_capability(suites) if suites else None  # H.235.8 only: no legacy form in what we offer
-    for fmt in formats:
-        number = len(table) + 1
-        if fmt.name == "H264":
-            capability = ("receiveVideoCapability", ("genericVideoCapability", fmt._h264_capability()))
-            video_alt.append(number)
-            modes[fmt.packetization_mode] = fmt.payload_type
-        else:
-            capability = ("receiveAudioCapability", (_AUDIO_CHOICE[fmt.name], fmt.frames))
-            audio_alt.append(number)
-        _capability_entry(table, number, capability, security)
-    data_alt: list[int] = []
-    if h224:
-        number = len(table) + 1
-        data_alt.append(number)
-        _capability_entry(table, number, ("receiveAndTransmitDataApplicationCapability", H224.data_type()[1]),
-                          security)
-    packetization: dict[str, Value] = {"h261aVideoPacketization": False}
-    if modes:
-        packetization["rtpPayloadType"] = [
-            {"payloadDescriptor": ("oid", H264_PACKETIZATION_OIDS[m]), "payloadType": pt}
-            for m, pt in sorted(modes.items(), reverse=True)
-        ]
-    h2250 = {
-        "maximumAudioDelayJitter": 60,
-        "receiveMultipointCapability": _multipoint(),
-        "transmitMultipointCapability": _multipoint(),
-        "receiveAndTransmitMultipointCapability": _multipoint(),
-        "mcCapability": {"centralizedConferenceMC": False, "decentralizedConferenceMC": False},
-        "rtcpVideoControlCapability": True,
-        "mediaPacketizationCapability": packetization,
-    }
-    simultaneous = [alt for alt in (audio_alt, video_alt, data_alt) if alt]
-    tcs: dict[str, Value] = {
-        "sequenceNumber": sequence_number,
-        "protocolIdentifier": H245_PROTOCOL_ID,
-        "multiplexCapability": ("h2250Capability", h2250),
-    }
-    if table:
-        tcs["capabilityTable"] = table
-        tcs["capabilityDescriptors"] = [{"capabilityDescriptorNumber": 0, "simultaneousCapabilities": simultaneous}]
-    return ("request", ("terminalCapabilitySet", tcs))
-
-
-def _capability_entry(table: list[Value], number: int, capability: Value, security: Value | None) -> None:
-    table.append({"capabilityTableEntryNumber": number, "capability": capability})
-    if security is not None:
-        table.append({
-            "capabilityTableEntryNumber": number + 1,
-            "capability": ("h235SecurityCapability", {
-                "encryptionAuthenticationAndIntegrity": security,
-                "mediaCapability": number,
-            }),
-        })
-
-
-def parse_capabilities(tcs: Value) -> tuple[tuple[MediaFormat, ...], tuple[str, ...]]:
-    """The receive formats and SRTP suites a TerminalCapabilitySet announces (unknown ones skipped)."""
-    formats: list[MediaFormat] = []
-    suites: list[str] = []
-    modes: dict[int, int] = {}
-    mux = tcs.get("multiplexCapability")
-    if mux is not None and mux[0] == "h2250Capability":
-        for entry in mux[1].get("mediaPacketizationCapability", {}).get("rtpPayloadType", []):
-            for m, oid in H264_PACKETIZATION_OIDS.items():
-                if entry["payloadDescriptor"] == ("oid", oid):
-                    modes[m] = entry.get("payloadType", 96 + (1 - m))
-    for entry in tcs.get("capabilityTable", []):
-        try:
-            _read_capability(entry, formats, suites, modes)
-        except (KeyError, TypeError, IndexError, ValueError, AttributeError):
-            continue  # a capability vcore cannot read is one it does not use
-    return tuple(dict.fromkeys(formats)), tuple(suites)
-
-
-_DATA_CAPABILITIES = ("receiveDataApplicationCapability", "receiveAndTransmitDataApplicationCapability",
-                      "transmitDataApplicationCapability")
-
-
-def _read_capability(entry: Value, formats: list[MediaFormat], suites: list[str], modes: dict[int, int]) -> None:
-    capability = entry.get("capability")
-    if capability is not None:
-        kind, body = capability
-        if kind in ("receiveAudioCapability", "receiveAndTransmitAudioCapability"):
-            fmt = _format_from_data_type(("audioData", body), None)
-            if fmt is not None:
-                formats.append(fmt)
-        elif kind in ("receiveVideoCapability", "receiveAndTransmitVideoCapability"):
-            base = _format_from_data_type(("videoData", body), None)
-            if base is not None:
-                for mode, pt in sorted((modes or {0: 96}).items(), reverse=True):
-                    formats.append(MediaFormat("H264", pt, profile=base.profile, level=base.level,
-                                               packetization_mode=mode, max_bitrate=base.max_bitrate))
-        elif kind in _DATA_CAPABILITIES:
-            if is_h224_application(body):
-                formats.append(MediaFormat("H224", H224_PAYLOAD_TYPE,
-                                           max_bitrate=int(body.get("maxBitRate", H224_MAX_BITRATE))))
-        elif kind == "h235SecurityCapability":
-            for name in parse_security_capability(body["encryptionAuthenticationAndIntegrity"]).suites:
-                if name not in suites:
-                    suites.append(name)
-
-
-def legacy_security_capabilities(tcs: Value) -> bool:
-    """Whether a TerminalCapabilitySet offers SRTP suites only in the pre-H.235.8 vcore form (an older vcore peer):
-    the channels we open to it then carry their suite and key in that form."""
-    legacy = False
-    for entry in tcs.get("capabilityTable", []):
-        try:
-            kind, body = entry["capability"]
-            if kind == "h235SecurityCapability":
-                offer = parse_security_capability(body["encryptionAuthenticationAndIntegrity"])
-                if offer.suites and not offer.legacy:
-                    return False
-                legacy = legacy or offer.legacy
-        except (KeyError, TypeError, IndexError, ValueError, AttributeError, SignallingParseError):
-            continue
-    return legacy
-
-
-def parse_capability_table(tcs: Value) -> dict[int, tuple[MediaFormat, ...]]:
-    """The media formats of each ``capabilityTableEntryNumber`` of a TerminalCapabilitySet (unknown ones: empty)."""
-    modes: dict[int, int] = {}
-    mux = tcs.get("multiplexCapability")
-    if mux is not None and mux[0] == "h2250Capability":
-        for entry in mux[1].get("mediaPacketizationCapability", {}).get("rtpPayloadType", []):
-            for m, oid in H264_PACKETIZATION_OIDS.items():
-                if entry["payloadDescriptor"] == ("oid", oid):
-                    modes[m] = entry.get("payloadType", 96 + (1 - m))
-    table: dict[int, tuple[MediaFormat, ...]] = {}
-    for entry in tcs.get("capabilityTable", []):
-        formats: list[MediaFormat] = []
-        try:
-            _read_capability(entry, formats, [], modes)
-            table[int(entry["capabilityTableEntryNumber"])] = tuple(formats)
-        except (KeyError, TypeError, IndexError, ValueError, AttributeError):
-            continue
-    return table
-
-
-def parse_capability_descriptors(tcs: Value) -> tuple[tuple[tuple[int, ...], ...], ...] | None:
-    """The ``capabilityDescriptors`` of a TerminalCapabilitySet (H.245 §7.2.1.3): for each descriptor, its
-    ``simultaneousCapabilities`` as alternative sets of capability table entry numbers; None when absent."""
-    descriptors = tcs.get("capabilityDescriptors")
-    if not isinstance(descriptors, list):
-        return None
-    out: list[tuple[tuple[int, ...], ...]] = []
-    for descriptor in descriptors:
-        sets = descriptor.get("simultaneousCapabilities", []) if isinstance(descriptor, dict) else []
-        out.append(tuple(tuple(int(n) for n in alternatives) for alternatives in sets))
-    return tuple(out)
-
-
-def terminal_capability_set_ack(sequence_number: int) -> Value:
-    return ("response", ("terminalCapabilitySetAck", {"sequenceNumber": sequence_number}))
-
-
-def terminal_capability_set_reject(sequence_number: int) -> Value:
-    return ("response", ("terminalCapabilitySetReject",
-                         {"sequenceNumber": sequence_number, "cause": ("unspecified", 0)}))
-
-
-def master_slave_determination(terminal_type: int, number: int) -> Value:
-    """MasterSlaveDetermination (H.245 §7.1.1, §C.2): ``terminal_type`` 50 for a terminal, ``number`` 24 bits."""
-    return ("request", ("masterSlaveDetermination",
-                        {"terminalType": terminal_type, "statusDeterminationNumber": number & 0xFFFFFF}))
-
-
-def master_slave_determination_ack(decision: str) -> Value:
-    """MSD Ack; ``decision`` (``master``/``slave``) is what the receiver of the Ack is."""
-    return ("response", ("masterSlaveDeterminationAck", {"decision": (decision, 0)}))
-
-
-def master_slave_determination_reject() -> Value:
-    return ("response", ("masterSlaveDeterminationReject", {"cause": ("identicalNumbers", 0)}))
-
-
-def master_slave_determination_release() -> Value:
-    """MasterSlaveDeterminationRelease (H.245 §7.1.4): our determination timed out (T106)."""
-    return ("indication", ("masterSlaveDeterminationRelease", {}))
-
-
-def terminal_capability_set_release() -> Value:
-    """TerminalCapabilitySetRelease (H.245 §7.2.4): our capability set was not answered (T101)."""
-    return ("indication", ("terminalCapabilitySetRelease", {}))
-
-
-def msd_decision(local_type: int, local_number: int, remote_type: int, remote_number: int) -> str | None:
-    """H.245 §C.2.5: ``master``, ``slave`` (for the local terminal) or None when indeterminate."""
-    if local_type != remote_type:
-        return "master" if local_type > remote_type else "slave"
-    diff = (remote_number - local_number) & 0xFFFFFF
-    if diff in (0, 0x800000):
-        return None
-    return "master" if diff < 0x800000 else "slave"  # §C.2.5: (remote - local) mod 2^24 below 2^23: local master
-
-
-def open_logical_channel_pdu(channel: OpenChannel) -> Value:
-    return ("request", ("openLogicalChannel", open_logical_channel(channel)))
-
-
-def open_logical_channel_ack(number: int, session_id: int, media: Address, media_control: Address) -> Value:
-    """OpenLogicalChannelAck (H.245 §7.3.2) giving where to send RTP and RTCP."""
-    return ("response", ("openLogicalChannelAck", {
-        "forwardLogicalChannelNumber": number,
-        "forwardMultiplexAckParameters": ("h2250LogicalChannelAckParameters", {
-            "sessionID": session_id, "mediaChannel": media.h245(), "mediaControlChannel": media_control.h245(),
-        }),
-    }))
-
-
-def open_logical_channel_reject(number: int, cause: str = "unspecified") -> Value:
-    return ("response", ("openLogicalChannelReject",
-                         {"forwardLogicalChannelNumber": number, "cause": (cause, 0)}))
-
-
-def close_logical_channel(number: int, source: str = "user") -> Value:
-    """CloseLogicalChannel (H.245 §7.3.3); ``source`` ``user`` or ``lcse``."""
-    return ("request", ("closeLogicalChannel", {"forwardLogicalChannelNumber": number, "source": (source, 0)}))
-
-
-def close_logical_channel_ack(number: int) -> Value:
-    return ("response", ("closeLogicalChannelAck", {"forwardLogicalChannelNumber": number}))
-
-
-def end_session_command() -> Value:
-    """EndSessionCommand disconnect (H.245 §7.14.5)."""
-    return ("command", ("endSessionCommand", ("disconnect", 0)))
-
-
-def video_fast_update_picture(number: int) -> Value:
-    """MiscellaneousCommand videoFastUpdatePicture: a keyframe request (H.245 §7.14.4)."""
-    return ("command", ("miscellaneousCommand",
-                        {"logicalChannelNumber": number, "type": ("videoFastUpdatePicture", 0)}))
-
-
-def flow_control_command(bitrate: int | None, number: int | None = None) -> Value:
-    """FlowControlCommand (H.245 §7.14.3): limit a channel (or everything) to ``bitrate`` bit/s; None lifts it."""
-    scope = ("logicalChannelNumber", number) if number is not None else ("wholeMultiplex", 0)
-    if bitrate is None:
-        restriction: Value = ("noRestriction", 0)
-    else:
-        restriction = ("maximumBitRate", min(max(bitrate // 100, 0), 0xFFFFFF))
-    return ("command", ("flowControlCommand", {"scope": scope, "restriction": restriction}))
-
-
-def user_input_indication(text: str) -> Value:
-    """UserInputIndication alphanumeric (H.245 §7.16.2): DTMF-style user input, or an application's string."""
-    return ("indication", ("userInput", ("alphanumeric", text)))
-
-
-def encode_h245(pdu: Value) -> bytes:
-    """PER bytes of one ``MultimediaSystemControlMessage``."""
-    return asn1.encode_h245(pdu)
-
-
-@dataclass(frozen=True)
-class H245Pdu:
-    """A decoded H.245 message: ``category`` (request/response/command/indication), ``name`` and ``body``."""
-
-    category: str
-    name: str
-    body: Value
-
-
-def parse_h245(data: bytes) -> H245Pdu:
-    """Decode one ``MultimediaSystemControlMessage``.
-
-    A message type from a later H.245 version decodes with ``name`` ``_ext_N`` and its undecoded bytes as
-    ``body``; an unknown top-level category is :class:`SignallingParseError`.
-    """
-    category, inner = asn1.decode_h245(data)
-    if category not in ("request", "response", "command", "indication"):
-        raise SignallingParseError("H.245 message of a category vcore does not know")
-    name, body = inner
-    return H245Pdu(category, name, body)
-
-
-def function_not_understood(pdu: H245Pdu) -> Value:
-    """FunctionNotUnderstood indication echoing an unhandled request/response/command (H.245 §7.16.1)."""
-    return ("indication", ("functionNotUnderstood", (pdu.category, (pdu.name, pdu.body))))
-
-
-def round_trip_delay_request(sequence_number: int) -> Value:
-    """RoundTripDelayRequest (H.245 §7.8.1), usable as an H.245 keep-alive."""
-    return ("request", ("roundTripDelayRequest", {"sequenceNumber": sequence_number}))
-
-
-def round_trip_delay_response(sequence_number: int) -> Value:
-    return ("response", ("roundTripDelayResponse", {"sequenceNumber": sequence_number}))
+# --------------------------------------------------------------------------- H.245 (moved, names kept importable)
+# The H.245 PDU builders and readers live in vcore.h323.h245 (capabilities, pdus); imported last, because they
+# build on the names above.
+from .h245.capabilities import (
+    legacy_security_capabilities,
+    parse_capabilities,
+    parse_capability_descriptors,
+    parse_capability_table,
+    terminal_capability_set,
+    terminal_capability_set_ack,
+    terminal_capability_set_reject,
+    terminal_capability_set_release,
+)
+from .h245.pdus import (
+    H245Pdu,
+    close_logical_channel,
+    close_logical_channel_ack,
+    encode_h245,
+    end_session_command,
+    flow_control_command,
+    function_not_understood,
+    master_slave_determination,
+    master_slave_determination_ack,
+    master_slave_determination_reject,
+    master_slave_determination_release,
+    msd_decision,
+    open_logical_channel_ack,
+    open_logical_channel_pdu,
+    open_logical_channel_reject,
+    parse_h245,
+    round_trip_delay_request,
+    round_trip_delay_response,
+    user_input_indication,
+    video_fast_update_picture,
+)

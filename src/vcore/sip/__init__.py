@@ -54,7 +54,12 @@ class SipSettings:
     ``register_interval`` seconds at most; ``username``/``password``: digest
     credentials (registrar, proxy); ``outbound_proxy``: where every call goes
     first. ``sdes_over_plaintext``: offer SRTP keys in SDP over UDP/TCP too
-    (readable on the line; off by default, logged).
+    (readable on the line; off by default, logged). ``trusted_proxies``: SIP
+    servers (``sips:host[:port]``) trusted, beside the registrar and the
+    outbound proxy, to relay calls over TLS and assert the caller's identity
+    (``P-Asserted-Identity``, RFC 3325): see docs/sip.md. ``dtls``: DTLS-SRTP
+    (RFC 5763/5764) — ``"answer"`` (default: taken when a peer offers it),
+    ``"offer"`` (offered instead of SDES keys), ``"off"``.
     """
 
     transport: str = "tls"
@@ -65,8 +70,20 @@ class SipSettings:
     outbound_proxy: str | None = None
     register_interval: int = 3600
     sdes_over_plaintext: bool = False
+    trusted_proxies: tuple[str, ...] = ()
+    dtls: str = "answer"
 
     def __post_init__(self) -> None:
+        if self.dtls not in ("answer", "offer", "off"):
+            raise SipError(f"SIP dtls {self.dtls!r}: answer, offer or off")
+        object.__setattr__(self, "trusted_proxies", tuple(str(p) for p in self.trusted_proxies))
+        for value in self.trusted_proxies:
+            try:
+                uri = SipUri.parse(value)
+            except SipParseError as exc:
+                raise SipError(f"SIP trusted proxy {value!r}: {exc}") from None
+            if uri.user:
+                raise SipError(f"SIP trusted proxy {value!r} names a user: give the server as sips:HOST[:PORT]")
         if self.transport not in TRANSPORTS:
             raise SipError(f"SIP transport {self.transport!r}: tls, tcp or udp")
         if not 0 <= self.port < 65536:
@@ -80,6 +97,12 @@ class SipSettings:
                     SipUri.parse(value)
                 except SipParseError as exc:
                     raise SipError(f"SIP {name.replace('_', ' ')} {value!r}: {exc}") from None
+
+    @property
+    def servers(self) -> tuple[SipUri, ...]:
+        """The SIP servers trusted as hops: the registrar, the outbound proxy and ``trusted_proxies``."""
+        values = [self.registrar, self.outbound_proxy, *self.trusted_proxies]
+        return tuple(SipUri.parse(str(v)).without_params() for v in values if v is not None)
 
     @property
     def credentials(self) -> Credentials | None:

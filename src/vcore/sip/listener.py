@@ -20,23 +20,25 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import pki
 from ..callcontrol import RefusedCall
 from ..h323.fast_connect import MediaEndpoints, MediaPolicy
 from ..h323.messages import DEFAULT_FORMATS
 from ..supervisor import Supervisor
+from ..transport.dtls import DtlsCertificate
 from . import sdp
 from .auth import Credentials, authorization, best_challenge
+from .causes import warning_text as _warning_text
 from .dialog import MAX_FORWARDS, Dialog
 from .errors import SipError, SipParseError, SipSecurityError, SipTimeout
+from .identity import CallerIdentity, asserted_identity, certificate_sip_names
 from .message import NameAddr, SipMessage, SipUri, format_host, new_branch, new_tag
 from .session import SipSession
 from .transport import DEFAULT_PORTS, TRANSPORTS, Flow, SipTransport
 from .ua import ALLOW, USER_AGENT, ServerTxn, SipCore
 
-__all__ = ["SipConfig", "SipListener", "certificate_sip_names"]
+__all__ = ["CallerIdentity", "SipConfig", "SipListener", "asserted_identity", "certificate_sip_names"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,9 @@ class SipConfig:
     the host part of its address-of-record (None: its own address).
     ``allow_plaintext_signalling``: permit UDP/TCP (never implied).
     ``sdes_over_plaintext``: put SRTP keys (RFC 4568) in SDP over UDP/TCP too
-    (they travel readable; off unless configured, logged). Timeouts in seconds.
+    (they travel readable; off unless configured, logged). ``dtls``: DTLS-SRTP (RFC 5763/5764,
+    :mod:`vcore.sip.sdp_dtls`): ``"answer"`` (default: accepted when a peer offers it),
+    ``"offer"`` (offered instead of SDES), ``"off"``. Timeouts in seconds.
     """
 
     user: str
@@ -66,6 +70,10 @@ class SipConfig:
     legacy_certificates: bool = False
     setup_timeout: float = 10.0
     answer_timeout: float = 180.0
+    dtls: str = "answer"
+    trusted_proxies: tuple[SipUri, ...] = ()
+    """SIP servers (the registrar, the outbound proxy, others configured) whose TLS hop is trusted to relay
+    calls and assert the caller's identity (``P-Asserted-Identity``, RFC 3325); see :meth:`SipListener.trusted_hop`."""
 
 
 def _is_ip(host: str) -> bool:
@@ -76,29 +84,6 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def certificate_sip_names(cert: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(users, hosts) a certificate vouches for: its ``h323:`` aliases and ``sip:`` URI users; DNS and URI hosts."""
-    from cryptography import x509
-
-    users = list(pki.certificate_aliases(cert))
-    hosts: list[str] = []
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return tuple(users), ()
-    for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
-        if uri.startswith(("sip:", "sips:")):
-            try:
-                parsed = SipUri.parse(uri)
-            except SipParseError:
-                continue
-            if parsed.user:
-                users.append(parsed.user)
-            hosts.append(parsed.host.lower())
-    hosts += [h.lower() for h in san.get_values_for_type(x509.DNSName)]
-    return tuple(users), tuple(hosts)
 
 
 class SipListener:
@@ -140,6 +125,7 @@ class SipListener:
         self._nonce_counts: dict[str, int] = {}
         self._tasks = Supervisor("SIP user agent")
         self.public_contact: tuple[str, int] | None = None  # learnt from rport/received (RFC 3581) at REGISTER
+        self._dtls_certificate: DtlsCertificate | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -200,6 +186,8 @@ class SipListener:
         """Hang up every session, stop the transports (idempotent)."""
         for session in list(self._sessions):
             await session.hangup("undefinedReason", 41)
+        for session in [s for s in self._dialogs.values() if s.bye_pending]:
+            await session._no_ack()  # closing: the BYE waited for an ACK that may never come
         while not self._incoming.empty():
             await self._incoming.get_nowait().hangup("undefinedReason", 41)
         await self._tasks.aclose()
@@ -218,6 +206,15 @@ class SipListener:
                     t.server_context, t.client_context = server_context, client_context
 
     # ------------------------------------------------------------ addressing
+
+    @property
+    def dtls_certificate(self) -> DtlsCertificate | None:
+        """The self-signed DTLS-SRTP certificate of this user agent (made when first needed); None if DTLS is off."""
+        if self.config.dtls == "off":
+            return None
+        if self._dtls_certificate is None:
+            self._dtls_certificate = DtlsCertificate.generate(f"vcore {self.config.user}")
+        return self._dtls_certificate
 
     def transport_of(self, flow: Flow) -> SipTransport:
         return self.core.transport_of(flow)
@@ -291,6 +288,43 @@ class SipListener:
         transport = await self._transport(kind.lower())
         return await transport.connect(hop.host, hop.port or DEFAULT_PORTS[kind.lower()])
 
+    def check_server(self, server: SipUri, flow: Flow) -> None:
+        """Over TLS, the certificate of ``server`` (registrar, outbound proxy) must name its host (RFC 5922
+        §7.2: DNS, IP address or ``sip:`` URI subjectAltName): a certificate of the trust anchors issued to
+        a station or another server does not get the digest exchange nor the calls. Raises
+        :class:`SipSecurityError`."""
+        if flow.transport != "TLS":
+            return
+        cert = self.transport_of(flow).peer_certificate(flow)
+        hosts = certificate_sip_names(cert)[1] if cert is not None else ()
+        if server.host.lower().strip("[]") not in hosts:
+            name = pki.peer_common_name(flow.connection.ssl_object if flow.connection else None)
+            raise SipSecurityError(f"SIP server {server.host}:{flow.remote[1]} presented certificate {name!r}, "
+                                   f"which does not name host {server.host} (RFC 5922)")
+
+    def trusted_hop(self, flow: Flow) -> SipUri | None:
+        """The configured SIP server ``flow`` comes from over TLS, or None.
+
+        A hop is trusted when its certificate chained to the station's trust anchors (the TLS handshake
+        checked that) and names a configured server's host (DNS, IP address or ``sip:`` URI
+        subjectAltName, RFC 5922 §7.1), and, for a server given by IP address, the connection comes from
+        that address. Anything else is an end-to-end caller.
+        """
+        if flow.transport != "TLS" or not self.config.trusted_proxies:
+            return None
+        cert = self.transport_of(flow).peer_certificate(flow)
+        if cert is None:
+            return None
+        _, hosts = certificate_sip_names(cert)
+        for server in self.config.trusted_proxies:
+            host = server.host.lower().strip("[]")
+            if host not in hosts:
+                continue
+            if _is_ip(host) and flow.remote[0] != host:
+                continue
+            return server
+        return None
+
     # ------------------------------------------------------------ placing calls
 
     async def place_call(self, uri: SipUri, endpoints: EndpointsFactory, *, expected_name: str | None = None,
@@ -308,7 +342,8 @@ class SipListener:
         local = self.local_host(flow)
         media = await endpoints(local, flow.remote[0])
         sdes = flow.transport == "TLS" or self.config.sdes_over_plaintext
-        offer = sdp.make_offer(self.config.policy, media, host=local, sdes=sdes)
+        dtls = self.dtls_certificate if self.config.dtls == "offer" and sdes else None
+        offer = sdp.make_offer(self.config.policy, media, host=local, sdes=sdes, dtls=dtls)
         body = offer.sdp.serialize().encode()
         frm = self.aor(flow).with_tag(new_tag())
         headers: list[tuple[str, str]] = [("Via", self.via(flow, new_branch())), ("Max-Forwards", str(MAX_FORWARDS))]
@@ -339,7 +374,12 @@ class SipListener:
                                        f"not {expected_name!r}")
             return
         if self.outbound_proxy is not None:
-            return  # the proxy's certificate was checked by the handshake; the callee is behind it
+            self.check_server(self.outbound_proxy, flow)  # the callee is behind it: the proxy's word
+            return
+        server = self.trusted_hop(flow)
+        if server is not None and server.host.lower() == uri.host.lower():
+            log.info("%s: reached through trusted SIP server %s (identity hop by hop, not end to end)", uri, server)
+            return
         users, hosts = certificate_sip_names(cert)
         if uri.user:
             if uri.user in users:
@@ -386,8 +426,9 @@ class SipListener:
         assert session.dialog is not None
         self._dialogs[session.dialog.id] = session
 
-    def _forget(self, session: SipSession) -> None:
-        if session.dialog is not None and self._dialogs.get(session.dialog.id) is session:
+    def _forget(self, session: SipSession, *, dialog: bool = True) -> None:
+        """``session`` ended; ``dialog=False`` keeps its dialog until the ACK its deferred BYE waits for."""
+        if dialog and session.dialog is not None and self._dialogs.get(session.dialog.id) is session:
             del self._dialogs[session.dialog.id]
         for txn, s in list(self._early.items()):
             if s is session:
@@ -431,7 +472,9 @@ class SipListener:
     def _invited(self, request: SipMessage, txn: ServerTxn, flow: Flow) -> None:
         peer = f"{flow.remote[0]}:{flow.remote[1]}"
         name = self.peer_name(flow)
-        why = self._caller_problem(request, flow, name)
+        identity = self._caller_identity(request, flow)
+        why = self._relayed_caller_problem(identity, name) if identity.asserted_by is not None \
+            else self._caller_problem(request, flow, name)
         if why is not None:
             self._refuse(peer, name, "securityDenied", why)
             txn.reply(403, "Forbidden", to_tag=new_tag())
@@ -441,12 +484,52 @@ class SipListener:
         if request.body and request.content_type != "application/sdp":  # RFC 3261 §8.2.3: 415 and Accept
             txn.reply(415, "Unsupported Media Type", to_tag=new_tag(), extra=[("Accept", "application/sdp")])
             return
-        session = SipSession(self, caller=False, invite=request, flow=flow, server_txn=txn, local_tag=new_tag())
+        session = SipSession(self, caller=False, invite=request, flow=flow, server_txn=txn, local_tag=new_tag(),
+                             identity=identity)
         session._read_offer()  # a malformed SDP raises SipParseError: the core answers 400
+        problem = session.offer_problem()
+        if problem is not None:  # refused before it rings (RFC 3261 §13.3.1.3: 488, Warning 304/305)
+            self._refuse(peer, name, "undefinedReason", f"INVITE refused (488): {problem}")
+            txn.reply(488, "Not Acceptable Here", to_tag=session.local_tag,
+                      extra=[("Warning", f'305 vcore "{_warning_text(problem)}"')])
+            return
         txn.reply(100, "Trying")
         self._early[txn] = session
         self._sessions.add(session)
         self._incoming.put_nowait(session)
+
+    def _caller_identity(self, request: SipMessage, flow: Flow) -> CallerIdentity:
+        """The caller: ``P-Asserted-Identity`` (else ``From``) from a trusted SIP server's hop, else ``From``.
+
+        A ``P-Asserted-Identity`` from any other hop is ignored (RFC 3325 §5: only a trusted element's
+        assertion counts).
+        """
+        frm = request.from_
+        server = self.trusted_hop(flow)
+        if server is None:
+            if request.get("P-Asserted-Identity"):
+                log.info("SIP: P-Asserted-Identity from %s:%d ignored (not a trusted SIP server)", *flow.remote)
+            return CallerIdentity(frm.uri, frm.display)
+        asserted = asserted_identity(request)
+        who, header = (asserted, "P-Asserted-Identity") if asserted is not None else (frm, "From")
+        return CallerIdentity(who.uri, who.display or frm.display, server, header)
+
+    def _relayed_caller_problem(self, identity: CallerIdentity, hop_name: str | None) -> str | None:
+        """The allow-list and role rules for a caller a trusted SIP server vouches for (it has no certificate
+        of its own here: under a role policy it is admitted only by name, like a certificate without role)."""
+        who = identity.uri.without_params()
+        log.info("SIP caller %s asserted by trusted SIP server %s (%r, %s): identity hop by hop, not end to end",
+                 who, identity.asserted_by, hop_name, identity.header)
+        allow = self.config.allow_list
+        if allow is not None:
+            if identity.names & allow:
+                return None
+            return f"caller {who} (asserted by {identity.asserted_by}) is not on the allow-list"
+        if self.config.accept_roles is not None:
+            return (f"caller {who} (asserted by {identity.asserted_by}) has no certificate, hence no role; this "
+                    f"terminal answers {', '.join(sorted(self.config.accept_roles))} by certificate "
+                    "(put the caller's URI or user on the allow-list)")
+        return None
 
     def _caller_problem(self, request: SipMessage, flow: Flow, name: str | None) -> str | None:
         if not pki.check_allowed(name, self.config.allow_list):

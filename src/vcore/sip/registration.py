@@ -90,6 +90,7 @@ class Registration:
     async def _register(self, expires: int) -> None:
         listener = self.listener
         flow = await listener.flow_to(self.registrar)
+        listener.check_server(self.registrar, flow)  # over TLS: the registrar's certificate names its host
         authenticated = False
         request = self._request(flow, expires)
         for _ in range(6):  # the first, after a challenge, after 423, after a NAT discovery (challenged again)

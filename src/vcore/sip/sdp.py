@@ -28,8 +28,12 @@ and one ``receive`` per accepted ``m=`` line, as its direction allows;
   caller says SDES may travel on this signalling (``sdes=True``: TLS, or an
   explicit allowance). ``RTP/SAVPF`` and ``RTP/AVPF`` offers are accepted; an
   ``RTP/AVP`` offer carrying ``a=crypto`` (best-effort SRTP) is answered with SRTP.
-  Plain RTP only with ``MediaPolicy.allow_plaintext``. DTLS-SRTP (``UDP/TLS/RTP/SAVP``)
-  streams are refused with that reason.
+  Plain RTP only with ``MediaPolicy.allow_plaintext``.
+- DTLS-SRTP (``UDP/TLS/RTP/SAVP(F)``, RFC 5763/5764; :mod:`vcore.sip.sdp_dtls`): offered
+  instead of SDES when the caller passes ``dtls=`` (the terminal's DTLS certificate),
+  answered when an offer has it and ``dtls=`` is given; under the same rule as SDES
+  (``sdes=True``: the fingerprint travels on TLS, or explicitly allowed). Its keys come
+  from the handshake after the answer, so its channels leave here without keys.
 
 The SDP syntax (:class:`SessionDescription` and its parts, :class:`SdpError`)
 lives in :mod:`vcore.sip.sdp_syntax` and is re-exported here. Pure functions;
@@ -53,7 +57,9 @@ from ..h323.messages import (
     Address,
     MediaFormat,
 )
+from ..transport.dtls import DtlsCertificate
 from .sdes import CryptoAttribute, format_crypto
+from .sdp_dtls import answer_attributes, is_dtls, offer_attributes
 from .sdp_syntax import (
     DIRECTIONS,
     MAX_LINE_LENGTH,
@@ -313,7 +319,7 @@ class SdpOffer:
 
 def make_offer(policy: MediaPolicy, endpoints: MediaEndpoints, *, host: str, sdes: bool,
                direction: Direction = "sendrecv", previous: SessionDescription | None = None,
-               first_number: int = 1) -> SdpOffer:
+               first_number: int = 1, dtls: DtlsCertificate | None = None) -> SdpOffer:
     """An offer with one m= line per session of ``endpoints`` (audio, then video) that ``policy`` has formats for.
 
     ``host``: the address announced in ``o=`` and ``c=``. ``sdes``: SRTP keys may
@@ -321,13 +327,17 @@ def make_offer(policy: MediaPolicy, endpoints: MediaEndpoints, *, host: str, sde
     offer is plain RTP, which needs ``policy.allow_plaintext``. ``direction``: our
     own (``sendonly`` or ``inactive`` to put the call on hold); ``previous``: the
     last SDP we sent in this dialog, for a re-offer (same ``o=``, version + 1).
+    ``dtls``: offer DTLS-SRTP with this certificate instead of SDES keys (needs ``sdes``).
     Raises :class:`SdpNegotiationError` when there is nothing it may offer.
     """
     suites = [s for s in policy.suites if s in SUITES] if sdes else []
     if not suites and not policy.allow_plaintext:
         raise SdpNegotiationError("no SRTP suite may be offered (SDES keys need TLS signalling or an explicit "
                                   "allowance) and plaintext media is not allowed")
-    proto = "RTP/SAVP" if suites else "RTP/AVP"
+    if dtls is not None and not suites:
+        raise SdpNegotiationError("DTLS-SRTP cannot be offered: no SRTP suite, or a fingerprint on signalling "
+                                  "that may not carry keys")
+    proto = "UDP/TLS/RTP/SAVP" if dtls is not None else "RTP/SAVP" if suites else "RTP/AVP"
     media: list[MediaDescription] = []
     keys: dict[tuple[int, int], SrtpKeyMaterial] = {}
     formats: list[dict[int, MediaFormat]] = []
@@ -348,7 +358,9 @@ def make_offer(policy: MediaPolicy, endpoints: MediaEndpoints, *, host: str, sde
             if kind == "video":
                 attrs += [Attribute("rtcp-fb", f"{pt} {fb}") for fb in VCORE_FEEDBACK]
         attrs += _rtcp_attributes(rtp, rtcp)
-        for tag, suite in enumerate(suites, 1):
+        if dtls is not None:
+            attrs += offer_attributes(dtls)
+        for tag, suite in enumerate(suites if dtls is None else (), 1):
             key = keys[(len(media), tag)] = SrtpKeyMaterial.generate(suite)
             attrs.append(Attribute("crypto", format_crypto(tag, key)))
         if kind == "audio":
@@ -363,7 +375,7 @@ def make_offer(policy: MediaPolicy, endpoints: MediaEndpoints, *, host: str, sde
     if not media:
         raise SdpNegotiationError("nothing to offer: no media session has both a local endpoint and a format")
     sdp = SessionDescription(_origin(host, previous), "vcore", Connection.of(host), media=tuple(media))
-    return SdpOffer(sdp, policy, dict(endpoints), tuple(formats), keys, first_number)
+    return SdpOffer(sdp, policy, endpoints, tuple(formats), keys, first_number)  # kept: DTLS runs on them
 
 
 def _answer_direction(offered: Direction, ours: Direction) -> Direction:
@@ -394,12 +406,26 @@ def _choose_crypto(m: MediaDescription, policy: MediaPolicy, sdes: bool) -> Cryp
 
 
 def _answer_media(sdp: SessionDescription, m: MediaDescription, policy: MediaPolicy, endpoints: MediaEndpoints,
-                  host: str, sdes: bool, direction: Direction,
-                  numbers: Iterator[int]) -> tuple[MediaDescription, list[MediaChannel]]:
+                  host: str, sdes: bool, direction: Direction, numbers: Iterator[int],
+                  dtls: DtlsCertificate | None = None) -> tuple[MediaDescription, list[MediaChannel]]:
     session = _SESSIONS[m.media]
-    if m.proto.startswith("UDP/TLS/"):
-        raise _Refused("DTLS-SRTP is not supported; vcore keys SRTP with SDES over TLS signalling")
-    theirs_key = _choose_crypto(m, policy, sdes)
+    dtls_attrs: list[Attribute] = []
+    theirs_key: CryptoAttribute | None = None
+    if is_dtls(m):
+        if dtls is None:
+            raise _Refused("DTLS-SRTP is off in this terminal's SIP settings")
+        if not sdes:
+            raise _Refused("DTLS-SRTP fingerprints are taken only over TLS signalling unless explicitly allowed")
+        if not any(s in SUITES for s in policy.suites):
+            raise _Refused("DTLS-SRTP offered and no SRTP suite is allowed")
+        try:
+            dtls_attrs = answer_attributes(sdp, m, dtls)
+        except SdpError as exc:
+            raise _Refused(str(exc)) from None
+    elif m.proto.startswith("UDP/TLS/"):
+        raise _Refused(f"transport {m.proto} is not supported")
+    else:
+        theirs_key = _choose_crypto(m, policy, sdes)
     peer = list(_peer_formats(m))
     chosen = next(((ours, pt, theirs, params) for ours in policy.formats if ours.session_id == session
                    for pt, theirs, params in peer if ours.compatible(theirs)), None)
@@ -427,6 +453,7 @@ def _answer_media(sdp: SessionDescription, m: MediaDescription, policy: MediaPol
     if theirs_key is not None:
         our_key = SrtpKeyMaterial.generate(theirs_key.suite)
         attrs.append(Attribute("crypto", format_crypto(theirs_key.tag, our_key)))
+    attrs += dtls_attrs
     if m.media == "audio":
         attrs.append(Attribute("ptime", str(_PTIME)))
     attrs.append(Attribute(answer_direction))
@@ -452,14 +479,16 @@ def _rejected(m: MediaDescription) -> MediaDescription:
 
 def answer_offer(offer: SessionDescription, policy: MediaPolicy, endpoints: MediaEndpoints, *, host: str,
                  sdes: bool, direction: Direction = "sendrecv", previous: SessionDescription | None = None,
-                 first_number: int = 1) -> tuple[SessionDescription, list[MediaChannel]]:
+                 first_number: int = 1,
+                 dtls: DtlsCertificate | None = None) -> tuple[SessionDescription, list[MediaChannel]]:
     """Our answer to ``offer`` and the negotiated channels.
 
     Every offered m= line gets an answer line, in order (RFC 3264 §6); those
     vcore cannot take (another media type, a second audio or video stream, no
-    common codec or suite, DTLS-SRTP, SDES on signalling that may not carry
-    keys) get port 0. Raises :class:`SdpNegotiationError` (SIP 488) naming the
-    reason for each stream when none is accepted.
+    common codec or suite, SDES or DTLS-SRTP on signalling that may not carry
+    keys, DTLS-SRTP without ``dtls``: the terminal's certificate) get port 0.
+    Raises :class:`SdpNegotiationError` (SIP 488) naming the reason for each
+    stream when none is accepted.
     """
     numbers = count(first_number)
     answers: list[MediaDescription] = []
@@ -476,7 +505,7 @@ def answer_offer(offer: SessionDescription, policy: MediaPolicy, endpoints: Medi
                 raise _Refused(f"transport {m.proto} is not RTP")
             if _SESSIONS[m.media] in taken or _SESSIONS[m.media] not in endpoints:
                 raise _Refused(f"no local {m.media} stream for it")
-            answer, found = _answer_media(offer, m, policy, endpoints, host, sdes, direction, numbers)
+            answer, found = _answer_media(offer, m, policy, endpoints, host, sdes, direction, numbers, dtls)
         except _Refused as refused:
             answers.append(_rejected(m))
             reasons.append(f"m={m.media}: {refused}")

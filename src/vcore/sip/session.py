@@ -15,7 +15,6 @@ import asyncio
 import logging
 import re
 import zlib
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..callcontrol import (
@@ -24,65 +23,44 @@ from ..callcontrol import (
     CallEvent,
     Connected,
     KeyframeRequested,
+    MediaUpdated,
     ProtocolWarning,
     Released,
     UserInput,
 )
 from ..h323.fast_connect import MediaChannel, MediaEndpoints
+from ..h323.messages import Address
 from ..supervisor import Supervisor
-from . import sdp
+from . import reoffer, sdp, sdp_dtls
+from .causes import (
+    CALL_REJECTED,
+    INCOMPATIBLE_DESTINATION,
+    NORMAL_UNSPECIFIED,
+    RECOVERY_ON_TIMER_EXPIRY,
+    STATUS_TO_RELEASE,
+    release_to_status,
+)
+from .causes import warning_text as _quoted
 from .dialog import Dialog
-from .errors import SipError, SipParseError, SipTimeout
+from .errors import SipError, SipParseError, SipSecurityError, SipTimeout
 from .message import NameAddr, SipMessage, new_branch
+from .transaction import State
 from .transport import Flow
 from .ua import ALLOW, USER_AGENT, ServerTxn
 
 if TYPE_CHECKING:
+    from .identity import CallerIdentity
     from .listener import SipListener
 
 __all__ = ["STATUS_TO_RELEASE", "SipSession", "release_to_status"]
 
 log = logging.getLogger(__name__)
 
-# Q.850 causes (the numbers vcore.h323.q931.Cause names; SIP must not import H.323)
-USER_BUSY = 17
-CALL_REJECTED = 21
-NO_ROUTE = 3
-NO_USER_RESPONDING = 18
-TEMPORARY_FAILURE = 41
-INCOMPATIBLE_DESTINATION = 88
-RECOVERY_ON_TIMER_EXPIRY = 102
-NORMAL_UNSPECIFIED = 31
-
-STATUS_TO_RELEASE: dict[int, tuple[str, int]] = {  # RFC 3398 §8.2.6.1 (SIP -> ISUP cause), vcore's reason names
-    486: ("userBusy", USER_BUSY), 600: ("userBusy", USER_BUSY),
-    603: ("destinationRejection", CALL_REJECTED), 403: ("destinationRejection", CALL_REJECTED),
-    401: ("securityDenied", CALL_REJECTED), 407: ("securityDenied", CALL_REJECTED),
-    404: ("unreachableDestination", NO_ROUTE), 604: ("unreachableDestination", NO_ROUTE),
-    480: ("destinationRejection", NO_USER_RESPONDING), 408: ("timeout", RECOVERY_ON_TIMER_EXPIRY),
-    488: ("undefinedReason", INCOMPATIBLE_DESTINATION), 606: ("undefinedReason", INCOMPATIBLE_DESTINATION),
-    415: ("undefinedReason", INCOMPATIBLE_DESTINATION), 487: ("undefinedReason", NORMAL_CALL_CLEARING),
-    503: ("connectionFailed", TEMPORARY_FAILURE),
-}
 USER_INPUT_TYPE = "application/vnd.vcore.user-input"  # vcore's own INFO body for user input (UTF-8 text)
 MEDIA_CONTROL_TYPE = "application/media_control+xml"  # RFC 5168
 _FAST_UPDATE = (b'<?xml version="1.0" encoding="utf-8" ?><media_control><vc_primitive><to_encoder>'
                 b"<picture_fast_update/></to_encoder></vc_primitive></media_control>")
 _MAX_USER_INPUT = 1024
-_MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}  # RFC 3264 §6.1
-
-
-def release_to_status(reason: str, cause: int) -> tuple[int, str]:
-    """The final response a callee sends for a refusal (reason, Q.850 cause) (RFC 3398 §7.2.4.1)."""
-    if cause == USER_BUSY:
-        return 486, "Busy Here"
-    if reason == "securityDenied":
-        return 403, "Forbidden"
-    if cause == INCOMPATIBLE_DESTINATION:
-        return 488, "Not Acceptable Here"
-    if cause == CALL_REJECTED or reason == "destinationRejection":
-        return 603, "Decline"
-    return 480, "Temporarily Unavailable"
 
 
 class SipSession:
@@ -93,7 +71,8 @@ class SipSession:
     """
 
     def __init__(self, listener: SipListener, *, caller: bool, invite: SipMessage, flow: Flow,
-                 server_txn: ServerTxn | None = None, local_tag: str | None = None) -> None:
+                 server_txn: ServerTxn | None = None, local_tag: str | None = None,
+                 identity: CallerIdentity | None = None) -> None:
         self._listener = listener
         self.config = listener.config
         self.caller = caller
@@ -119,14 +98,19 @@ class SipSession:
         self._local_sdp: bytes = b""
         self._dialog_hop: Flow | None = None
         self._alerted = False
+        self._bye_after_ack = False
+        self._reoffering = False  # our re-INVITE is pending: the peer's gets 491
         self._cancel_requested = False
         self._provisional = asyncio.Event()
         self._peer_name = listener.peer_name(flow)
         self._local_host = listener.local_host(flow)
         self._peer_host = flow.remote[0]
         self.secure = flow.transport == "TLS"
+        self.dtls = False  # media keyed by DTLS-SRTP (RFC 5764) rather than SDES
+        self.identity = identity
         if not caller:
-            self._read_peer(invite.from_, invite.get("User-Agent"))
+            who = NameAddr(identity.uri, identity.display) if identity is not None else invite.from_
+            self._read_peer(who, invite.get("User-Agent"))
 
     def __repr__(self) -> str:
         return f"<SipSession {'caller' if self.caller else 'callee'} {self.call_id[:12]} {self.state}>"
@@ -135,7 +119,10 @@ class SipSession:
 
     @property
     def peer_name(self) -> str | None:
-        """The peer's TLS certificate CN (None on plaintext signalling)."""
+        """The peer's TLS certificate CN (None on plaintext signalling); for a caller a trusted SIP server
+        relayed, its asserted URI and the server's CN (``sip:bob@pbx (via SIP server)``)."""
+        if self.identity is not None and self.identity.asserted_by is not None:
+            return f"{self.identity.uri.without_params()} (via {self._peer_name})"
         return self._peer_name
 
     @property
@@ -148,13 +135,24 @@ class SipSession:
 
     def security(self) -> dict[str, Any]:
         """What protects the call (never the keys)."""
-        return {
+        info: dict[str, Any] = {
             "signalling": "tls" if self.secure else "plaintext",
-            "peer_certificate": self.peer_name,
-            "srtp_keys": "tls-protected (SDES)" if self.secure else "exposed (plaintext signalling)",
+            "peer_certificate": self._peer_name,
+            "srtp_keys": ("DTLS-SRTP" + (" (fingerprints on TLS)" if self.secure else " (fingerprints unauthenticated)"))
+            if self.dtls else "tls-protected (SDES)" if self.secure else "exposed (plaintext signalling)",
             "media": [{"direction": c.direction, "codec": c.format.name, "session": c.session_id,
                        "srtp": c.suite or "plaintext"} for c in self.channels],
         }
+        if self.identity is not None and self.identity.asserted_by is not None:
+            info["caller_identity"] = {"uri": str(self.identity.uri.without_params()),
+                                       "asserted_by": str(self.identity.asserted_by), "header": self.identity.header,
+                                       "end_to_end": False}
+            if self.secure:  # the server relays the SDP: it could read the keys
+                info["srtp_keys"] = "tls-protected hop by hop (SDES; readable by the SIP server)"
+        elif not self.caller:
+            info["caller_identity"] = {"uri": str(self.identity.uri.without_params()) if self.identity else None,
+                                       "asserted_by": None, "header": "From", "end_to_end": self.secure}
+        return info
 
     def __aiter__(self) -> SipSession:
         return self
@@ -193,7 +191,9 @@ class SipSession:
             raise SipError("the INVITE carried no SDP offer")
         try:
             answer, channels = sdp.answer_offer(self._remote_offer, self.config.policy, endpoints,
-                                                host=self._local_host, sdes=self._sdes_allowed())
+                                                host=self._local_host, sdes=self._sdes_allowed(),
+                                                dtls=self._listener.dtls_certificate)
+            streams = sdp_dtls.dtls_streams(answer, self._remote_offer)
         except sdp.SdpNegotiationError as exc:
             self._refuse(488, "Not Acceptable Here", f"no acceptable media: {exc}")
             raise SipError(f"no acceptable media in the offer: {exc}") from None
@@ -205,6 +205,8 @@ class SipSession:
         txn.reply(200, "OK", to_tag=self.local_tag, body=self._local_sdp,
                   extra=self._contact_headers() + [("Content-Type", "application/sdp")])
         self.state = "connected"
+        if streams:
+            self.channels = await self._secure_media(self.channels, streams, endpoints)
         self._emit(Connected(tuple(self.channels), True))
         return list(self.channels)
 
@@ -215,7 +217,11 @@ class SipSession:
     async def hangup(self, reason: str = "undefinedReason", cause: int = NORMAL_CALL_CLEARING) -> None:
         """End the call: BYE once answered, CANCEL while calling, a final error response while offered."""
         if self.released is None:
-            if self.state == "connected":
+            if self.state == "connected" and self._unacknowledged():
+                # RFC 3261 §15: no BYE before the ACK of our 2xx (or timer L); the 200 goes on until then
+                self._bye_after_ack = True
+                self._release(reason, cause, f"released locally ({reason}); BYE after the ACK", by_peer=False)
+            elif self.state == "connected":
                 await self._send_bye()
                 self._release(reason, cause, f"released locally ({reason})", by_peer=False)
             elif self.caller:
@@ -317,11 +323,18 @@ class SipSession:
                 raise sdp.SdpError("the 200 OK carries no SDP answer")
             answer = sdp.SessionDescription.parse(response.body.decode("utf-8", "replace"))
             self.channels = sdp.accept_answer(self._offer, answer)
+            self._local_sdp = reoffer.narrowed(self._offer.sdp, self.channels).serialize().encode()
+            streams = sdp_dtls.dtls_streams(self._offer.sdp, answer)
         except (sdp.SdpError, SipError) as exc:
             await self._send_bye()
             self._release("protocolError", INCOMPATIBLE_DESTINATION, f"unusable SDP answer: {exc}",
                                 by_peer=False)
             return
+        if streams:
+            try:
+                self.channels = await self._secure_media(self.channels, streams, self._offer.endpoints)
+            except SipError:
+                return  # released with the reason
         self._emit(Connected(tuple(self.channels), True))
 
     def _send_ack(self, response: SipMessage) -> None:
@@ -368,6 +381,24 @@ class SipSession:
             except sdp.SdpError as exc:
                 raise SipParseError(f"SDP offer: {exc}") from None
 
+    def offer_problem(self) -> str | None:
+        """Callee, before ringing: why the INVITE's offer cannot be answered (None: it can).
+
+        The offer is negotiated against placeholder endpoints shaped like the call's (an audio and a video
+        session, RTCP on its own port): the codecs, SRTP keying, transports and directions decide, not the
+        ports, so a call vcore would refuse with 488 at its answer is refused before it rings.
+        """
+        if self._remote_offer is None:
+            return "the INVITE carried no SDP offer (not supported)"
+        host = self._local_host
+        placeholder = {session: (Address(host, 9), Address(host, 10)) for session in (1, 2)}  # RFC 863 discard
+        try:
+            sdp.answer_offer(self._remote_offer, self.config.policy, placeholder, host=host,
+                             sdes=self._sdes_allowed(), dtls=self._listener.dtls_certificate)
+        except sdp.SdpNegotiationError as exc:
+            return f"no acceptable media: {exc}"
+        return None
+
     def on_cancel(self) -> None:
         """The caller cancelled before we answered: 487 to the INVITE, released by the peer."""
         if self._server_txn is not None and not self._server_txn.answered:
@@ -376,16 +407,40 @@ class SipSession:
 
     def on_ack(self, ack: SipMessage) -> None:
         if self._server_txn is not None:
-            self._server_txn.ack_received()
+            self._server_txn.ack_received()  # the 200 OK is no longer retransmitted
+        if self._bye_after_ack:
+            self._bye_after_ack = False
+            if not self._tasks.closed:
+                self._tasks.spawn(self._deferred_bye(), f"call {self.call_reference} BYE after ACK")
+
+    def _unacknowledged(self) -> bool:
+        """Callee: our 2xx is still waiting for its ACK (the INVITE server transaction is Accepted)."""
+        txn = self._server_txn
+        return not self.caller and txn is not None and txn.txn.state == State.ACCEPTED
+
+    @property
+    def bye_pending(self) -> bool:
+        """Hung up before the caller's ACK: the BYE leaves when the ACK comes (or timer L fires)."""
+        return self._bye_after_ack
 
     def _ack_timer_expired(self) -> None:
         if not self._tasks.closed:
             self._tasks.spawn(self._no_ack(), f"call {self.call_reference} without ACK")
 
     async def _no_ack(self) -> None:
-        if self.released is None:
+        """Timer L: the 200 OK is no longer retransmitted (the transaction ended); the dialog ends with a BYE."""
+        if self._bye_after_ack:
+            self._bye_after_ack = False
+            await self._deferred_bye()
+        elif self.released is None:
             await self._send_bye()
             self._release("timeout", RECOVERY_ON_TIMER_EXPIRY, "no ACK for the 200 OK", by_peer=False)
+
+    async def _deferred_bye(self) -> None:
+        try:
+            await self._send_bye()
+        finally:
+            self._listener._forget(self, dialog=True)
 
     def _refuse(self, status: int, text: str, detail: str, reason: str = "undefinedReason",
                       cause: int = NORMAL_UNSPECIFIED) -> None:
@@ -404,6 +459,9 @@ class SipSession:
             return
         if method == "BYE":
             txn.reply(200, "OK")
+            if self._bye_after_ack:  # the caller ended the dialog first: our deferred BYE is moot
+                self._bye_after_ack = False
+                self._listener._forget(self, dialog=True)
             self._release("undefinedReason", NORMAL_CALL_CLEARING, "BYE", by_peer=True)
         elif method == "INVITE":
             self._reinvite(request, txn)
@@ -415,40 +473,69 @@ class SipSession:
             txn.reply(405, "Method Not Allowed", extra=[("Allow", ALLOW)])
 
     def _reinvite(self, request: SipMessage, txn: ServerTxn) -> None:
-        """A re-INVITE (RFC 3264 §8): answered with the streams as negotiated, their direction mirrored.
-
-        Hold (``sendonly``/``inactive``) gets the matching answer (``recvonly``/``inactive``); the media
-        itself is not paused nor moved (the call layer has no such step yet): a warning says so. Streams
-        added or removed are refused (488). Without SDP the re-INVITE is a session refresh.
-        """
+        """A re-INVITE (RFC 3264 §8): hold, resume or a move, answered with the call's streams (see
+        :mod:`vcore.sip.reoffer`) and applied to the media (:class:`MediaUpdated`); a change vcore cannot
+        make mid-call is refused (488), and 491 while our own re-INVITE is pending (RFC 3261 §14.2). Without
+        SDP the re-INVITE is a session refresh, answered with our SDP as it stands."""
+        if self._reoffering:
+            txn.reply(491, "Request Pending", extra=[("Retry-After", "1")])
+            return
         body = self._local_sdp
+        update: reoffer.Reoffer | None = None
         if request.body:
             try:
                 if request.content_type != "application/sdp":
                     raise sdp.SdpError(f"body of type {request.content_type}")
                 offer = sdp.SessionDescription.parse(request.body.decode("utf-8", "replace"))
                 current = sdp.SessionDescription.parse(self._local_sdp.decode("utf-8", "replace"))
-                if [m.media for m in offer.media] != [m.media for m in current.media]:
-                    raise sdp.SdpError("streams added, removed or reordered (not supported mid-call)")
-                media = []
-                held = []
-                for theirs, ours in zip(offer.media, current.media):
-                    offered = theirs.direction(offer.direction())
-                    answer = _MIRROR[offered] if ours.port else "inactive"
-                    if offered != "sendrecv":
-                        held.append(f"{theirs.media} {offered}")
-                    attrs = tuple(a for a in ours.attributes if a.name not in sdp.DIRECTIONS)
-                    media.append(replace(ours, attributes=attrs + (sdp.Attribute(answer),)))
-                origin = replace(current.origin, version=current.origin.version + 1)  # RFC 3264 §8
-                body = replace(current, origin=origin, media=tuple(media)).serialize().encode()
-            except sdp.SdpError as exc:
-                txn.reply(488, "Not Acceptable Here")
+                update = reoffer.answer_reoffer(offer, current, self.channels)
+            except (sdp.SdpError, sdp.SdpNegotiationError) as exc:
+                txn.reply(488, "Not Acceptable Here", extra=[("Warning", f'305 vcore "{_quoted(str(exc))}"')])
                 self._warn(f"re-INVITE refused (488): {exc}")
                 return
-            self._local_sdp = body
-            if held:
-                self._warn(f"the peer holds the call ({', '.join(held)}): answered, media not paused")
+            body = self._local_sdp = update.answer.serialize().encode()
         txn.reply(200, "OK", extra=self._contact_headers() + [("Content-Type", "application/sdp")], body=body)
+        if update is not None:
+            if update.changes:
+                log.info("SIP call %d: the peer's re-INVITE: %s", self.call_reference, ", ".join(update.changes))
+            self._emit(MediaUpdated(update.targets, update.held, by_peer=True))
+
+    async def set_hold(self, held: bool) -> None:
+        """Hold (``a=inactive``) or resume (``a=sendrecv``) the call with a re-INVITE; the peer's answer comes
+        back as :class:`MediaUpdated` (``by_peer=False``). Raises :class:`SipError` when the call is not
+        connected, a renegotiation is under way, or the peer refuses (the call goes on as it was)."""
+        if self.state != "connected" or self.dialog is None or self.released is not None:
+            raise SipError("the call is not connected")
+        if self._reoffering:
+            raise SipError("a renegotiation is already under way")
+        self._reoffering = True
+        try:
+            current = sdp.SessionDescription.parse(self._local_sdp.decode("utf-8", "replace"))
+            offer = reoffer.hold_offer(current, held)
+            body = offer.serialize().encode()
+            hop = await self._next_hop()
+            invite = self.dialog.request("INVITE", self._via(), contact=self._contact_headers()[0][1], body=body,
+                                         content_type="application/sdp")
+            txn = self._listener.core.start_client(invite, hop)
+            response = await asyncio.wait_for(txn.final(), self.config.setup_timeout)
+            status = response.status or 0
+            if not 200 <= status < 300:
+                raise SipError(f"the peer refused to {'hold' if held else 'resume'} the call: {status} "
+                               f"{response.reason}")
+            self._listener.core.send_nowait(self.dialog.request("ACK", self._via(), cseq=invite.cseq[0]), hop)
+            try:
+                if response.content_type != "application/sdp":
+                    raise sdp.SdpNegotiationError("the 200 OK to our re-INVITE carries no SDP answer")
+                answer = sdp.SessionDescription.parse(response.body.decode("utf-8", "replace"))
+                targets = reoffer.read_hold_answer(offer, answer, self.channels)
+            except (sdp.SdpError, sdp.SdpNegotiationError) as exc:
+                raise SipError(f"unusable answer to our re-INVITE: {exc}") from None
+            self._local_sdp = body
+            self._emit(MediaUpdated(targets, held, by_peer=False))
+        except TimeoutError:
+            raise SipTimeout(f"no answer to our re-INVITE within {self.config.setup_timeout} s") from None
+        finally:
+            self._reoffering = False
 
     def _on_info(self, request: SipMessage, txn: ServerTxn) -> None:
         kind = request.content_type
@@ -490,6 +577,32 @@ class SipSession:
             log.info("SIP call %d: BYE: %s", self.call_reference, exc)
 
     # ---------------------------------------------------------------- helpers
+
+    async def _secure_media(self, channels: list[MediaChannel], streams: list[sdp_dtls.DtlsStream],
+                            endpoints: MediaEndpoints) -> list[MediaChannel]:
+        """DTLS-SRTP (RFC 5763): the channels keyed by the handshake; on failure released (BYE) and raised."""
+        certificate = self._listener.dtls_certificate
+        self.dtls = True
+        if not self.secure:
+            log.warning("SIP call %d: DTLS-SRTP fingerprints came over plaintext signalling: unauthenticated "
+                        "(allowed by sdes_over_plaintext)", self.call_reference)
+        try:
+            if certificate is None:
+                raise SipSecurityError("DTLS-SRTP negotiated while DTLS is off")
+            keyed = await sdp_dtls.secure_channels(channels, streams, endpoints, certificate, self.config.policy.suites)
+        except SipError as exc:
+            if self.released is None:
+                if self._unacknowledged():
+                    self._bye_after_ack = True  # RFC 3261 §15: the BYE waits for the ACK
+                else:
+                    await self._send_bye()
+                timeout = isinstance(exc, SipTimeout)
+                self._release("timeout" if timeout else "securityDenied",
+                              RECOVERY_ON_TIMER_EXPIRY if timeout else CALL_REJECTED, str(exc), by_peer=False)
+            raise
+        if self.released is not None:
+            raise SipError("the call ended during the DTLS-SRTP handshake")
+        return keyed
 
     def _sdes_allowed(self) -> bool:
         return self.secure or self.config.sdes_over_plaintext
@@ -534,5 +647,5 @@ class SipSession:
         if self.state != "cancelling":
             self.state = "released"
         log.info("SIP call %d released: %s (cause %s, %s)", self.call_reference, reason, cause, detail)
-        self._listener._forget(self)
+        self._listener._forget(self, dialog=not self._bye_after_ack)  # the dialog waits for the ACK, then BYE
         self._events.put_nowait(event)

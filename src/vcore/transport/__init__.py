@@ -6,7 +6,8 @@ and receiver both use it. On the video session the receiver sends RFC 8888
 feedback (:class:`FeedbackRecorder`), and the sender's
 :class:`CongestionController` turns it into a target bitrate that drives the
 :class:`PacedSender` and the encoder. See ``docs/network.md`` and
-``docs/congestion.md``.
+``docs/congestion.md``. DTLS-SRTP (RFC 5764) keys a session on its own sockets:
+:class:`DtlsSrtpTransport` (see ``docs/sip.md``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ from .addresses import (
     wildcard_for,
 )
 from .congestion import CongestionController
+from .dtls import DtlsCertificate, DtlsError, DtlsFingerprintError, DtlsSrtpTransport, DtlsTimeout
 from .feedback import FEEDBACK_INTERVAL, FeedbackRecorder, PacketResult, SendLog
 from .pacer import PACING_FACTOR, PacedSender, Pacer
 from .rtp import RtcpListener, RtpTransport, bind_pair
 
 __all__ = [
     "CongestionController",
+    "DtlsCertificate",
+    "DtlsError",
+    "DtlsFingerprintError",
+    "DtlsSrtpTransport",
+    "DtlsTimeout",
     "FeedbackRecorder",
     "SendLog",
     "PacketResult",

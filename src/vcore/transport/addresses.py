@@ -35,8 +35,8 @@ __all__ = [
 class PortRange:
     """UDP ports ``low``..``high`` (inclusive) for media: RTP on an even port, RTCP on the next odd one.
 
-    ``low`` is rounded up to even; the range must hold at least one pair. A call
-    uses two pairs (audio and video).
+    ``low`` is rounded up to even; the range must hold at least one pair. An H.323 call
+    uses three pairs (audio, video, the H.224 camera-control channel), a SIP call two.
     """
 
     low: int

@@ -192,6 +192,7 @@ class RtpTransport:
         self._latched_rtp: tuple[str, int] | None = None
         self._latched_rtcp: tuple[str, int] | None = None
         self._rtp_handler: Callable[[bytes, Any], None] | None = None
+        self._dtls_handlers: dict[bool, Callable[[bytes, Any], None]] = {}  # by socket (RTCP?): RFC 7983 demux
         self._held: deque[tuple[bool, bytes, Any]] | None = None
         self._rtcp_listeners: list[RtcpListener] = []
         self._rtp: asyncio.DatagramTransport | None = None
@@ -202,6 +203,7 @@ class RtpTransport:
         self.rtcp_received = 0  # compound RTCP packets accepted
         self.rtcp_dropped = 0  # RTCP that failed SRTCP, parsing, or came on the RTCP port and was not RTCP
         self.rtcp_sent = 0
+        self.sending = True  # False while the call is on hold (RFC 3264 §8.4): RTP is dropped, RTCP goes on
 
     def __repr__(self) -> str:
         local = self.local_rtp if self._rtp is not None else None
@@ -241,6 +243,7 @@ class RtpTransport:
             if t is not None:
                 t.close()
         self._rtp_handler = None
+        self._dtls_handlers.clear()
         self._held = None
         self._rtcp_listeners.clear()
 
@@ -273,6 +276,16 @@ class RtpTransport:
             self._signalled_rtp = rtp
         if rtcp is not None:
             self._signalled_rtcp = rtcp
+
+    def relocate(self, rtp: tuple[str, int], rtcp: tuple[str, int] | None) -> None:
+        """The peer moved its media (re-signalled, e.g. a SIP re-INVITE): send to the new addresses; the
+        latched ones are forgotten (latching starts over from the peer's next packets)."""
+        if rtp != self._signalled_rtp or rtcp != self._signalled_rtcp:
+            _log.info("%s: peer media moved to %s:%d (was %s, latched %s)", self.name, rtp[0], rtp[1],
+                      self._signalled_rtp, self._latched_rtp)
+            self._signalled_rtp, self._signalled_rtcp = rtp, rtcp
+            self._latched_rtp = self._latched_rtcp = None
+        self.add_peer_host(rtp[0])
 
     def add_peer_host(self, host: str) -> None:
         """Let plaintext packets from ``host`` move the target too (a signalled media address)."""
@@ -327,6 +340,24 @@ class RtpTransport:
         """The receiver of this session's RTP datagrams (one; None detaches)."""
         self._rtp_handler = handler
 
+    def set_dtls_handler(self, handler: Callable[[bytes, Any], None] | None, *, rtcp_socket: bool = False) -> None:
+        """Where DTLS datagrams (RFC 7983: first byte 20..63) arriving on the RTP (or RTCP) socket go.
+
+        They bypass :meth:`hold` (the handshake is what brings the keys); without a handler they are dropped.
+        """
+        if handler is None:
+            self._dtls_handlers.pop(rtcp_socket, None)
+        else:
+            self._dtls_handlers[rtcp_socket] = handler
+
+    def send_datagram(self, data: bytes, addr: tuple[str, int], *, rtcp_socket: bool = False) -> bool:
+        """From the event loop: send one raw datagram (a DTLS record) from the RTP or RTCP socket; False if closed."""
+        transport = (self._rtcp or self._rtp) if rtcp_socket else self._rtp
+        if transport is None or transport.is_closing():
+            return False
+        transport.sendto(data, addr)
+        return True
+
     def add_rtcp_listener(self, listener: RtcpListener) -> None:
         """Also hand every accepted incoming RTCP compound packet (parsed) to ``listener``."""
         self._rtcp_listeners.append(listener)
@@ -354,6 +385,11 @@ class RtpTransport:
         return self._held is not None
 
     def _on_rtp_socket(self, data: bytes, addr: Any) -> None:
+        if data and 20 <= data[0] <= 63:  # DTLS (RFC 7983 §7): never RTP, never held
+            dtls = self._dtls_handlers.get(False)
+            if dtls is not None:
+                dtls(data, addr)
+            return
         if self._held is not None:
             self._held.append((False, data, addr))
             return
@@ -363,6 +399,13 @@ class RtpTransport:
             self._rtp_handler(data, addr)
 
     def _on_rtcp_socket(self, data: bytes, addr: Any) -> None:
+        if data and 20 <= data[0] <= 63:  # DTLS on the RTCP component (RFC 5764 §4.1 without rtcp-mux)
+            dtls = self._dtls_handlers.get(True)
+            if dtls is not None:
+                dtls(data, addr)
+            else:
+                self.rtcp_dropped += 1
+            return
         if self._held is not None:
             self._held.append((True, data, addr))
             return
@@ -390,7 +433,7 @@ class RtpTransport:
     def send_rtp(self, datagrams: Sequence[bytes]) -> None:
         """From the event loop: send (already protected) RTP datagrams to :attr:`remote_rtp`."""
         transport, remote = self._rtp, self.remote_rtp
-        if transport is None or transport.is_closing() or remote is None:
+        if transport is None or transport.is_closing() or remote is None or not self.sending:
             return
         for d in datagrams:
             transport.sendto(d, remote)
@@ -405,8 +448,8 @@ class RtpTransport:
         sock, remote = self._dup, self.remote_rtp
         if sock is None or self.closed:
             return False
-        if remote is None:
-            return True  # nowhere to send yet (a peer that announced no address): keep encoding
+        if remote is None or not self.sending:
+            return True  # nowhere to send yet (a peer that announced no address), or on hold: keep encoding
         for i, d in enumerate(datagrams):
             try:
                 sock.sendto(d, remote)

@@ -135,10 +135,10 @@ class AgentConsole:
             if key == "cancel" or key == "hangup":
                 self._spawn(call.hangup())
             elif key.isdigit() and key != "0":
-                self._set(camera=f"preset {key}…")
+                self._set(camera=self.s.t("camera.pending", what=self.s.t("camera.preset", n=key)))
                 self._spawn(call.remote_camera_preset(int(key)))
             elif key in _MOVES:
-                self._set(camera=f"{key}…")
+                self._set(camera=self.s.t("camera.pending", what=self._move_name(_MOVES[key])))
                 self._spawn(call.remote_camera_move(_MOVES[key]))
             elif key == "r":
                 self._spawn(self._toggle_recording())
@@ -207,8 +207,9 @@ class AgentConsole:
     async def _follow(self, call: Any, stop: asyncio.Event) -> None:
         async for event in call.events():
             if event.kind == "camera-control":
-                what = event.move or f"preset {event.preset}"
-                self._set(camera=f"{what} {'OK' if event.applied else event.detail}")
+                what = self._move_name(event.move) if event.move else self.s.t("camera.preset", n=event.preset)
+                self._set(camera=self.s.t("camera.done", what=what) if event.applied
+                          else self.s.t("camera.refused", what=what, why=event.detail))
             elif event.kind == "ended":
                 self._stop_recording()
                 lost = event.reason not in ("hangup",)
@@ -218,13 +219,18 @@ class AgentConsole:
         self.local.clear()
         self._set(state="waiting", peer="", since=None, connected_at=None, recording=False, camera="")
 
+    def _move_name(self, move: str) -> str:
+        """A camera move in the console's language (``left``, ``up+left`` from H.281, ``zoom-in``...)."""
+        return " + ".join(self.s.t(f"camera.{part}") if f"camera.{part}" in self.s else part
+                          for part in move.split("+"))
+
     async def _toggle_recording(self) -> None:
         call = self._call
         if call is None:
             return
         if self._recording is None:
             if self._recorder_factory is None:
-                self._set(camera="no --record-dir: recording is off on this station")
+                self._set(camera=self.s.t("camera.no_record_dir"))
                 return
             await call.announce_recording(True)  # the kiosk is told before anything is written
             self._recording = self._recorder_factory(call)
@@ -290,10 +296,10 @@ class AgentConsole:
         since = v.since.strftime("%H:%M") if v.since else ""
         dur = self.s.duration(now - v.connected_at) if v.connected_at else ""
         p.text(f"{self.s.t('agent.incall', peer=v.peer, since=since)}  ·  {dur}", (p.u(0.03), bar // 2), 0.04,
-               bold=True, anchor="midleft", max_width=p.width // 2)
+               bold=True, anchor="midleft", max_width=p.width * 52 // 100)
         rec = "agent.recording.on" if v.recording else "agent.recording.off"
         p.text(self.s.t(rec), (p.width - p.u(0.03), bar // 2), 0.035, "danger" if v.recording else "light",
-               bold=v.recording, anchor="midright")
+               bold=v.recording, anchor="midright", max_width=p.width * 40 // 100)
         p.box((0, p.height - bar, p.width, bar), "background")
         p.text(self.s.t("agent.keys"), (p.u(0.03), p.height - bar // 2), 0.032, "light", anchor="midleft",
                max_width=p.width - p.u(0.06))

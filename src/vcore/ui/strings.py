@@ -67,6 +67,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "agent.recording.on": "● ENREGISTREMENT (R pour arrêter)",
         "agent.recording.off": "Pas d'enregistrement (R pour enregistrer)",
         "agent.camera": "Caméra de la borne : {detail}",
+        "camera.preset": "préréglage {n}",
+        "camera.left": "gauche", "camera.right": "droite", "camera.up": "haut", "camera.down": "bas",
+        "camera.zoom-in": "zoom avant", "camera.zoom-out": "zoom arrière",
+        "camera.pending": "{what}…",
+        "camera.done": "{what} : fait",
+        "camera.refused": "{what} : refusé ({why})",
+        "camera.no_record_dir": "pas de --record-dir : l'enregistrement est désactivé sur ce poste",
         "agent.selfview": "Vous",
         "outcome.hangup": "terminé",
         "outcome.refused": "refusé",
@@ -124,6 +131,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "agent.recording.on": "● RECORDING (R to stop)",
         "agent.recording.off": "Not recording (R to record)",
         "agent.camera": "Kiosk camera: {detail}",
+        "camera.preset": "preset {n}",
+        "camera.left": "left", "camera.right": "right", "camera.up": "up", "camera.down": "down",
+        "camera.zoom-in": "zoom in", "camera.zoom-out": "zoom out",
+        "camera.pending": "{what}…",
+        "camera.done": "{what}: done",
+        "camera.refused": "{what}: refused ({why})",
+        "camera.no_record_dir": "no --record-dir: recording is off on this station",
         "agent.selfview": "You",
         "outcome.hangup": "ended",
         "outcome.refused": "declined",
@@ -146,6 +160,9 @@ class Strings:
             raise VcoreError(f"language {lang!r}: one of {', '.join(LANGUAGES)}")
         self.lang = lang
         self._table = CATALOGUE[lang]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._table
 
     def t(self, key: str, **fields: Any) -> str:
         """The text for ``key`` with ``{fields}`` filled in."""

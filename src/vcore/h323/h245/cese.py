@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..fast_connect import PLAINTEXT, MediaPolicy, choose_transmit
-from ..messages import (
-    MediaFormat,
+from ..messages import MediaFormat
+from .capabilities import (
     legacy_security_capabilities,
     parse_capabilities,
     parse_capability_descriptors,

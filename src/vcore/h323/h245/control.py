@@ -26,12 +26,9 @@ from ...callcontrol import (
 from ..errors import SignallingParseError
 from ..fast_connect import PLAINTEXT, MediaChannel, MediaEndpoints, MediaPolicy
 from ..keys import SrtpKeyMaterial
-from ..messages import (
-    H224,
-    SESSION_DATA,
-    Address,
+from ..messages import H224, SESSION_DATA, Address, OpenChannel, parse_open_logical_channel
+from .pdus import (
     H245Pdu,
-    OpenChannel,
     close_logical_channel_ack,
     encode_h245,
     end_session_command,
@@ -40,7 +37,6 @@ from ..messages import (
     open_logical_channel_ack,
     open_logical_channel_reject,
     parse_h245,
-    parse_open_logical_channel,
     round_trip_delay_response,
     user_input_indication,
     video_fast_update_picture,

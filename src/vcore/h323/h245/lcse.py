@@ -12,7 +12,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from ..messages import OpenChannel, close_logical_channel, open_logical_channel_pdu
+from ..messages import OpenChannel
+from .pdus import close_logical_channel, open_logical_channel_pdu
 
 __all__ = ["LcseState", "OutgoingChannels"]
 

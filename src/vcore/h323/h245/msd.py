@@ -6,7 +6,7 @@ import enum
 import secrets
 from typing import Any, Callable
 
-from ..messages import (
+from .pdus import (
     master_slave_determination,
     master_slave_determination_ack,
     master_slave_determination_reject,

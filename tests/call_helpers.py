@@ -67,10 +67,8 @@ def run(coro: Awaitable[None], timeout: float = 90.0) -> None:
         assert asyncio.all_tasks() == {asyncio.current_task()}, asyncio.all_tasks()
 
     asyncio.run(main())
-    # the one process-wide PER worker of vcore.h323 (made on first use, never more than one) is not a call's thread
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.name.startswith("vcore-per")]
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not left, left
-    assert sum(t.name.startswith("vcore-per") for t in threading.enumerate()) <= 1
 
 
 async def until(call: Any, kind: str, timeout: float = T) -> Any:

@@ -167,7 +167,7 @@ def test_webrtc_meets_the_echo_goals_on_the_kiosk_echo_path(material: Any, nonli
 @needs_webrtc
 def test_webrtc_keeps_the_residents_voice_in_double_talk(material: Any) -> None:
     # echo as loud as the resident at the mic: within 3 dB (2.5 dB measured; with the echo 10 dB louder AEC3's
-    # suppressor costs it 5-6.6 dB, 2-4 dB with the gain control: see benchmarks/AEC_RESULTS.md)
+    # suppressor costs it 5-6.6 dB, 2-4 dB with the gain control: see BENCHMARKS.md, "Echo cancellation")
     r = _measure(material, "webrtc", echo_gain_db=0.0, delay_ms=120, rt60=0.4)
     assert r.near_attenuation_db <= 3.0
     assert r.erle_db >= 30.0

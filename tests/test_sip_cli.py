@@ -55,6 +55,7 @@ def test_bad_sip_flags_are_one_error_line() -> None:
     for argv, message in ((["answer", "--no-tls", "--no-h323"], "--no-h323 leaves nothing to answer on"),
                           (["call", "--no-tls", "--sip-registrar", "http://x", "sip:a@127.0.0.1"], "not a sip"),
                           (["call", "--no-tls", "sip:a@127.0.0.1;transport=sctp"], "SIP transport 'sctp'"),
+                          (["call", "--no-tls", "--sip-dtls", "always", "sip:a@127.0.0.1"], "--sip-dtls"),
                           (["call", "--no-tls", "--sip-trusted-proxy", "sips:bob@pbx.example.org", "sip:a@127.0.0.1"],
                            "names a user")):
         proc = subprocess.run([sys.executable, "-m", "vcore", *argv], capture_output=True, text=True, timeout=60,
@@ -75,9 +76,12 @@ def test_station_file_sip_section(tmp_path: Path) -> None:
                       "sip_register_interval": 600}
     conf.write_text('[sip]\ntrusted_proxies = ["sips:pbx.example.org", "sips:192.0.2.7:5061"]\n')
     assert load_station_config(conf) == {"sip_trusted_proxy": ["sips:pbx.example.org", "sips:192.0.2.7:5061"]}
+    conf.write_text('[sip]\ndtls = "off"\n')
+    assert load_station_config(conf) == {"sip_dtls": "off"}
     for bad, message in (('transport = "sctp"', "[sip] transport"), ('registrar = "http://x"', "[sip] registrar"),
                          ('trusted_proxies = ["sip:bob@pbx"]', "[sip] trusted_proxies"),
-                         ("register_interval = 5", "[sip] register_interval"), ('password = "x"', "unknown key")):
+                         ("register_interval = 5", "[sip] register_interval"), ('password = "x"', "unknown key"),
+                         ('dtls = "always"', "[sip] dtls")):
         conf.write_text(f"[sip]\n{bad}\n")
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
             load_station_config(conf)

@@ -223,3 +223,59 @@ def test_peer_holds_moves_and_changes_codec() -> None:
                 peer.close()
 
     run(scenario())
+
+
+# ------------------------------------------------------------------------- the pure answer to a re-offer
+
+_KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e"  # 30 bytes: AES_CM_128 key and salt
+_NEW_KEY = "HhwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgEA"
+
+
+def _peer_offer(version: int, *, port: int = 40000, direction: str = "sendrecv", key: str = _KEY,
+                proto: str = "RTP/SAVP", video: bool = False, pt: int = 0) -> Any:
+    from vcore.sip import sdp
+
+    name = {0: "PCMU", 8: "PCMA"}[pt]
+    text = (f"v=0\r\no=peer 7 {version} IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n"
+            f"m=audio {port} {proto} {pt}\r\na=rtpmap:{pt} {name}/8000\r\n"
+            + (f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n" if proto == "RTP/SAVP" else "")
+            + f"a={direction}\r\n"
+            + ("m=video 40002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n" if video else ""))
+    return sdp.SessionDescription.parse(text)
+
+
+def _negotiated() -> tuple[Any, list[Any]]:
+    from vcore.h323.fast_connect import MediaPolicy
+    from vcore.h323.messages import PCMU, Address
+    from vcore.sip import sdp
+
+    policy = MediaPolicy((PCMU,), suites=("AES_CM_128_HMAC_SHA1_80",))
+    endpoints = {1: (Address("192.0.2.5", 30000), Address("192.0.2.5", 30001))}
+    answer, channels = sdp.answer_offer(_peer_offer(1), policy, endpoints, host="192.0.2.5", sdes=True)
+    return answer, channels
+
+
+def test_reoffer_hold_move_and_refusals() -> None:
+    from vcore.h323.messages import Address
+    from vcore.sip import sdp
+    from vcore.sip.reoffer import answer_reoffer
+
+    current, channels = _negotiated()
+    same = answer_reoffer(_peer_offer(2), current, channels)
+    assert not same.held and same.targets == ((1, Address("198.51.100.7", 40000), Address("198.51.100.7", 40001)),)
+    assert same.answer.origin.version == current.origin.version + 1
+    assert same.answer.media[0].port == 30000 and same.answer.media[0].direction() == "sendrecv"
+    assert same.answer.media[0].cryptos() == current.media[0].cryptos()  # our key stays (RFC 4568 §7.1.4)
+
+    held = answer_reoffer(_peer_offer(3, direction="sendonly"), current, channels)
+    assert held.held and held.targets == ((1, None, None),) and held.answer.media[0].direction() == "recvonly"
+    assert held.changes == ("audio sendonly",)
+    moved = answer_reoffer(_peer_offer(4, port=41000), current, channels)
+    assert moved.targets[0][1] == Address("198.51.100.7", 41000) and not moved.held
+
+    for offer, message in ((_peer_offer(5, key=_NEW_KEY), "re-keying"),
+                           (_peer_offer(5, proto="RTP/AVP"), "changes transport"),
+                           (_peer_offer(5, video=True), "streams added"),
+                           (_peer_offer(5, pt=8), "codec change")):
+        with pytest.raises(sdp.SdpNegotiationError, match=message):
+            answer_reoffer(offer, current, channels)

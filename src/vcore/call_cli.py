@@ -102,6 +102,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "the registrar and --sip-proxy are trusted already (repeatable)")
     p.add_argument("--sip-register-interval", type=sip_register_interval, default=3600,
                    help="seconds a registration lasts before it is refreshed (default 3600)")
+    p.add_argument("--sip-dtls", choices=("answer", "offer", "off"), default="answer",
+                   help="DTLS-SRTP (RFC 5764): answer a peer that insists on it (default), offer it, or refuse it")
     p.add_argument("--sip-sdes-over-plaintext", action="store_true",
                    help="put SRTP keys in SDP over plaintext SIP too (they travel readable; logged)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -190,7 +192,7 @@ def _sip_settings(args: argparse.Namespace) -> Any:
     return SipSettings(transport=transport, port=port, registrar=args.sip_registrar,
                        username=args.sip_username, password=password, outbound_proxy=args.sip_proxy,
                        register_interval=args.sip_register_interval,
-                       sdes_over_plaintext=args.sip_sdes_over_plaintext,
+                       sdes_over_plaintext=args.sip_sdes_over_plaintext, dtls=args.sip_dtls,
                        trusted_proxies=tuple(str(u) for u in args.sip_trusted_proxy or ()))
 
 

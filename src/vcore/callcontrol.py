@@ -8,8 +8,9 @@ Pure data; the dataclasses are immutable and thread-safe.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .h323.fast_connect import MediaChannel, MediaEndpoints
@@ -31,6 +32,7 @@ __all__ = [
     "Released",
     "RefusedCall",
     "CallControl",
+    "EventQueue",
 ]
 
 NORMAL_CALL_CLEARING = 16  # Q.850 cause 16: normal call clearing (SIP BYE maps to it too)
@@ -197,3 +199,35 @@ class CallControl(Protocol):
     async def limit_bitrate(self, bitrate: int | None, number: int | None = None) -> None: ...
 
     async def send_user_input(self, text: str) -> None: ...
+
+
+class EventQueue:
+    """The event side of a session, shared by the H.323 and SIP sessions: a queue ending with :class:`Released`.
+
+    A subclass creates ``self._events`` and sets ``self.released`` once the call is over; ``_event_timeout``
+    is the exception its :meth:`next_event` raises on a timeout (the protocol's own timeout error).
+    """
+
+    _events: asyncio.Queue[CallEvent]
+    released: Released | None
+    _event_timeout: type[Exception] = TimeoutError
+
+    def __aiter__(self) -> EventQueue:
+        return self
+
+    async def __anext__(self) -> CallEvent:
+        if self.released is not None and self._events.empty():
+            raise StopAsyncIteration
+        return await self._events.get()
+
+    async def next_event(self, timeout: float | None = None) -> CallEvent:
+        """The next event; raises ``_event_timeout`` after ``timeout`` seconds.
+
+        Once the call is released and every event consumed, returns the :class:`Released` event again.
+        """
+        if self.released is not None and self._events.empty():
+            return self.released
+        try:
+            return await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            raise self._event_timeout(f"no call event within {timeout} s") from None

@@ -142,6 +142,7 @@ KEYS: dict[tuple[str, str], tuple[str, Any, bool]] = {
     ("sip", "trusted_proxies"): ("sip_trusted_proxy", sip_server, True),  # relays calls, asserts callers (RFC 3325)
     ("sip", "register_interval"): ("sip_register_interval", sip_register_interval, False),
     ("sip", "sdes_over_plaintext"): ("sip_sdes_over_plaintext", _bool, False),
+    ("sip", "dtls"): ("sip_dtls", _choice("answer", "offer", "off"), False),  # DTLS-SRTP (RFC 5764)
     ("media", "camera"): ("camera", char_device, False),
     ("media", "microphone"): ("microphone", nonempty, False),
     ("media", "speaker"): ("speaker", nonempty, False),

@@ -45,7 +45,8 @@ from .events import (
     Ringing,
     StreamStats,
 )
-from .terminal import IncomingCall, Terminal
+from .incoming import IncomingCall
+from .terminal import Terminal
 
 __all__ = [
     "Terminal",

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 from ..callcontrol import (
     Alerting,
     CallEvent,
+    EventQueue,
     ChannelClosed,
     ChannelOpened,
     Connected,
@@ -73,12 +74,14 @@ __all__ = ["CallSession"]
 
 log = logging.getLogger(__name__)
 
-class CallSession(H245Path):
+class CallSession(H245Path, EventQueue):
     """One call's signalling. Create with :func:`place_call` or get from :meth:`SignallingListener.accept`.
 
     Iterate (``async for event in session``) or ``await next_event()`` to
     follow the call; the last event is always :class:`Released`.
     """
+
+    _event_timeout = SignallingTimeout
 
     def __init__(self, conn: SignallingConnection, config: SignallingConfig, *, caller: bool,
                  call_reference: int, call_id: bytes, conference_id: bytes,
@@ -174,26 +177,6 @@ class CallSession(H245Path):
                 for c in self.channels
             ],
         }
-
-    def __aiter__(self) -> CallSession:
-        return self
-
-    async def __anext__(self) -> CallEvent:
-        if self.released is not None and self._events.empty():
-            raise StopAsyncIteration
-        return await self._events.get()
-
-    async def next_event(self, timeout: float | None = None) -> CallEvent:
-        """The next event; raises :class:`SignallingTimeout` after ``timeout`` seconds.
-
-        Once the call is released and every event consumed, returns the :class:`Released` event again.
-        """
-        if self.released is not None and self._events.empty():
-            return self.released
-        try:
-            return await asyncio.wait_for(self._events.get(), timeout)
-        except asyncio.TimeoutError:
-            raise SignallingTimeout(f"no call event within {timeout} s") from None
 
     async def wait_connected(self, timeout: float | None = None) -> Connected:
         """Wait for :class:`Connected`; raises :class:`CallRefused` if the call is released first."""

@@ -3,9 +3,12 @@
 ``message`` (messages, URIs, headers), ``transport`` (UDP, TCP, TLS, rport),
 ``transaction`` (RFC 3261 §17 state machines, time as an argument), ``ua``
 (their asyncio side and the dispatch), ``auth`` (digest, RFC 8760),
-``dialog``, ``session`` (:class:`SipSession`, one call), ``listener``
-(:class:`SipListener`, the user agent), ``registration`` (REGISTER with
-refresh), ``sdp``/``sdes`` (offer/answer, SRTP keys). A
+``dialog``, ``session`` (:class:`SipSession`, one call), ``reoffer``
+(re-INVITEs: hold, resume, moves), ``causes`` (status codes and Q.850
+causes), ``identity`` (who is calling: certificates, trusted servers'
+``P-Asserted-Identity``), ``listener`` (:class:`SipListener`, the user
+agent), ``registration`` (REGISTER with refresh), ``sdp``/``sdes``
+(offer/answer, SRTP keys). A
 :class:`vcore.Terminal` given ``sip=SipSettings(...)`` runs all of it.
 """
 

@@ -21,6 +21,7 @@ from ..callcontrol import (
     NORMAL_CALL_CLEARING,
     Alerting,
     CallEvent,
+    EventQueue,
     Connected,
     KeyframeRequested,
     MediaUpdated,
@@ -31,7 +32,7 @@ from ..callcontrol import (
 from ..h323.fast_connect import MediaChannel, MediaEndpoints
 from ..h323.messages import Address
 from ..supervisor import Supervisor
-from . import reoffer, sdp, sdp_dtls
+from . import reoffer, sdp, sdp_dtls, transaction
 from .causes import (
     CALL_REJECTED,
     INCOMPATIBLE_DESTINATION,
@@ -46,7 +47,7 @@ from .errors import SipError, SipParseError, SipSecurityError, SipTimeout
 from .message import NameAddr, SipMessage, new_branch
 from .transaction import State
 from .transport import Flow
-from .ua import ALLOW, USER_AGENT, ServerTxn
+from .ua import ALLOW, USER_AGENT, ClientTxn, ServerTxn
 
 if TYPE_CHECKING:
     from .identity import CallerIdentity
@@ -63,12 +64,14 @@ _FAST_UPDATE = (b'<?xml version="1.0" encoding="utf-8" ?><media_control><vc_prim
 _MAX_USER_INPUT = 1024
 
 
-class SipSession:
+class SipSession(EventQueue):
     """One call's SIP signalling (caller or callee); implements :class:`vcore.callcontrol.CallControl`.
 
     Iterate (``async for event in session``) or ``await next_event()``; the
     last event is always :class:`Released`.
     """
+
+    _event_timeout = SipTimeout
 
     def __init__(self, listener: SipListener, *, caller: bool, invite: SipMessage, flow: Flow,
                  server_txn: ServerTxn | None = None, local_tag: str | None = None,
@@ -153,23 +156,6 @@ class SipSession:
             info["caller_identity"] = {"uri": str(self.identity.uri.without_params()) if self.identity else None,
                                        "asserted_by": None, "header": "From", "end_to_end": self.secure}
         return info
-
-    def __aiter__(self) -> SipSession:
-        return self
-
-    async def __anext__(self) -> CallEvent:
-        if self.released is not None and self._events.empty():
-            raise StopAsyncIteration
-        return await self._events.get()
-
-    async def next_event(self, timeout: float | None = None) -> CallEvent:
-        """The next event; raises :class:`SipTimeout` after ``timeout`` seconds (Released again once over)."""
-        if self.released is not None and self._events.empty():
-            return self.released
-        try:
-            return await asyncio.wait_for(self._events.get(), timeout)
-        except TimeoutError:
-            raise SipTimeout(f"no call event within {timeout} s") from None
 
     async def alert(self) -> None:
         """Callee: send 180 Ringing."""
@@ -522,7 +508,10 @@ class SipSession:
             if not 200 <= status < 300:
                 raise SipError(f"the peer refused to {'hold' if held else 'resume'} the call: {status} "
                                f"{response.reason}")
-            self._listener.core.send_nowait(self.dialog.request("ACK", self._via(), cseq=invite.cseq[0]), hop)
+            ack = self.dialog.request("ACK", self._via(), cseq=invite.cseq[0])
+            self._listener.core.send_nowait(ack, hop)
+            if not hop.reliable and not self._tasks.closed:
+                self._tasks.spawn(self._ack_again(txn, ack, hop), f"call {self.call_reference} re-INVITE ACK")
             try:
                 if response.content_type != "application/sdp":
                     raise sdp.SdpNegotiationError("the 200 OK to our re-INVITE carries no SDP answer")
@@ -536,6 +525,17 @@ class SipSession:
             raise SipTimeout(f"no answer to our re-INVITE within {self.config.setup_timeout} s") from None
         finally:
             self._reoffering = False
+
+    async def _ack_again(self, txn: ClientTxn, ack: SipMessage, hop: Flow) -> None:
+        """Our re-INVITE's 2xx again (our ACK was lost): the same ACK again (RFC 3261 §13.2.2.4), while the
+        transaction absorbs retransmissions (64 × T1)."""
+        try:
+            while not txn.done:
+                response = await asyncio.wait_for(txn.response(), 64 * transaction.T1)
+                if 200 <= (response.status or 0) < 300:
+                    self._listener.core.send_nowait(ack, hop)
+        except TimeoutError:
+            return
 
     def _on_info(self, request: SipMessage, txn: ServerTxn) -> None:
         kind = request.content_type

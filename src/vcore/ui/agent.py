@@ -21,12 +21,13 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..call import CallFailed
 from ..errors import VcoreError
 from .render import Input, Painter
+from .state import ViewState
 from .strings import Strings
 from .video import FrameSlot
 
@@ -61,7 +62,7 @@ class AgentView:
     log: tuple[LogEntry, ...] = ()
 
 
-class AgentConsole:
+class AgentConsole(ViewState[AgentView]):
     """The agent's controller; ``recorder(call) -> object with stop()`` starts a recording (None: no recording)."""
 
     def __init__(self, terminal: Any, name: str, strings: Strings, *, remote: FrameSlot, local: FrameSlot,
@@ -70,30 +71,13 @@ class AgentConsole:
                  on_state: Callable[[str, AgentView], None] | None = None) -> None:
         self.terminal, self.name, self.s = terminal, name, strings
         self.remote, self.local = remote, local
-        self._recorder_factory, self._clock, self._on_state = recorder, clock, on_state
-        self._view = AgentView(auto_answer=auto_answer)
-        self._version = 0
+        super().__init__(AgentView(auto_answer=auto_answer), on_state)
+        self._recorder_factory, self._clock = recorder, clock
         self._offered: Any = None
         self._call: Any = None
         self._recording: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._declined = False
-
-    @property
-    def view(self) -> AgentView:
-        """What the console shows now (immutable; replaced on every change)."""
-        return self._view
-
-    def version(self) -> int:
-        """Bumped on every change of :attr:`view` (the screen redraws at once)."""
-        return self._version
-
-    def _set(self, **changes: Any) -> None:
-        old = self._view
-        self._view = replace(old, **changes)
-        self._version += 1
-        if self._view.state != old.state and self._on_state is not None:
-            self._on_state(self._view.state, self._view)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

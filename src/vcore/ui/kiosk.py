@@ -23,13 +23,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..call import CallFailed
 from ..errors import CallError
 from ..directory import Card, Directory
 from .render import Input, Painter
+from .state import ViewState
 from .strings import Strings
 from .video import FrameSlot
 
@@ -74,7 +75,7 @@ class KioskView:
     lost_ending: bool = False
 
 
-class KioskScreen:
+class KioskScreen(ViewState[KioskView]):
     """The kiosk's controller; ``on_state(state, view)`` is told of each change of state (the CLI prints it).
 
     ``terminal``: a :class:`~vcore.Terminal` (``listen=False``) whose video sink is ``remote`` and whose
@@ -91,10 +92,9 @@ class KioskScreen:
                  ring_timeout: float = RING_TIMEOUT) -> None:
         self.terminal, self.directory, self.s = terminal, directory, strings
         self.remote, self.local = remote, local
-        self._ringer_factory, self._clock, self._on_state = ringer, clock, on_state
+        super().__init__(KioskView(), on_state)
+        self._ringer_factory, self._clock = ringer, clock
         self.ring_timeout = ring_timeout
-        self._view = KioskView()
-        self._version = 0
         self._task: asyncio.Task[None] | None = None
         self._call: Any = None
         self._timer: asyncio.TimerHandle | None = None
@@ -103,22 +103,6 @@ class KioskScreen:
         self.calls_made = 0
 
     # ------------------------------------------------------------ state (event loop)
-
-    @property
-    def view(self) -> KioskView:
-        """What the screen shows now (immutable; replaced on every change)."""
-        return self._view
-
-    def version(self) -> int:
-        """Bumped on every change of :attr:`view` (the screen redraws at once)."""
-        return self._version
-
-    def _set(self, **changes: Any) -> None:
-        old = self._view
-        self._view = replace(old, **changes)
-        self._version += 1
-        if self._view.state != old.state and self._on_state is not None:
-            self._on_state(self._view.state, self._view)
 
     def _later(self, delay: float, state: str) -> None:
         """Back to idle after ``delay`` s if still in ``state``."""

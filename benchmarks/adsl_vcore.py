@@ -119,6 +119,7 @@ async def send(args: argparse.Namespace, out: Out) -> None:
         call = await kiosk.call(f"h323:caf-agent@{args.peer}:{PORT}")
         await asyncio.wait_for(call.connected, 20)
         end = time.monotonic() + args.seconds
+        trace = asyncio.create_task(_trace_send(call, out)) if args.trace else None
         try:
             while time.monotonic() < end and call.ended is None:
                 await asyncio.sleep(1.0)
@@ -130,8 +131,38 @@ async def send(args: argparse.Namespace, out: Out) -> None:
             if video is not None:
                 out.write(kind="send-summary", **{k: v for k, v in video.__dict__.items()})
         finally:
+            if trace is not None:
+                trace.cancel()
             await call.hangup()
     out.write(kind="end", t=time.monotonic())
+
+
+async def _trace_send(call: Any, out: Out) -> None:
+    """Diagnostics (``--trace``): the sender's internals five times a second (private attributes)."""
+    while True:
+        await asyncio.sleep(0.2)
+        tx = getattr(call._media, "video_tx", None) if call._media is not None else None
+        cc = getattr(tx, "congestion", None)
+        if tx is None or cc is None:
+            continue
+        pacer = getattr(tx, "pacer", None)
+        out.write(kind="tsend", t=time.monotonic(), target=cc.target, state=cc.state, queue=cc.queue_delay,
+                  rate=cc.received_rate, loss=cc.loss, rtx=tx.retransmitted, kf=tx.keyframe_requests,
+                  kf_ignored=tx.keyframe_requests_ignored, enc=tx.encoder.bitrate, bytes=tx.bytes_sent,
+                  pq=getattr(getattr(pacer, "pacer", None), "queued_bytes", None))
+
+
+async def _trace_recv(call: Any, out: Out) -> None:
+    """Diagnostics (``--trace``): the video jitter buffer's counters five times a second."""
+    while True:
+        await asyncio.sleep(0.2)
+        jb = getattr(call._media, "jitter", None) if call._media is not None else None
+        if jb is None:
+            continue
+        st = jb.stats
+        out.write(kind="trecv", t=time.monotonic(), delay=st.delay, jitter=st.jitter, late=st.late, lost=st.lost,
+                  dropped=st.frames_dropped, released=st.frames_released, kfreq=st.keyframe_requests,
+                  nacks=st.nacks_sent, recovered=st.recovered, rtt=jb.rtt)
 
 
 async def recv(args: argparse.Namespace, out: Out) -> None:
@@ -147,6 +178,7 @@ async def recv(args: argparse.Namespace, out: Out) -> None:
         async for offered in agent.incoming():
             call = await offered.answer()
             break
+        trace = asyncio.create_task(_trace_recv(call, out)) if args.trace else None
         while call.ended is None:
             stats = call.stats()
             audio = stats.stream("audio", "receive")
@@ -159,6 +191,8 @@ async def recv(args: argparse.Namespace, out: Out) -> None:
                 await asyncio.wait_for(call.wait_ended(), 1.0)
             except asyncio.TimeoutError:
                 pass
+        if trace is not None:
+            trace.cancel()
     out.write(kind="recv-summary", **last_video)
     out.write(kind="audio", **audio_counts)
     out.write(kind="end", t=time.monotonic())
@@ -173,6 +207,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--out", required=True)
     parser.add_argument("--no-cc", action="store_true")
+    parser.add_argument("--trace", action="store_true", help="also log internals five times a second")
     args = parser.parse_args()
     out = Out(args.out)
     try:

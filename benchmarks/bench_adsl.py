@@ -33,6 +33,7 @@ Needs root, iproute2 and ``tc``; skips with a message otherwise.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import math
 import shutil
@@ -152,6 +153,8 @@ def _peer_cmd(stack: str, side: str, work: Path, host: str, seconds: float, out:
            "--seconds", str(seconds), "--out", str(out), "--peer", peer]
     if stack == "vcore-fixed":
         cmd.append("--no-cc")
+    if os.environ.get("VCORE_ADSL_TRACE"):
+        cmd.append("--trace")  # diagnostics in the kept logs
     return cmd
 
 

@@ -1,13 +1,16 @@
 """Echo cancellers side by side on the kiosk's emulated echo path (see benchmarks/aec_material.py).
 
-    python benchmarks/bench_aec.py [--rates 16000,48000] [--json out.json]
+    python benchmarks/bench_aec.py [--rates 16000,48000] [--ns-levels] [--json out.json]
 
 For each sample rate and each path (linear; with the loudspeaker's soft
-clipping): WebRTC AEC3 (livekit) and SpeexDSP, with echo cancellation, noise
+clipping): WebRTC AEC3 as two packages ship it (``webrtc``: livekit;
+``pywebrtc``: pywebrtc-audio) and SpeexDSP, with echo cancellation, noise
 suppression and the high-pass filter (WebRTC) on and the gain control off (a
-gain stage moves the output level the ERLE is measured on; the row
-``webrtc+agc`` shows the whole default chain, ``webrtc-ns`` the canceller
-without noise suppression), and the unprocessed microphone. Prints a Markdown
+gain stage moves the output level the ERLE is measured on; the rows
+``webrtc+agc`` and ``pywebrtc+agc`` show the whole chain, ``-ns`` the
+canceller without noise suppression; ``--ns-levels`` adds pywebrtc-audio's
+four noise suppression levels, ``pywebrtc-ns0`` to ``-ns3``), and the
+unprocessed microphone. Prints a Markdown
 table: ERLE, convergence, re-convergence after a 30 ms delay jump, near-end
 loss and STOI in double talk, CPU per 10 ms frame. Each chain runs twice, the
 second time (a fresh instance) on the scene without the agent: the near-end
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -33,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.aec_material import Result, Scene, make_scene, measure, run, without_agent  # noqa: E402
 from vcore.media.audio_processing import (  # noqa: E402
     AudioProcessingError,
+    PyWebRtcProcessor,
     SpeexProcessor,
     WebRtcProcessor,
 )
@@ -51,7 +56,7 @@ class _Passthrough:
         return frame
 
 
-def engines(rate: int, scene: Scene) -> list[tuple[str, Callable[[], Any]]]:
+def engines(rate: int, scene: Scene, ns_levels: bool = False) -> list[tuple[str, Callable[[], Any]]]:
     """The processors compared on ``scene``, as factories (each chain runs twice: with and without the agent)."""
     out: list[tuple[str, Callable[[], Any]]] = [("none", _Passthrough)]
 
@@ -67,6 +72,18 @@ def engines(rate: int, scene: Scene) -> list[tuple[str, Callable[[], Any]]]:
         out.append(("webrtc+agc", lambda: WebRtcProcessor(rate)))
     except AudioProcessingError as exc:
         print(f"# webrtc skipped: {exc}", file=sys.stderr)
+    try:
+        PyWebRtcProcessor(rate).close()
+        out.append(("pywebrtc-ns", lambda: PyWebRtcProcessor(rate, noise_suppression=False, auto_gain_control=False)))
+        if ns_levels:
+            for level in range(4):
+                out.append((f"pywebrtc-ns{level}", functools.partial(
+                    PyWebRtcProcessor, rate, noise_suppression_level=level, auto_gain_control=False)))
+        else:
+            out.append(("pywebrtc", lambda: PyWebRtcProcessor(rate, auto_gain_control=False)))
+        out.append(("pywebrtc+agc", lambda: PyWebRtcProcessor(rate)))
+    except AudioProcessingError as exc:
+        print(f"# pywebrtc skipped: {exc}", file=sys.stderr)
     try:
         speex().close()
         out.append(("speex", speex))
@@ -86,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rt60", type=float, default=0.3, help="room reverberation time in s (0.15-0.4)")
     ap.add_argument("--echo-gain", type=float, default=10.0,
                     help="echo level at the microphone over the resident's voice, dB (default 10: one box)")
+    ap.add_argument("--ns-levels", action="store_true",
+                    help="pywebrtc-audio at each noise suppression level (0-3) instead of its default (1)")
+    ap.add_argument("--engines", help="only these rows (comma-separated names, e.g. none,webrtc+agc,pywebrtc)")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
     rows: list[dict[str, Any]] = []
@@ -101,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                                echo_gain_db=args.echo_gain)
             goal = GOAL_NONLINEAR_DB if nonlinear else GOAL_LINEAR_DB
             alone = without_agent(scene)
-            for name, make in engines(rate, scene):
+            for name, make in engines(rate, scene, args.ns_levels):
+                if args.engines and name not in args.engines.split(","):
+                    continue
                 outs = []
                 for sc in (alone, scene):
                     proc = make()

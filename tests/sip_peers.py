@@ -16,10 +16,16 @@ What each one gives a test:
 - :class:`Kamailio` — a registrar and proxy with digest authentication (MD5 and SHA-256) against a
   plaintext user table written in its configuration (no database).
 - :func:`run_sipp` — one SIPp scenario from ``tests/sipp/``.
+
+And the set-ups the SIP tests share: :func:`tls_baresip` (baresip with a certificate of the test
+installation), :func:`registered_baresip` (baresip registered with a Kamailio), :func:`answer_dialled`
+(baresip dials, a vcore terminal answers), :func:`tone_terminal` (a vcore station sending a tone and no
+video) and :func:`check_baresip_heard` (what baresip received and decoded).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pty
@@ -38,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .call_helpers import T
 
 LOCALHOST = "127.0.0.1"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -111,6 +119,29 @@ def _close_pipe(proc: subprocess.Popen[bytes], reader: threading.Thread | None) 
         reader.join(5)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def _collect_lines(proc: subprocess.Popen[bytes] | None, output: list[str]) -> None:
+    """Append each line ``proc`` prints to ``output`` until it closes its output (a reader thread's loop)."""
+    assert proc is not None and proc.stdout is not None
+    for raw in proc.stdout:
+        output.append(raw.decode("utf-8", "replace").rstrip())
+
+
+def _wait_line(output: list[str], proc: subprocess.Popen[bytes] | None, pattern: str, timeout: float,
+               who: str) -> str:
+    """The first line of ``output`` matching ``pattern`` (a regex), waiting up to ``timeout`` seconds while
+    ``proc`` runs; else :class:`TimeoutError` naming ``who`` with the tail of the output."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(output):
+            if rx.search(line):
+                return line
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise TimeoutError(f"{who}: no line matches {pattern!r} (tail: {output[-15:]})")
 
 
 def wav_stats(path: Path) -> tuple[int, float]:
@@ -276,9 +307,7 @@ class Baresip:
         self.close()
 
     def _read_output(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self.output.append(raw.decode("utf-8", "replace").rstrip())
+        _collect_lines(self.proc, self.output)
 
     def _read_ctrl(self) -> None:
         assert self._sock is not None
@@ -332,16 +361,7 @@ class Baresip:
 
         For what may happen before the control socket connects (the first REGISTER's answer).
         """
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.output):
-                if rx.search(line):
-                    return line
-            if self.proc is not None and self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise TimeoutError(f"baresip: no log line matches {pattern!r} (log tail: {self.output[-15:]})")
+        return _wait_line(self.output, self.proc, pattern, timeout, "baresip")
 
     def wait_registered(self, timeout: float = 15.0) -> str:
         """Wait for the account's registration to succeed (its ``200 OK ... [N binding]`` line)."""
@@ -384,6 +404,58 @@ class Baresip:
             t.join(5)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def tls_baresip(tmp_path: Path, base: Path, user: str, certificate: str, *, video: bool = False,
+                **account: Any) -> Baresip:
+    """baresip as ``sip:USER@127.0.0.1`` over TLS, presenting the test installation's certificate
+    ``base/CERTIFICATE.pem`` and trusting its CA; SRTP mandatory (SDES) unless ``mediaenc=`` says otherwise.
+    ``account``: more :class:`BaresipAccount` fields."""
+    account.setdefault("mediaenc", "srtp-mand")
+    return Baresip(tmp_path / "baresip", BaresipAccount(f"sip:{user}@{LOCALHOST}", **account), video=video,
+                   certificate=base / f"{certificate}.pem", cafile=base / "ca" / "ca.cert.pem")
+
+
+def registered_baresip(tmp_path: Path, k: Kamailio, user: str, password: str, **account: Any) -> Baresip:
+    """baresip registering ``sip:USER@`` Kamailio's domain (digest with ``password``); ``account``: more
+    :class:`BaresipAccount` fields."""
+    return Baresip(tmp_path / "baresip", BaresipAccount(f"sip:{user}@{k.domain}", password=password, register=True,
+                                                        **account))
+
+
+async def answer_dialled(station: Any, peer: Baresip, uri: str) -> tuple[Any, Any]:
+    """``peer`` dials ``uri``; the vcore terminal ``station`` answers the call it is offered, and ``peer``
+    sees it established. Returns (the :class:`~vcore.IncomingCall`, the :class:`~vcore.Call`)."""
+    peer.command("dial", uri)
+    incoming = await asyncio.wait_for(station.incoming().__anext__(), T)
+    call = await incoming.answer()
+    await asyncio.to_thread(peer.wait_event, "CALL_ESTABLISHED")
+    return incoming, call
+
+
+def check_baresip_heard(b: Baresip, *, video: bool = False) -> dict[str, tuple[int, int]]:
+    """baresip received RTP from vcore and decoded audio that is not silence (its packet summary, its dump);
+    with ``video``, RTP video too, decoded. Returns the packet summary."""
+    summary = b.rtp_summary()
+    assert summary.get("audio", (0, 0))[1] >= 50, (summary, b.output[-30:])
+    heard = b.heard()
+    assert heard, "baresip dumped no decoded audio"
+    _, loud = wav_stats(heard[-1])
+    assert loud >= 1.0, f"baresip decoded only {loud:.2f} s of audible sound from vcore"
+    if video:
+        assert summary.get("video", (0, 0))[1] >= 10, summary
+        assert any("video: receiving with resolution" in line for line in b.output), "baresip decoded no video"
+    return summary
+
+
+def tone_terminal(name: str, sip: Any, **kw: Any) -> Any:
+    """A vcore station on plaintext SIP signalling (allowed explicitly) sending an 8 kHz tone and no video;
+    ``sip``: its :class:`~vcore.sip.SipSettings`, ``kw``: more :class:`~vcore.Terminal` arguments."""
+    import vcore
+    from vcore.media import Tone
+
+    return vcore.Terminal(name, allow_plaintext=True, video=None, audio=lambda: Tone(sample_rate=8000), sip=sip,
+                          **kw)
 
 
 # -------------------------------------------------------------------------------------------- Kamailio
@@ -613,9 +685,7 @@ class Kamailio:
         return path
 
     def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self.output.append(raw.decode("utf-8", "replace").rstrip())
+        _collect_lines(self.proc, self.output)
 
     def log_has(self, text: str) -> int:
         """How many log lines contain ``text``."""
@@ -752,16 +822,7 @@ class Linphonec:
 
     def wait_output(self, pattern: str, timeout: float = 15.0) -> str:
         """The first output line matching ``pattern`` (a regex)."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.output):
-                if rx.search(line):
-                    return line
-            if self.proc is not None and self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise TimeoutError(f"linphonec: no output line matches {pattern!r} (tail: {self.output[-15:]})")
+        return _wait_line(self.output, self.proc, pattern, timeout, "linphonec")
 
     def __enter__(self) -> Linphonec:
         return self.start()

@@ -34,6 +34,7 @@ from vcore.media.audio_processing import (
     AudioProcessingError,
     AudioProcessingStage,
     AudioProcessor,
+    PyWebRtcProcessor,
     SpeexProcessor,
     WebRtcProcessor,
     attach,
@@ -49,17 +50,22 @@ from benchmarks.aec_material import AGENT_TEXT
 ENGINES = available_processors()
 needs_webrtc = pytest.mark.skipif("webrtc" not in ENGINES,
                                   reason="livekit (WebRTC APM) not installed: pip install livekit")
+needs_pywebrtc = pytest.mark.skipif("pywebrtc" not in ENGINES,
+                                    reason="pywebrtc-audio (WebRTC APM) not installed: pip install pywebrtc-audio")
 needs_speex = pytest.mark.skipif("speex" not in ENGINES, reason="SpeexDSP missing: apt-get install libspeexdsp1")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng missing (apt-get install espeak-ng): the echo material is speech")
 
 
 def _processor(engine: str, rate: int = 16000, **kw: Any) -> AudioProcessor:
-    return WebRtcProcessor(rate, **kw) if engine == "webrtc" else SpeexProcessor(rate, **kw)
+    cls = {"webrtc": WebRtcProcessor, "pywebrtc": PyWebRtcProcessor, "speex": SpeexProcessor}[engine]
+    processor: AudioProcessor = cls(rate, **kw)
+    return processor
 
 
 def _engines() -> list[Any]:
-    return [pytest.param("webrtc", marks=needs_webrtc), pytest.param("speex", marks=needs_speex)]
+    return [pytest.param("webrtc", marks=needs_webrtc), pytest.param("pywebrtc", marks=needs_pywebrtc),
+            pytest.param("speex", marks=needs_speex)]
 
 
 # ------------------------------------------------------------------ the processors' contract
@@ -94,8 +100,11 @@ def test_bad_settings_raise_audio_processing_errors() -> None:
     assert issubclass(AudioProcessingError, MediaError)
     with pytest.raises(AudioProcessingError, match="sample rate 44101 Hz"):
         SpeexProcessor(44101)
-    with pytest.raises(AudioProcessingError, match="WebRTC audio processing runs at 8000, 16000, 32000, 48000 Hz"):
-        WebRtcProcessor(44100)
+    for cls in (WebRtcProcessor, PyWebRtcProcessor):
+        with pytest.raises(AudioProcessingError, match="WebRTC audio processing runs at 8000, 16000, 32000, 48000 Hz"):
+            cls(44100)
+    with pytest.raises(AudioProcessingError, match="WebRTC noise suppression level 4: 0, 1, 2 or 3"):
+        PyWebRtcProcessor(16000, noise_suppression_level=4)
     if "speex" in ENGINES:
         with pytest.raises(AudioProcessingError, match="filter length 5 ms"):
             SpeexProcessor(16000, filter_ms=5)
@@ -124,6 +133,25 @@ def test_a_named_engine_that_is_missing_fails_at_once(monkeypatch: pytest.Monkey
     with pytest.raises(AudioProcessingError, match="pip install livekit"):
         check_mode("webrtc")
     assert "webrtc" not in available_processors()
+    monkeypatch.setitem(sys.modules, "pywebrtc_audio", None)
+    with pytest.raises(AudioProcessingError, match="pip install pywebrtc-audio"):
+        PyWebRtcProcessor(16000)
+    assert "pywebrtc" not in available_processors()
+
+
+@needs_pywebrtc
+def test_auto_takes_pywebrtc_audio_when_livekit_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "livekit", None)
+    assert available_processors()[0] == "pywebrtc"
+    p = make_processor("auto", 16000)
+    assert p is not None and p.engine == "pywebrtc"
+    p.close()
+    p = make_processor("auto", 44100)  # no WebRTC at 44.1 kHz from either package
+    assert p is None or p.engine == "speex"
+    if p is not None:
+        p.close()
 
 
 # ------------------------------------------------------------------ the goals on the emulated echo path
@@ -150,11 +178,16 @@ def _measure(m: Any, engine: str, **scene: Any) -> Any:
     return m.measure(engine, sc, out, cpu, 20.0 if scene.get("nonlinear") else 30.0, alone)
 
 
+def _webrtc_engines() -> list[Any]:
+    return [pytest.param("webrtc", marks=needs_webrtc), pytest.param("pywebrtc", marks=needs_pywebrtc)]
+
+
 @needs_espeak
-@needs_webrtc
+@pytest.mark.parametrize("engine", _webrtc_engines())
 @pytest.mark.parametrize("nonlinear, goal", [(False, 30.0), (True, 20.0)])
-def test_webrtc_meets_the_echo_goals_on_the_kiosk_echo_path(material: Any, nonlinear: bool, goal: float) -> None:
-    r = _measure(material, "webrtc", nonlinear=nonlinear, delay_ms=80, rt60=0.3)
+def test_webrtc_meets_the_echo_goals_on_the_kiosk_echo_path(material: Any, engine: str, nonlinear: bool,
+                                                            goal: float) -> None:
+    r = _measure(material, engine, nonlinear=nonlinear, delay_ms=80, rt60=0.3)
     assert r.erle_db >= goal and r.erle_after_change_db >= goal
     assert r.converge_s <= 1.0  # every 250 ms window from 1 s on holds the goal
     assert r.reconverge_s <= 1.0  # the resident moved: delay +30 ms, another room response
@@ -164,13 +197,25 @@ def test_webrtc_meets_the_echo_goals_on_the_kiosk_echo_path(material: Any, nonli
 
 
 @needs_espeak
-@needs_webrtc
-def test_webrtc_keeps_the_residents_voice_in_double_talk(material: Any) -> None:
-    # echo as loud as the resident at the mic: within 3 dB (2.5 dB measured; with the echo 10 dB louder AEC3's
-    # suppressor costs it 5-6.6 dB, 2-4 dB with the gain control: see BENCHMARKS.md, "Echo cancellation")
-    r = _measure(material, "webrtc", echo_gain_db=0.0, delay_ms=120, rt60=0.4)
+@pytest.mark.parametrize("engine", _webrtc_engines())
+def test_webrtc_keeps_the_residents_voice_in_double_talk(material: Any, engine: str) -> None:
+    # echo as loud as the resident at the mic: within 3 dB (2.5 dB measured with livekit, 2.7 dB with
+    # pywebrtc-audio); with the echo 10 dB louder AEC3's suppressor costs it 4.5-6.6 dB, 2-4 dB with the gain
+    # control, through either package: see BENCHMARKS.md, "Echo cancellation", and the next test
+    r = _measure(material, engine, echo_gain_db=0.0, delay_ms=120, rt60=0.4)
     assert r.near_attenuation_db <= 3.0
     assert r.erle_db >= 30.0
+
+
+@needs_espeak
+@pytest.mark.xfail(reason="issue 19's one goal missed: AEC3's residual echo suppressor, not tunable through "
+                          "livekit or pywebrtc-audio, costs the resident 5.7-6.1 dB here (BENCHMARKS.md)", strict=True)
+@pytest.mark.parametrize("engine", _webrtc_engines())
+def test_webrtc_keeps_the_residents_voice_when_the_echo_is_10_db_louder(material: Any, engine: str) -> None:
+    # strict: an XPASS (a package or a setting that meets the goal) fails the run, to be made the default
+    r = _measure(material, engine, delay_ms=80, rt60=0.3)
+    assert r.erle_db >= 30.0
+    assert r.near_attenuation_db <= 3.0
 
 
 @needs_espeak
@@ -390,16 +435,23 @@ SECONDS = 10.0  # of call before measuring the last 6 s
 
 
 @needs_espeak
-@needs_webrtc
-@pytest.mark.parametrize("mode", ["auto", "off"])
-def test_agent_does_not_hear_its_own_voice_through_the_kiosk(pki_dir: Path, tmp_path: Path,
-                                                             use_alsa: Any, mode: str) -> None:  # noqa: F811
+@pytest.mark.parametrize("mode", [pytest.param("auto", marks=needs_webrtc), "off",
+                                  pytest.param("auto-pywebrtc", marks=needs_pywebrtc)])
+def test_agent_does_not_hear_its_own_voice_through_the_kiosk(pki_dir: Path, tmp_path: Path, use_alsa: Any,  # noqa: F811
+                                                             mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Agent (speech) -> kiosk Speaker -> room (120 ms, RT60 0.3 s) -> kiosk Microphone -> back to the agent.
 
     ``off`` is the control: the same measure without processing finds the agent's voice coming back.
+    ``auto-pywebrtc``: ``auto`` on a machine without livekit, which takes pywebrtc-audio.
     """
+    import sys
+
     from vcore.media import CallbackSink, Microphone, Source, Speaker
 
+    engine = {"auto": "webrtc", "auto-pywebrtc": "pywebrtc", "off": None}[mode]
+    if mode == "auto-pywebrtc":
+        monkeypatch.setitem(sys.modules, "livekit", None)
+        mode = "auto"
     rate = 16000
     wav = tmp_path / "agent.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), AGENT_TEXT], check=True, capture_output=True)
@@ -459,6 +511,6 @@ def test_agent_does_not_hear_its_own_voice_through_the_kiosk(pki_dir: Path, tmp_
         assert suppression < 3.0  # the control: without processing the agent hears itself
     else:
         s = measured["stats"]
-        assert s.engine == "webrtc" and s.capture_frames > 100 * (SECONDS - 2)
+        assert s.engine == engine and s.capture_frames > 100 * (SECONDS - 2)
         assert s.render_frames > 0.9 * s.capture_frames  # what the speaker played reached the canceller
         assert suppression >= 30.0

@@ -20,12 +20,30 @@ from vcore.h323.messages import G722, H264_MODE0, H264_MODE1, OPUS, PCMA, PCMU
 from vcore.sip import SipSettings
 
 from .call_helpers import T, make_pki, run, terminal, until, wait_for
-from .sip_peers import LOCALHOST, Baresip, BaresipAccount, Kamailio, Linphonec, issue_server_certificate, wav_stats
+from .sip_peers import (
+    LOCALHOST,
+    Baresip,
+    BaresipAccount,
+    Kamailio,
+    Linphonec,
+    answer_dialled,
+    check_baresip_heard,
+    issue_server_certificate,
+    registered_baresip,
+    tls_baresip,
+    tone_terminal,
+    wav_stats,
+)
 
 pytestmark = pytest.mark.interop
 
 FORMATS = (H264_MODE1, H264_MODE0, OPUS, G722, PCMU, PCMA)  # Opus: baresip's tone source is 48 kHz only
 TALK = 4.0  # seconds of conversation per call
+
+
+def _tls_station(base: Path, name: str, **sip: Any) -> Any:
+    """The installation's station ``name`` with SIP over TLS (``sip``: more :class:`SipSettings` fields)."""
+    return terminal(base, name, sip=SipSettings(transport="tls", **sip), formats=FORMATS)
 
 
 def _stream(call: Any, kind: str, direction: str) -> Any:
@@ -47,37 +65,20 @@ def _check_vcore_media(call: Any, *, video: bool = False, encrypted: bool = True
         assert rx.frames and rx.frames >= 5, ("no decoded video from the peer", rx)
 
 
-def _check_baresip_heard(b: Baresip, *, video: bool = False) -> dict[str, tuple[int, int]]:
-    """baresip received RTP from vcore and decoded audio that is not silence (its packet summary, its dump)."""
-    summary = b.rtp_summary()
-    assert summary.get("audio", (0, 0))[1] >= 50, (summary, b.output[-30:])
-    heard = b.heard()
-    assert heard, "baresip dumped no decoded audio"
-    _, loud = wav_stats(heard[-1])
-    assert loud >= 1.0, f"baresip decoded only {loud:.2f} s of audible sound from vcore"
-    if video:
-        assert summary.get("video", (0, 0))[1] >= 10, summary
-        assert any("video: receiving with resolution" in line for line in b.output), "baresip decoded no video"
-    return summary
-
-
 # ---------------------------------------------------------------------------------------------- baresip
 
 
 def test_baresip_calls_vcore_over_tls_with_sdes(tmp_path: Path) -> None:
     """baresip (kiosk certificate) dials vcore's sips listener; SDES-SRTP; baresip hangs up."""
     base = make_pki(tmp_path)
-    peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:murat-kiosk@{LOCALHOST}", mediaenc="srtp-mand"),
-                   certificate=base / "Murat kiosk.pem", cafile=base / "ca" / "ca.cert.pem")
+    peer = tls_baresip(tmp_path, base, "murat-kiosk", "Murat kiosk")
 
     async def scenario() -> None:
-        async with terminal(base, "CAF agent", sip=SipSettings(transport="tls"), formats=FORMATS) as agent:
+        async with _tls_station(base, "CAF agent") as agent:
             with peer:
-                peer.command("dial", f"sip:caf-agent@{LOCALHOST}:{agent.sip_port};transport=tls")
-                incoming = await asyncio.wait_for(agent.incoming().__anext__(), T)
+                incoming, call = await answer_dialled(agent, peer,
+                                                      f"sip:caf-agent@{LOCALHOST}:{agent.sip_port};transport=tls")
                 assert incoming.caller == "Murat kiosk"  # the name bound to its TLS certificate
-                call = await incoming.answer()
-                await asyncio.to_thread(peer.wait_event, "CALL_ESTABLISHED")
                 await asyncio.sleep(TALK)
                 _check_vcore_media(call)
                 assert call.stats().signalling == "tls" and call.stats().media_encrypted
@@ -86,7 +87,7 @@ def test_baresip_calls_vcore_over_tls_with_sdes(tmp_path: Path) -> None:
                 assert ended.by_peer, ended
                 await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
             assert any("SRTP is Enabled" in line for line in peer.output), peer.output[-20:]
-            _check_baresip_heard(peer)
+            check_baresip_heard(peer)
 
     run(scenario())
 
@@ -94,11 +95,10 @@ def test_baresip_calls_vcore_over_tls_with_sdes(tmp_path: Path) -> None:
 def test_vcore_calls_baresip_over_tls_with_sdes(tmp_path: Path) -> None:
     """vcore dials sips:caf-agent@baresip (agent certificate, checked against the URI); vcore hangs up."""
     base = make_pki(tmp_path)
-    peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:caf-agent@{LOCALHOST}", mediaenc="srtp-mand"),
-                   certificate=base / "CAF agent.pem", cafile=base / "ca" / "ca.cert.pem")
+    peer = tls_baresip(tmp_path, base, "caf-agent", "CAF agent")
 
     async def scenario() -> None:
-        async with terminal(base, "Murat kiosk", sip=SipSettings(transport="tls"), formats=FORMATS) as kiosk:
+        async with _tls_station(base, "Murat kiosk") as kiosk:
             with peer:
                 call = await kiosk.call(f"sips:caf-agent@{LOCALHOST}:{peer.tls_port}")
                 await asyncio.wait_for(call.connected, T)
@@ -106,7 +106,7 @@ def test_vcore_calls_baresip_over_tls_with_sdes(tmp_path: Path) -> None:
                 _check_vcore_media(call)
                 await call.hangup()
                 await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
-            _check_baresip_heard(peer)
+            check_baresip_heard(peer)
 
     run(scenario())
 
@@ -114,12 +114,10 @@ def test_vcore_calls_baresip_over_tls_with_sdes(tmp_path: Path) -> None:
 def test_h264_video_with_baresip(tmp_path: Path) -> None:
     """H.264 both ways with baresip (its avcodec module offers packetization-mode 0 only), over TLS + SRTP."""
     base = make_pki(tmp_path)
-    peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:caf-agent@{LOCALHOST}", mediaenc="srtp-mand",
-                                                        video_codecs="H264"),
-                   video=True, certificate=base / "CAF agent.pem", cafile=base / "ca" / "ca.cert.pem")
+    peer = tls_baresip(tmp_path, base, "caf-agent", "CAF agent", video=True, video_codecs="H264")
 
     async def scenario() -> None:
-        async with terminal(base, "Murat kiosk", sip=SipSettings(transport="tls"), formats=FORMATS) as kiosk:
+        async with _tls_station(base, "Murat kiosk") as kiosk:
             with peer:
                 call = await kiosk.call(f"sips:caf-agent@{LOCALHOST}:{peer.tls_port}")
                 await asyncio.wait_for(call.connected, T)
@@ -129,7 +127,7 @@ def test_h264_video_with_baresip(tmp_path: Path) -> None:
                 assert sent.codec.upper().startswith("H264"), sent
                 await call.hangup()
                 await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
-            _check_baresip_heard(peer, video=True)
+            check_baresip_heard(peer, video=True)
 
     run(scenario())
 
@@ -140,16 +138,12 @@ def test_baresip_hold_and_resume_keep_the_call(tmp_path: Path, caplog: pytest.Lo
     resume."""
     caplog.set_level(logging.INFO, "vcore.sip.session")
     base = make_pki(tmp_path)
-    peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:murat-kiosk@{LOCALHOST}", mediaenc="srtp-mand"),
-                   certificate=base / "Murat kiosk.pem", cafile=base / "ca" / "ca.cert.pem")
+    peer = tls_baresip(tmp_path, base, "murat-kiosk", "Murat kiosk")
 
     async def scenario() -> None:
-        async with terminal(base, "CAF agent", sip=SipSettings(transport="tls"), formats=FORMATS) as agent:
+        async with _tls_station(base, "CAF agent") as agent:
             with peer:
-                peer.command("dial", f"sip:caf-agent@{LOCALHOST}:{agent.sip_port};transport=tls")
-                incoming = await asyncio.wait_for(agent.incoming().__anext__(), T)
-                call = await incoming.answer()
-                await asyncio.to_thread(peer.wait_event, "CALL_ESTABLISHED")
+                _, call = await answer_dialled(agent, peer, f"sip:caf-agent@{LOCALHOST}:{agent.sip_port};transport=tls")
                 await asyncio.sleep(1.0)
                 peer.command("hold")
                 held = await until(call, "held")
@@ -178,11 +172,10 @@ def test_baresip_insisting_on_dtls_srtp_gets_488(tmp_path: Path) -> None:
     with 488 before it rings: the application is never offered the call, the refusal names the reason;
     nothing is left behind."""
     base = make_pki(tmp_path)
-    peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:murat-kiosk@{LOCALHOST}", mediaenc="dtls_srtp"),
-                   certificate=base / "Murat kiosk.pem", cafile=base / "ca" / "ca.cert.pem")
+    peer = tls_baresip(tmp_path, base, "murat-kiosk", "Murat kiosk", mediaenc="dtls_srtp")
 
     async def scenario() -> None:
-        async with terminal(base, "CAF agent", sip=SipSettings(transport="tls", dtls="off"), formats=FORMATS) as agent:
+        async with _tls_station(base, "CAF agent", dtls="off") as agent:
             with peer:
                 peer.command("dial", f"sip:caf-agent@{LOCALHOST}:{agent.sip_port};transport=tls")
                 await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
@@ -198,23 +191,15 @@ def test_baresip_insisting_on_dtls_srtp_gets_488(tmp_path: Path) -> None:
 
 def test_baresip_calls_vcore_over_tcp(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """SIP over TCP (``;transport=tcp``; plaintext, allowed explicitly), plain RTP: both ways, baresip hangs up."""
-    import logging
-
-    from vcore.media import Tone
-
     caplog.set_level(logging.DEBUG, logger="vcore.sip.transport")
 
     peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:murat-kiosk@{LOCALHOST}"))
 
     async def scenario() -> None:
-        async with vcore.Terminal("CAF agent", allow_plaintext=True, formats=FORMATS, video=None,
-                                  audio=lambda: Tone(sample_rate=8000), sip=SipSettings(transport="tcp")) as agent:
+        async with tone_terminal("CAF agent", SipSettings(transport="tcp"), formats=FORMATS) as agent:
             assert agent.sip_uri.endswith(";transport=tcp"), agent.sip_uri
             with peer:
-                peer.command("dial", agent.sip_uri)
-                incoming = await asyncio.wait_for(agent.incoming().__anext__(), T)
-                call = await incoming.answer()
-                await asyncio.to_thread(peer.wait_event, "CALL_ESTABLISHED")
+                _, call = await answer_dialled(agent, peer, agent.sip_uri)
                 await asyncio.sleep(TALK)
                 _check_vcore_media(call, encrypted=False)
                 assert call.stats().signalling == "plaintext"
@@ -224,7 +209,7 @@ def test_baresip_calls_vcore_over_tcp(tmp_path: Path, caplog: pytest.LogCaptureF
                 ended = await until(call, "ended")
                 assert ended.by_peer, ended
                 await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
-            _check_baresip_heard(peer)
+            check_baresip_heard(peer)
 
     run(scenario())
 
@@ -236,8 +221,7 @@ def test_cli_kiosk_calls_baresip(tmp_path: Path) -> None:
     import sys
 
     base = make_pki(tmp_path)
-    peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:caf-agent@{LOCALHOST}", mediaenc="srtp-mand"),
-                   certificate=base / "CAF agent.pem", cafile=base / "ca" / "ca.cert.pem")
+    peer = tls_baresip(tmp_path, base, "caf-agent", "CAF agent")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     with peer:
         kiosk = subprocess.run([sys.executable, "-m", "vcore", "call", "--identity", str(base / "Murat kiosk.pem"),
@@ -249,7 +233,7 @@ def test_cli_kiosk_calls_baresip(tmp_path: Path) -> None:
     assert kiosk.returncode == 0, kiosk.stdout + kiosk.stderr
     assert "answered (TLS, SRTP" in kiosk.stderr and "call ended: hangup" in kiosk.stderr, kiosk.stderr
     assert "audio rx OPUS" in kiosk.stdout, kiosk.stdout
-    _check_baresip_heard(peer)
+    check_baresip_heard(peer)
 
 
 # --------------------------------------------------------------------------------------------- Kamailio
@@ -281,49 +265,44 @@ def test_vcore_registers_with_kamailio(tmp_path: Path, algorithm: str) -> None:
         run(scenario())
 
 
-def test_baresip_calls_vcore_through_kamailio(tmp_path: Path) -> None:
-    """vcore and baresip both register (digest MD5); baresip dials the AOR, Kamailio routes it to vcore."""
+def _call_through_kamailio(tmp_path: Path, *, vcore_calls: bool) -> None:
+    """vcore (caf-agent) and baresip (bob) both register with Kamailio (digest MD5); one dials the other's
+    AOR, Kamailio routes it; both hear each other; the caller hangs up; Kamailio authenticated its INVITE."""
     with Kamailio(tmp_path / "kamailio", {"caf-agent": "Agent-pw1", "bob": "Bob-pw1"}) as k:
-        peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:bob@{k.domain}", password="Bob-pw1", register=True))
+        peer = registered_baresip(tmp_path, k, "bob", "Bob-pw1")
 
         async def scenario() -> None:
             async with _udp_agent("CAF agent", "caf-agent", "Agent-pw1", k) as agent:
                 with peer:
                     await asyncio.to_thread(peer.wait_registered)
-                    peer.command("dial", f"sip:caf-agent@{k.domain}")
-                    incoming = await asyncio.wait_for(agent.incoming().__anext__(), T)
-                    call = await incoming.answer()
-                    await asyncio.to_thread(peer.wait_event, "CALL_ESTABLISHED")
+                    if vcore_calls:
+                        call = await agent.call(f"sip:bob@{k.domain}")
+                        await asyncio.wait_for(call.connected, T)
+                    else:
+                        _, call = await answer_dialled(agent, peer, f"sip:caf-agent@{k.domain}")
                     await asyncio.sleep(TALK)
                     _check_vcore_media(call, encrypted=False)
-                    peer.command("hangup")
-                    await until(call, "ended")
+                    if vcore_calls:
+                        await call.hangup()
+                    else:
+                        peer.command("hangup")
+                        await until(call, "ended")
                     await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
-                _check_baresip_heard(peer)
-            assert k.log_has("authenticated bob (INVITE)") >= 1
+                check_baresip_heard(peer)
+            caller = "caf-agent" if vcore_calls else "bob"
+            assert k.log_has(f"authenticated {caller} (INVITE)") >= 1, f"Kamailio never authenticated {caller}'s INVITE"
 
         run(scenario())
+
+
+def test_baresip_calls_vcore_through_kamailio(tmp_path: Path) -> None:
+    """vcore and baresip both register (digest MD5); baresip dials the AOR, Kamailio routes it to vcore."""
+    _call_through_kamailio(tmp_path, vcore_calls=False)
 
 
 def test_vcore_calls_baresip_through_kamailio(tmp_path: Path) -> None:
     """vcore dials bob's AOR at Kamailio, answers its 407 with digest, and the call reaches baresip."""
-    with Kamailio(tmp_path / "kamailio", {"caf-agent": "Agent-pw1", "bob": "Bob-pw1"}) as k:
-        peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:bob@{k.domain}", password="Bob-pw1", register=True))
-
-        async def scenario() -> None:
-            async with _udp_agent("CAF agent", "caf-agent", "Agent-pw1", k) as agent:
-                with peer:
-                    await asyncio.to_thread(peer.wait_registered)
-                    call = await agent.call(f"sip:bob@{k.domain}")
-                    await asyncio.wait_for(call.connected, T)
-                    await asyncio.sleep(TALK)
-                    _check_vcore_media(call, encrypted=False)
-                    await call.hangup()
-                    await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
-                _check_baresip_heard(peer)
-            assert k.log_has("authenticated caf-agent (INVITE)") >= 1, "Kamailio never authenticated vcore's INVITE"
-
-        run(scenario())
+    _call_through_kamailio(tmp_path, vcore_calls=True)
 
 
 def _tls_kamailio(tmp_path: Path, base: Path, users: dict[str, str]) -> Kamailio:
@@ -354,8 +333,7 @@ def test_baresip_calls_vcore_through_kamailio_over_tls(tmp_path: Path) -> None:
     by the allow-list, and the call's security says the identity is the server's word, not end to end."""
     base = make_pki(tmp_path)
     with _tls_kamailio(tmp_path, base, {"caf-agent": "Agent-pw1", "bob": "Bob-pw1"}) as k:
-        peer = Baresip(tmp_path / "baresip", BaresipAccount(f"sip:bob@{k.domain}", password="Bob-pw1", register=True,
-                                                            mediaenc="srtp-mand"))
+        peer = registered_baresip(tmp_path, k, "bob", "Bob-pw1", mediaenc="srtp-mand")
 
         async def scenario() -> None:
             sip = SipSettings(transport="tls", registrar=f"sips:{LOCALHOST}:{k.tls_port}", username="caf-agent",
@@ -363,9 +341,7 @@ def test_baresip_calls_vcore_through_kamailio_over_tls(tmp_path: Path) -> None:
             async with terminal(base, "CAF agent", formats=FORMATS, sip=sip, allow=["bob"]) as agent:
                 with peer:
                     await asyncio.to_thread(peer.wait_registered)
-                    peer.command("dial", f"sip:caf-agent@{k.domain}")
-                    incoming = await asyncio.wait_for(agent.incoming().__anext__(), T)
-                    call = await incoming.answer()
+                    _, call = await answer_dialled(agent, peer, f"sip:caf-agent@{k.domain}")
                     await asyncio.sleep(TALK)
                     _check_vcore_media(call)
                     caller = call.security()["caller_identity"]
@@ -374,7 +350,7 @@ def test_baresip_calls_vcore_through_kamailio_over_tls(tmp_path: Path) -> None:
                     peer.command("hangup")
                     await until(call, "ended")
                     await asyncio.to_thread(peer.wait_event, "CALL_CLOSED")
-                _check_baresip_heard(peer)
+                check_baresip_heard(peer)
 
         run(scenario())
 
@@ -390,11 +366,9 @@ def _check_linphone_heard(peer: Linphonec) -> None:
 
 def test_linphonec_calls_vcore(tmp_path: Path) -> None:
     """linphonec dials vcore over UDP (plain RTP, allowed explicitly); it plays a tone, records vcore's."""
-    from vcore.media import Tone
 
     async def scenario() -> None:
-        async with vcore.Terminal("CAF agent", allow_plaintext=True, formats=FORMATS, video=None,
-                                  audio=lambda: Tone(sample_rate=8000), sip=SipSettings(transport="udp")) as agent:
+        async with tone_terminal("CAF agent", SipSettings(transport="udp"), formats=FORMATS) as agent:
             with Linphonec(tmp_path / "linphone", user="murat") as peer:
                 peer.send(f"call sip:caf-agent@{LOCALHOST}:{agent.sip_port}")
                 incoming = await asyncio.wait_for(agent.incoming().__anext__(), T)
@@ -412,12 +386,10 @@ def test_linphonec_calls_vcore(tmp_path: Path) -> None:
 
 def test_vcore_calls_linphonec_with_sdes(tmp_path: Path) -> None:
     """vcore dials linphonec, which insists on SRTP (SDES over UDP: allowed explicitly on both sides)."""
-    from vcore.media import Tone
 
     async def scenario() -> None:
-        async with vcore.Terminal("Murat kiosk", allow_plaintext=True, formats=FORMATS, video=None,
-                                  audio=lambda: Tone(sample_rate=8000),
-                                  sip=SipSettings(transport="udp", sdes_over_plaintext=True)) as kiosk:
+        async with tone_terminal("Murat kiosk", SipSettings(transport="udp", sdes_over_plaintext=True),
+                                 formats=FORMATS) as kiosk:
             with Linphonec(tmp_path / "linphone", user="agent", media_encryption="srtp", mandatory=True) as peer:
                 call = await kiosk.call(peer.uri)
                 await asyncio.wait_for(call.connected, T)

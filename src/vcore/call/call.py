@@ -1,10 +1,14 @@
-"""One call: its signalling session, media, events, statistics and the watch over them."""
+"""One call: its signalling session, media, events and tasks, and the watch over them.
+
+The statistics and the degraded-stream watch are measured in :mod:`vcore.call.stats`; the user-input
+strings vcore peers exchange (camera presets and moves, the recording notice) are
+:mod:`vcore.call.user_input`; the H.224 data channel of far-end camera control is :mod:`vcore.call.fecc`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -34,31 +38,31 @@ from .events import (
     MediaStarted,
     RecordingNotice,
     Ringing,
-    StreamStats,
 )
-from .media import _follow_lips, _lip_sync, _Media
+from .media import _follow_lips, _Media
+from .stats import DegradedWatch, StatsMeter
+from .user_input import (
+    CAMERA_MOVE_PREFIX,
+    CAMERA_MOVES,
+    CAMERA_PRESET_PREFIX,
+    RECORDING_PREFIX,
+    camera_move_text,
+    camera_preset_text,
+    check_remote_move,
+    legacy_move,
+    nudge,
+    read_camera_request,
+    read_recording_notice,
+    recording_text,
+)
 
 if TYPE_CHECKING:
     from .terminal import Terminal
 
+__all__ = ["CAMERA_MOVES", "CAMERA_MOVE_PREFIX", "CAMERA_PRESET_PREFIX", "RECORDING_PREFIX", "Call"]
+
 _WATCH_INTERVAL = 0.25
-_DEGRADED_LOSS = 0.05  # fraction lost over the last second that makes a stream "degraded"
 _FLOW_CONTROL_FLOOR = 64_000  # bit/s: the lowest video rate a peer's H.245 flow control may impose
-_STALL = 2.0  # seconds without media that make a stream "degraded" (long before the media timeout)
-CAMERA_PRESET_PREFIX = "vcore:camera-preset="  # H.245 UserInputIndication alphanumeric, vcore's own convention
-_CAMERA_PRESET = re.compile(r"^vcore:camera-preset=(\d{1,3})$")
-# vcore's own user-input conventions beside the preset (docs/calls.md): a camera nudge, and the recording notice
-CAMERA_MOVE_PREFIX = "vcore:camera-move="
-CAMERA_MOVES = {"left": "left", "right": "right", "up": "up", "down": "down", "zoom-in": "tele", "zoom-out": "wide"}
-_CAMERA_MOVE = re.compile(r"^vcore:camera-move=([a-z-]{1,8})$")
-_NUDGE = 0.3  # seconds a camera move asked by the peer lasts (then the camera stops by itself)
-_MOVE_DIRECTIONS = {  # CAMERA_MOVES as H.281 directions (pan, tilt, zoom)
-    "left": (Pan.LEFT, Tilt.NONE, Zoom.NONE), "right": (Pan.RIGHT, Tilt.NONE, Zoom.NONE),
-    "up": (Pan.NONE, Tilt.UP, Zoom.NONE), "down": (Pan.NONE, Tilt.DOWN, Zoom.NONE),
-    "zoom-in": (Pan.NONE, Tilt.NONE, Zoom.IN), "zoom-out": (Pan.NONE, Tilt.NONE, Zoom.OUT),
-}
-RECORDING_PREFIX = "vcore:recording="
-_RECORDING = re.compile(r"^vcore:recording=(on|off)$")
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +100,8 @@ class Call:
         self.setup_started = started if started is not None else time.monotonic()
         self.connected_at: float | None = None
         self._local_reason: str | None = None
-        self._degraded: dict[str, bool] = {}
-        self._last: dict[tuple[str, str], tuple[float, int, int]] = {}
-        self._loss_prev: dict[str, tuple[int, int]] = {}
-        self._stream_seen: dict[str, tuple[int, float]] = {}
+        self._meter = StatsMeter()
+        self._degraded = DegradedWatch()
         self._last_media = time.monotonic()
         self._last_count = 0
         self._finished = asyncio.Event()
@@ -290,7 +292,7 @@ class Call:
             await remote.preset(preset)
             return
         self._check_legacy_peer()
-        await self._session.send_user_input(f"{CAMERA_PRESET_PREFIX}{preset}")
+        await self._session.send_user_input(camera_preset_text(preset))
 
     async def remote_camera_move(self, move: str = "", *, pan: Pan = Pan.NONE, tilt: Tilt = Tilt.NONE,
                                  zoom: Zoom = Zoom.NONE, focus: Focus = Focus.NONE,
@@ -302,29 +304,16 @@ class Call:
         H.281 (start, continue every 0.4 s, stop) when the peer offered it; else an older vcore peer gets
         ``vcore:camera-move=MOVE`` (a single-direction nudge only). Same rules as :meth:`remote_camera_preset`.
         """
-        if move:
-            if move not in CAMERA_MOVES:
-                raise CallError(f"camera move {move!r}: one of {', '.join(CAMERA_MOVES)}")
-            if pan or tilt or zoom or focus:
-                raise CallError("give a move name or directions, not both")
-            pan, tilt, zoom = _MOVE_DIRECTIONS[move]
-            duration = _NUDGE if duration is None else duration
-        elif not (pan or tilt or zoom or focus):
-            raise CallError("a camera move needs a direction")
-        if duration is not None and not 0 < duration <= 60:
-            raise CallError(f"camera move duration {duration} s: give 0 < duration <= 60")
+        request = check_remote_move(move, pan, tilt, zoom, focus, duration)
         if self.ended is not None:
             return
         remote = self._fecc_remote()
         if remote is not None:
-            await remote.move(pan=pan, tilt=tilt, zoom=zoom, focus=focus, duration=duration)
+            await remote.move(pan=request.pan, tilt=request.tilt, zoom=request.zoom, focus=request.focus,
+                              duration=request.duration)
             return
         self._check_legacy_peer()
-        legacy = move or next((name for name, d in _MOVE_DIRECTIONS.items() if d == (pan, tilt, zoom)), "")
-        if not legacy or focus or duration not in (None, _NUDGE):
-            raise CallError("this peer only takes short single-direction nudges (no H.281): "
-                            f"one of {', '.join(CAMERA_MOVES)}")
-        await self._session.send_user_input(f"{CAMERA_MOVE_PREFIX}{legacy}")
+        await self._session.send_user_input(camera_move_text(legacy_move(move, request)))
 
     async def remote_camera_stop(self) -> None:
         """Stop a move of the peer's camera started with :meth:`remote_camera_move` (H.281; a nudge of an older
@@ -343,7 +332,7 @@ class Call:
         A vcore peer reports a :class:`RecordingNotice` event (the kiosk shows it); others see user input.
         """
         if self.ended is None:
-            await self._session.send_user_input(f"{RECORDING_PREFIX}{'on' if recording else 'off'}")
+            await self._session.send_user_input(recording_text(recording))
 
     def security(self) -> dict[str, Any]:
         """What protects the call (signalling, peer certificate, per-stream SRTP suite); never the keys."""
@@ -357,27 +346,8 @@ class Call:
     def stats(self) -> CallStats:
         """Per stream: codec, bitrate, fps, loss, jitter, RTT, playout delay, cipher suite (a snapshot)."""
         now = time.monotonic()
-        streams: list[StreamStats] = []
-        m = self._media
-        sec = self.security()
-        if m is not None:
-            for ch in m.channels:
-                s = self._stream_stats(ch, now)
-                if s is not None:
-                    streams.append(s)
-        warnings = []
-        if sec["signalling"] == "plaintext":
-            warnings.append("plaintext signalling: the SRTP keys travel unprotected")
-        if any(s.cipher_suite == "plaintext" for s in streams):
-            warnings.append("plaintext media: some streams are not encrypted")
-        lip = None
-        if m is not None and m.video_rx is not None and m.audio_rx is not None:
-            lip = _lip_sync(m.audio_rx, m.video_rx)
-        hold = m.audio_jitter.sync_delay if m is not None and m.audio_jitter is not None else 0.0
-        encrypted = sec["signalling"] == "tls" and bool(streams) and all(s.cipher_suite != "plaintext"
-                                                                         for s in streams)
-        return CallStats(self.peer, (now - self.connected_at) if self.connected_at else 0.0, sec["signalling"],
-                         encrypted, tuple(streams), lip, tuple(warnings), hold)
+        security = self.security()
+        return self._meter.call_stats(self.peer, self._media, security, self.connected_at, now)
 
     # ------------------------------------------------------------ internals
 
@@ -385,55 +355,6 @@ class Call:
         if self._media is None:
             return None
         return next((c for c in self._media.channels if c.direction == direction and c.format.kind == kind), None)
-
-    def _stream_stats(self, ch: MediaChannel, now: float) -> StreamStats | None:
-        m = self._media
-        assert m is not None
-        kind, suite = ch.format.kind, ch.suite or "plaintext"
-        key = (kind, ch.direction)
-        if ch.direction == "send":
-            tx: Any = m.video_tx if kind == "video" else m.audio_tx
-            if tx is None:
-                return None
-            frames = tx.frames_encoded if kind == "video" else tx.frames_captured
-            bitrate, fps = self._rates(key, now, tx.bytes_sent, frames)
-            cc = getattr(tx, "congestion", None)
-            enc = tx.encoder if kind == "video" else None
-            dropper = getattr(tx, "dropper", None)
-            return StreamStats(kind, "send", ch.format.name, suite, tx.packets_sent, tx.bytes_sent, bitrate,
-                               fps if kind == "video" else None, loss=tx.fraction_lost, rtt=tx.rtt,
-                               retransmitted=tx.retransmitted,
-                               keyframe_requests=getattr(tx, "keyframe_requests", 0), frames=frames,
-                               target_bitrate=cc.target if cc is not None else None,
-                               queue_delay=cc.queue_delay if cc is not None else None,
-                               size=f"{enc.width}x{enc.height}@{enc.fps:g}" if enc is not None else None,
-                               frames_dropped=(dropper.dropped if dropper is not None else 0)
-                               + (enc.frames_dropped if enc is not None else 0))
-        rx: Any = m.video_rx if kind == "video" else m.audio_rx
-        if rx is None:
-            return None
-        bitrate, fps = self._rates(key, now, rx.bytes, rx.frames)
-        st = rx.stats
-        loss = jitter = None
-        if st is not None:
-            loss = max(0, st.lost) / st.expected if st.expected > 0 else None  # None: nothing expected yet
-            jitter = st.jitter
-        jb = m.jitter if kind == "video" else m.audio_jitter
-        delay = jb.delay if jb is not None else None
-        return StreamStats(kind, "receive", ch.format.name, suite, rx.packets, rx.bytes, bitrate,
-                           fps if kind == "video" else None, loss=loss, jitter=jitter, playout_delay=delay,
-                           latency_p50=rx.latency.percentile(50), latency_p95=rx.latency.percentile(95),
-                           dropped=rx.dropped, nacks=getattr(rx, "nacks_sent", 0),
-                           keyframe_requests=getattr(rx, "plis_sent", 0), frames=rx.frames,
-                           concealed=getattr(rx, "concealed", 0))
-
-    def _rates(self, key: tuple[str, str], now: float, nbytes: int, frames: int) -> tuple[float, float]:
-        t0, b0, f0 = self._last.get(key, (self.connected_at or now, 0, 0))
-        self._last[key] = (now, nbytes, frames)
-        dt = now - t0
-        if dt <= 0:
-            return 0.0, 0.0
-        return (nbytes - b0) * 8 / dt, (frames - f0) / dt
 
     async def _emit(self, event: CallEvent) -> None:
         async with self._changed:
@@ -496,17 +417,15 @@ class Call:
             await self._finish(sig.Released("undefinedReason", Cause.TEMPORARY_FAILURE, False, repr(exc)))
 
     async def _user_input(self, text: str) -> None:
-        if (r := _RECORDING.match(text)) is not None:
-            log.info("call %s: the peer %s recording", self.peer, "started" if r.group(1) == "on" else "stopped")
-            await self._emit(RecordingNotice(recording=r.group(1) == "on"))
+        if (recording := read_recording_notice(text)) is not None:
+            log.info("call %s: the peer %s recording", self.peer, "started" if recording else "stopped")
+            await self._emit(RecordingNotice(recording=recording))
             return
-        m = _CAMERA_PRESET.match(text)
-        mv = _CAMERA_MOVE.match(text)
-        if m is None and (mv is None or mv.group(1) not in CAMERA_MOVES):
+        request = read_camera_request(text)
+        if request is None:
             log.debug("call %s: user input ignored", self.peer)
             return
-        preset = int(m.group(1)) if m is not None else -1
-        move = mv.group(1) if mv is not None else ""
+        preset, move = request.preset, request.move
         t = self.terminal
         if not t.remote_camera or t.camera is None:
             why = "no camera" if t.camera is None else "remote camera control is off (remote_camera=False)"
@@ -514,7 +433,7 @@ class Call:
             return
         try:
             if move:
-                await self._nudge(t.camera, CAMERA_MOVES[move])
+                await nudge(t.camera, CAMERA_MOVES[move])
             else:
                 await t.camera.preset_recall(preset)
         except VcoreError as exc:
@@ -522,17 +441,6 @@ class Call:
         else:
             await self._emit(CameraControl(preset=preset, applied=True, detail="moved" if move else "recalled",
                                            move=move))
-
-    @staticmethod
-    async def _nudge(camera: Any, direction: str) -> None:
-        """Move for :data:`_NUDGE` seconds, then stop (whatever happened meanwhile)."""
-        zoom = direction in ("tele", "wide")
-        await (camera.zoom_tele() if direction == "tele" else camera.zoom_wide() if zoom
-               else camera.pan_tilt(direction))
-        try:
-            await asyncio.sleep(_NUDGE)
-        finally:
-            await (camera.zoom_stop() if zoom else camera.pan_tilt_stop())
 
     async def _start(self, ch: MediaChannel) -> None:
         if self._media is not None:
@@ -573,7 +481,8 @@ class Call:
             if self.held:  # on hold the peer may send nothing: neither a stall nor a media timeout
                 self._last_media = now
             else:
-                await self._check_degraded(now)
+                for change in self._degraded.check(m, now):
+                    await self._emit(change)
             if self.terminal.lip_sync and m.audio_jitter is not None and m.audio_rx and m.video_rx:
                 _follow_lips(m.audio_jitter, m.audio_rx, m.video_rx)
             rtt = m.video_tx.rtt if m.video_tx is not None else None
@@ -592,27 +501,6 @@ class Call:
                 self._media_detail = detail
                 await self._session.hangup("undefinedReason", Cause.RECOVERY_ON_TIMER_EXPIRY)
                 return
-
-    async def _check_degraded(self, now: float) -> None:
-        m = self._media
-        assert m is not None
-        for stream, rx in (("video", m.video_rx), ("audio", m.audio_rx)):
-            if rx is None or stream not in m.started or rx.stats is None:
-                continue
-            count, since = self._stream_seen.get(stream, (-1, now))
-            if rx.packets != count:
-                count, since = rx.packets, now
-            self._stream_seen[stream] = (count, since)
-            expected, received = rx.stats.expected, rx.stats.received
-            e0, r0 = self._loss_prev.get(stream, (expected, received))
-            self._loss_prev[stream] = (expected, received)
-            loss = (1 - (received - r0) / (expected - e0)) if expected - e0 > 0 else 0.0
-            stalled = now - since > _STALL
-            bad = loss > _DEGRADED_LOSS or stalled
-            if bad != self._degraded.get(stream, False):
-                self._degraded[stream] = bad
-                detail = "no media" if stalled else f"{loss:.0%} lost" if bad else "recovered"
-                await self._emit(Degraded(stream=stream, detail=detail, degraded=bad))
 
     async def _finish(self, released: sig.Released | None) -> None:
         if self.ended is not None:

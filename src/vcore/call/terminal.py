@@ -1,4 +1,10 @@
-"""The terminal: its listeners (H.323, SIP), gatekeeper, credentials, and its calls."""
+"""The terminal: its listeners (H.323, SIP), gatekeeper, credentials, and its calls.
+
+Its credentials (identity, trust anchors, CRL, TLS contexts, aliases) are :mod:`vcore.call.credentials`;
+the calls it places are :mod:`vcore.call.h323_calls` and :mod:`vcore.call.sip_calls`; the calls it is
+offered are :class:`~vcore.call.incoming.IncomingCall`. A refused busy caller and a call that could not
+reach its peer are logged here (``vcore.call.terminal``: the station log rewrites both lines).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,25 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import re
-import secrets
 import ssl
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import pki
 from ..directory import Card, Directory
-from ..errors import CallError, TransportError, VcoreError
+from ..errors import CallError
 from ..h323 import signalling as sig
-from ..h323.errors import SignallingError
 from ..h323.fast_connect import MediaPolicy
 from ..h323.gatekeeper import GatekeeperLink, parse_gatekeeper
 from ..h323.keys import DEFAULT_SUITES
-from ..h323.messages import DEFAULT_FORMATS, Address, MediaFormat
+from ..h323.messages import DEFAULT_FORMATS, MediaFormat
 from ..h323.q931 import Cause
-from ..h323.ras import RasRejected
-from .addresses import _anchors, _is_ip, parse_address
+from .answering import OfferedCalls, accept_calls
 from .call import Call
+from .credentials import Credentials, accept_roles as _accept_roles, own_aliases, utcnow
 from .events import CallFailed
+from .h323_calls import Unreached, place_h323_call, register
 from .incoming import IncomingCall
-from .media import _Media
-from ..revocation import CrlWatch, open_crl
 from ..supervisor import Supervisor
 from ..callcontrol import CallControl
 
@@ -47,22 +48,6 @@ log = logging.getLogger(__name__)
 _ACCEPT = "accept loop"
 _CRL_WATCH = "credentials watch"
 _SIP_ACCEPT = "SIP accept loop"
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _tls_hint(error: str) -> str:
-    """What an alert from the peer's TLS stack most likely means, for the message of a failed call."""
-    if "ALERT_CERTIFICATE_EXPIRED" in error:
-        return (" (the peer found this terminal's certificate expired, or its own CRL is out of date: "
-                "check both with `vcore pki list` on the CA machine)")
-    if "ALERT_CERTIFICATE_REVOKED" in error:
-        return " (the peer's CRL says this terminal's certificate is revoked)"
-    if "ALERT_UNKNOWN_CA" in error or "ALERT_BAD_CERTIFICATE" in error:
-        return " (the peer does not trust this terminal's certificate: issued by another CA?)"
-    return ""
 
 
 # --------------------------------------------------------------------------- the terminal
@@ -247,31 +232,15 @@ class Terminal:
         if identity is not None and not isinstance(identity, pki.Identity):
             identity = pki.Identity.load(identity)
         self.identity = identity
-        self._server_ctx: ssl.SSLContext | None = None
-        self._client_ctx: ssl.SSLContext | None = None
-        self._crl: CrlWatch | None = None
-        self._anchors: list[Any] = []
+        self._credentials: Credentials | None = None
         self._listener: sig.SignallingListener | None = None
         if identity is not None:
-            self._anchors = _anchors(trust)
-            if not self._anchors:
-                raise CallError("a terminal with an identity needs trust anchors (trust=['ca.cert.pem'])")
-            problem = pki.validity_problem(identity, _utcnow())
-            if problem is not None and problem[0] >= logging.ERROR:
-                raise pki.PkiError(problem[1])
-            if problem is not None:
-                log.warning("%s: %s", name, problem[1])
-            self._crl = open_crl(crl, trust, self._anchors, name, _utcnow())
-            self._tls_contexts()
+            self._credentials = Credentials(name, identity, trust, crl, utcnow())
         elif not allow_plaintext:
             raise CallError("no identity: give identity= and trust= (TLS), or allow_plaintext=True")
         policy = MediaPolicy(tuple(formats), tuple(suites), allow_plaintext=allow_plaintext, h224=True)
-        self.aliases = self._own_aliases(name, identity, aliases, legacy_certificates)
-        if accept_roles == "auto":  # an agent answers kiosks, a kiosk answers agents
-            role = identity.role if identity is not None else None
-            roles: frozenset[str] | None = frozenset({{"agent": "kiosk", "kiosk": "agent"}[role]}) if role else None
-        else:
-            roles = frozenset(accept_roles) if accept_roles is not None else None
+        self.aliases = own_aliases(name, identity, aliases, legacy_certificates)
+        roles = _accept_roles(identity, accept_roles)  # "auto": an agent answers kiosks, a kiosk answers agents
         if identity is not None and listen and self.allow is None and roles is None:
             log.warning("%s: no allow-list and no role policy: any certificate of the trust anchors may call "
                         "(issue certificates with --role, or give allow=)", name)
@@ -285,7 +254,7 @@ class Terminal:
         self._gk: GatekeeperLink | None = None
         self._tasks = Supervisor(f"terminal {name}", on_failure=self._task_failed)
         self._crl_watched = False
-        self._incoming: asyncio.Queue[IncomingCall | None] = asyncio.Queue()
+        self._incoming = OfferedCalls()
         self._calls: set[Call] = set()
         self._pending: set[CallControl] = set()
         self._closed = False
@@ -297,28 +266,6 @@ class Terminal:
 
             check_settings(sip, tls=identity is not None, allow_plaintext=allow_plaintext)
 
-    @staticmethod
-    def _own_aliases(name: str, identity: pki.Identity | None, aliases: Sequence[str] | None,
-                     legacy: bool) -> tuple[str, ...]:
-        """This terminal's H.323 aliases: given, else its certificate's; over TLS each must be in the certificate."""
-        if identity is None:
-            return tuple(aliases) if aliases else (pki.default_alias(name) or name,)
-        held = identity.aliases
-        if not held:
-            if not legacy:
-                raise CallError(f"the certificate of {identity.name!r} holds no H.323 alias (issued before aliases): "
-                                "reissue it with `vcore pki issue --role …`, or pass legacy_certificates=True")
-            log.warning("%s: certificate without H.323 aliases accepted (legacy_certificates): callers "
-                        "cannot check they reach this terminal", identity.name)
-            return tuple(aliases) if aliases else (pki.default_alias(identity.name),)
-        if aliases:
-            foreign = [a for a in aliases if a not in held]
-            if foreign and not legacy:
-                raise CallError(f"alias {foreign[0]!r} is not in the certificate of {identity.name!r} "
-                                f"({', '.join(held)}): reissue it with --alias {foreign[0]}")
-            return tuple(aliases)
-        return held
-
     def __repr__(self) -> str:
         return f"<Terminal {self.name!r} {'TLS' if self.identity else 'plaintext'} calls={len(self._calls)}>"
 
@@ -327,17 +274,22 @@ class Terminal:
     crl_poll_interval = 60.0
     """Seconds between two looks at the CRL file (a new one is taken; an old one is logged)."""
 
+    @property
+    def _server_ctx(self) -> ssl.SSLContext | None:
+        """The TLS context callers meet (None: plaintext)."""
+        return self._credentials.server_context if self._credentials is not None else None
+
+    @property
+    def _client_ctx(self) -> ssl.SSLContext | None:
+        """The TLS context calls are placed with (None: plaintext)."""
+        return self._credentials.client_context if self._credentials is not None else None
+
     def _tls_contexts(self) -> None:
-        """(Re)build the TLS contexts from the identity, the anchors and the CRL last read."""
-        assert self.identity is not None
-        crl = self._crl.state.data if self._crl is not None else None
-        self._server_ctx = pki.server_context(self.identity, self._anchors, crl)
-        self._client_ctx = pki.client_context(self.identity, self._anchors, crl)
+        """Hand the TLS contexts (rebuilt after a new CRL) to the listeners."""
         if self._listener is not None:
             self._listener.ssl_context = self._server_ctx
-        sip = getattr(self, "_sip", None)  # not there yet when __init__ builds the first contexts
-        if sip is not None:
-            sip.set_tls_contexts(self._server_ctx, self._client_ctx)
+        if self._sip is not None and self._credentials is not None:
+            self._sip.set_tls_contexts(self._credentials.server_context, self._credentials.client_context)
 
     def set_allow(self, allow: Iterable[str] | None) -> None:
         """Replace the allow-list (certificate names admitted; None: by role) for the next callers.
@@ -358,25 +310,23 @@ class Terminal:
 
     def _check_crl(self) -> str | None:
         """Take a changed CRL file; log an old one; returns why calls are refused now, or None."""
-        if self._crl is None:
+        if self._credentials is None:
             return None
-        if self._crl.poll():
+        if self._credentials.reload():
             self._tls_contexts()
-        return self._crl.report(_utcnow())
+        return self._credentials.report(utcnow())
 
     async def _watch_credentials(self) -> None:
         """Every :attr:`crl_poll_interval`: a new CRL file; once a day: our own certificate's expiry."""
-        assert self.identity is not None
-        said = _utcnow()
+        assert self._credentials is not None
+        said = utcnow()
         while True:
             await asyncio.sleep(self.crl_poll_interval)
             self._check_crl()
-            now = _utcnow()
+            now = utcnow()
             if now - said >= dt.timedelta(days=1):
                 said = now
-                problem = pki.validity_problem(self.identity, now)
-                if problem is not None:
-                    log.log(problem[0], "%s: %s", self.name, problem[1])
+                self._credentials.say_validity(now)
 
     def _task_failed(self, name: str, exc: BaseException) -> None:
         """A terminal task failed (logged with its traceback by the supervisor): a station on all day restarts it."""
@@ -399,7 +349,7 @@ class Terminal:
             self._listener = sig.SignallingListener(self.config, self._server_ctx)
             await self._listener.start(self.host, self.listen_port)
             self._tasks.spawn(self._accept_loop(), _ACCEPT)
-        if self.identity is not None and not self._crl_watched:
+        if self._credentials is not None and not self._crl_watched:
             self._crl_watched = True
             self._tasks.spawn(self._watch_credentials(), _CRL_WATCH)
         if self.sip is not None and self._sip is None:
@@ -413,16 +363,11 @@ class Terminal:
                 raise
             self._tasks.spawn(self._sip_accept_loop(), _SIP_ACCEPT)
         if self.gatekeeper is not None and self._gk is None:
-            port = self._listener.port if self._listener is not None else (
-                sig.H225_TLS_PORT if self._client_ctx is not None else sig.H225_PORT)
-            gk = GatekeeperLink(self.gatekeeper, self.aliases, port, public_address=self.public_address)
             try:
-                await gk.start()
-            except SignallingError as exc:
+                self._gk = await register(self, self.gatekeeper)
+            except CallError:
                 await self.close()
-                raise CallError(f"cannot register with the gatekeeper {self.gatekeeper.host}:"
-                                f"{self.gatekeeper.port}: {exc}") from None
-            self._gk = gk
+                raise
 
     async def close(self) -> None:
         """Hang up every call, stop listening (idempotent)."""
@@ -445,7 +390,7 @@ class Terminal:
             await self._registration.close()  # REGISTER Expires: 0, bounded
         if self._sip is not None:
             await self._sip.close()
-        await self._incoming.put(None)
+        await self._incoming.close()
 
     async def __aenter__(self) -> Terminal:
         await self.start()
@@ -531,73 +476,15 @@ class Terminal:
         problem = self._check_crl()
         if problem:
             raise CallFailed(problem, "crl-expired")
-        tls = self._client_ctx is not None
-        started = time.monotonic()
-        alias, host, port = self._target(address, tls)
-        admission = None
-        ids: dict[str, Any] = {}
-        if self._gk is not None:
-            ids = {"call_id": os.urandom(16), "conference_id": os.urandom(16),
-                   "call_reference": secrets.randbelow(0x7FFF) + 1}
-            try:
-                admission = await self._gk.admit(**ids, destination=[alias] if alias else [],
-                                                 destination_address=Address(host, port) if host else None)
-            except RasRejected as exc:
-                raise CallFailed(f"the gatekeeper refused the call: {exc.reason}", "rejected") from None
-            except SignallingError as exc:
-                raise CallFailed(f"gatekeeper: {exc}", "gatekeeper-failure") from None
-            host, port = admission.destination.host, admission.destination.port
-        if host is None:
-            raise CallError(f"{address!r} names no host: give h323:alias@host, or a gatekeeper= to find the alias")
-        if tls and alias is None and expect_name is None:
-            raise CallError(f"{address!r} names no alias: over TLS vcore checks that the answering certificate "
-                            f"holds the alias dialled; call h323:ALIAS@{address.removeprefix('h323:')} "
-                            "(or give the certificate name to expect: expect_name=, --expect NAME)")
-        media = _Media(self, record)
-        media.data_channel = True  # the H.224 data channel of far-end camera control
         try:
-            session = await sig.place_call(host, port, self.config, media.open, ssl_context=self._client_ctx,
-                                           destination=[alias] if alias else [], expected_name=expect_name,
-                                           expected_alias=alias if tls else None, **ids)
-        except BaseException as exc:
-            await media.close()
-            if admission is not None and self._gk is not None:
-                await self._gk.disengage(admission, answered=False)  # the admitted call never happened
-            if isinstance(exc, TransportError):  # no free media port, or no address the peer can reach
-                raise CallFailed(str(exc), "media-unavailable") from None
-            if not isinstance(exc, VcoreError):
-                raise
-            reason = "tls-failure" if "TLS" in str(exc) else "security-denied" if "certificate" in str(exc) \
-                else "timeout" if "within" in str(exc) else "connection-failed"
-            message = str(exc) + _tls_hint(str(exc))
-            if admission is not None and tls and self.gatekeeper is not None \
-                    and admission.destination.host == self.gatekeeper.host:
-                message += (" (the gatekeeper admitted the call to its own address: probably a gatekeeper-routed "
-                            "call, and this terminal speaks TLS; GnuGk routes plaintext H.225.0: use its direct mode)")
-            log.warning("call to %s failed (%s): %s%s", address, reason, message,  # + OpenSSL's why, if it said
-                        f" ({getattr(exc.__context__, 'verify_message', '')})"
-                        if getattr(exc.__context__, "verify_message", None) else "")
-            raise CallFailed(message, reason) from None
-        call = Call(self, session, media, outgoing=True, started=started, admission=admission)
-        self._calls.add(call)
-        return call
+            return await place_h323_call(self, address, record=record, expect_name=expect_name)
+        except Unreached as exc:  # said in the station log (vcore.station_log rewrites this line)
+            log.warning("call to %s failed (%s): %s%s", address, exc.reason, str(exc), exc.note)
+            raise CallFailed(str(exc), exc.reason) from None
 
-    def _target(self, address: str, tls: bool) -> tuple[str | None, str | None, int]:
-        """(alias, host, port) of an address; with a gatekeeper ``h323:ALIAS`` alone is an alias to resolve."""
-        if self._gk is not None:
-            bare = re.sub(r"^h323s?:", "", address.strip())
-            if "@" not in bare and not _is_ip(bare.strip("[]")) and re.fullmatch(r"[^\s:@\[\]]+", bare):
-                return bare, None, 0
-        return parse_address(address, tls)
-
-    async def incoming(self) -> AsyncIterator[IncomingCall]:
+    def incoming(self) -> AsyncIterator[IncomingCall]:
         """Calls offered to this terminal (already answered with ``auto_answer``); ends when it closes."""
-        while True:
-            item = await self._incoming.get()
-            if item is None:
-                await self._incoming.put(None)  # other iterators end too
-                return
-            yield item
+        return self._incoming.calls()
 
     async def camera_preset(self, preset: int) -> None:
         """Recall a preset of the local VISCA camera."""
@@ -642,39 +529,11 @@ class Terminal:
 
     async def _sip_accept_loop(self) -> None:
         assert self._sip is not None
-        while True:
-            session = await self._sip.accept()
-            try:
-                await self._offer(session)
-            except (VcoreError, OSError) as exc:
-                log.warning("incoming SIP call from %s failed: %s", session.remote_aliases, exc)
-            except Exception:  # as for H.323: log, refuse, go on answering
-                log.exception("incoming SIP call from %s: unexpected failure", session.remote_aliases)
-                await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
+        await accept_calls(self._sip.accept, self._offer, "SIP call", lambda s: s.remote_aliases)
 
     async def _accept_loop(self) -> None:
         assert self._listener is not None
-        while True:
-            session = await self._listener.accept()
-            try:
-                await self._offer(session)
-            except (VcoreError, OSError) as exc:
-                log.warning("incoming call from %s failed: %s", session.peer_name, exc)
-            except Exception:  # a vcore bug must not stop the station answering: log it, refuse, go on
-                log.exception("incoming call from %s: unexpected failure", session.peer_name)
-                await session.hangup("undefinedReason", Cause.TEMPORARY_FAILURE)
-
-    def _prune_backlog(self) -> None:
-        """Forget offered calls that ended before anyone read them (an auto-answering station nobody iterates)."""
-        kept: list[IncomingCall | None] = []
-        while not self._incoming.empty():
-            item = self._incoming.get_nowait()
-            gone = item is not None and (item.call.ended is not None if item.call is not None
-                                         else item._session.released is not None)
-            if not gone:
-                kept.append(item)
-        for item in kept:
-            self._incoming.put_nowait(item)
+        await accept_calls(self._listener.accept, self._offer, "call", lambda s: s.peer_name)
 
     async def _offer(self, session: CallControl) -> None:
         waiting = [s for s in self._pending if s.released is None]
@@ -689,8 +548,4 @@ class Terminal:
             await incoming.answer()
         else:
             await incoming.ring()
-        self._prune_backlog()
-        while self._incoming.qsize() >= self.incoming_backlog:  # nobody reads incoming(): keep the newest
-            dropped = self._incoming.get_nowait()
-            log.debug("incoming() backlog full: forgetting %r", dropped)
-        await self._incoming.put(incoming)
+        await self._incoming.put(incoming, self.incoming_backlog)

@@ -1,33 +1,56 @@
-"""Builders and readers of H.225.0 UUIEs and H.245 PDUs.
+"""Builders and readers of H.225.0 UUIEs (the H.323-UserInformation of Q.931 messages).
 
-Builders return pycrate values (see :mod:`vcore.h323.asn1`) or PER bytes;
-readers turn decoded values into small frozen dataclasses. Everything here is
-a pure function of its arguments and thread-safe.
+Builders return pycrate values (see :mod:`vcore.h323.asn1`); readers turn
+decoded values into small frozen dataclasses. Everything here is a pure
+function of its arguments and thread-safe.
+
+This module is also where the H.323 message vocabulary is imported from: the
+transport address (:mod:`vcore.h323.address`), the media formats
+(:mod:`vcore.h323.formats`), the logical channels (:mod:`vcore.h323.logical_channels`)
+and the H.245 PDUs (:mod:`vcore.h323.h245.capabilities`, :mod:`vcore.h323.h245.pdus`)
+are re-exported here under the names they always had.
 
 References: H.225.0 (v4 protocol identifier) §7.6 H323-UserInformation,
-H.245 (v13) §7 (TerminalCapabilitySet §7.2, MasterSlaveDetermination §7.1,
-OpenLogicalChannel §7.3.1, CloseLogicalChannel §7.3.3, commands §7.14),
-H.241 §8.3 (H.264 generic capability 0.0.8.241.0.0.1, profile parameter 41,
-level parameter 42, packetization OIDs 0.0.8.241.0.0.0.{0,1}),
-H.323 §8.1.7.1 (Fast Connect proposals and answers).
+§7.6.1-§7.6.6 (Setup, CallProceeding, Alerting, Connect, ReleaseComplete, Facility UUIEs).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import asn1
+from .address import Address as Address
 from .errors import SignallingParseError
-from .keys import (
-    SrtpKeyMaterial,
-    decode_h235_key,
-    encode_h235_key,
-    parse_security_capability,
-    security_capability,
+from .formats import _AUDIO_CHOICE as _AUDIO_CHOICE
+from .formats import H264_PACKETIZATION_OIDS as H264_PACKETIZATION_OIDS
+from .formats import _format_from_data_type as _format_from_data_type
+from .formats import (
+    DEFAULT_FORMATS,
+    G722,
+    H224,
+    H224_APPLICATION,
+    H224_CLOCK_RATE,
+    H224_MAX_BITRATE,
+    H224_PAYLOAD_TYPE,
+    H264_CAPABILITY_OID,
+    H264_LEVELS,
+    H264_MODE0,
+    H264_MODE1,
+    H264_PROFILE_BASELINE,
+    H264_PROFILE_HIGH,
+    H264_PROFILE_MAIN,
+    OPUS,
+    PCMA,
+    PCMU,
+    SESSION_AUDIO,
+    SESSION_DATA,
+    SESSION_VIDEO,
+    MediaFormat,
+    is_h224_application,
 )
+from .logical_channels import UNKNOWN_SUITE, OpenChannel, open_logical_channel, parse_open_logical_channel
 
 __all__ = [
     "H225_PROTOCOL_ID",
@@ -104,30 +127,6 @@ __all__ = [
 
 H225_PROTOCOL_ID = (0, 0, 8, 2250, 0, 4)  # H.225.0 version 4
 H245_PROTOCOL_ID = (0, 0, 8, 245, 0, 13)  # H.245 version 13
-H264_CAPABILITY_OID = (0, 0, 8, 241, 0, 0, 1)  # H.241 §8.3.1
-H264_PACKETIZATION_OIDS = {
-    0: (0, 0, 8, 241, 0, 0, 0, 0),  # H.241 §8.3.2: single NAL unit mode (RFC 6184 packetization-mode=0)
-    1: (0, 0, 8, 241, 0, 0, 0, 1),  # non-interleaved mode (packetization-mode=1)
-}
-_H241_PROFILE = 41  # H.241 Table 8-2 parameter identifiers
-_H241_LEVEL = 42
-H264_PROFILE_BASELINE = 64  # H.241 Table 8-3 profile bits
-H264_PROFILE_MAIN = 32
-H264_PROFILE_HIGH = 8
-# H.241 Table 8-4: H.264 level -> parameter value
-H264_LEVELS = {
-    "1": 15, "1b": 19, "1.1": 22, "1.2": 29, "1.3": 36, "2": 43, "2.1": 50, "2.2": 57,
-    "3": 64, "3.1": 71, "3.2": 78, "4": 85, "4.1": 92, "4.2": 99, "5": 106, "5.1": 113,
-}
-UNKNOWN_SUITE = "unknown"  # OpenChannel.suites entry for an encryption algorithm vcore does not know
-SESSION_AUDIO = 1  # H.225.0 §6.2.8.1 / H.245 sessionID: 1 audio, 2 video, 3 data
-SESSION_VIDEO = 2
-SESSION_DATA = 3
-H224_PAYLOAD_TYPE = 100  # dynamic (RFC 3551); H323Plus's default for H.224
-H224_MAX_BITRATE = 640  # units of 100 bit/s (64 kbit/s), as H323Plus announces; H.281 uses a few hundred bit/s
-H224_CLOCK_RATE = 8000  # H323Plus stamps H.224 packets with milliseconds × 8 (RFC 4573's SDP says 4800; unused)
-# H.245 DataApplicationCapability.application for H.224 over RTP (H.323 Annex Q): the frame as an HDLC bit stream
-H224_APPLICATION = ("h224", ("hdlcFrameTunnelling", 0))
 
 VENDOR = {
     "vendor": {"t35CountryCode": 181, "t35Extension": 0, "manufacturerCode": 0},
@@ -137,319 +136,6 @@ VENDOR = {
 ENDPOINT_TYPE = {"vendor": VENDOR, "terminal": {}, "mc": False, "undefinedNode": False}
 
 Value = Any
-
-
-# --------------------------------------------------------------------------- addresses
-
-
-@dataclass(frozen=True)
-class Address:
-    """An IPv4/IPv6 transport address (host as text, port)."""
-
-    host: str
-    port: int
-
-    def _packed(self) -> bytes:
-        try:
-            return ipaddress.ip_address(self.host).packed
-        except ValueError:
-            raise SignallingParseError(f"{self.host!r} is not an IP address") from None
-
-    def h225(self) -> Value:
-        """H.225.0 ``TransportAddress``."""
-        packed = self._packed()
-        kind = "ipAddress" if len(packed) == 4 else "ip6Address"
-        return (kind, {"ip": packed, "port": self.port})
-
-    def h245(self) -> Value:
-        """H.245 ``TransportAddress`` (unicast)."""
-        packed = self._packed()
-        kind = "iPAddress" if len(packed) == 4 else "iP6Address"
-        return ("unicastAddress", (kind, {"network": packed, "tsapIdentifier": self.port}))
-
-    @classmethod
-    def from_h225(cls, value: Value) -> Address:
-        if value[0] not in ("ipAddress", "ip6Address"):
-            raise SignallingParseError(f"H.225.0 address {value[0]} is not IP")
-        return cls(str(ipaddress.ip_address(value[1]["ip"])), value[1]["port"])
-
-    @classmethod
-    def from_h245(cls, value: Value) -> Address:
-        if value[0] != "unicastAddress" or value[1][0] not in ("iPAddress", "iP6Address"):
-            raise SignallingParseError("H.245 address is not a unicast IP address")
-        inner = value[1][1]
-        try:
-            host = str(ipaddress.ip_address(inner["network"]))
-        except ValueError:
-            raise SignallingParseError("H.245 address has a bad network field") from None
-        return cls(host, inner["tsapIdentifier"])
-
-
-# --------------------------------------------------------------------------- media formats
-
-
-@dataclass(frozen=True)
-class MediaFormat:
-    """A codec as H.245 describes it.
-
-    ``name``: ``PCMU``, ``PCMA``, ``G722``, ``OPUS`` (SIP only: H.245 has no Opus), ``H264``, or ``H224`` (the
-    H.224 data channel of far-end camera control, H.323 Annex Q; ``max_bitrate`` in 100 bit/s). Audio: ``frames`` is the
-    G.711/G.722 capability value (milliseconds of audio per packet, H.245
-    ``AudioCapability``). H.264: ``profile`` (H.241 profile bits), ``level``
-    (H.241 level value), ``packetization_mode`` (0 or 1), ``max_bitrate`` in
-    units of 100 bit/s, ``payload_type`` the dynamic RTP payload type.
-    """
-
-    name: str
-    payload_type: int
-    frames: int = 20
-    profile: int = 0
-    level: int = 0
-    packetization_mode: int = 1
-    max_bitrate: int = 0
-
-    @property
-    def kind(self) -> str:
-        return "video" if self.name == "H264" else "data" if self.name == "H224" else "audio"
-
-    @property
-    def session_id(self) -> int:
-        return {"video": SESSION_VIDEO, "data": SESSION_DATA}.get(self.kind, SESSION_AUDIO)
-
-    @property
-    def clock_rate(self) -> int:
-        if self.name == "OPUS":
-            return 48000  # RFC 7587 §4.1
-        if self.name == "H224":
-            return H224_CLOCK_RATE
-        return 90000 if self.kind == "video" else 8000  # G.722's RTP clock is 8000 too (RFC 3551 §4.5.2)
-
-    def compatible(self, other: MediaFormat) -> bool:
-        """Same codec and, for H.264, the same packetization mode (the profile/level answer is the minimum)."""
-        if self.name != other.name:
-            return False
-        if self.name == "H264":
-            return self.packetization_mode == other.packetization_mode and bool(self.profile & other.profile)
-        return True
-
-    def data_type(self) -> Value:
-        """H.245 ``DataType`` (videoData/audioData/data) for an OpenLogicalChannel."""
-        if self.name == "H264":
-            return ("videoData", ("genericVideoCapability", self._h264_capability()))
-        if self.name == "H224":
-            return ("data", {"application": H224_APPLICATION, "maxBitRate": self.max_bitrate})
-        return ("audioData", (_AUDIO_CHOICE[self.name], self.frames))
-
-    def _h264_capability(self) -> Value:
-        cap: dict[str, Value] = {"capabilityIdentifier": ("standard", H264_CAPABILITY_OID)}
-        if self.max_bitrate:
-            cap["maxBitRate"] = self.max_bitrate
-        cap["collapsing"] = [
-            {"parameterIdentifier": ("standard", _H241_PROFILE),
-             "parameterValue": ("booleanArray", self.profile)},
-            {"parameterIdentifier": ("standard", _H241_LEVEL), "parameterValue": ("unsignedMin", self.level)},
-        ]
-        return cap
-
-    @property
-    def dynamic_payload_type(self) -> bool:
-        """The payload type is signalled (``dynamicRTPPayloadType``) rather than static (RFC 3551)."""
-        return self.name in ("H264", "H224")
-
-    def rtp_payload(self) -> Value | None:
-        """H.245 ``RTPPayloadType`` naming the H.264 packetization mode (H.241 §8.3.2)."""
-        if self.name != "H264":
-            return None
-        return {"payloadDescriptor": ("oid", H264_PACKETIZATION_OIDS[self.packetization_mode]),
-                "payloadType": self.payload_type}
-
-
-_AUDIO_CHOICE = {"PCMU": "g711Ulaw64k", "PCMA": "g711Alaw64k", "G722": "g722-64k"}
-_AUDIO_BY_CHOICE = {v: k for k, v in _AUDIO_CHOICE.items()}
-_STATIC_PT = {"PCMU": 0, "PCMA": 8, "G722": 9}  # RFC 3551 Table 4
-
-PCMU = MediaFormat("PCMU", 0)
-PCMA = MediaFormat("PCMA", 8)
-G722 = MediaFormat("G722", 9)
-OPUS = MediaFormat("OPUS", 111)  # RFC 7587, a dynamic payload type; SIP only, so not in DEFAULT_FORMATS
-H264_MODE1 = MediaFormat("H264", 96, profile=H264_PROFILE_BASELINE, level=H264_LEVELS["3.1"],
-                         packetization_mode=1, max_bitrate=20000)
-H264_MODE0 = MediaFormat("H264", 97, profile=H264_PROFILE_BASELINE, level=H264_LEVELS["3.1"],
-                         packetization_mode=0, max_bitrate=20000)
-DEFAULT_FORMATS = (H264_MODE1, H264_MODE0, G722, PCMU, PCMA)
-H224 = MediaFormat("H224", H224_PAYLOAD_TYPE, max_bitrate=H224_MAX_BITRATE)  # not a media format: see MediaPolicy.h224
-
-
-def is_h224_application(value: Value) -> bool:
-    """Whether a ``DataApplicationCapability`` is H.224 over RTP in the HDLC-tunnelled form (the one H.323 peers use)."""
-    try:
-        application = value["application"]
-        return bool(application[0] == "h224" and application[1][0] == "hdlcFrameTunnelling")
-    except (KeyError, TypeError, IndexError, ValueError):
-        return False
-
-
-def _format_from_data_type(data_type: Value, h2250: Value | None) -> MediaFormat | None:
-    kind, body = data_type
-    if kind == "audioData":
-        name = _AUDIO_BY_CHOICE.get(body[0])
-        if name is None:
-            return None
-        return MediaFormat(name, _STATIC_PT[name], frames=int(body[1]))
-    if kind == "data":
-        if not is_h224_application(body):
-            return None
-        payload_type = h2250.get("dynamicRTPPayloadType", H224_PAYLOAD_TYPE) if h2250 is not None \
-            else H224_PAYLOAD_TYPE
-        return MediaFormat("H224", payload_type, max_bitrate=int(body.get("maxBitRate", H224_MAX_BITRATE)))
-    if kind == "videoData" and body[0] == "genericVideoCapability":
-        cap = body[1]
-        if cap["capabilityIdentifier"] != ("standard", H264_CAPABILITY_OID):
-            return None
-        profile = level = 0
-        for param in cap.get("collapsing", []):
-            ident, value = param["parameterIdentifier"], param["parameterValue"]
-            if ident == ("standard", _H241_PROFILE) and value[0] == "booleanArray":
-                profile = value[1]
-            elif ident == ("standard", _H241_LEVEL) and value[0] == "unsignedMin":
-                level = value[1]
-        mode = 0  # H.241 §8.3.2: without a descriptor, single NAL unit mode
-        payload_type = 96
-        if h2250 is not None:
-            payload_type = h2250.get("dynamicRTPPayloadType", payload_type)
-            packetization = h2250.get("mediaPacketization")
-            if packetization is not None and packetization[0] == "rtpPayloadType":
-                descriptor = packetization[1]["payloadDescriptor"]
-                for m, oid in H264_PACKETIZATION_OIDS.items():
-                    if descriptor == ("oid", oid):
-                        mode = m
-                payload_type = packetization[1].get("payloadType", payload_type)
-        return MediaFormat("H264", payload_type, profile=profile, level=level, packetization_mode=mode,
-                           max_bitrate=cap.get("maxBitRate", 0))
-    return None
-
-
-# --------------------------------------------------------------------------- logical channels
-
-
-@dataclass(frozen=True)
-class OpenChannel:
-    """One OpenLogicalChannel, as used in Fast Connect and in H.245 procedures.
-
-    ``reverse`` False: the format sits in ``forwardLogicalChannelParameters``
-    (media flows from the OLC's sender); True: in ``reverseLogicalChannelParameters``
-    (H.323 §8.1.7.1, media flows towards the OLC's sender). ``media`` and
-    ``media_control`` are the H.225.0 session's RTP and RTCP addresses as
-    carried in the H2250 parameters (either may be absent). ``suites`` lists
-    the SRTP suites of an ``h235Media`` data type (empty: plain RTP) and
-    ``key`` is the sender's ``EncryptionSync`` key material (H.235.8 ``SrtpKeys``).
-    ``legacy_keys``: the peer offered its suites only in the pre-H.235.8 vcore
-    form, so the suites and key are written in that form too (:mod:`vcore.h323.keys`).
-    ``format`` is None when the peer proposed a codec vcore does not know.
-    """
-
-    number: int
-    format: MediaFormat | None
-    reverse: bool = False
-    session_id: int = 0
-    media: Address | None = None
-    media_control: Address | None = None
-    suites: tuple[str, ...] = ()
-    key: SrtpKeyMaterial | None = field(default=None, repr=False)
-    legacy_keys: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.session_id and self.format is not None:
-            object.__setattr__(self, "session_id", self.format.session_id)
-
-
-def _h2250_parameters(channel: OpenChannel, fmt: MediaFormat) -> Value:
-    params: dict[str, Value] = {"sessionID": channel.session_id}
-    if channel.media is not None:
-        params["mediaChannel"] = channel.media.h245()
-    if channel.media_control is not None:
-        params["mediaControlChannel"] = channel.media_control.h245()
-    if fmt.kind == "audio":
-        params["silenceSuppression"] = False
-    if fmt.kind == "data":
-        params["mediaGuaranteedDelivery"] = False
-    if fmt.dynamic_payload_type:
-        params["dynamicRTPPayloadType"] = fmt.payload_type
-    if fmt.name == "H264":
-        params["mediaPacketization"] = ("rtpPayloadType", fmt.rtp_payload())
-    return ("h2250LogicalChannelParameters", params)
-
-
-def _channel_data_type(channel: OpenChannel, fmt: MediaFormat) -> Value:
-    data_type = fmt.data_type()
-    if not channel.suites:
-        return data_type
-    return ("h235Media", {  # H.235.8 §5.1 (an unknown suite name: SignallingParseError)
-        "encryptionAuthenticationAndIntegrity": security_capability(channel.suites, legacy=channel.legacy_keys),
-        "mediaType": data_type,
-    })
-
-
-def open_logical_channel(channel: OpenChannel) -> Value:
-    """The ``OpenLogicalChannel`` value for ``channel``."""
-    if channel.format is None:
-        raise SignallingParseError("cannot build an OpenLogicalChannel without a format")
-    if not 1 <= channel.number <= 65535:
-        raise SignallingParseError(f"logical channel number {channel.number} is not in 1..65535")
-    fmt = channel.format
-    olc: dict[str, Value] = {"forwardLogicalChannelNumber": channel.number}
-    params = {"dataType": _channel_data_type(channel, fmt), "multiplexParameters": _h2250_parameters(channel, fmt)}
-    if channel.reverse:
-        olc["forwardLogicalChannelParameters"] = {
-            "dataType": ("nullData", 0),
-            "multiplexParameters": ("none", 0),
-        }
-        olc["reverseLogicalChannelParameters"] = params
-    else:
-        olc["forwardLogicalChannelParameters"] = params
-    if channel.key is not None:
-        olc["encryptionSync"] = {"synchFlag": fmt.payload_type,
-                                 "h235Key": encode_h235_key(channel.key, legacy=channel.legacy_keys)}
-    return olc
-
-
-def parse_open_logical_channel(olc: Value) -> OpenChannel:
-    """Read an ``OpenLogicalChannel`` value; unknown codecs give ``format=None``."""
-    try:
-        number = olc["forwardLogicalChannelNumber"]
-        forward = olc["forwardLogicalChannelParameters"]
-        reverse_params = olc.get("reverseLogicalChannelParameters")
-        reverse = reverse_params is not None and forward["dataType"][0] == "nullData"
-        params = reverse_params if reverse else forward
-        data_type = params["dataType"]
-        suites: list[str] = []
-        legacy = False
-        if data_type[0] == "h235Media":
-            offer = parse_security_capability(data_type[1]["encryptionAuthenticationAndIntegrity"])
-            # encrypted with nothing vcore knows: never usable
-            suites = list(offer.suites) or [UNKNOWN_SUITE]
-            legacy = offer.legacy
-            data_type = data_type[1]["mediaType"]
-        mux = params["multiplexParameters"]
-        h2250 = mux[1] if mux[0] == "h2250LogicalChannelParameters" else None
-        fmt = _format_from_data_type(data_type, h2250)
-        media = media_control = None
-        session = 0
-        if h2250 is not None:
-            session = h2250["sessionID"]
-            if "mediaChannel" in h2250:
-                media = Address.from_h245(h2250["mediaChannel"])
-            if "mediaControlChannel" in h2250:
-                media_control = Address.from_h245(h2250["mediaControlChannel"])
-        key = None
-        sync = olc.get("encryptionSync")
-        if sync is not None and len(suites) == 1 and suites[0] != UNKNOWN_SUITE:
-            key = decode_h235_key(sync["h235Key"], suites[0])
-    except (KeyError, TypeError, IndexError, ValueError) as exc:
-        if isinstance(exc, SignallingParseError):
-            raise
-        raise SignallingParseError(f"OpenLogicalChannel lacks {exc}") from None
-    return OpenChannel(number, fmt, reverse, session, media, media_control, tuple(suites), key, legacy)
 
 
 # --------------------------------------------------------------------------- H.225.0 UUIEs

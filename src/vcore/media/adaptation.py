@@ -19,8 +19,8 @@ the source are left out; sizes keep the source's aspect ratio.
 higher one only partly (asked for 400 kbit/s after 250, it makes ~310).
 :class:`RateAdjuster` measures what the encoder really produced over the last
 two seconds and scales the rate asked of it so that the output meets the
-target (as libwebrtc's encoder bitrate adjuster does), within 0.7–1.5 ×, by at
-most 10 % a second (x264 answers late: a faster loop oscillates).
+target (as libwebrtc's encoder bitrate adjuster does), within 0.7–1.25 ×, down by
+at most 10 % a second and up by at most 4 % (x264 answers late: a faster loop oscillates).
 
 **Frame dropper** — encoders miss their target: libx264's ABR repays earlier
 undershoot by up to twice the rate for seconds after a change, which on a
@@ -163,7 +163,7 @@ class FrameDropper:
 class RateAdjuster:
     """Scales the bitrate asked of an encoder so that what it produces meets the target; see the module docs."""
 
-    def __init__(self, window: float = 2.0, period: float = 1.0, low: float = 0.7, high: float = 1.5) -> None:
+    def __init__(self, window: float = 2.0, period: float = 1.0, low: float = 0.7, high: float = 1.25) -> None:
         self.window = window
         self.period = period
         self.low = low
@@ -193,7 +193,9 @@ class RateAdjuster:
             if span >= self.window / 2:
                 produced = sum(b for _, b in self._frames) * 8 / span
                 if produced > 0:
-                    step = max(0.9, min(1.1, target / produced))  # gently: x264 answers late
+                    # gently, and slower upward: x264 answers late, and an encoder pushed up
+                    # overshoots into the modem queue (down at most 10 %/s, up at most 4 %/s)
+                    step = max(0.9, min(1.04, target / produced))
                     self.factor = max(self.low, min(self.high, self.factor * step))
             self._last = now
         return max(1, int(target * self.factor))

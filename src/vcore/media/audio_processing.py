@@ -13,10 +13,14 @@ their own voice come back. This module is the processing stage between the
   suppression, AGC2, high-pass filter) as the ``livekit`` package ships it
   (manylinux wheels for x86-64 and aarch64). The default: it estimates the
   echo delay itself and handles loudspeaker nonlinearity with its suppressor.
+* :class:`PyWebRtcProcessor`: the same WebRTC module (AEC3, NS with its four
+  levels, AGC2, high-pass filter) as the ``pywebrtc-audio`` package ships it
+  (a 0.4 MB pybind11 wheel for x86-64 and aarch64; not a dependency). The
+  second choice: measured as livekit's (the same AEC3), for about twice the CPU.
 * :class:`SpeexProcessor`: SpeexDSP's MDF echo canceller and preprocessor
   (noise suppression, AGC, residual echo suppression) through ctypes on the
-  system library (Debian: ``libspeexdsp1``). The fallback when livekit is not
-  installed; see ``docs/audio-processing.md`` for why it comes second.
+  system library (Debian: ``libspeexdsp1``). The fallback when neither WebRTC
+  package is installed; see ``docs/audio-processing.md`` for why it comes last.
 * :class:`AudioProcessingStage` joins a speaker and a microphone: the
   speaker's PortAudio callback hands it every block as played with the time it
   reaches the converter (cheap: a copy into a bounded deque); the
@@ -28,8 +32,8 @@ their own voice come back. This module is the processing stage between the
   10 ms (the microphone's 20 ms) come out at once: no added latency; other
   sizes hold at most one 10 ms frame.
 * :func:`attach` wires a stage between a real ``Microphone`` and ``Speaker``
-  (``mode`` ``"auto"``: on, WebRTC when installed, else SpeexDSP); test
-  sources get none.
+  (``mode`` ``"auto"``: on, WebRTC through livekit when installed, else
+  through pywebrtc-audio, else SpeexDSP); test sources get none.
 
 Thread-safety: a processor is used from one thread. A stage's ``played`` may
 be called from the speaker's callback thread while ``capture`` runs in the
@@ -43,6 +47,7 @@ import collections
 import ctypes
 import ctypes.util
 import dataclasses
+import importlib
 import logging
 import threading
 import time
@@ -60,6 +65,7 @@ __all__ = [
     "AudioProcessingStats",
     "AudioProcessingStage",
     "WebRtcProcessor",
+    "PyWebRtcProcessor",
     "SpeexProcessor",
     "ProcessingMode",
     "PROCESSING_MODES",
@@ -252,6 +258,91 @@ class WebRtcProcessor(AudioProcessor):
         self._apm = None  # the FFI handle is dropped with it
 
 
+# --------------------------------------------------------------------------- WebRTC APM (pywebrtc-audio)
+
+_PYWEBRTC_JITTER = 2  # render frames that may queue ahead of the capture (device callbacks are not 1:1)
+
+
+def _pywebrtc() -> Any:
+    try:  # by name: an optional package, which the type checker may not have
+        module = importlib.import_module("pywebrtc_audio")
+    except ImportError as exc:
+        raise AudioProcessingError("WebRTC audio processing through pywebrtc-audio needs that package: "
+                                   "pip install pywebrtc-audio") from exc
+    return module
+
+
+class PyWebRtcProcessor(AudioProcessor):
+    """WebRTC's audio processing module (AEC3, NS, AGC2, high-pass) through ``pywebrtc-audio``.
+
+    ``sample_rate``: 8, 16, 32 or 48 kHz. ``noise_suppression_level`` 0 to 3
+    (6, 12, 18, 21 dB; WebRTC's default is 1). With echo cancellation on, the
+    package always runs the high-pass filter before AEC3 (as Chrome does).
+    Its API takes a capture frame together with its render frame, so render
+    frames wait in a short queue (at most ``_PYWEBRTC_JITTER + 1``, the oldest
+    dropped beyond) and each capture frame takes the oldest; a capture frame
+    with none queued is paired with silence. ``set_delay`` is AEC3's hint.
+    """
+
+    engine = "pywebrtc"
+
+    def __init__(
+        self,
+        sample_rate: int = 48000,
+        *,
+        echo_cancellation: bool = True,
+        noise_suppression: bool = True,
+        noise_suppression_level: int = 1,
+        auto_gain_control: bool = True,
+        high_pass_filter: bool = True,
+    ) -> None:
+        if sample_rate not in WEBRTC_RATES:
+            raise AudioProcessingError(f"WebRTC audio processing runs at {', '.join(map(str, WEBRTC_RATES))} Hz, "
+                                       f"not {sample_rate}")
+        if noise_suppression_level not in (0, 1, 2, 3):
+            raise AudioProcessingError(f"WebRTC noise suppression level {noise_suppression_level!r}: 0, 1, 2 or 3")
+        super().__init__(sample_rate)
+        module = _pywebrtc()
+        self._aec = echo_cancellation
+        self._queue: collections.deque[np.ndarray] = collections.deque()
+        self._silence = np.zeros(self.frame_samples, dtype=np.int16)
+        try:
+            self._ap: Any = module.AudioProcessor(
+                sample_rate=sample_rate, num_channels=1, echo_cancellation=echo_cancellation,
+                noise_suppression=noise_suppression, high_pass_filter=high_pass_filter,
+                auto_gain_control=auto_gain_control, ns_level=noise_suppression_level)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise AudioProcessingError(f"WebRTC audio processing (pywebrtc-audio) failed to start: {exc}") from exc
+
+    def _render(self, frame: np.ndarray) -> None:
+        if not self._aec:
+            return  # nothing uses the reference
+        self._queue.append(frame.copy())
+        while len(self._queue) > 1 + _PYWEBRTC_JITTER:  # far ahead of the microphone: keep the newest
+            self._queue.popleft()
+
+    def _capture(self, frame: np.ndarray) -> np.ndarray:
+        try:
+            if self._aec:
+                far = self._queue.popleft() if self._queue else self._silence
+                out = self._ap.process(frame, far)
+            else:
+                out = self._ap.process(frame)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise AudioProcessingError(f"WebRTC capture processing (pywebrtc-audio) failed: {exc}") from exc
+        result: np.ndarray = np.asarray(out, dtype=np.int16)
+        return result
+
+    def _set_delay(self, ms: int) -> None:
+        if self._ap is not None:
+            self._ap.stream_delay_ms = ms
+
+    def close(self) -> None:
+        super().close()
+        self._queue.clear()
+        self._ap = None  # the C++ state goes with its last reference
+
+
 # --------------------------------------------------------------------------- SpeexDSP (ctypes)
 
 # speex/speex_echo.h and speex/speex_preprocess.h request numbers
@@ -404,11 +495,16 @@ class SpeexProcessor(AudioProcessor):
 
 
 def available_processors() -> list[str]:
-    """The engines this machine can run, best first (``"webrtc"``, ``"speex"``)."""
+    """The engines this machine can run, best first (``"webrtc"``, ``"pywebrtc"``, ``"speex"``)."""
     found = []
     try:
         _livekit()
         found.append("webrtc")
+    except AudioProcessingError:
+        pass
+    try:
+        _pywebrtc()
+        found.append("pywebrtc")
     except AudioProcessingError:
         pass
     try:
@@ -443,14 +539,18 @@ def make_processor(mode: str, sample_rate: int) -> AudioProcessor | None:
     if mode == "off":
         return None
     engines = available_processors() if mode == "auto" else [mode]
-    if mode == "auto" and sample_rate not in WEBRTC_RATES and "webrtc" in engines:
-        engines.remove("webrtc")
+    if mode == "auto" and sample_rate not in WEBRTC_RATES:
+        engines = [e for e in engines if e not in ("webrtc", "pywebrtc")]
     if not engines:
         _log.warning("no echo canceller available (pip install livekit, or apt-get install libspeexdsp1): "
                      "the far end will hear its own voice")
         return None
     if engines[0] == "webrtc":
         return WebRtcProcessor(sample_rate)
+    if engines[0] == "pywebrtc":
+        # without its gain control: pywebrtc-audio's AGC2 lifts the residual echo with the voice (the call test:
+        # the agent's voice back 29.5 dB under the echo with it, 52 dB without; goal 30), see BENCHMARKS.md
+        return PyWebRtcProcessor(sample_rate, auto_gain_control=False)
     return SpeexProcessor(sample_rate)
 
 

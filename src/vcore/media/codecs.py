@@ -339,6 +339,7 @@ class H264Encoder:
         if not 0.05 <= vbv_buffer <= 10:
             raise EncoderError(f"vbv_buffer {vbv_buffer} s is out of range (0.05 to 10)")
         self.vbv_buffer = vbv_buffer
+        self.vbv_bits: int | None = None  # when set: the VBV buffer in bits, whatever the peak
         self._pending_reopen = False
         self.reopens = 0
         self._pending_size: tuple[int, int] | None = None
@@ -408,7 +409,11 @@ class H264Encoder:
             options["x264-params"] = ":".join(params)
             peak = max(self._bitrate, self.max_bitrate)
             options["maxrate"] = str(peak)  # VBV: the peak rate (the target, or the given maximum),
-            options["bufsize"] = str(max(1000, round(peak * self.vbv_buffer)))  # over vbv_buffer seconds
+            # the buffer bounds a keyframe's size: vbv_buffer seconds of the peak, or vbv_bits when set
+            # (a sender under congestion control sizes it from the line's rate, and keeps the peak
+            # high so that the rate can rise in place, without reopening: an IDR)
+            buffer = self.vbv_bits if self.vbv_bits is not None else round(peak * self.vbv_buffer)
+            options["bufsize"] = str(max(1000, buffer))
             if pli is not None:
                 options["level"] = f"{pli.level_idc // 10}.{pli.level_idc % 10}"
         ctx.options = options
@@ -457,11 +462,19 @@ class H264Encoder:
         """The VBV peak rate (bit/s) the encoder runs with now: ``bitrate`` moves in place up to it."""
         return self._vbv_rate
 
-    def reopen(self, bitrate: int, peak: int) -> None:
-        """From the next frame on: encode at ``bitrate`` with VBV peak ``peak`` (thread-safe; an IDR)."""
+    def reopen(self, bitrate: int, peak: int, *, buffer_bits: int | None = None) -> None:
+        """From the next frame on: encode at ``bitrate`` with VBV peak ``peak`` (thread-safe; an IDR).
+
+        ``buffer_bits``: the VBV buffer (bounds the keyframe's size); default ``vbv_bits`` or
+        ``vbv_buffer`` seconds of the peak.
+        """
         if bitrate <= 0 or peak < bitrate:
             raise EncoderError(f"reopen needs 0 < bitrate ({bitrate}) <= peak ({peak})")
+        if buffer_bits is not None and buffer_bits <= 0:
+            raise EncoderError(f"VBV buffer {buffer_bits} bits must be positive")
         with self._pending_lock:
+            if buffer_bits is not None:
+                self.vbv_bits = int(buffer_bits)
             self.max_bitrate = int(peak)
             self._bitrate = int(bitrate)
             self._pending_reopen = True

@@ -15,6 +15,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from typing import Any, Self
 
 from av.audio.frame import AudioFrame
@@ -55,8 +56,11 @@ _log = logging.getLogger(__name__)
 
 __all__ = ["VideoSender", "AudioSender"]
 
-PEAK_FACTOR = 1.5  # under congestion control the encoder's VBV peak is this many times the target...
-VBV_SECONDS = 0.33  # ...with a buffer of this many seconds of the peak: a keyframe is at most ~0.5 s of the line
+PEAK_FACTOR = 2.0  # under congestion control the encoder's VBV peak is this many times the target (or
+# 1.2 × the highest target of the last PEAK_MEMORY s): the rate moves in place below the peak, while
+# raising the peak reopens the encoder, an IDR, which on a thin line is a burst of queue
+PEAK_MEMORY = 30.0  # s
+VBV_SECONDS = 0.45  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.5 s of the line
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
 MAX_RTT = 10.0  # s: a longer round trip read from a report is not believed
@@ -399,6 +403,7 @@ class VideoSender(_RtpSender):
         self._last_refresh = -1e9
         self._video_target = 0
         self.encoder_ceiling = encoder.max_bitrate  # the configured maximum video bitrate
+        self._recent_targets: deque[tuple[float, int]] = deque()  # (second, highest video target in it)
 
     @property
     def ssrc(self) -> int:
@@ -412,7 +417,6 @@ class VideoSender(_RtpSender):
                 self.dropper = FrameDropper(self.congestion.target, window=DROPPER_WINDOW)
             if self.adjuster is None:
                 self.adjuster = RateAdjuster()
-            self.encoder.vbv_buffer = VBV_SECONDS
             self.pacer = PacedSender(Pacer(self.congestion.target), self.transport.send_rtp_threadsafe,
                                      log=self.send_log, on_exit=self._thread_exit)
             threads.append(self.pacer.thread)
@@ -568,6 +572,7 @@ class VideoSender(_RtpSender):
         if self.dropper is not None:
             self.dropper.target = video
         self._video_target = video
+        self._note_target(video, now)
         enc = self.encoder
         ladder = self.ladder
         if ladder is not None:
@@ -592,7 +597,19 @@ class VideoSender(_RtpSender):
         enc.bitrate = max(1, min(ask, enc.peak))
 
     def _peak_for(self, video: int) -> int:
-        return max(video, min(int(PEAK_FACTOR * video), self.encoder_ceiling))
+        """The VBV peak to reopen with for ``video`` bit/s; also sizes the VBV buffer from ``video``."""
+        high = max((v for _, v in self._recent_targets), default=video)
+        self.encoder.vbv_bits = max(1000, int(VBV_SECONDS * video))  # the keyframe's bound: the line now
+        return max(video, min(max(int(PEAK_FACTOR * video), int(1.2 * high)), self.encoder_ceiling))
+
+    def _note_target(self, video: int, now: float) -> None:
+        targets = self._recent_targets
+        if not targets or now - targets[-1][0] >= 1.0:
+            targets.append((now, video))
+        elif video > targets[-1][1]:
+            targets[-1] = (targets[-1][0], video)
+        while targets and now - targets[0][0] > PEAK_MEMORY:
+            targets.popleft()
 
     def _refresh_encoder(self, now: float) -> None:
         """Reopen the encoder at the current target (an IDR whose size the new VBV bounds)."""

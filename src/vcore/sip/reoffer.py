@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from ..h323.fast_connect import MediaChannel
 from ..h323.messages import Address
 from .sdes import CryptoAttribute, format_crypto
+from .sdp import peer_addresses
 from .sdp_syntax import (
     DIRECTIONS,
     Attribute,
@@ -122,21 +123,13 @@ def narrowed(current: SessionDescription, channels: Sequence[MediaChannel]) -> S
 def _targets(sdp: SessionDescription, m: MediaDescription, ours: MediaDescription,
              direction: Direction) -> tuple[Address | None, Address | None]:
     """Where to send, from the peer's SDP ``m`` (None, None: nowhere, the stream is held)."""
-    conn = sdp.connection_for(m)
-    if direction not in ("sendrecv", "recvonly") or conn is None or conn.is_unspecified or m.port == 0:
+    if direction not in ("sendrecv", "recvonly") or m.port == 0:
         return None, None
-    if not conn.is_ip:
-        raise SdpNegotiationError(f"m={m.media}: c= address {conn.address!r} is a host name (not resolved)")
-    rtp = Address(conn.address, m.port)
-    if ours.has("rtcp-mux") and m.has("rtcp-mux"):
-        return rtp, rtp
-    rtcp = m.rtcp()
-    if rtcp is None:
-        return rtp, Address(conn.address, m.port + 1)
-    port, where = rtcp
-    if where is not None and not where.is_ip:
-        raise SdpNegotiationError(f"m={m.media}: a=rtcp address {where.address!r} is a host name")
-    return rtp, Address(where.address if where is not None else conn.address, port)
+    try:
+        remote = peer_addresses(sdp, m, ours.has("rtcp-mux") and m.has("rtcp-mux"))
+    except SdpNegotiationError as exc:
+        raise SdpNegotiationError(f"m={m.media}: {exc}") from None
+    return remote if remote is not None else (None, None)
 
 
 def _check_same_streams(offer: SessionDescription, current: SessionDescription) -> None:

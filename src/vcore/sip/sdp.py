@@ -102,6 +102,7 @@ __all__ = [
     "accept_answer",
     "answer_offer",
     "make_offer",
+    "peer_addresses",
     "peer_feedback",
     "sip_policy",
 ]
@@ -266,13 +267,17 @@ def _rtcp_attributes(rtp: Address, rtcp: Address) -> list[Attribute]:
     return [Attribute("rtcp", str(rtcp.port))] if rtcp.port != rtp.port + 1 else []
 
 
-def _remote_addresses(sdp: SessionDescription, m: MediaDescription, mux: bool) -> tuple[Address, Address] | None:
-    """Where the peer receives RTP and RTCP; None when it announces no address (0.0.0.0: RFC 2543 hold)."""
+def peer_addresses(sdp: SessionDescription, m: MediaDescription, mux: bool) -> tuple[Address, Address] | None:
+    """Where the peer receives the RTP and RTCP of its stream ``m`` in ``sdp``: the ``c=`` address (media
+    level, else session level) and the port, RTCP on the same port with ``mux`` (RFC 5761), else where
+    ``a=rtcp`` says (RFC 3605), else on the next port. None when it announces no address (``c=0.0.0.0``:
+    RFC 2543 hold). Raises :class:`SdpNegotiationError` for a host name (vcore does not resolve names in
+    SDP). The offer/answer here and the mid-call offers of :mod:`vcore.sip.reoffer` both read it so."""
     conn = sdp.connection_for(m)
     if conn is None or conn.is_unspecified:
         return None
     if not conn.is_ip:
-        raise _Refused(f"c= address {conn.address!r} is a host name; vcore does not resolve names in SDP")
+        raise SdpNegotiationError(f"c= address {conn.address!r} is a host name; vcore does not resolve names in SDP")
     rtp = Address(conn.address, m.port)
     if mux:
         return rtp, rtp
@@ -281,7 +286,7 @@ def _remote_addresses(sdp: SessionDescription, m: MediaDescription, mux: bool) -
         return rtp, Address(conn.address, m.port + 1)
     port, where = rtcp
     if where is not None and not where.is_ip:
-        raise _Refused(f"a=rtcp address {where.address!r} is a host name")
+        raise SdpNegotiationError(f"a=rtcp address {where.address!r} is a host name")
     return rtp, Address(where.address if where is not None else conn.address, port)
 
 
@@ -439,7 +444,10 @@ def _answer_media(sdp: SessionDescription, m: MediaDescription, policy: MediaPol
     if m.has("rtcp-mux-only") and not muxed:
         raise _Refused("rtcp-mux-only (RFC 8858) offered and this stream's RTCP is on its own port")
     mux = muxed and m.has("rtcp-mux")
-    remote = _remote_addresses(sdp, m, mux)
+    try:
+        remote = peer_addresses(sdp, m, mux)
+    except SdpNegotiationError as exc:
+        raise _Refused(str(exc)) from None
     answer_direction = _answer_direction(m.direction(sdp.direction()), direction)
     attrs = _format_attributes(pt, _receive_format(ours, theirs, params, pt),
                                asymmetry=params is not None and params.asymmetry,
@@ -561,9 +569,9 @@ def accept_answer(offer: SdpOffer, answer: SessionDescription) -> list[MediaChan
         accepted += 1
         local_rtp, local_rtcp = offer.endpoints[session]
         try:
-            remote = _remote_addresses(answer, m, m.has("rtcp-mux"))
-        except _Refused as refused:
-            raise SdpNegotiationError(f"{what}: {refused}") from None
+            remote = peer_addresses(answer, m, m.has("rtcp-mux"))
+        except SdpNegotiationError as exc:
+            raise SdpNegotiationError(f"{what}: {exc}") from None
         remote_rtcp = remote[1] if remote is not None else None
         ours_direction = mine.direction(ours_sdp.direction())
         theirs_direction = m.direction(answer.direction())

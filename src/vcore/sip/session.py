@@ -7,27 +7,26 @@ events as an H.323 :class:`~vcore.h323.CallSession` (``Alerting``,
 an RFC 5168 INFO, ``UserInput``, ``Released`` last). SIP final responses map to
 the H.225.0 reason names and Q.850 causes the call layer already knows
 (486 -> ``userBusy``/17, 603 -> ``destinationRejection``/21, ...), and back.
+
+The caller's INVITE and its responses are :mod:`vcore.sip.invite_client` (a base of :class:`SipSession`);
+what INFO requests carry is :mod:`vcore.sip.info`; re-INVITEs are answered with :mod:`vcore.sip.reoffer`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import zlib
 from typing import TYPE_CHECKING, Any
 
 from ..callcontrol import (
     NORMAL_CALL_CLEARING,
-    Alerting,
     CallEvent,
     EventQueue,
     Connected,
-    KeyframeRequested,
     MediaUpdated,
     ProtocolWarning,
     Released,
-    UserInput,
 )
 from ..h323.fast_connect import MediaChannel, MediaEndpoints
 from ..h323.messages import Address
@@ -35,7 +34,6 @@ from ..supervisor import Supervisor
 from . import reoffer, sdp, sdp_dtls, transaction
 from .causes import (
     CALL_REJECTED,
-    INCOMPATIBLE_DESTINATION,
     NORMAL_UNSPECIFIED,
     RECOVERY_ON_TIMER_EXPIRY,
     STATUS_TO_RELEASE,
@@ -44,6 +42,10 @@ from .causes import (
 from .causes import warning_text as _quoted
 from .dialog import Dialog
 from .errors import SipError, SipParseError, SipSecurityError, SipTimeout
+from .info import MEDIA_CONTROL_TYPE as MEDIA_CONTROL_TYPE
+from .info import USER_INPUT_TYPE as USER_INPUT_TYPE
+from .info import FAST_UPDATE, MAX_USER_INPUT, answer_info
+from .invite_client import InviteClient
 from .message import NameAddr, SipMessage, new_branch
 from .transaction import State
 from .transport import Flow
@@ -57,14 +59,9 @@ __all__ = ["STATUS_TO_RELEASE", "SipSession", "release_to_status"]
 
 log = logging.getLogger(__name__)
 
-USER_INPUT_TYPE = "application/vnd.vcore.user-input"  # vcore's own INFO body for user input (UTF-8 text)
-MEDIA_CONTROL_TYPE = "application/media_control+xml"  # RFC 5168
-_FAST_UPDATE = (b'<?xml version="1.0" encoding="utf-8" ?><media_control><vc_primitive><to_encoder>'
-                b"<picture_fast_update/></to_encoder></vc_primitive></media_control>")
-_MAX_USER_INPUT = 1024
 
 
-class SipSession(EventQueue):
+class SipSession(InviteClient, EventQueue):
     """One call's SIP signalling (caller or callee); implements :class:`vcore.callcontrol.CallControl`.
 
     Iterate (``async for event in session``) or ``await next_event()``; the
@@ -222,7 +219,7 @@ class SipSession(EventQueue):
     async def request_keyframe(self, number: int) -> None:
         """Ask the peer for a keyframe (RFC 5168 INFO; RTCP PLI/FIR go too, from the media layer)."""
         if self.state == "connected":
-            await self._info(MEDIA_CONTROL_TYPE, _FAST_UPDATE)
+            await self._info(MEDIA_CONTROL_TYPE, FAST_UPDATE)
 
     async def limit_bitrate(self, bitrate: int | None, number: int | None = None) -> None:
         """SIP has no in-dialog bitrate command: the media layer's RTCP (TMMBR, REMB) carries it."""
@@ -230,129 +227,10 @@ class SipSession(EventQueue):
 
     async def send_user_input(self, text: str) -> None:
         """Send user input (an INFO with vcore's own body type; other peers may answer 415, ignored)."""
-        if len(text.encode()) > _MAX_USER_INPUT:
-            raise SipError(f"user input longer than {_MAX_USER_INPUT} bytes")
+        if len(text.encode()) > MAX_USER_INPUT:
+            raise SipError(f"user input longer than {MAX_USER_INPUT} bytes")
         if self.state == "connected":
             await self._info(USER_INPUT_TYPE, text.encode())
-
-    # ---------------------------------------------------------------- caller
-
-    async def _start_invite(self, offer: sdp.SdpOffer) -> None:
-        """Caller: send the INVITE built by the listener and follow its responses."""
-        self._offer = offer
-        self._tasks.spawn(self._run_invite(self._invite), f"call {self.call_reference} INVITE")
-
-    async def _run_invite(self, invite: SipMessage) -> None:
-        deadline = self.config.setup_timeout
-        authenticated = False
-        while True:
-            txn = self._listener.core.start_client(invite, self._flow)
-            self._invite = invite
-            while True:
-                try:
-                    timeout = deadline if self.state == "calling" else self.config.answer_timeout
-                    response = await asyncio.wait_for(txn.response(), timeout)
-                except TimeoutError:
-                    self._cancel("timeout", RECOVERY_ON_TIMER_EXPIRY,
-                                       "no answer to the INVITE in time" if self.state == "calling" else
-                                       "not answered in time")
-                    return
-                status = response.status or 0
-                if status < 200:
-                    if status > 100:
-                        self._provisional.set()
-                        if self.state == "calling":
-                            self.state = "ringing"
-                        if status in (180, 183) and not self._alerted:
-                            self._alerted = True
-                            self._emit(Alerting())
-                    else:
-                        self._provisional.set()
-                    if self._cancel_requested:
-                        self._send_cancel()
-                        self._cancel_requested = False
-                    continue
-                if status < 300:
-                    await self._accepted(response)
-                    return
-                if status in (401, 407) and not authenticated and self._listener.credentials is not None:
-                    retry = self._listener.authenticate(invite, response)
-                    if retry is not None:
-                        authenticated = True
-                        invite = retry
-                        break
-                reason, cause = STATUS_TO_RELEASE.get(status, ("undefinedReason", NORMAL_UNSPECIFIED))
-                if status == 487 and self._cancel_requested:
-                    reason = "undefinedReason"
-                by_peer = status != 408 and txn.failure is None and not (status == 487 and self.state == "cancelling")
-                self._release(reason, cause, f"{status} {response.reason}", by_peer=by_peer)
-                return
-
-    async def _accepted(self, response: SipMessage) -> None:
-        """Caller: a 2xx. ACK it, read the SDP answer, report Connected (or BYE if the answer is unusable)."""
-        self.dialog = Dialog.as_uac(self._invite, response)
-        self._read_peer(response.to, response.get("Server") or response.get("User-Agent"))
-        self._listener._register_dialog(self)
-        try:
-            self._dialog_hop = await self._listener.dialog_flow(self._flow, self.dialog)
-        except SipError as exc:  # no way to the remote target: the INVITE's way is the best left
-            log.info("SIP call %d: %s; ACK and BYE go the INVITE's way", self.call_reference, exc)
-        self._send_ack(response)
-        if self.state == "cancelling" or self.released is not None:
-            self.state = "connected"
-            await self._send_bye()  # RFC 3261 §15: the CANCEL lost the race, the call is ended with BYE
-            return
-        self.state = "connected"
-        assert self._offer is not None
-        try:
-            if response.content_type != "application/sdp":
-                raise sdp.SdpError("the 200 OK carries no SDP answer")
-            answer = sdp.SessionDescription.parse(response.body.decode("utf-8", "replace"))
-            self.channels = sdp.accept_answer(self._offer, answer)
-            self._local_sdp = reoffer.narrowed(self._offer.sdp, self.channels).serialize().encode()
-            streams = sdp_dtls.dtls_streams(self._offer.sdp, answer)
-        except (sdp.SdpError, SipError) as exc:
-            await self._send_bye()
-            self._release("protocolError", INCOMPATIBLE_DESTINATION, f"unusable SDP answer: {exc}",
-                                by_peer=False)
-            return
-        if streams:
-            try:
-                self.channels = await self._secure_media(self.channels, streams, self._offer.endpoints)
-            except SipError:
-                return  # released with the reason
-        self._emit(Connected(tuple(self.channels), True))
-
-    def _send_ack(self, response: SipMessage) -> None:
-        assert self.dialog is not None
-        ack = self.dialog.request("ACK", self._via(), cseq=self._invite.cseq[0])
-        for name in ("Authorization", "Proxy-Authorization"):
-            if self._invite.get(name):
-                ack.add(name, self._invite.get(name) or "")
-        self._listener.core.send_nowait(ack, self._dialog_flow())
-
-    def on_stray_2xx(self, response: SipMessage) -> None:
-        """A retransmitted 2xx (our ACK was lost): ACK it again (RFC 3261 §13.2.2.4)."""
-        if self.dialog is not None:
-            self._send_ack(response)
-
-    def _cancel(self, reason: str, cause: int, detail: str | None = None) -> None:
-        if self.state in ("calling", "ringing"):
-            if self._provisional.is_set():
-                self._send_cancel()
-            else:
-                self._cancel_requested = True  # RFC 3261 §9.1: CANCEL only after a provisional response
-            self.state = "cancelling"
-        self._release(reason, cause, detail or f"cancelled locally ({reason})", by_peer=False)
-
-    def _send_cancel(self) -> None:
-        invite = self._invite
-        assert invite.uri is not None
-        headers = [("Via", invite.get_all("Via")[0])] + [(n, v) for n, v in invite.headers if n == "Route"]
-        headers += [("Max-Forwards", "70"), ("From", invite.get("From") or ""), ("To", invite.get("To") or ""),
-                    ("Call-ID", invite.call_id), ("CSeq", f"{invite.cseq[0]} CANCEL")]
-        cancel = SipMessage.request("CANCEL", invite.uri, headers)
-        self._listener.core.start_client(cancel, self._flow)  # its 200 matters to nobody
 
     # ---------------------------------------------------------------- callee
 
@@ -538,24 +416,13 @@ class SipSession(EventQueue):
             return
 
     def _on_info(self, request: SipMessage, txn: ServerTxn) -> None:
-        kind = request.content_type
-        body = request.body[:_MAX_USER_INPUT]
-        if kind == MEDIA_CONTROL_TYPE and b"picture_fast_update" in body:
-            video = next((c for c in self.channels if c.direction == "send" and c.format.kind == "video"), None)
-            txn.reply(200, "OK")
-            if video is not None:
-                self._emit(KeyframeRequested(video.number))
-        elif kind == USER_INPUT_TYPE:
-            txn.reply(200, "OK")
-            self._emit(UserInput(body.decode("utf-8", "replace")))
-        elif kind == "application/dtmf-relay":  # the de-facto Cisco format: Signal=5
-            m = re.search(rb"Signal\s*=\s*([0-9A-D*#])", body)
-            txn.reply(200 if m else 400, "OK" if m else "Bad Request")
-            if m:
-                self._emit(UserInput(m.group(1).decode()))
+        answer = answer_info(request.content_type, request.body, self.channels)
+        if answer.extra:
+            txn.reply(answer.status, answer.reason, extra=list(answer.extra))
         else:
-            txn.reply(415, "Unsupported Media Type",
-                      extra=[("Accept", f"{MEDIA_CONTROL_TYPE}, {USER_INPUT_TYPE}, application/dtmf-relay")])
+            txn.reply(answer.status, answer.reason)
+        if answer.event is not None:
+            self._emit(answer.event)
 
     async def _info(self, content_type: str, body: bytes) -> None:
         if self.dialog is None or self.released is not None:

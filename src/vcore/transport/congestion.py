@@ -11,12 +11,14 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   delay of the last half second strips the network jitter (a queue that
   builds raises every packet's delay, jitter only some). Above ``queue_high`` (40 ms) the line is
   overused: the target drops to 0.85 × the rate the receiver actually got
-  (GCC §5.5), at most once per response time; so does a queue above
+  (GCC §5.5; over the last 0.3 s when the queue is past 80 ms: a capacity drop), at
+  most once per response time; so does a queue above
   ``queue_low`` that grew report after report (caught early). Below ``queue_low`` (15 ms) it
   may rise: 30 %/s until the first congestion ("start"), then about one packet
-  per response time up to 1.5 × the rate where congestion was last seen, and
-  15 %/s beyond, or once no congestion was seen for 8 s (GCC's additive /
-  multiplicative increase). In between it holds.
+  per response time up to 0.95 × the rate where congestion was last seen, a quarter of a
+  packet above it (the probe builds a queue slowly enough to be caught early), and 25 %/s
+  once 1.1 × that rate passed without a queue or no congestion was seen for 8 s (GCC's
+  additive / multiplicative increase; the line grew: ADSL capacity comes back in steps). In between it holds.
   Why not GCC's trendline filter: on an ADSL line the deep modem queue is the
   only bottleneck, an absolute queue target bounds latency directly (the p95
   goal), and the min filter is immune to 20–60 ms of jitter that a slope
@@ -51,16 +53,21 @@ QUEUE_HIGH = 0.040  # s above which the line is overused
 LOSS_LOW = 0.02  # GCC §6
 LOSS_HIGH = 0.10
 START_GROWTH = 1.30  # per second, until the first congestion
-FAR_GROWTH = 1.15  # per second, far from the last congestion point
+FAR_GROWTH = 1.25  # per second, far from the last congestion point
 RR_GROWTH = 1.08  # per second, loss-based fallback (GCC §6)
 PACKET_BITS = 1200 * 8  # additive increase: about one packet per response time
+NEAR_MAX = 0.95  # of the last congestion rate, above which the additive increase slows to a quarter
 BASE_WINDOW = 60.0  # s over which the minimum one-way delay is kept
 _BUCKET = 2.0  # s per base-delay bucket
 RATE_WINDOW = 1.0  # s of feedback for the received rate
+RECENT_WINDOW = 0.3  # s of feedback for the capacity under a deep queue
 LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
+GREW = 1.1  # a target this far above the last congestion rate, with no queue, means the line grew
 FORGET_CONGESTION = 8.0  # s without a decrease after which the last congestion rate no longer slows growth
 APP_LIMITED = 0.7  # no increase while the receiver gets less than this share of the target
-RISE_STEP = 0.002  # s the queue must grow by, report after report, to count as building
+GROWTH_CAP = 1.4  # the target stays within this many times the received rate (+20 kbit/s): tested rates only
+RISE = 0.010  # s the queue must have grown by over the last RISE_WINDOW to count as building
+RISE_WINDOW = 0.4  # s
 QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
 FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
 
@@ -96,7 +103,7 @@ class CongestionController:
         self._acked: deque[tuple[float, int]] = deque()  # (feedback time, bytes acknowledged)
         self._first_feedback: float | None = None
         self._lows: deque[tuple[float, float]] = deque()  # (report time, its lowest one-way delay)
-        self._trend: deque[float] = deque(maxlen=3)  # the last queue delays
+        self._trend: deque[tuple[float, float]] = deque()  # (report time, queue delay) over RISE_WINDOW
         self._last_update: float | None = None
         self._last_decrease = -math.inf
         self._congested_at: float | None = None  # received rate when congestion was last seen
@@ -178,21 +185,36 @@ class CongestionController:
         if now - self._first_feedback >= RATE_WINDOW:
             self.received_rate = sum(b for _, b in self._acked) * 8 / RATE_WINDOW
 
+    def _recent_rate(self, now: float) -> float | None:
+        """Bit/s acknowledged over the last RECENT_WINDOW of feedback, None before there is that much."""
+        if self._first_feedback is None or now - self._first_feedback < RECENT_WINDOW:
+            return None
+        return sum(b for t, b in self._acked if now - t <= RECENT_WINDOW) * 8 / RECENT_WINDOW
+
     def _update(self, now: float, queue: float | None, loss: float) -> None:
         dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))
         self._last_update = now
         rising = False
         if queue is not None:
-            self._trend.append(queue)
-            t = list(self._trend)
-            # a queue that grew over the last reports is caught before it reaches queue_high
-            rising = len(t) == self._trend.maxlen and queue > self.queue_low \
-                and all(b - a > RISE_STEP for a, b in zip(t, t[1:]))
+            self._trend.append((now, queue))
+            while now - self._trend[0][0] > RISE_WINDOW:
+                self._trend.popleft()
+            # a queue above queue_low that grew by RISE over the last RISE_WINDOW is caught before it
+            # reaches queue_high (the slope, as GCC's trendline, on the jitter-free queue measure)
+            # (not before the first rate measurement: the call's first keyframe is a queue of its own)
+            rising = queue > self.queue_low and queue - min(q for _, q in self._trend) >= RISE \
+                and self.received_rate is not None
         overuse = (queue is not None and queue > self.queue_high) or rising or loss > LOSS_HIGH
         if overuse:
             if now - self._last_decrease < max(0.3, self.rtt + 0.1):
                 return  # the last decrease has not had time to act
             rate = self.received_rate if self.received_rate else self._target
+            if queue is not None and queue > 2 * self.queue_high:
+                # a deep queue: the line is saturated and what it delivered over the last
+                # RECENT_WINDOW is its capacity now (the 1 s average still holds the rate before a drop)
+                recent = self._recent_rate(now)
+                if recent is not None:
+                    rate = min(rate, recent)
             if loss > LOSS_HIGH and not (queue is not None and queue > self.queue_high):
                 new = self._target * (1 - 0.5 * loss)
             else:
@@ -210,8 +232,11 @@ class CongestionController:
 
     def _increase(self, dt: float) -> None:
         if self._congested_at is not None and self._last_update is not None \
-                and self._last_update - self._last_decrease > FORGET_CONGESTION:
-            self._congested_at = None  # quiet for long: the line may have grown (GCC resets its average max)
+                and (self._last_update - self._last_decrease > FORGET_CONGESTION
+                     or self._target > GREW * self._congested_at):
+            # quiet for long, or well past the last congestion rate without a queue: the line has
+            # grown (GCC resets its average max), probe multiplicatively again
+            self._congested_at = None
             self.state = "increase"
         if self.state == "start" or (self._congested_at is None and self.decreases == 0):
             new = self._target * START_GROWTH ** dt
@@ -220,7 +245,11 @@ class CongestionController:
             new = self._target * FAR_GROWTH ** dt
             self.state = "increase"
         elif 0.75 * self._congested_at <= self._target <= 1.5 * self._congested_at:
-            new = self._target + PACKET_BITS * dt / (self.rtt + 0.1)  # near the last congestion: additive
+            # near the last congestion: additive, one packet per response time up to just under the
+            # rate the line carried then, a quarter of that above it, so that the queue an overshoot
+            # builds grows slowly enough for the trend rule to catch it at a few tens of ms
+            step = PACKET_BITS if self._target < NEAR_MAX * self._congested_at else PACKET_BITS / 4
+            new = self._target + step * dt / (self.rtt + 0.1)
             self.state = "increase"
         else:
             new = self._target * FAR_GROWTH ** dt
@@ -229,7 +258,7 @@ class CongestionController:
             if self.received_rate < APP_LIMITED * self._target:
                 self.state = "hold"  # the encoder does not use what it has: more would be untested
                 return
-            new = min(new, max(self._target, 1.5 * self.received_rate + 20_000))
+            new = min(new, max(self._target, GROWTH_CAP * self.received_rate + 20_000))
         self._target = max(self._target, new)
 
     # ------------------------------------------------------------ receiver reports (other peers)

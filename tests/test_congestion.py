@@ -243,6 +243,23 @@ def test_controller_follows_capacity_steps() -> None:
     assert max(after_rise) >= 0.8 * 1_000_000, "not back near the capacity 10 s after it rose"
 
 
+def test_probing_keeps_the_modem_queue_short() -> None:
+    """Near the last congestion rate the probe is slow and a growing queue is caught by its slope (issue 16)."""
+    cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    trace = simulate(cc, bottleneck(512_000), 60.0)
+    queues = sorted(q for t, _, q in trace if t >= 5.0)
+    assert queues[int(0.95 * len(queues))] < 0.060, "the probes build a queue of 60 ms or more (p95)"
+    assert sum(target for t, target, _ in trace if t >= 5.0) / len(queues) >= 0.85 * 512_000
+
+
+def test_a_capacity_drop_is_measured_over_the_last_fraction_of_a_second() -> None:
+    """Under a deep queue the decrease uses what the line delivered lately, not the 1 s average before the drop."""
+    cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    trace = simulate(cc, bottleneck(1_000_000), 30.0, steps=[(20.0, 256_000)])
+    late = [t - 20.0 for t, target, _ in trace if 20.0 <= t and target > 1.1 * 256_000]
+    assert late and max(late) <= 1.0, "still above 1.1 x the new capacity 1 s after the drop"
+
+
 def test_random_loss_alone_does_not_throttle_but_a_full_queue_does() -> None:
     lossy = CongestionController(start_bitrate=300_000, max_bitrate=800_000)
     simulate(lossy, bottleneck(5_000_000, loss=0.03, jitter=0.03), 20.0)

@@ -16,9 +16,10 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   ``queue_low`` that grew report after report (caught early). Below ``queue_low`` (15 ms) it
   may rise: 30 %/s until the first congestion ("start"), then about one packet
   per response time up to 0.95 × the rate where congestion was last seen, a quarter of a
-  packet above it (the probe builds a queue slowly enough to be caught early), and 25 %/s
-  once 1.1 × that rate passed without a queue or no congestion was seen for 8 s (GCC's
-  additive / multiplicative increase; the line grew: ADSL capacity comes back in steps). In between it holds.
+  packet above it (the probe builds a queue slowly enough to be caught early); 15 %/s far
+  from it or once no congestion was seen for 8 s (GCC's additive / multiplicative
+  increase), 25 %/s once the receiver got 1.1 × that rate without a queue (the line
+  grew: ADSL capacity comes back in steps). In between it holds.
   Why not GCC's trendline filter: on an ADSL line the deep modem queue is the
   only bottleneck, an absolute queue target bounds latency directly (the p95
   goal), and the min filter is immune to 20–60 ms of jitter that a slope
@@ -53,7 +54,8 @@ QUEUE_HIGH = 0.040  # s above which the line is overused
 LOSS_LOW = 0.02  # GCC §6
 LOSS_HIGH = 0.10
 START_GROWTH = 1.30  # per second, until the first congestion
-FAR_GROWTH = 1.25  # per second, far from the last congestion point
+FAR_GROWTH = 1.15  # per second, far from the last congestion point
+GREW_GROWTH = 1.25  # per second, once the line is known to have grown
 RR_GROWTH = 1.08  # per second, loss-based fallback (GCC §6)
 PACKET_BITS = 1200 * 8  # additive increase: about one packet per response time
 NEAR_MAX = 0.95  # of the last congestion rate, above which the additive increase slows to a quarter
@@ -62,7 +64,7 @@ _BUCKET = 2.0  # s per base-delay bucket
 RATE_WINDOW = 1.0  # s of feedback for the received rate
 RECENT_WINDOW = 0.3  # s of feedback for the capacity under a deep queue
 LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
-GREW = 1.1  # a target this far above the last congestion rate, with no queue, means the line grew
+GREW = 1.1  # a received rate this far above the last congestion rate, with no queue, means the line grew
 FORGET_CONGESTION = 8.0  # s without a decrease after which the last congestion rate no longer slows growth
 APP_LIMITED = 0.7  # no increase while the receiver gets less than this share of the target
 GROWTH_CAP = 1.4  # the target stays within this many times the received rate (+20 kbit/s): tested rates only
@@ -107,6 +109,7 @@ class CongestionController:
         self._last_update: float | None = None
         self._last_decrease = -math.inf
         self._congested_at: float | None = None  # received rate when congestion was last seen
+        self._grew = False  # the receiver got well past the last congestion rate: the line grew
         self._last_feedback = -math.inf
         self._interval_start: float | None = None
         self._interval_sent = 0
@@ -220,6 +223,7 @@ class CongestionController:
             else:
                 new = BETA * rate
             self._congested_at = rate
+            self._grew = False
             self._last_decrease = now
             self.decreases += 1
             self._target = min(self._target, new)
@@ -231,18 +235,21 @@ class CongestionController:
         self._clamp()
 
     def _increase(self, dt: float) -> None:
-        if self._congested_at is not None and self._last_update is not None \
-                and (self._last_update - self._last_decrease > FORGET_CONGESTION
-                     or self._target > GREW * self._congested_at):
-            # quiet for long, or well past the last congestion rate without a queue: the line has
-            # grown (GCC resets its average max), probe multiplicatively again
+        if self._congested_at is not None and self.received_rate is not None \
+                and self.received_rate > GREW * self._congested_at:
+            # the receiver got well past the last congestion rate without a queue: the line has
+            # grown (an ADSL line's capacity comes back in steps), probe fast again
             self._congested_at = None
-            self.state = "increase"
+            self._grew = True
+        elif self._congested_at is not None and self._last_update is not None \
+                and self._last_update - self._last_decrease > FORGET_CONGESTION:
+            self._congested_at = None  # quiet for long: the line may have grown (GCC resets its average max)
+            self._grew = False
         if self.state == "start" or (self._congested_at is None and self.decreases == 0):
             new = self._target * START_GROWTH ** dt
             self.state = "start"
         elif self._congested_at is None:
-            new = self._target * FAR_GROWTH ** dt
+            new = self._target * (GREW_GROWTH if self._grew else FAR_GROWTH) ** dt
             self.state = "increase"
         elif 0.75 * self._congested_at <= self._target <= 1.5 * self._congested_at:
             # near the last congestion: additive, one packet per response time up to just under the

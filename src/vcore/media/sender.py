@@ -60,6 +60,8 @@ PEAK_FACTOR = 2.0  # under congestion control the encoder's VBV peak is this man
 # 1.2 × the highest target of the last PEAK_MEMORY s): the rate moves in place below the peak, while
 # raising the peak reopens the encoder, an IDR, which on a thin line is a burst of queue
 PEAK_MEMORY = 30.0  # s
+KEYFRAME_QUEUE_LIMIT = 0.1  # s of modem queue above which a keyframe request waits for the queue to drain...
+KEYFRAME_DEFER_MAX = 1.0  # s ...at most this long
 VBV_SECONDS = 0.45  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.5 s of the line
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
@@ -403,6 +405,7 @@ class VideoSender(_RtpSender):
         self._last_refresh = -1e9
         self._video_target = 0
         self.encoder_ceiling = encoder.max_bitrate  # the configured maximum video bitrate
+        self._keyframe_deferred: float | None = None  # when a keyframe request was put off (deep queue)
         self._recent_targets: deque[tuple[float, int]] = deque()  # (second, highest video target in it)
 
     @property
@@ -525,6 +528,14 @@ class VideoSender(_RtpSender):
             self._last_keyframe_answer = now
             self.keyframe_requests += 1
             if self.congestion is not None:
+                queue = self.congestion.queue_delay
+                if queue is not None and queue > KEYFRAME_QUEUE_LIMIT:
+                    # a keyframe sent into a deep modem queue (a capacity drop) arrives late or is
+                    # dropped at the queue's tail: send it once the queue has drained (or at the latest
+                    # KEYFRAME_DEFER_MAX later)
+                    if self._keyframe_deferred is None:
+                        self._keyframe_deferred = now
+                    return
                 self._refresh_encoder(now)  # the keyframe comes with a VBV sized for the line now
             else:
                 self.encoder.request_keyframe()
@@ -564,6 +575,13 @@ class VideoSender(_RtpSender):
         """Hand the controller's target to the pacer, the encoder and the ladder."""
         cc = self.congestion
         if cc is None:
+            return
+        if self._keyframe_deferred is not None and (
+                cc.queue_delay is None or cc.queue_delay <= KEYFRAME_QUEUE_LIMIT
+                or now - self._keyframe_deferred >= KEYFRAME_DEFER_MAX):
+            self._keyframe_deferred = None
+            self._apply_target(now)  # the rate first: the keyframe's VBV is sized from it
+            self._refresh_encoder(now)
             return
         target = cc.target
         if self.pacer is not None:

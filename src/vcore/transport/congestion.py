@@ -11,15 +11,15 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   delay of the last half second strips the network jitter (a queue that
   builds raises every packet's delay, jitter only some). Above ``queue_high`` (40 ms) the line is
   overused: the target drops to 0.85 × the rate the receiver actually got
-  (GCC §5.5; over the last 0.3 s when the queue is past 80 ms: a capacity drop), at
+  (GCC §5.5; over the receiver's last 0.3 s when the queue is past 40 ms: a capacity drop), at
   most once per response time; so does a queue above
   ``queue_low`` that grew report after report (caught early). Below ``queue_low`` (15 ms) it
   may rise: 30 %/s until the first congestion ("start"), then about one packet
   per response time up to 0.95 × the rate where congestion was last seen, a quarter of a
   packet above it (the probe builds a queue slowly enough to be caught early); 15 %/s far
   from it or once no congestion was seen for 8 s (GCC's additive / multiplicative
-  increase), 25 %/s once the receiver got 1.1 × that rate without a queue (the line
-  grew: ADSL capacity comes back in steps). In between it holds.
+  increase), 25 %/s once the receiver got 1.1 × every congestion rate of the last 10 s
+  without a queue (the line grew: ADSL capacity comes back in steps). In between it holds.
   Why not GCC's trendline filter: on an ADSL line the deep modem queue is the
   only bottleneck, an absolute queue target bounds latency directly (the p95
   goal), and the min filter is immune to 20–60 ms of jitter that a slope
@@ -62,9 +62,11 @@ NEAR_MAX = 0.95  # of the last congestion rate, above which the additive increas
 BASE_WINDOW = 60.0  # s over which the minimum one-way delay is kept
 _BUCKET = 2.0  # s per base-delay bucket
 RATE_WINDOW = 1.0  # s of feedback for the received rate
+MAX_ARRIVALS = 4096  # packets of arrival history at most
 RECENT_WINDOW = 0.3  # s of feedback for the capacity under a deep queue
 LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
-GREW = 1.1  # a received rate this far above the last congestion rate, with no queue, means the line grew
+GREW = 1.1  # a received rate this far above every congestion rate of the last GREW_MEMORY s means the line grew
+GREW_MEMORY = 10.0  # s
 FORGET_CONGESTION = 8.0  # s without a decrease after which the last congestion rate no longer slows growth
 APP_LIMITED = 0.7  # no increase while the receiver gets less than this share of the target
 GROWTH_CAP = 1.4  # the target stays within this many times the received rate (+20 kbit/s): tested rates only
@@ -103,6 +105,7 @@ class CongestionController:
         self.decreases = 0
         self._base: deque[tuple[float, float]] = deque()  # (bucket start, min one-way delay)
         self._acked: deque[tuple[float, int]] = deque()  # (feedback time, bytes acknowledged)
+        self._arrivals: deque[tuple[float, int]] = deque()  # (receiver's arrival time, bytes), last second
         self._first_feedback: float | None = None
         self._lows: deque[tuple[float, float]] = deque()  # (report time, its lowest one-way delay)
         self._trend: deque[tuple[float, float]] = deque()  # (report time, queue delay) over RISE_WINDOW
@@ -110,6 +113,7 @@ class CongestionController:
         self._last_decrease = -math.inf
         self._congested_at: float | None = None  # received rate when congestion was last seen
         self._grew = False  # the receiver got well past the last congestion rate: the line grew
+        self._congestions: deque[tuple[float, float]] = deque()  # (time, received rate) at each decrease
         self._last_feedback = -math.inf
         self._interval_start: float | None = None
         self._interval_sent = 0
@@ -149,11 +153,17 @@ class CongestionController:
                 if r.arrival is None:
                     continue
                 self._acked.append((now, r.size))
+                self._arrivals.append((r.arrival, r.size))
                 if not r.retransmitted:
                     delays.append(r.arrival - r.send_time)
             else:
                 self._interval_sent += 1
                 self._interval_lost += 1
+        arrivals = self._arrivals
+        if arrivals:  # keep the last second of arrivals (bounded whatever the feedback)
+            latest = arrivals[-1][0]
+            while arrivals and (latest - arrivals[0][0] > 1.0 or len(arrivals) > MAX_ARRIVALS):
+                arrivals.popleft()
         if delays:
             low = min(delays)
             self._note_base(low, now)
@@ -189,10 +199,18 @@ class CongestionController:
             self.received_rate = sum(b for _, b in self._acked) * 8 / RATE_WINDOW
 
     def _recent_rate(self, now: float) -> float | None:
-        """Bit/s acknowledged over the last RECENT_WINDOW of feedback, None before there is that much."""
-        if self._first_feedback is None or now - self._first_feedback < RECENT_WINDOW:
+        """Bit/s that arrived at the receiver over the last RECENT_WINDOW of its own arrival times.
+
+        Arrival times, not our feedback times: under a deep queue the feedback that comes now
+        is about packets that left before a capacity drop. None before there is that much.
+        """
+        arrivals = self._arrivals
+        if not arrivals:
             return None
-        return sum(b for t, b in self._acked if now - t <= RECENT_WINDOW) * 8 / RECENT_WINDOW
+        latest = max(a for a, _ in arrivals)
+        if latest - min(a for a, _ in arrivals) < RECENT_WINDOW:
+            return None
+        return sum(b for a, b in arrivals if latest - a <= RECENT_WINDOW) * 8 / RECENT_WINDOW
 
     def _update(self, now: float, queue: float | None, loss: float) -> None:
         dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))
@@ -212,7 +230,7 @@ class CongestionController:
             if now - self._last_decrease < max(0.3, self.rtt + 0.1):
                 return  # the last decrease has not had time to act
             rate = self.received_rate if self.received_rate else self._target
-            if queue is not None and queue > 2 * self.queue_high:
+            if queue is not None and queue > self.queue_high:
                 # a deep queue: the line is saturated and what it delivered over the last
                 # RECENT_WINDOW is its capacity now (the 1 s average still holds the rate before a drop)
                 recent = self._recent_rate(now)
@@ -224,6 +242,9 @@ class CongestionController:
                 new = BETA * rate
             self._congested_at = rate
             self._grew = False
+            self._congestions.append((now, self.received_rate or rate))
+            while now - self._congestions[0][0] > GREW_MEMORY:
+                self._congestions.popleft()
             self._last_decrease = now
             self.decreases += 1
             self._target = min(self._target, new)
@@ -235,8 +256,8 @@ class CongestionController:
         self._clamp()
 
     def _increase(self, dt: float) -> None:
-        if self._congested_at is not None and self.received_rate is not None \
-                and self.received_rate > GREW * self._congested_at:
+        if self._congested_at is not None and self.received_rate is not None and self._congestions \
+                and self.received_rate > GREW * max(r for _, r in self._congestions):
             # the receiver got well past the last congestion rate without a queue: the line has
             # grown (an ADSL line's capacity comes back in steps), probe fast again
             self._congested_at = None

@@ -9,6 +9,7 @@ long the test took.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -158,3 +159,44 @@ def test_a_hostile_tmmbr_of_zero_does_not_stop_the_video() -> None:
 
     limit, bitrate = asyncio.run(main())
     assert limit == 1 and bitrate == 64_000
+
+
+def test_a_keyframe_request_waits_for_a_deep_modem_queue_to_drain() -> None:
+    """Issue 16: an IDR sent into a deep queue (a capacity drop) arrives late or is dropped; it waits for the drain."""
+    from vcore.rtp.rtcp import RtcpPli
+
+    async def main() -> tuple[int, bool, int, bool]:
+        rx = VideoReceiver(capture_time_ext_id=None)
+        await rx.start()
+        enc = H264Encoder(320, 240, 15, 300_000, max_bitrate=800_000)
+        tx = VideoSender(TestPattern(320, 240, 15), enc, rx.local_address, capture_time_ext_id=None)
+        tx.congestion = CongestionController(start_bitrate=300_000, max_bitrate=800_000)
+        await tx.start()
+        assert rx.transport is not None
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if rx.stats is not None:
+                break
+        for _ in range(100):  # the start-up reopen done
+            await asyncio.sleep(0.02)
+            if not enc.keyframe_pending:
+                break
+        tx.congestion.queue_delay = 0.3  # as the controller measures it after a drop
+        before = enc.reopens
+        rx.transport.send_rtcp([RtcpPli(rx.ssrc, tx.ssrc)])
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if tx.keyframe_requests:
+                break
+        held = (enc.reopens - before, enc.keyframe_pending)
+        tx.congestion.queue_delay = 0.0  # drained: the next feedback sends it
+        tx._apply_target(time.monotonic())
+        result = (held[0], held[1], tx.keyframe_requests, enc.keyframe_pending)
+        await tx.close()
+        await rx.close()
+        return result
+
+    reopened, pending_while_deep, answered, pending_after = asyncio.run(main())
+    assert answered == 1
+    assert reopened == 0 and not pending_while_deep  # not while the queue was deep
+    assert pending_after  # the keyframe is due once it drained

@@ -124,3 +124,38 @@ def test_a_failing_call_task_ends_the_call_with_its_cause(pki_dir: Path, caplog:
             await again.hangup()
 
     run(scenario())
+
+
+def test_cancel_and_wait_ends_the_task_and_keeps_its_other_errors() -> None:
+    import asyncio
+
+    import pytest
+
+    from vcore.supervisor import cancel_and_wait
+
+    async def main() -> None:
+        ended = asyncio.Event()
+
+        async def forever() -> None:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                ended.set()
+
+        task = asyncio.create_task(forever())
+        await asyncio.sleep(0)
+        await cancel_and_wait(task)  # its cancellation is not re-raised
+        assert task.cancelled() and ended.is_set()
+
+        async def fails_on_cancel() -> None:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                raise RuntimeError("cleanup failed") from None
+
+        task = asyncio.create_task(fails_on_cancel())
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="cleanup failed"):
+            await cancel_and_wait(task)
+
+    asyncio.run(main())

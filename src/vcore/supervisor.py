@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "cancel_and_wait"]
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +107,12 @@ class Supervisor:
         for t in done:  # retrieve outcomes: a failure during cancellation was logged by _done
             if not t.cancelled():
                 t.exception()
+
+
+async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended; its cancellation is not re-raised (its other errors are)."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

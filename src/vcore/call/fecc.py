@@ -36,6 +36,7 @@ from ..camera_control import (
     Tilt,
     Zoom,
 )
+from ..supervisor import cancel_and_wait
 from ..camera_control.h281 import ActivatePreset, StartAction, StoreAsPreset
 from ..errors import VcoreError
 from ..h323.fast_connect import MediaChannel
@@ -147,11 +148,7 @@ class DataChannel:
             self.closed = True
             task, self._task = self._task, None
             if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+                await cancel_and_wait(task)
             if self.transport is not None:
                 await self.transport.close()
             self._tx = self._rx = None  # the SRTP contexts do not outlive the call

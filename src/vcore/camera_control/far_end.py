@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..supervisor import cancel_and_wait
 from ..errors import VcoreError
 from .h281 import (
     DEFAULT_TIMEOUT_MS,
@@ -208,11 +209,7 @@ class FarEndCamera:
         self._closed = True
         timer, self._timer = self._timer, None
         if timer is not None:
-            timer.cancel()
-            try:
-                await timer
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(timer)
         await self._apply(self._fsm.close())
 
     async def _apply(self, actions: list[CameraAction]) -> None:
@@ -343,11 +340,7 @@ class RemoteCamera:
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task)
         try:
             await self._emit(self._fsm.stop())
         except VcoreError as exc:

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from .. import pki
 from ..callcontrol import RefusedCall
 from ..supervisor import Supervisor
+from ..transport.accept import PausedAccept
 from . import asn1
 from .config import SignallingConfig
 from .connection import SignallingConnection
@@ -68,7 +69,7 @@ class SignallingListener:
         """
         loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(lambda: _AcceptProtocol(self), host or None, port)
+            self._server = await loop.create_server(lambda: PausedAccept(self._accepted), host or None, port)
         except OSError as exc:
             raise SignallingError(f"cannot listen on {host or '*'}:{port}: {exc.strerror or exc}") from None
 
@@ -219,18 +220,6 @@ class SignallingListener:
         # no deadline: the callee waits for its user, the caller's timers bound the wait
         session._start()
         await self._incoming.put(session)
-
-
-class _AcceptProtocol(asyncio.Protocol):
-    """Holds a fresh connection paused until the listener has set up TLS (or plain streams) on it."""
-
-    def __init__(self, listener: SignallingListener) -> None:
-        self._listener = listener
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()
-        self._listener._accepted(transport)
 
 
 async def _release_unknown(conn: SignallingConnection, message: Q931Message, reason: str, cause: int,

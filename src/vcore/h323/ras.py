@@ -36,6 +36,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from ..supervisor import cancel_and_wait
 from ..transport.addresses import unmap
 from . import asn1
 from .errors import SignallingError, SignallingParseError, SignallingTimeout
@@ -377,11 +378,7 @@ class RasClient:
     async def close(self) -> None:
         """Stop keep-alives and close the socket (call :meth:`unregister` first to leave the gatekeeper)."""
         if self._keepalive is not None:
-            self._keepalive.cancel()
-            try:
-                await self._keepalive
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._keepalive)
             self._keepalive = None
         for _, future in self._waiting.values():
             future.cancel()
@@ -591,9 +588,5 @@ class RasClient:
             s, self.call_signal, registration.endpoint_id if registration else None, self.aliases))
         self.registration = None
         if self._keepalive is not None:
-            self._keepalive.cancel()
-            try:
-                await self._keepalive
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._keepalive)
             self._keepalive = None

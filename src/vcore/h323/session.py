@@ -43,6 +43,7 @@ from ..callcontrol import (
     ProtocolWarning,
     Released,
 )
+from ..supervisor import cancel_and_wait
 from . import asn1
 from .config import CallState, SignallingConfig
 from .connection import CLOSE_TIMEOUT, SignallingConnection
@@ -337,11 +338,7 @@ class CallSession(H245Path, EventQueue):
         reader = self._task
         if reader is not None and reader is not asyncio.current_task() and not reader.done():
             # one reader of the stream at a time: the orderly close below reads what the peer still sends
-            reader.cancel()
-            try:
-                await reader
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(reader)
         end_session = self.h245.end_session()
         if self._channel.established:
             try:

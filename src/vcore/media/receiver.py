@@ -18,6 +18,7 @@ from typing import Any, Callable, Self
 
 from av.audio.frame import AudioFrame
 
+from ..supervisor import cancel_and_wait
 from ..errors import VcoreError
 from ..payload.h264 import AccessUnit
 from ..rtp.packet import RtpPacket
@@ -277,11 +278,7 @@ class _RtpReceiver:
             self._feedback_handle.cancel()
             self._feedback_handle = None
         if self._report_task is not None:
-            self._report_task.cancel()
-            try:
-                await self._report_task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._report_task)
             self._report_task = None
         if self.transport is not None:
             self.transport.set_rtp_handler(None)

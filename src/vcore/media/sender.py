@@ -21,6 +21,7 @@ from typing import Any, Self
 from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
 
+from ..supervisor import cancel_and_wait
 from ..errors import VcoreError
 from ..nack import RetransmissionHistory
 from ..payload.h264 import H264Packetizer
@@ -297,11 +298,7 @@ class _RtpSender:
         self._closed = True
         self._stop_threads()
         if self._rtcp_task is not None:
-            self._rtcp_task.cancel()
-            try:
-                await self._rtcp_task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._rtcp_task)
         await _join(self._threads)
         if self.transport is not None:
             if self.stats.packet_count:

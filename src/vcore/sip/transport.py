@@ -27,6 +27,7 @@ from typing import Any
 
 from .. import pki
 from ..supervisor import Supervisor
+from ..transport.accept import PausedAccept
 from .errors import SipError, SipParseError, SipSecurityError
 from .message import MAX_MESSAGE, SipMessage, StreamFramer, Via, parse_message
 
@@ -135,16 +136,6 @@ class _Datagrams(asyncio.DatagramProtocol):
         log.debug("SIP UDP: %s", exc)
 
 
-class _Accept(asyncio.Protocol):
-    def __init__(self, owner: SipTransport) -> None:
-        self.owner = owner
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()
-        self.owner._accepted(transport)
-
-
 class SipTransport:
     """One listening SIP transport (``udp``, ``tcp`` or ``tls``) and the connections it uses.
 
@@ -189,7 +180,7 @@ class SipTransport:
                 sockname = transport.get_extra_info("sockname")
             else:
                 # TLS starts per connection (below) so that a new context (a new CRL) applies to the next caller
-                self._server = await loop.create_server(lambda: _Accept(self), host or None, port)
+                self._server = await loop.create_server(lambda: PausedAccept(self._accepted), host or None, port)
                 sockname = self._server.sockets[0].getsockname()
         except OSError as exc:
             raise SipError(f"cannot listen for SIP/{self.name} on {host or '*'}:{port}: {exc.strerror or exc}") \

@@ -149,7 +149,11 @@ async def _trace_send(call: Any, out: Out) -> None:
         out.write(kind="tsend", t=time.monotonic(), target=cc.target, state=cc.state, queue=cc.queue_delay,
                   rate=cc.received_rate, loss=cc.loss, rtx=tx.retransmitted, kf=tx.keyframe_requests,
                   kf_ignored=tx.keyframe_requests_ignored, enc=tx.encoder.bitrate, bytes=tx.bytes_sent,
-                  pq=getattr(getattr(pacer, "pacer", None), "queued_bytes", None))
+                  pq=getattr(getattr(pacer, "pacer", None), "queued_bytes", None),
+                  held=getattr(tx, "frames_held", 0), nacks_ignored=getattr(tx, "nacks_ignored", 0),
+                  deferred=getattr(tx, "_held_since", None) is not None,
+                  queue_now=tx._queue_now(time.monotonic()) if hasattr(tx, "_queue_now") else None,
+                  skipped=getattr(getattr(tx, "dropper", None), "dropped", 0), keyframes=tx.encoder.keyframes_out)
 
 
 async def _trace_recv(call: Any, out: Out) -> None:

@@ -451,3 +451,53 @@ def test_rate_adjuster_memory_is_bounded_without_feedback() -> None:
     for k in range(10_000):
         adj.on_frame(1000, k / 30)
     assert len(adj._frames) <= 600
+
+
+def test_losses_sent_before_a_decrease_do_not_cut_the_rate_again() -> None:
+    """Issue 16: the burst a capacity drop loses from the modem queue was answered by the delay decrease.
+
+    Counted again once the sender has slowed down (few packets sent since), it would read as 90 % loss and
+    cut the rate a second time, to the floor: the 2 s freeze after scenario 3's drop.
+    """
+    cc = CongestionController(start_bitrate=800_000, min_bitrate=50_000, max_bitrate=2_000_000)
+    t, seq = 0.0, 0
+    for _ in range(20):  # 2 s of an empty 1 Mbit/s line: a base delay, a received rate
+        batch = [PacketResult(seq + i, t + i * 0.01, 1200, True, t + i * 0.01 + 0.02) for i in range(10)]
+        seq += 10
+        t += 0.1
+        cc.on_feedback(batch, t)
+    # the capacity drops: the queue is 200 ms deep, then 30 packets in flight are lost at the tail
+    while cc.decreases == 0 and t < 5.0:  # the queue measure is the lowest delay of half a second
+        deep = [PacketResult(seq + i, t + i * 0.02, 1200, True, t + i * 0.02 + 0.22) for i in range(5)]
+        seq += 5
+        t += 0.1
+        cc.on_feedback(deep, t)
+    assert cc.state == "decrease" and cc.decreases == 1
+    decreased_at, target = t, cc.target
+    lost = [PacketResult(seq + i, decreased_at - 0.2 + i * 0.005, 1200, False, None) for i in range(30)]
+    seq += 30
+    fresh = [PacketResult(seq + i, decreased_at + 0.1 + i * 0.1, 1200, True, decreased_at + 0.12 + i * 0.1)
+             for i in range(3)]
+    cc.on_feedback(lost + fresh, decreased_at + 0.6)
+    cc.on_feedback([], decreased_at + 1.2)
+    assert cc.decreases == 1 and cc.target >= target, "the burst lost before the decrease was counted again"
+    assert cc.loss < 0.10
+    # losses of packets sent after the decrease still count
+    later = [PacketResult(seq + i, decreased_at + 1.0 + i * 0.01, 1200, i % 2 == 0,
+                          decreased_at + 1.02 + i * 0.01 if i % 2 == 0 else None) for i in range(40)]
+    cc.on_feedback(later, decreased_at + 1.8)
+    cc.on_feedback([], decreased_at + 2.4)
+    assert cc.loss > 0.10 and cc.decreases == 2
+
+
+def test_frame_dropper_forgets_bits_encoded_for_a_higher_rate() -> None:
+    """A capacity drop must not skip every frame for seconds (the bucket filled at 1 Mbit/s)."""
+    dropper = FrameDropper(1_000_000, window=0.2)
+    for i in range(6):  # a keyframe and a few big frames at 1 Mbit/s
+        dropper.on_frame(12_000, i / 30)
+    dropper.set_target(150_000)
+    assert not dropper.drop(6 / 30 + 0.07), "still skipping for the old rate"
+    assert dropper.dropped == 0
+    dropper.set_target(1_000_000)  # an increase keeps the level
+    with pytest.raises(ValueError):
+        dropper.set_target(0)

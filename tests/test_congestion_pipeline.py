@@ -200,3 +200,43 @@ def test_a_keyframe_request_waits_for_a_deep_modem_queue_to_drain() -> None:
     assert answered == 1
     assert reopened == 0 and not pending_while_deep  # not while the queue was deep
     assert pending_after  # the keyframe is due once it drained
+
+
+def test_a_deferred_keyframe_goes_once_the_queue_should_have_drained_and_no_picture_waits_before_it() -> None:
+    """Issue 16: no feedback may come while the queue drains (nothing is sent); the keyframe goes anyway.
+
+    While it waits no picture is encoded (the receiver cannot decode one before the keyframe, and each
+    would slow the drain); after about the queue's own delay the keyframe is sent, without feedback.
+    """
+    from vcore.rtp.rtcp import RtcpPli
+
+    async def main() -> tuple[int, int, int, int]:
+        rx = VideoReceiver(capture_time_ext_id=None)
+        await rx.start()
+        enc = H264Encoder(320, 240, 15, 300_000, max_bitrate=800_000)
+        tx = VideoSender(TestPattern(320, 240, 15), enc, rx.local_address, capture_time_ext_id=None)
+        tx.congestion = CongestionController(start_bitrate=300_000, max_bitrate=800_000)
+        await tx.start()
+        assert rx.transport is not None
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if rx.stats is not None and not enc.keyframe_pending:
+                break
+        tx.congestion.queue_delay = 0.25  # as measured after a drop; no feedback will say otherwise
+        before_reopens, before_keyframes = enc.reopens, enc.keyframes_out
+        rx.transport.send_rtcp([RtcpPli(rx.ssrc, tx.ssrc)])
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if tx.keyframe_requests:
+                break
+        await asyncio.sleep(0.15)  # the queue is still there: nothing encoded
+        held = (enc.reopens - before_reopens, tx.frames_held)
+        await asyncio.sleep(0.9)  # past the longest hold (no feedback came): the keyframe went
+        result = (held[0], held[1], enc.reopens - before_reopens, enc.keyframes_out - before_keyframes)
+        await tx.close()
+        await rx.close()
+        return result
+
+    reopened_early, held, reopened, keyframes = asyncio.run(main())
+    assert reopened_early == 0 and held >= 1
+    assert reopened == 1 and keyframes >= 1

@@ -77,7 +77,8 @@ class StatsMeter:
                                queue_delay=cc.queue_delay if cc is not None else None,
                                size=f"{enc.width}x{enc.height}@{enc.fps:g}" if enc is not None else None,
                                frames_dropped=(dropper.dropped if dropper is not None else 0)
-                               + (enc.frames_dropped if enc is not None else 0))
+                               + (enc.frames_dropped if enc is not None else 0)
+                               + getattr(tx, "frames_held", 0))
         rx: Any = m.video_rx if kind == "video" else m.audio_rx
         if rx is None:
             return None

@@ -146,6 +146,18 @@ class FrameDropper:
         if self._last is None or now > self._last:
             self._last = now
 
+    def set_target(self, target: float) -> None:
+        """A new drain rate (bit/s). On a decrease the bucket keeps at most ``window`` of the new rate.
+
+        The bits above that were encoded for the old rate and have left already (the pacer and
+        the congestion controller answer for them): kept, they would skip every frame for
+        seconds after a capacity drop (a 1 Mbit/s bucket draining at 150 kbit/s).
+        """
+        if target <= 0:
+            raise ValueError("the frame dropper needs a positive target")
+        self.target = float(target)
+        self._level = min(self._level, self.window * self.target)
+
     def on_frame(self, size: int, now: float) -> None:
         """A frame of ``size`` bytes came out of the encoder."""
         self._leak(now)

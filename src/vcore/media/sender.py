@@ -62,7 +62,9 @@ PEAK_FACTOR = 2.0  # under congestion control the encoder's VBV peak is this man
 # raising the peak reopens the encoder, an IDR, which on a thin line is a burst of queue
 PEAK_MEMORY = 30.0  # s
 KEYFRAME_QUEUE_LIMIT = 0.1  # s of modem queue above which a keyframe request waits for the queue to drain...
-KEYFRAME_DEFER_MAX = 1.0  # s ...at most this long
+KEYFRAME_DEFER_MAX = 1.0  # s ...at most this long (any hold of the pictures, see below)
+HOLD_QUEUE = 0.2  # s of modem queue at a decrease above which no picture is encoded until it drained
+DRAINED = 0.03  # s of estimated queue under which a hold ends without waiting for its timer
 VBV_SECONDS = 0.45  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.5 s of the line
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
@@ -257,12 +259,15 @@ class _RtpSender:
         # Lost packets are resent as they went out (same SRTP index: the receiver never saw it, so
         # its replay window accepts it); RFC 4585 §6.2.1, without RTX (H.245 negotiates no RTX type).
         history = self.history
-        if history is None or nack.media_ssrc != self.ssrc:
+        if history is None or nack.media_ssrc != self.ssrc or self._nack_paused():
             return
         with self._history_lock:
             resend = history.resend(list(nack.lost), time.monotonic())
             wires = [self._wire.get(p.sequence_number % history.capacity) for p in resend]
         self._resend([(w, p.sequence_number) for w, p in zip(wires, resend) if w is not None])
+
+    def _nack_paused(self) -> bool:
+        return False
 
     def _resend(self, packets: list[tuple[bytes, int]]) -> None:
         self.retransmitted += len(packets)
@@ -402,7 +407,11 @@ class VideoSender(_RtpSender):
         self._last_refresh = -1e9
         self._video_target = 0
         self.encoder_ceiling = encoder.max_bitrate  # the configured maximum video bitrate
-        self._keyframe_deferred: float | None = None  # when a keyframe request was put off (deep queue)
+        self._held_since: float | None = None  # pictures are held (not encoded) while a deep queue drains
+        self._hold_timer: asyncio.TimerHandle | None = None  # ends the hold when the queue should be gone
+        self._keyframe_owed = False  # a keyframe request waits for the hold's end
+        self.frames_held = 0  # pictures not encoded while a deep queue drained
+        self.nacks_ignored = 0  # NACKs not answered while a keyframe waited for the queue
         self._recent_targets: deque[tuple[float, int]] = deque()  # (second, highest video target in it)
 
     @property
@@ -481,6 +490,9 @@ class VideoSender(_RtpSender):
 
     def _encode_and_send(self, frame: VideoFrame) -> bool:
         t = capture_time(frame)
+        if self._held_since is not None:
+            self.frames_held += 1  # a deep modem queue drains first
+            return True
         dropper = self.dropper
         if dropper is not None and not self.encoder.keyframe_pending and dropper.drop(time.monotonic()):
             return True  # the encoder is ahead of the target: skip a frame rather than fill the line
@@ -525,13 +537,17 @@ class VideoSender(_RtpSender):
             self._last_keyframe_answer = now
             self.keyframe_requests += 1
             if self.congestion is not None:
-                queue = self.congestion.queue_delay
+                if self._held_since is not None:
+                    self._keyframe_owed = True  # the hold ends with it
+                    return
+                queue = self._queue_now(now)
                 if queue is not None and queue > KEYFRAME_QUEUE_LIMIT:
                     # a keyframe sent into a deep modem queue (a capacity drop) arrives late or is
-                    # dropped at the queue's tail: send it once the queue has drained (or at the latest
-                    # KEYFRAME_DEFER_MAX later)
-                    if self._keyframe_deferred is None:
-                        self._keyframe_deferred = now
+                    # dropped at the queue's tail: send it once the queue has drained. Until then no
+                    # picture is encoded (the receiver cannot decode one before the keyframe, and each
+                    # would slow the drain), so the queue is gone in about its own delay
+                    self._keyframe_owed = True
+                    self._hold(queue)
                     return
                 self._refresh_encoder(now)  # the keyframe comes with a VBV sized for the line now
             else:
@@ -540,7 +556,17 @@ class VideoSender(_RtpSender):
             now = time.monotonic()
             results = self.send_log.results(packet, self.ssrc, now)
             if results:
-                self.congestion.on_feedback(results, now)
+                cc = self.congestion
+                decreases = cc.decreases
+                cc.on_feedback(results, now)
+                if cc.decreases > decreases and cc.queue_delay is not None \
+                        and cc.queue_delay > KEYFRAME_QUEUE_LIMIT and self._held_since is None:
+                    # a deep queue (a capacity drop): what is encoded now waits behind it or is lost at
+                    # its tail; hold the pictures while it drains (the encoder skips them: no picture
+                    # depends on one that was not sent), then go on at the new rate
+                    queue = self._queue_now(now)
+                    if queue is not None and queue > HOLD_QUEUE:
+                        self._hold(queue)
                 self._apply_target(now)
         elif isinstance(packet, RtcpTmmbr) and not isinstance(packet, RtcpTmmbn):
             for ssrc, bitrate, overhead in packet.entries:
@@ -573,19 +599,17 @@ class VideoSender(_RtpSender):
         cc = self.congestion
         if cc is None:
             return
-        if self._keyframe_deferred is not None and (
-                cc.queue_delay is None or cc.queue_delay <= KEYFRAME_QUEUE_LIMIT
-                or now - self._keyframe_deferred >= KEYFRAME_DEFER_MAX):
-            self._keyframe_deferred = None
-            self._apply_target(now)  # the rate first: the keyframe's VBV is sized from it
-            self._refresh_encoder(now)
-            return
+        if self._held_since is not None:
+            queue = self._queue_now(now)
+            if queue is None or queue <= DRAINED or now - self._held_since >= KEYFRAME_DEFER_MAX:
+                self._end_hold()
+                return
         target = cc.target
         if self.pacer is not None:
             self.pacer.set_target(target)
         video = max(50_000, int(target * (1 - self.overhead_share)))
         if self.dropper is not None:
-            self.dropper.target = video
+            self.dropper.set_target(video)
         self._video_target = video
         self._note_target(video, now)
         enc = self.encoder
@@ -610,6 +634,51 @@ class VideoSender(_RtpSender):
             self._refresh_encoder(now)  # the line takes more than the encoder's peak allows: a new peak
         ask = self.adjuster.ask(video, now) if self.adjuster is not None else video
         enc.bitrate = max(1, min(ask, enc.peak))
+
+    def _nack_paused(self) -> bool:
+        # a keyframe waiting for a deep queue replaces every picture before it: the receiver asked
+        # for it because it gave those up, and a retransmission would only slow the drain
+        if self._held_since is not None and self._keyframe_owed:
+            self.nacks_ignored += 1
+            return True
+        return False
+
+    def _queue_now(self, now: float) -> float | None:
+        """The modem queue's delay as it stands now (s), estimated from the feedback and what left since."""
+        cc = self.congestion
+        if cc is None:
+            return None
+        queue = cc.queue_delay
+        if self.send_log is not None and queue is not None:
+            # what the queue holds now, not a queue ago when the newest report's packet left
+            estimate = cc.drain_time(self.send_log.bits_sent_after(cc.newest_reported, now), now)
+            if estimate is not None:
+                queue = estimate
+        return queue
+
+    def _hold(self, queue: float) -> None:
+        """Encode no picture until the modem queue (``queue`` s now) drained: the feedback on the packets in
+        it says when (:meth:`_apply_target`), or at the latest about ``queue`` later (at most
+        KEYFRAME_DEFER_MAX; at least half of that: the estimate is low while a capacity drop is young)."""
+        if self._held_since is not None:
+            return
+        self._held_since = time.monotonic()
+        wait = min(max(queue, KEYFRAME_DEFER_MAX / 2), KEYFRAME_DEFER_MAX)
+        self._hold_timer = asyncio.get_running_loop().call_later(wait, self._end_hold)
+
+    def _end_hold(self) -> None:
+        """The queue should be gone: encode again, starting with the keyframe asked for meanwhile (event loop)."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        if self._held_since is None:
+            return
+        self._held_since = None
+        now = time.monotonic()
+        self._apply_target(now)  # the rate first: the keyframe's VBV is sized from it
+        if self._keyframe_owed:
+            self._keyframe_owed = False
+            self._refresh_encoder(now)
 
     def _peak_for(self, video: int) -> int:
         """The VBV peak to reopen with for ``video`` bit/s; also sizes the VBV buffer from ``video``."""
@@ -648,6 +717,9 @@ class VideoSender(_RtpSender):
 
     async def close(self) -> None:
         """Stop the threads, send SR + BYE, close the socket (idempotent)."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         await super().close()
         self.encoder.close()
 

@@ -10,9 +10,10 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   its minimum over the last minute is the *queueing delay*; taking the lowest
   delay of the last half second strips the network jitter (a queue that
   builds raises every packet's delay, jitter only some). Above ``queue_high`` (40 ms) the line is
-  overused: the target drops to 0.85 × the rate the receiver actually got
-  (GCC §5.5; over the receiver's last 0.3 s when the queue is past 40 ms: a capacity drop), at
-  most once per response time; so does a queue above
+  overused (unless that queue is draining: the last decrease is acting): the target drops to
+  0.85 × the rate the receiver actually got (GCC §5.5; over the receiver's last 0.3 s when the
+  queue is past 40 ms: a capacity drop, less the share that drains that queue within a second,
+  as SCReAM and NADA scale their decrease with the delay), at most once per response time; so does a queue above
   ``queue_low`` that grew report after report (caught early). Below ``queue_low`` (15 ms) it
   may rise: 30 %/s until the first congestion ("start"), then about one packet
   per response time up to 0.95 × the rate where congestion was last seen, a quarter of a
@@ -27,7 +28,9 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   competing TCP upload that keeps the queue full takes most of the line.
 - **Loss**: random loss on a lossy line is not congestion (NACK repairs it), and
   a drop-tail queue that overflows shows in the delay first; with per-packet
-  feedback loss counts only above 10 %. With peers
+  feedback loss counts only above 10 %, and only for packets sent since the last
+  decrease (the burst a capacity drop loses from the modem's queue was sent
+  before the decrease that answered it). With peers
   that send only receiver reports (no per-packet feedback) the controller
   falls back to GCC's loss rules (§6): above 10 % cut by half the loss, below
   2 % grow 8 %/s, else hold.
@@ -73,6 +76,8 @@ GROWTH_CAP = 1.4  # the target stays within this many times the received rate (+
 RISE = 0.010  # s the queue must have grown by over the last RISE_WINDOW to count as building
 RISE_WINDOW = 0.4  # s
 QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
+DRAIN = 1.0  # s: a deep queue's decrease leaves room to drain it in this long
+DRAIN_FLOOR = 0.5  # the deep-queue decrease goes no lower than this share of the capacity
 FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
 
 
@@ -118,6 +123,9 @@ class CongestionController:
         self._interval_start: float | None = None
         self._interval_sent = 0
         self._interval_lost = 0
+        self._loss_at = -math.inf  # when self.loss was last measured
+        self._restore: float | None = None  # the target to go back to once a deep queue drained
+        self._newest = (-math.inf, 0.0)  # (send time, one-way delay) of the newest packet reported received
         self._clamp()
 
     # ------------------------------------------------------------ reading
@@ -145,18 +153,25 @@ class CongestionController:
         self._last_feedback = now
         delays: list[float] = []
         for r in results:
+            # the loss measure counts packets sent since the last decrease: those sent before it
+            # (into the queue that overflowed at a capacity drop) were what that decrease answered
+            counted = r.send_time >= self._last_decrease
             if r.received:
                 if r.late:
-                    self._interval_lost = max(0, self._interval_lost - 1)
+                    if counted:
+                        self._interval_lost = max(0, self._interval_lost - 1)
                     continue
-                self._interval_sent += 1
+                if counted:
+                    self._interval_sent += 1
                 if r.arrival is None:
                     continue
                 self._acked.append((now, r.size))
                 self._arrivals.append((r.arrival, r.size))
                 if not r.retransmitted:
                     delays.append(r.arrival - r.send_time)
-            else:
+                    if r.send_time >= self._newest[0]:
+                        self._newest = (r.send_time, r.arrival - r.send_time)
+            elif counted:
                 self._interval_sent += 1
                 self._interval_lost += 1
         arrivals = self._arrivals
@@ -176,6 +191,7 @@ class CongestionController:
             self._interval_start = now
         if now - self._interval_start >= LOSS_INTERVAL and self._interval_sent:
             self.loss = self._interval_lost / self._interval_sent
+            self._loss_at = now
             self._interval_start, self._interval_sent, self._interval_lost = now, 0, 0
         self._update(now, self.queue_delay, self.loss)
         return self.target
@@ -212,6 +228,29 @@ class CongestionController:
             return None
         return sum(b for a, b in arrivals if latest - a <= RECENT_WINDOW) * 8 / RECENT_WINDOW
 
+    @property
+    def newest_reported(self) -> float:
+        """Send time of the newest packet the receiver reported received (-inf before any)."""
+        return self._newest[0]
+
+    def drain_time(self, bits_after: float, now: float) -> float | None:
+        """Seconds until the modem queue is empty if nothing more is sent; None before any measure.
+
+        ``bits_after``: what left after the newest packet the receiver reported and no report
+        spoke of yet (:meth:`SendLog.bits_sent_after`). The newest packet found the queue at its own
+        queueing delay; what followed it adds its time on the line (at the rate the receiver gets
+        now), and the line has drained since it left. Feedback lags by the queue itself: this is
+        what the sender knows *now*, where ``queue_delay`` is what it knew a queue ago. An
+        overestimate while a drop-tail queue overflows (the packets it lost are counted until a
+        report says so): the caller bounds what it does with it.
+        """
+        sent, delay = self._newest
+        if sent == -math.inf or not self._base:
+            return None
+        rate = self._recent_rate(now) or self.received_rate or float(self._target)
+        queue = max(0.0, delay - min(b for _, b in self._base)) + bits_after / max(rate, 1.0) - (now - sent)
+        return max(0.0, queue)
+
     def _update(self, now: float, queue: float | None, loss: float) -> None:
         dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))
         self._last_update = now
@@ -225,21 +264,37 @@ class CongestionController:
             # (not before the first rate measurement: the call's first keyframe is a queue of its own)
             rising = queue > self.queue_low and queue - min(q for _, q in self._trend) >= RISE \
                 and self.received_rate is not None
-        overuse = (queue is not None and queue > self.queue_high) or rising or loss > LOSS_HIGH
+        # a loss measure counts once: a decrease it caused is not repeated until the next measure
+        lossy = loss > LOSS_HIGH and self._loss_at > self._last_decrease
+        # a deep queue that is draining (it fell by RISE over the last RISE_WINDOW) holds: the last
+        # decrease is acting, and the rate it leaves is the rate the queue drains through
+        deep = queue is not None and queue > self.queue_high \
+            and not queue <= max(q for _, q in self._trend) - RISE
+        overuse = deep or rising or lossy
         if overuse:
             if now - self._last_decrease < max(0.3, self.rtt + 0.1):
                 return  # the last decrease has not had time to act
             rate = self.received_rate if self.received_rate else self._target
-            if queue is not None and queue > self.queue_high:
+            if deep:
                 # a deep queue: the line is saturated and what it delivered over the last
                 # RECENT_WINDOW is its capacity now (the 1 s average still holds the rate before a drop)
                 recent = self._recent_rate(now)
                 if recent is not None:
                     rate = min(rate, recent)
-            if loss > LOSS_HIGH and not (queue is not None and queue > self.queue_high):
+            if lossy and not deep:
                 new = self._target * (1 - 0.5 * loss)
+            elif deep:
+                # and below it by the share that drains the queue within DRAIN seconds (as SCReAM
+                # and NADA scale their decrease with the queueing delay): 0.85 x the capacity leaves
+                # a 300 ms modem queue standing for 2 s, each packet in it late, each NACK answer later.
+                # Once it drained, the target is back at 0.85 x that capacity (BBR's drain, then cruise)
+                assert queue is not None
+                new = rate * max(DRAIN_FLOOR, BETA - (queue - self.queue_low) / DRAIN)
+                restore = BETA * rate
+                self._restore = restore if self._restore is None else min(self._restore, restore)
             else:
                 new = BETA * rate
+                self._restore = None
             self._congested_at = rate
             self._grew = False
             self._congestions.append((now, self.received_rate or rate))
@@ -251,6 +306,11 @@ class CongestionController:
             self.state = "decrease"
         elif queue is not None and queue > self.queue_low:
             self.state = "hold"
+        elif self._restore is not None:
+            # the deep queue drained: cruise at 0.85 x the capacity measured under it
+            self._target = max(self._target, self._restore)
+            self._restore = None
+            self.state = "increase"
         else:
             self._increase(dt)
         self._clamp()

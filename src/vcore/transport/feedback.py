@@ -146,6 +146,12 @@ class SendLog:
                 return
             self._ring[seq % self.capacity] = _Sent(seq, now, size)
 
+    def bits_sent_after(self, t: float, now: float) -> int:
+        """Bits sent after ``t`` (``time.monotonic()``) that no report has spoken of yet: in flight (or lost)."""
+        with self._lock:
+            return 8 * sum(s.size for s in self._ring if s is not None and s.send_time > t and not s.acked
+                           and not s.missing and now - s.send_time <= self.max_age)
+
     def _receiver_seconds(self, report_timestamp: int) -> float:
         """The receiver's clock in seconds since its first report (16.16 NTP, unwrapped by signed difference)."""
         ts = report_timestamp & 0xFFFFFFFF

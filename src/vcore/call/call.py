@@ -385,7 +385,7 @@ class Call:
                     await self._start(event.channel)
                 elif isinstance(event, sig.KeyframeRequested):
                     if self._media is not None:
-                        self._media.request_keyframe()
+                        self._media.request_keyframe(by_peer=True)
                     await self._emit(KeyframeRequested(by_peer=True))
                 elif isinstance(event, sig.BitrateLimited):
                     # a peer's limit is obeyed down to a floor (a hostile "0" does not freeze the picture)

@@ -391,8 +391,14 @@ class _Media:
         sender.cname = t.name
         await sender.start()
 
-    def request_keyframe(self) -> None:
-        if self.video_tx is not None:
+    def request_keyframe(self, *, by_peer: bool = False) -> None:
+        """A keyframe on our video: ``by_peer`` (H.245 videoFastUpdatePicture) is answered as an RTCP PLI
+        is (rate-limited, after a deep modem queue drained); else at once (a resumed stream)."""
+        if self.video_tx is None:
+            return
+        if by_peer:
+            self.video_tx.answer_keyframe_request()
+        else:
             self.video_tx.request_keyframe()
 
     def renegotiated(self, targets: Sequence[tuple[int, Address | None, Address | None]], *, send: bool) -> None:

@@ -64,8 +64,10 @@ PEAK_MEMORY = 30.0  # s
 KEYFRAME_QUEUE_LIMIT = 0.1  # s of modem queue above which a keyframe request waits for the queue to drain...
 KEYFRAME_DEFER_MAX = 1.0  # s ...at most this long (any hold of the pictures, see below)
 HOLD_QUEUE = 0.2  # s of modem queue at a decrease above which no picture is encoded until it drained
-DRAINED = 0.03  # s of estimated queue under which a hold ends without waiting for its timer
-VBV_SECONDS = 0.45  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.5 s of the line
+DRAINED = 0.03  # s of estimated queue under which a hold ends...
+HOLD_MIN = 0.2  # s ...once it lasted this long
+HOLD_TICK = 0.05  # s between two looks at the estimate while pictures are held
+VBV_SECONDS = 0.3  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.5 s of the line
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
 MAX_RTT = 10.0  # s: a longer round trip read from a report is not believed
@@ -410,6 +412,7 @@ class VideoSender(_RtpSender):
         self._held_since: float | None = None  # pictures are held (not encoded) while a deep queue drains
         self._hold_timer: asyncio.TimerHandle | None = None  # ends the hold when the queue should be gone
         self._keyframe_owed = False  # a keyframe request waits for the hold's end
+        self._hold_min = HOLD_MIN  # s the current hold lasts at least
         self.frames_held = 0  # pictures not encoded while a deep queue drained
         self.nacks_ignored = 0  # NACKs not answered while a keyframe waited for the queue
         self._recent_targets: deque[tuple[float, int]] = deque()  # (second, highest video target in it)
@@ -528,30 +531,7 @@ class VideoSender(_RtpSender):
     def _on_feedback(self, packet: Any) -> None:
         if (isinstance(packet, RtcpPli) and packet.media_ssrc == self.ssrc) or \
                 (isinstance(packet, RtcpFir) and any(ssrc == self.ssrc for ssrc, _ in packet.entries)):
-            now = time.monotonic()
-            # one keyframe per interval: on a lossy line every receiver-side gap asks for one, and
-            # keyframes are the largest pictures (an IDR storm is what makes a thin line collapse)
-            if now - self._last_keyframe_answer < max(self.keyframe_min_interval, min(self.rtt or 0.0, 2.0)):
-                self.keyframe_requests_ignored += 1
-                return
-            self._last_keyframe_answer = now
-            self.keyframe_requests += 1
-            if self.congestion is not None:
-                if self._held_since is not None:
-                    self._keyframe_owed = True  # the hold ends with it
-                    return
-                queue = self._queue_now(now)
-                if queue is not None and queue > KEYFRAME_QUEUE_LIMIT:
-                    # a keyframe sent into a deep modem queue (a capacity drop) arrives late or is
-                    # dropped at the queue's tail: send it once the queue has drained. Until then no
-                    # picture is encoded (the receiver cannot decode one before the keyframe, and each
-                    # would slow the drain), so the queue is gone in about its own delay
-                    self._keyframe_owed = True
-                    self._hold(queue)
-                    return
-                self._refresh_encoder(now)  # the keyframe comes with a VBV sized for the line now
-            else:
-                self.encoder.request_keyframe()
+            self.answer_keyframe_request()
         elif isinstance(packet, RtcpCcfb) and self.congestion is not None and self.send_log is not None:
             now = time.monotonic()
             results = self.send_log.results(packet, self.ssrc, now)
@@ -599,11 +579,9 @@ class VideoSender(_RtpSender):
         cc = self.congestion
         if cc is None:
             return
-        if self._held_since is not None:
-            queue = self._queue_now(now)
-            if queue is None or queue <= DRAINED or now - self._held_since >= KEYFRAME_DEFER_MAX:
-                self._end_hold()
-                return
+        if self._held_since is not None and self._hold_over(now):
+            self._end_hold()
+            return
         target = cc.target
         if self.pacer is not None:
             self.pacer.set_target(target)
@@ -657,14 +635,38 @@ class VideoSender(_RtpSender):
         return queue
 
     def _hold(self, queue: float) -> None:
-        """Encode no picture until the modem queue (``queue`` s now) drained: the feedback on the packets in
-        it says when (:meth:`_apply_target`), or at the latest about ``queue`` later (at most
-        KEYFRAME_DEFER_MAX; at least half of that: the estimate is low while a capacity drop is young)."""
+        """Encode no picture until the modem queue (``queue`` s now) drained.
+
+        The estimate is checked every HOLD_TICK (feedback may not come: what is in the queue may
+        all be lost at its tail) and on each report; the hold lasts HOLD_MIN at least (the
+        estimate is low while a capacity drop is young) and KEYFRAME_DEFER_MAX at most.
+        """
         if self._held_since is not None:
             return
         self._held_since = time.monotonic()
-        wait = min(max(queue, KEYFRAME_DEFER_MAX / 2), KEYFRAME_DEFER_MAX)
-        self._hold_timer = asyncio.get_running_loop().call_later(wait, self._end_hold)
+        # at least as long as the newest reported packet queued: the queue was that deep when it
+        # left, and the sender filled it since (the estimate undercounts a young drop's queue)
+        newest = self.congestion.newest_queue if self.congestion is not None else None
+        self._hold_min = min(KEYFRAME_DEFER_MAX, max(HOLD_MIN, newest or 0.0))
+        self._hold_timer = asyncio.get_running_loop().call_later(HOLD_TICK, self._hold_tick)
+
+    def _hold_tick(self) -> None:
+        self._hold_timer = None
+        if self._held_since is None:
+            return
+        now = time.monotonic()
+        if self._hold_over(now):
+            self._end_hold()
+        else:
+            self._hold_timer = asyncio.get_running_loop().call_later(HOLD_TICK, self._hold_tick)
+
+    def _hold_over(self, now: float) -> bool:
+        assert self._held_since is not None
+        held = now - self._held_since
+        if held >= KEYFRAME_DEFER_MAX:
+            return True
+        queue = self._queue_now(now)
+        return held >= self._hold_min and (queue is None or queue <= DRAINED)
 
     def _end_hold(self) -> None:
         """The queue should be gone: encode again, starting with the keyframe asked for meanwhile (event loop)."""
@@ -712,8 +714,39 @@ class VideoSender(_RtpSender):
                 self.retransmitted += 1
 
     def request_keyframe(self) -> None:
-        """Make the next picture an IDR (thread-safe)."""
+        """Make the next picture an IDR (thread-safe; no rate limit: for our own needs, such as a resume)."""
         self.encoder.request_keyframe()
+
+    def answer_keyframe_request(self) -> None:
+        """The receiver asked for a keyframe (RTCP PLI/FIR, or H.245 videoFastUpdatePicture) (event loop).
+
+        At most one per ``keyframe_min_interval`` (and RTT); under congestion control it waits
+        for a deep modem queue to drain and comes with a VBV sized for the line now.
+        """
+        now = time.monotonic()
+        # one keyframe per interval: on a lossy line every receiver-side gap asks for one, and
+        # keyframes are the largest pictures (an IDR storm is what makes a thin line collapse)
+        if now - self._last_keyframe_answer < max(self.keyframe_min_interval, min(self.rtt or 0.0, 2.0)):
+            self.keyframe_requests_ignored += 1
+            return
+        self._last_keyframe_answer = now
+        self.keyframe_requests += 1
+        if self.congestion is None:
+            self.encoder.request_keyframe()
+            return
+        if self._held_since is not None:
+            self._keyframe_owed = True  # the hold ends with it
+            return
+        queue = self._queue_now(now)
+        if queue is not None and queue > KEYFRAME_QUEUE_LIMIT:
+            # a keyframe sent into a deep modem queue (a capacity drop) arrives late or is
+            # dropped at the queue's tail: send it once the queue has drained. Until then no
+            # picture is encoded (the receiver cannot decode one before the keyframe, and each
+            # would slow the drain), so the queue is gone in about its own delay
+            self._keyframe_owed = True
+            self._hold(queue)
+            return
+        self._refresh_encoder(now)  # the keyframe comes with a VBV sized for the line now
 
     async def close(self) -> None:
         """Stop the threads, send SR + BYE, close the socket (idempotent)."""

@@ -71,8 +71,8 @@ LOSS_INTERVAL = 0.5  # s of feedback per loss measurement
 GREW = 1.1  # a received rate this far above every congestion rate of the last GREW_MEMORY s means the line grew
 GREW_MEMORY = 10.0  # s
 FORGET_CONGESTION = 8.0  # s without a decrease after which the last congestion rate no longer slows growth
-APP_LIMITED = 0.7  # no increase while the receiver gets less than this share of the target
-GROWTH_CAP = 1.4  # the target stays within this many times the received rate (+20 kbit/s): tested rates only
+APP_LIMITED = 0.6  # no increase while the receiver gets less than this share of the target
+GROWTH_CAP = 1.6  # the target stays within this many times the received rate (+20 kbit/s): tested rates only
 RISE = 0.010  # s the queue must have grown by over the last RISE_WINDOW to count as building
 RISE_WINDOW = 0.4  # s
 QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
@@ -233,6 +233,14 @@ class CongestionController:
         """Send time of the newest packet the receiver reported received (-inf before any)."""
         return self._newest[0]
 
+    @property
+    def newest_queue(self) -> float | None:
+        """Queueing delay (s) of the newest packet the receiver reported: the freshest, unfiltered measure."""
+        sent, delay = self._newest
+        if sent == -math.inf or not self._base:
+            return None
+        return max(0.0, delay - min(b for _, b in self._base))
+
     def drain_time(self, bits_after: float, now: float) -> float | None:
         """Seconds until the modem queue is empty if nothing more is sent; None before any measure.
 
@@ -294,7 +302,8 @@ class CongestionController:
                 self._restore = restore if self._restore is None else min(self._restore, restore)
             else:
                 new = BETA * rate
-                self._restore = None
+                if self._restore is not None:
+                    self._restore = min(self._restore, new)
             self._congested_at = rate
             self._grew = False
             self._congestions.append((now, self.received_rate or rate))

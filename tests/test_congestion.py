@@ -24,6 +24,7 @@ from vcore.rtp.rtcp import (
 )
 from vcore.testing.netem import NetworkEmulator
 from vcore.transport import CongestionController, FeedbackRecorder, Pacer, PacketResult, SendLog
+from vcore.transport.congestion import BETA
 
 # ------------------------------------------------------------------ RFC 8888 packets
 
@@ -501,3 +502,20 @@ def test_frame_dropper_forgets_bits_encoded_for_a_higher_rate() -> None:
     dropper.set_target(1_000_000)  # an increase keeps the level
     with pytest.raises(ValueError):
         dropper.set_target(0)
+
+
+def test_the_start_phase_ends_on_the_senders_own_queue_measure() -> None:
+    cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    assert cc.end_start(0.0) == 300_000 and cc.state == "start"  # nothing measured yet: nothing to go on
+    t, seq = 0.0, 0
+    for _ in range(15):
+        batch = [PacketResult(seq + i, t + i * 0.01, 1200, True, t + i * 0.01 + 0.02) for i in range(10)]
+        seq += 10
+        t += 0.1
+        cc.on_feedback(batch, t)
+    assert cc.state == "start" and cc.received_rate is not None
+    received, target = cc.received_rate, cc.target
+    assert cc.end_start(t) == min(target, int(BETA * received)) and cc.state == "decrease" and cc.decreases == 1
+    assert cc.end_start(t) == cc.target
+    before = cc.target
+    assert cc.end_start(t + 1) == before  # once only: not in another phase

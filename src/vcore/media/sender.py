@@ -65,6 +65,7 @@ KEYFRAME_QUEUE_LIMIT = 0.1  # s of modem queue above which a keyframe request wa
 KEYFRAME_DEFER_MAX = 1.0  # s ...at most this long (any hold of the pictures, see below)
 HOLD_QUEUE = 0.2  # s of modem queue at a decrease above which no picture is encoded until it drained
 DRAINED = 0.03  # s of estimated queue under which a hold ends...
+START_QUEUE_LIMIT = 0.06  # s of modem queue (as it stands now) that ends the controller's start phase
 HOLD_MIN = 0.2  # s ...once it lasted this long
 HOLD_TICK = 0.05  # s between two looks at the estimate while pictures are held
 VBV_SECONDS = 0.3  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.5 s of the line
@@ -539,6 +540,10 @@ class VideoSender(_RtpSender):
                 cc = self.congestion
                 decreases = cc.decreases
                 cc.on_feedback(results, now)
+                if cc.state == "start":
+                    queue = self._queue_now(now)
+                    if queue is not None and queue > START_QUEUE_LIMIT:
+                        cc.end_start(now)  # the start overshot: seen now, not a queue later
                 if cc.decreases > decreases and cc.queue_delay is not None \
                         and cc.queue_delay > KEYFRAME_QUEUE_LIMIT and self._held_since is None:
                     # a deep queue (a capacity drop): what is encoded now waits behind it or is lost at

@@ -259,6 +259,24 @@ class CongestionController:
         queue = max(0.0, delay - min(b for _, b in self._base)) + bits_after / max(rate, 1.0) - (now - sent)
         return max(0.0, queue)
 
+    def end_start(self, now: float) -> int:
+        """Leave the start phase as on congestion (a decrease to 0.85 x the received rate); returns the target.
+
+        For the sender's own measure of the queue as it stands now (:meth:`drain_time`): at 30 %/s
+        the start overshoots by the time the filtered, report-late ``queue_delay`` shows it (on a
+        jittery line, a second and a full modem queue later). Nothing in any other phase.
+        """
+        if self.state != "start" or self.received_rate is None:
+            return self.target
+        self._congested_at = self.received_rate
+        self._congestions.append((now, self.received_rate))
+        self._last_decrease = now
+        self.decreases += 1
+        self._target = min(self._target, BETA * self.received_rate)
+        self.state = "decrease"
+        self._clamp()
+        return self.target
+
     def _update(self, now: float, queue: float | None, loss: float) -> None:
         dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))
         self._last_update = now

@@ -27,7 +27,8 @@ undershoot by up to twice the rate for seconds after a change, which on a
 thin line is a full modem queue. :class:`FrameDropper` is a leaky bucket of
 encoded bits drained at the target; while it holds more than ``window``
 seconds of the target, the next frames are not encoded (libwebrtc's media
-optimisation does the same). A keyframe that was asked for is never dropped.
+optimisation does the same). A keyframe that was asked for is never dropped. When the
+target falls, the bucket keeps at most ``window`` of the new rate (:meth:`FrameDropper.set_target`).
 
 Pure: time is an argument; not thread-safe.
 """

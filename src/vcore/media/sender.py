@@ -65,10 +65,10 @@ KEYFRAME_QUEUE_LIMIT = 0.1  # s of modem queue above which a keyframe request wa
 KEYFRAME_DEFER_MAX = 1.0  # s ...at most this long (any hold of the pictures, see below)
 HOLD_QUEUE = 0.2  # s of modem queue at a decrease above which no picture is encoded until it drained
 DRAINED = 0.03  # s of estimated queue under which a hold ends...
-START_QUEUE_LIMIT = 0.06  # s of modem queue (as it stands now) that ends the controller's start phase
 HOLD_MIN = 0.2  # s ...once it lasted this long
 HOLD_TICK = 0.05  # s between two looks at the estimate while pictures are held
-VBV_SECONDS = 0.3  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.5 s of the line
+START_QUEUE_LIMIT = 0.06  # s of modem queue (as it stands now) that ends the controller's start phase
+VBV_SECONDS = 0.3  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.3 s of the line
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
 MAX_RTT = 10.0  # s: a longer round trip read from a report is not believed
@@ -353,8 +353,11 @@ class VideoSender(_RtpSender):
     :meth:`set_limit` move the target, which sets the encoder's bitrate and,
     through ``ladder`` (a :class:`~vcore.media.adaptation.QualityLadder`), its
     picture size and frame rate; a :class:`~vcore.media.adaptation.FrameDropper`
-    skips frames while the encoder runs ahead of the target. Keyframe requests (PLI/FIR) are answered at
-    most every ``keyframe_min_interval`` seconds.
+    skips frames while the encoder runs ahead of the target. Keyframe requests (PLI/FIR, or
+    :meth:`answer_keyframe_request` for H.245's) are answered at most every ``keyframe_min_interval``
+    seconds. While a deep modem queue drains (a keyframe request with more than 100 ms of it, or a
+    capacity drop with more than 200 ms), no picture is encoded (``frames_held``) and a keyframe's
+    retransmissions wait (``nacks_ignored``); see docs/congestion.md.
     """
 
     def __init__(

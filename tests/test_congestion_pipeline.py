@@ -164,33 +164,41 @@ def test_a_hostile_tmmbr_of_zero_does_not_stop_the_video() -> None:
     assert limit == 1 and bitrate == 64_000
 
 
-def test_a_keyframe_request_waits_for_a_deep_modem_queue_to_drain() -> None:
-    """Issue 16: an IDR sent into a deep queue (a capacity drop) arrives late or is dropped; it waits for the drain."""
+async def _controlled_sender() -> tuple[VideoReceiver, H264Encoder, VideoSender]:
+    """A congestion-controlled sender to a receiver on loopback, past its first report and start-up reopen."""
+    rx = VideoReceiver(capture_time_ext_id=None)
+    await rx.start()
+    enc = H264Encoder(320, 240, 15, 300_000, max_bitrate=800_000)
+    tx = VideoSender(TestPattern(320, 240, 15), enc, rx.local_address, capture_time_ext_id=None)
+    tx.congestion = CongestionController(start_bitrate=300_000, max_bitrate=800_000)
+    await tx.start()
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if rx.stats is not None and not enc.keyframe_pending:
+            break
+    return rx, enc, tx
+
+
+async def _send_pli(rx: VideoReceiver, tx: VideoSender) -> None:
     from vcore.rtp.rtcp import RtcpPli
 
+    assert rx.transport is not None
+    rx.transport.send_rtcp([RtcpPli(rx.ssrc, tx.ssrc)])
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if tx.keyframe_requests:
+            break
+
+
+def test_a_keyframe_request_waits_for_a_deep_modem_queue_to_drain() -> None:
+    """Issue 16: an IDR sent into a deep queue (a capacity drop) arrives late or is dropped; it waits for the drain."""
+
     async def main() -> tuple[int, bool, int, bool]:
-        rx = VideoReceiver(capture_time_ext_id=None)
-        await rx.start()
-        enc = H264Encoder(320, 240, 15, 300_000, max_bitrate=800_000)
-        tx = VideoSender(TestPattern(320, 240, 15), enc, rx.local_address, capture_time_ext_id=None)
-        tx.congestion = CongestionController(start_bitrate=300_000, max_bitrate=800_000)
-        await tx.start()
-        assert rx.transport is not None
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if rx.stats is not None:
-                break
-        for _ in range(100):  # the start-up reopen done
-            await asyncio.sleep(0.02)
-            if not enc.keyframe_pending:
-                break
+        rx, enc, tx = await _controlled_sender()
+        assert tx.congestion is not None
         tx.congestion.queue_delay = 0.3  # as the controller measures it after a drop
         before = enc.reopens
-        rx.transport.send_rtcp([RtcpPli(rx.ssrc, tx.ssrc)])
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if tx.keyframe_requests:
-                break
+        await _send_pli(rx, tx)
         held = (enc.reopens - before, enc.keyframe_pending)
         tx.congestion.queue_delay = 0.0  # drained: the next look at the queue sends it
         await asyncio.sleep(0.4)
@@ -211,27 +219,13 @@ def test_a_deferred_keyframe_goes_once_the_queue_should_have_drained_and_no_pict
     While it waits no picture is encoded (the receiver cannot decode one before the keyframe, and each
     would slow the drain); after about the queue's own delay the keyframe is sent, without feedback.
     """
-    from vcore.rtp.rtcp import RtcpPli
 
     async def main() -> tuple[int, int, int, int]:
-        rx = VideoReceiver(capture_time_ext_id=None)
-        await rx.start()
-        enc = H264Encoder(320, 240, 15, 300_000, max_bitrate=800_000)
-        tx = VideoSender(TestPattern(320, 240, 15), enc, rx.local_address, capture_time_ext_id=None)
-        tx.congestion = CongestionController(start_bitrate=300_000, max_bitrate=800_000)
-        await tx.start()
-        assert rx.transport is not None
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if rx.stats is not None and not enc.keyframe_pending:
-                break
+        rx, enc, tx = await _controlled_sender()
+        assert tx.congestion is not None
         tx.congestion.queue_delay = 0.25  # as measured after a drop; no feedback will say otherwise
         before_reopens, before_keyframes = enc.reopens, enc.keyframes_out
-        rx.transport.send_rtcp([RtcpPli(rx.ssrc, tx.ssrc)])
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if tx.keyframe_requests:
-                break
+        await _send_pli(rx, tx)
         await asyncio.sleep(0.15)  # the queue is still there: nothing encoded
         held = (enc.reopens - before_reopens, tx.frames_held)
         await asyncio.sleep(0.9)  # past the longest hold (no feedback came): the keyframe went

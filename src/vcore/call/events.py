@@ -156,8 +156,8 @@ class StreamStats:
     Sent video under congestion control: ``target_bitrate`` (bit/s, the
     controller's estimate of what the line takes), ``queue_delay`` (s, the
     queueing delay it measures), ``size`` (``"WxH@fps"`` the encoder runs at)
-    and ``frames_dropped`` (frames skipped to hold the target, or while a keyframe
-    waits for a deep queue to drain).
+    and ``frames_dropped`` (frames skipped to hold the target, or held while a
+    deep modem queue drains).
     """
 
     stream: str

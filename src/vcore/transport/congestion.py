@@ -15,7 +15,8 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   queue is past 40 ms: a capacity drop, less the share that drains that queue within a second,
   as SCReAM and NADA scale their decrease with the delay), at most once per response time; so does a queue above
   ``queue_low`` that grew report after report (caught early). Below ``queue_low`` (15 ms) it
-  may rise: 30 %/s until the first congestion ("start"), then about one packet
+  may rise: 30 %/s until the first congestion ("start", which the sender may also end
+  with :meth:`~CongestionController.end_start` on its own, earlier measure), then about one packet
   per response time up to 0.95 × the rate where congestion was last seen, a quarter of a
   packet above it (the probe builds a queue slowly enough to be caught early); 15 %/s far
   from it or once no congestion was seen for 8 s (GCC's additive / multiplicative

@@ -504,18 +504,28 @@ def test_frame_dropper_forgets_bits_encoded_for_a_higher_rate() -> None:
         dropper.set_target(0)
 
 
-def test_the_start_phase_ends_on_the_senders_own_queue_measure() -> None:
+def test_the_queue_as_it_stands_now_ends_the_start_phase() -> None:
+    """Issue 16: the filtered queue measure lags by a queue; the backlog (bits sent since the newest reported
+    packet) shows the queue now: past 60 ms it ends the start phase (which overshoots at 30 %/s)."""
+
+    def feed(cc: CongestionController, backlog_bits: int, seconds: float, t: float, seq: int) -> tuple[float, int]:
+        for _ in range(int(seconds * 10)):
+            batch = [PacketResult(seq + i, t + i * 0.01, 1200, True, t + i * 0.01 + 0.02) for i in range(10)]
+            seq += 10
+            t += 0.1
+            cc.on_feedback(batch, t, lambda sent: backlog_bits)
+        return t, seq
+
+    quiet = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    t, seq = feed(quiet, 0, 1.5, 0.0, 0)
+    assert quiet.state == "start" and quiet.queue_now is not None and quiet.queue_now < 0.01
+    # the same line, but 150 kbit sent since the newest reported packet (~0.15 s of the line): a queue now
     cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
-    assert cc.end_start(0.0) == 300_000 and cc.state == "start"  # nothing measured yet: nothing to go on
-    t, seq = 0.0, 0
-    for _ in range(15):
-        batch = [PacketResult(seq + i, t + i * 0.01, 1200, True, t + i * 0.01 + 0.02) for i in range(10)]
-        seq += 10
-        t += 0.1
-        cc.on_feedback(batch, t)
-    assert cc.state == "start" and cc.received_rate is not None
-    received, target = cc.received_rate, cc.target
-    assert cc.end_start(t) == min(target, int(BETA * received)) and cc.state == "decrease" and cc.decreases == 1
-    assert cc.end_start(t) == cc.target
-    before = cc.target
-    assert cc.end_start(t + 1) == before  # once only: not in another phase
+    t, seq = feed(cc, 0, 1.5, 0.0, 0)
+    t, seq = feed(cc, 150_000, 0.2, t, seq)
+    assert cc.state != "start" and cc.decreases == 1 and (cc.queue_delay or 0.0) < 1e-9
+    assert cc.target <= int(BETA * (cc.received_rate or 0)) + 1
+    # past the start the filtered measure decides: a backlog alone is no congestion
+    before, decreases = cc.target, cc.decreases
+    t, seq = feed(cc, 150_000, 1.0, t, seq)
+    assert cc.target >= before and cc.decreases == decreases

@@ -388,6 +388,36 @@ def test_nack_at_once_on_a_line_that_does_not_reorder(kit: tuple[ModuleType, Mod
     assert lost is not None
 
 
+def test_nack_finds_a_frames_lost_tail_before_the_next_frame(kit: tuple[ModuleType, ModuleType]) -> None:
+    """Issue 16: a frame's last packet (the marker) lost shows no gap until the next frame, 33-67 ms later;
+    after a short silence the next sequence number is requested, and its arrival (as a retransmission
+    or late) is taken back. A frame that ends with its marker asks for nothing."""
+    jk, fp = kit
+    s = Stream(fp, size=3000)
+    jb = jk.VideoJitterCore(nack=True, rtt=0.05)
+    for k in range(10):  # whole frames: nothing asked, whatever the silence after each
+        for p in s.frame():
+            jb.push(p, k / FPS)
+        jb.pop(k / FPS)
+        assert jb.nacks(k / FPS + 0.03) == []
+    pkts = s.frame()
+    assert len(pkts) >= 3 and pkts[-1].marker
+    tail = pkts.pop()
+    for p in pkts:
+        jb.push(p, 10 / FPS)
+    assert jb.nacks(10 / FPS + 0.001) == []  # the rest of the frame may still be on its way
+    asked = jb.nacks(10 / FPS + 0.03)
+    assert asked == [tail.sequence_number]  # a frame interval (33 ms) sooner than the next frame's gap
+    jb.push(tail, 10 / FPS + 0.08, True)  # the retransmission
+    assert jb.missing == 0 and jb.recovered == 1
+    out = jb.pop(10 / FPS + 0.5)
+    assert out and out[-1].complete
+    nxt = s.frame()
+    for p in nxt:
+        jb.push(p, 11 / FPS)
+    assert jb.nacks(11 / FPS + 0.03) == []
+
+
 def test_nack_waits_for_measured_reordering(kit: tuple[ModuleType, ModuleType]) -> None:
     jk, fp = kit
     s = Stream(fp, size=3000)

@@ -56,6 +56,8 @@ cdef double REORDER_WAIT = 0.010
 cdef double STALL_WAIT = 1.0  # a late (not lossy) stream is waited for this much longer
 cdef double NACK_RTTS = 5.0
 cdef double NACK_WAIT_JITTERS = 3.0
+cdef double TAIL_WAIT = 0.015  # silence after a packet without the marker bit (+ jitters) before
+cdef double TAIL_WAIT_JITTERS = 3.0  # the next sequence number is taken for lost (a frame's lost tail)
 cdef double RTX_DELAY_JITTERS = 2.0
 cdef double REORDER_PERCENTILE = 0.95
 cdef double KEYFRAME_INTERVAL = 0.2
@@ -278,6 +280,7 @@ cdef class VideoJitterCore:
     cdef long long _ts_base
     cdef double _hi_ts_sec
     cdef bint _hi_marker
+    cdef double _hi_arrival
     cdef long long _done_ts
 
     def __cinit__(self):
@@ -372,6 +375,7 @@ cdef class VideoJitterCore:
         self._ts_base = 0
         self._hi_ts_sec = 0.0
         self._hi_marker = False
+        self._hi_arrival = NEVER
         self._done_ts = FAR_PAST
         self._missing = {}
 
@@ -661,16 +665,23 @@ cdef class VideoJitterCore:
                 else:
                     hint = self._hi_ts_sec if not self._hi_marker else ts_sec
                     for s in range(self._highest + 1, ext):
+                        if s in self._missing:  # (a frame's tail may be awaited already)
+                            continue
                         m = _Missing.__new__(_Missing)
                         m.ts_sec = hint
                         m.detected = arrival
                         m.sent = NEVER
                         m.retries = 0
                         self._missing[s] = m
+            if self._missing:
+                mo = self._missing.pop(ext, None)  # a frame's tail, taken for lost, came
+                if mo is not None and (<_Missing>mo).retries:
+                    self.recovered += 1
             self._highest = ext
             self._ts_ref = ts
             self._hi_ts_sec = ts_sec
             self._hi_marker = packet.marker
+            self._hi_arrival = arrival
         elif self._missing:
             mo = self._missing.pop(ext, None)
             if mo is not None:
@@ -957,9 +968,31 @@ cdef class VideoJitterCore:
         cdef double q = self._ro_srt[<int>(REORDER_PERCENTILE * (self._ro_len - 1))]
         return q if q < wait else wait
 
+    cdef void _tail_check(self, double now):
+        # a frame whose last packet (the marker) is lost shows no gap until the next frame comes, a
+        # frame interval later: after a short silence the packet after the highest is taken for lost
+        if self._hi_marker or self._base < 0 or self._highest < self._base:
+            return
+        cdef long long nxt = self._highest + 1
+        cdef _Missing m
+        if now - self._hi_arrival >= TAIL_WAIT + TAIL_WAIT_JITTERS * self.jitter and nxt not in self._missing:
+            m = _Missing.__new__(_Missing)
+            m.ts_sec = self._hi_ts_sec
+            m.detected = now
+            m.sent = NEVER
+            m.retries = 0
+            self._missing[nxt] = m
+
     def nacks(self, double now):
-        """Sequence numbers to request now (RFC 4585 §6.2.1); empty when NACK is off."""
-        if not self.nack_enabled or not self._missing:
+        """Sequence numbers to request now (RFC 4585 §6.2.1); empty when NACK is off.
+
+        Besides gaps, the packet after the highest one when that one lacks the marker bit and
+        nothing came for a short while (a frame's lost tail: found a frame interval sooner).
+        """
+        if not self.nack_enabled:
+            return []
+        self._tail_check(now)
+        if not self._missing:
             return []
         if now > self._clock:
             self._clock = now

@@ -39,6 +39,8 @@ REORDER_WAIT = 0.010  # extra wait for a late packet beyond the playout time
 STALL_WAIT = 1.0  # s: a stream that is late (nothing newer arrived), not lossy, is waited for this much longer
 MAX_NACK_RETRIES = 10
 NACK_WAIT_JITTERS = 3.0  # a missing packet is NACKed at most this many A.8 jitters after its gap was seen
+TAIL_WAIT = 0.015  # s (+ TAIL_WAIT_JITTERS A.8 jitters) of silence after a packet without the marker bit...
+TAIL_WAIT_JITTERS = 3.0  # ...after which the next sequence number is taken for lost (a frame's lost tail)
 RTX_DELAY_JITTERS = 2.0  # a frame completed by a retransmission counts as at most RTT + this many jitters late
 REORDER_WINDOW = 128  # reordering delays kept (packets that filled a gap without being retransmitted)
 REORDER_PERCENTILE = 0.95  # NACK once a reordered packet would have come with this probability
@@ -261,6 +263,7 @@ class VideoJitterCore:
         self._ts_base = 0
         self._hi_ts_sec = 0.0
         self._hi_marker = False
+        self._hi_arrival = -1e300  # when the highest packet arrived
         self._done_ts = -(1 << 62)
         self._missing = {}
 
@@ -505,11 +508,17 @@ class VideoJitterCore:
                 else:
                     hint = self._hi_ts_sec if not self._hi_marker else ts_sec
                     for s in range(self._highest + 1, ext):
-                        self._missing[s] = _Missing(hint, arrival)
+                        if s not in self._missing:  # (a frame's tail may be awaited already)
+                            self._missing[s] = _Missing(hint, arrival)
+            if self._missing:
+                m = self._missing.pop(ext, None)  # a frame's tail, taken for lost, came
+                if m is not None and m.retries:
+                    self.recovered += 1
             self._highest = ext
             self._ts_ref = ts
             self._hi_ts_sec = ts_sec
             self._hi_marker = packet.marker
+            self._hi_arrival = arrival
         elif self._missing:
             m = self._missing.pop(ext, None)
             if m is not None:
@@ -748,9 +757,25 @@ class VideoJitterCore:
         q = srt[int(REORDER_PERCENTILE * (len(srt) - 1))]
         return q if q < wait else wait
 
+    def _tail_check(self, now: float) -> None:
+        """A frame whose last packet (the marker) is lost shows no gap until the next frame comes, a frame
+        interval later: after a short silence the packet after the highest is taken for lost."""
+        if self._hi_marker or self._base < 0 or self._highest < self._base:
+            return
+        nxt = self._highest + 1
+        if now - self._hi_arrival >= TAIL_WAIT + TAIL_WAIT_JITTERS * self.jitter and nxt not in self._missing:
+            self._missing[nxt] = _Missing(self._hi_ts_sec, now)
+
     def nacks(self, now: float) -> list[int]:
-        """Sequence numbers to request now (RFC 4585 §6.2.1); empty when NACK is off."""
-        if not self.nack_enabled or not self._missing:
+        """Sequence numbers to request now (RFC 4585 §6.2.1); empty when NACK is off.
+
+        Besides gaps, the packet after the highest one when that one lacks the marker bit and
+        nothing came for a short while (a frame's lost tail: found a frame interval sooner).
+        """
+        if not self.nack_enabled:
+            return []
+        self._tail_check(now)
+        if not self._missing:
             return []
         if now > self._clock:
             self._clock = now

@@ -63,11 +63,11 @@ PEAK_FACTOR = 2.0  # under congestion control the encoder's VBV peak is this man
 PEAK_MEMORY = 30.0  # s
 KEYFRAME_QUEUE_LIMIT = 0.1  # s of modem queue above which a keyframe request waits for the queue to drain...
 KEYFRAME_DEFER_MAX = 1.0  # s ...at most this long (any hold of the pictures, see below)
-HOLD_QUEUE = 0.2  # s of modem queue at a decrease above which no picture is encoded until it drained
+HOLD_QUEUE = 0.3  # s of modem queue (as it stands now) at a decrease above which no picture is encoded until it
+# drained: most ADSL modems buffer 100-300 ms, so a queue this deep overflows and what is sent into it is lost
 DRAINED = 0.03  # s of estimated queue under which a hold ends...
 HOLD_MIN = 0.2  # s ...once it lasted this long
 HOLD_TICK = 0.05  # s between two looks at the estimate while pictures are held
-START_QUEUE_LIMIT = 0.06  # s of modem queue (as it stands now) that ends the controller's start phase
 VBV_SECONDS = 0.3  # the VBV buffer is this many seconds of the target: a keyframe is at most ~0.3 s of the line
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
@@ -356,7 +356,7 @@ class VideoSender(_RtpSender):
     skips frames while the encoder runs ahead of the target. Keyframe requests (PLI/FIR, or
     :meth:`answer_keyframe_request` for H.245's) are answered at most every ``keyframe_min_interval``
     seconds. While a deep modem queue drains (a keyframe request with more than 100 ms of it, or a
-    capacity drop with more than 200 ms), no picture is encoded (``frames_held``) and a keyframe's
+    capacity drop with more than 300 ms), no picture is encoded (``frames_held``) and a keyframe's
     retransmissions wait (``nacks_ignored``); see docs/congestion.md.
     """
 
@@ -542,13 +542,10 @@ class VideoSender(_RtpSender):
             if results:
                 cc = self.congestion
                 decreases = cc.decreases
-                cc.on_feedback(results, now)
-                if cc.state == "start":
-                    queue = self._queue_now(now)
-                    if queue is not None and queue > START_QUEUE_LIMIT:
-                        cc.end_start(now)  # the start overshot: seen now, not a queue later
+                send_log = self.send_log
+                cc.on_feedback(results, now, lambda t: send_log.bits_sent_after(t, now))
                 if cc.decreases > decreases and cc.queue_delay is not None \
-                        and cc.queue_delay > KEYFRAME_QUEUE_LIMIT and self._held_since is None:
+                        and cc.queue_delay > cc.queue_high and self._held_since is None:
                     # a deep queue (a capacity drop): what is encoded now waits behind it or is lost at
                     # its tail; hold the pictures while it drains (the encoder skips them: no picture
                     # depends on one that was not sent), then go on at the new rate

@@ -15,8 +15,8 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   queue is past 40 ms: a capacity drop, less the share that drains that queue within a second,
   as SCReAM and NADA scale their decrease with the delay), at most once per response time; so does a queue above
   ``queue_low`` that grew report after report (caught early). Below ``queue_low`` (15 ms) it
-  may rise: 30 %/s until the first congestion ("start", which the sender may also end
-  with :meth:`~CongestionController.end_start` on its own, earlier measure), then about one packet
+  may rise: 30 %/s until the first congestion ("start"; with ``backlog``, also until the
+  queue as it stands now passes 60 ms), then about one packet
   per response time up to 0.95 × the rate where congestion was last seen, a quarter of a
   packet above it (the probe builds a queue slowly enough to be caught early); 15 %/s far
   from it or once no congestion was seen for 8 s (GCC's additive / multiplicative
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .feedback import PacketResult
 
@@ -77,6 +77,7 @@ GROWTH_CAP = 1.6  # the target stays within this many times the received rate (+
 RISE = 0.010  # s the queue must have grown by over the last RISE_WINDOW to count as building
 RISE_WINDOW = 0.4  # s
 QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
+START_QUEUE = 0.06  # s of queue as it stands now that ends the start phase
 DRAIN = 1.0  # s: a deep queue's decrease leaves room to drain it in this long
 DRAIN_FLOOR = 0.5  # the deep-queue decrease goes no lower than this share of the capacity
 FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
@@ -108,6 +109,7 @@ class CongestionController:
         self.queue_delay: float | None = None
         self.loss = 0.0
         self.received_rate: float | None = None
+        self.queue_now: float | None = None  # s: the queue as it stands now (with ``backlog``), else None
         self.decreases = 0
         self._base: deque[tuple[float, float]] = deque()  # (bucket start, min one-way delay)
         self._acked: deque[tuple[float, int]] = deque()  # (feedback time, bytes acknowledged)
@@ -149,8 +151,16 @@ class CongestionController:
 
     # ------------------------------------------------------------ per-packet feedback
 
-    def on_feedback(self, results: Iterable[PacketResult], now: float) -> int:
-        """Results of one RFC 8888 report (from :meth:`SendLog.results`); returns the new target."""
+    def on_feedback(self, results: Iterable[PacketResult], now: float,
+                    backlog: Callable[[float], int] | None = None) -> int:
+        """Results of one RFC 8888 report (from :meth:`SendLog.results`); returns the new target.
+
+        ``backlog(t)``: the bits sent after ``t`` that no report has spoken of yet
+        (:meth:`SendLog.bits_sent_after`); with it the controller also reads the queue as it
+        stands now (:meth:`drain_time`), a queue earlier than the filtered ``queue_delay``: past
+        60 ms it ends the start phase. (Holding every increase on it was tried: at 15-25 %/s its
+        overestimate held back the climb after a capacity rise, for no fewer freezes.)
+        """
         self._last_feedback = now
         delays: list[float] = []
         for r in results:
@@ -194,6 +204,9 @@ class CongestionController:
             self.loss = self._interval_lost / self._interval_sent
             self._loss_at = now
             self._interval_start, self._interval_sent, self._interval_lost = now, 0, 0
+        self.queue_now = None
+        if backlog is not None and self._newest[0] != -math.inf:
+            self.queue_now = self.drain_time(backlog(self._newest[0]), now)
         self._update(now, self.queue_delay, self.loss)
         return self.target
 
@@ -260,24 +273,6 @@ class CongestionController:
         queue = max(0.0, delay - min(b for _, b in self._base)) + bits_after / max(rate, 1.0) - (now - sent)
         return max(0.0, queue)
 
-    def end_start(self, now: float) -> int:
-        """Leave the start phase as on congestion (a decrease to 0.85 x the received rate); returns the target.
-
-        For the sender's own measure of the queue as it stands now (:meth:`drain_time`): at 30 %/s
-        the start overshoots by the time the filtered, report-late ``queue_delay`` shows it (on a
-        jittery line, a second and a full modem queue later). Nothing in any other phase.
-        """
-        if self.state != "start" or self.received_rate is None:
-            return self.target
-        self._congested_at = self.received_rate
-        self._congestions.append((now, self.received_rate))
-        self._last_decrease = now
-        self.decreases += 1
-        self._target = min(self._target, BETA * self.received_rate)
-        self.state = "decrease"
-        self._clamp()
-        return self.target
-
     def _update(self, now: float, queue: float | None, loss: float) -> None:
         dt = 0.0 if self._last_update is None else min(1.0, max(0.0, now - self._last_update))
         self._last_update = now
@@ -297,7 +292,10 @@ class CongestionController:
         # decrease is acting, and the rate it leaves is the rate the queue drains through
         deep = queue is not None and queue > self.queue_high \
             and not queue <= max(q for _, q in self._trend) - RISE
-        overuse = deep or rising or lossy
+        # the start overshoots at 30 %/s: seen in the queue as it stands now, not a queue later
+        early = self.state == "start" and self.queue_now is not None and self.queue_now > START_QUEUE \
+            and self.received_rate is not None
+        overuse = deep or rising or lossy or early
         if overuse:
             if now - self._last_decrease < max(0.3, self.rtt + 0.1):
                 return  # the last decrease has not had time to act

@@ -109,7 +109,7 @@ class CongestionController:
         self.queue_delay: float | None = None
         self.loss = 0.0
         self.received_rate: float | None = None
-        self.queue_now: float | None = None  # s: the queue as it stands now (with ``backlog``), else None
+        self.queue_now: float | None = None  # s: the queue as it stands now (with ``backlog``, in the start)
         self.decreases = 0
         self._base: deque[tuple[float, float]] = deque()  # (bucket start, min one-way delay)
         self._acked: deque[tuple[float, int]] = deque()  # (feedback time, bytes acknowledged)
@@ -156,9 +156,9 @@ class CongestionController:
         """Results of one RFC 8888 report (from :meth:`SendLog.results`); returns the new target.
 
         ``backlog(t)``: the bits sent after ``t`` that no report has spoken of yet
-        (:meth:`SendLog.bits_sent_after`); with it the controller also reads the queue as it
-        stands now (:meth:`drain_time`), a queue earlier than the filtered ``queue_delay``: past
-        60 ms it ends the start phase. (Holding every increase on it was tried: at 15-25 %/s its
+        (:meth:`SendLog.bits_sent_after`); with it the controller also reads, during its start
+        phase, the queue as it stands now (:meth:`drain_time`), a queue earlier than the filtered
+        ``queue_delay``: past 60 ms it ends the start phase. (Holding every increase on it was tried: at 15-25 %/s its
         overestimate held back the climb after a capacity rise, for no fewer freezes.)
         """
         self._last_feedback = now
@@ -205,7 +205,8 @@ class CongestionController:
             self._loss_at = now
             self._interval_start, self._interval_sent, self._interval_lost = now, 0, 0
         self.queue_now = None
-        if backlog is not None and self._newest[0] != -math.inf:
+        if backlog is not None and self.state == "start" and self._newest[0] != -math.inf:
+            # only the start reads it: walking the send log on every report would cost the pacer its lock
             self.queue_now = self.drain_time(backlog(self._newest[0]), now)
         self._update(now, self.queue_delay, self.loss)
         return self.target

@@ -181,6 +181,30 @@ def test_send_log_marks_retransmissions_and_forgets_old_packets() -> None:
     assert log.results(RtcpCcfb(1, [CcfbBlock(5, 4, ((0, 0),))], 0), 5, 5.0) == []  # too old to trust
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 0xFFFF), st.lists(st.tuples(st.integers(1, 1400), st.booleans()), min_size=1, max_size=300),
+       st.floats(0.0, 3.5))
+def test_send_log_bits_in_flight_walks_back_from_the_newest(first: int, sends: list, cut: float) -> None:
+    """``bits_sent_after`` (called on every report) equals the sum over the whole log, across the wrap."""
+    log = SendLog(capacity=64, max_age=8.0)
+    sent = []
+    for i, (size, acked) in enumerate(sends):
+        seq = (first + i) & 0xFFFF
+        log.on_sent(seq, i * 0.01, size)
+        sent.append((seq, i * 0.01, size, acked))
+    now = len(sends) * 0.01
+    acked = [(seq, t) for seq, t, _, a in sent[-64:] if a]
+    if acked:  # a report that speaks of the acknowledged ones (received 1 ms after sending)
+        base = acked[0][0]
+        rows = {(seq - base) & 0xFFFF: (0, 1) for seq, _ in acked}
+        log.results(RtcpCcfb(1, [CcfbBlock(5, base, tuple(rows.get(k) for k in range(max(rows) + 1)))], 0), 5, now)
+    kept = sent[-64:]
+    reported = {seq for seq, _ in acked}
+    reported |= {seq for seq, *_ in kept if acked and (seq - acked[0][0]) & 0xFFFF <= (acked[-1][0] - acked[0][0]) & 0xFFFF}
+    expect = 8 * sum(size for seq, t, size, _ in kept if t > cut and seq not in reported)
+    assert log.bits_sent_after(cut, now) == expect
+
+
 # ------------------------------------------------------------------ the controller against a model link
 
 
@@ -190,10 +214,13 @@ def bottleneck(rate: float, *, loss: float = 0.0, jitter: float = 0.0) -> Networ
 
 
 def simulate(cc: CongestionController, link: NetworkEmulator, seconds: float, *, start: float = 0.0,
-             steps: list[tuple[float, float]] | None = None, offset: float = 1000.0) -> list[tuple[float, int, float]]:
+             steps: list[tuple[float, float]] | None = None, offset: float = 1000.0,
+             use: float = 1.0, backlog: bool = False) -> list[tuple[float, int, float]]:
     """Run a sender at the controller's target through ``link``; returns (time, target, queue delay) each 100 ms.
 
     The receiver's clock is ``offset`` seconds ahead of the sender's (the controller must not care).
+    ``use``: the share of its target the sender makes (an encoder at a small picture size makes less);
+    ``backlog``: give the controller the bits sent and not yet reported (as ``SendLog.bits_sent_after``).
     """
     t, seq, trace, queue = start, 0, [], 0.0
     pending: list[PacketResult] = []
@@ -210,12 +237,16 @@ def simulate(cc: CongestionController, link: NetworkEmulator, seconds: float, *,
         pending.append(PacketResult(seq, t, size, arrival is not None,
                                     None if arrival is None else arrival + offset))
         seq += 1
-        t += size * 8 / cc.target
+        t += size * 8 / (cc.target * use)
         if t >= next_fb:
             done = [p for p in pending if p.arrival is None or p.arrival - offset <= t]
             if done:
                 if any(p.received for p in done):
-                    cc.on_feedback([p for p in done if p.received or p.send_time < t - 0.05], t)
+                    reported = [p for p in done if p.received or p.send_time < t - 0.05]
+                    ids = {id(p) for p in reported}
+                    waiting = [p for p in pending if id(p) not in ids]
+                    cc.on_feedback(reported, t, (lambda after: 8 * sum(p.size for p in waiting if p.send_time > after))
+                                   if backlog else None)
                 pending = [p for p in pending if p not in done]
             trace.append((t, cc.target, queue))
             next_fb += 0.1
@@ -244,6 +275,22 @@ def test_controller_follows_capacity_steps() -> None:
     assert max(after_rise) >= 0.8 * 1_000_000, "not back near the capacity 10 s after it rose"
 
 
+def test_the_delay_floor_is_relearnt_after_a_capacity_drop() -> None:
+    """A packet crosses a 256 kbit/s line in 37 ms and a 1 Mbit/s one in 10 ms (issue 16).
+
+    After a drop the floor learnt at 1 Mbit/s reads as a standing ~30 ms queue; the controller
+    held at half the new line until the floor aged out of its minute. A level queue through two
+    seconds of holding is the new floor.
+    """
+    cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    trace = simulate(cc, bottleneck(1_000_000), 40.0, steps=[(20.0, 256_000)], use=0.8)
+    after = [0.8 * target for t, target, _ in trace if 25.0 <= t < 40.0]
+    assert sum(after) / len(after) >= 0.75 * 256_000, "the sender sits far below the new capacity"
+    queues = sorted(q for t, _, q in trace if 25.0 <= t < 40.0)
+    assert queues[int(0.95 * len(queues))] < 0.080, "the probes at 256 kbit/s build a queue of 80 ms or more (p95)"
+    assert cc.rebases >= 1
+
+
 def test_probing_keeps_the_modem_queue_short() -> None:
     """Near the last congestion rate the probe is slow and a growing queue is caught by its slope (issue 16)."""
     cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
@@ -259,6 +306,19 @@ def test_a_capacity_drop_is_measured_over_the_last_fraction_of_a_second() -> Non
     trace = simulate(cc, bottleneck(1_000_000), 30.0, steps=[(20.0, 256_000)])
     late = [t - 20.0 for t, target, _ in trace if 20.0 <= t and target > 1.1 * 256_000]
     assert late and max(late) <= 1.0, "still above 1.1 x the new capacity 1 s after the drop"
+
+
+def test_the_queue_as_it_stands_now_answers_a_capacity_drop_sooner() -> None:
+    """With the backlog the controller sees a drop's queue before its filtered measure does (issue 16)."""
+    firsts = []
+    for backlog in (False, True):
+        cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+        trace = simulate(cc, bottleneck(1_000_000), 24.0, steps=[(20.0, 256_000)], backlog=backlog)
+        firsts.append(next(t for t, target, _ in trace if t >= 20.0 and target < 0.8 * 900_000) - 20.0)
+    assert firsts[1] <= firsts[0] - 0.1, f"answered after {firsts[1]:.2f} s with the backlog, {firsts[0]:.2f} s without"
+    queues = [q for t, _, q in simulate(CongestionController(start_bitrate=300_000, max_bitrate=2_000_000),
+                                        bottleneck(512_000), 30.0, backlog=True) if t >= 5.0]
+    assert sorted(queues)[int(0.95 * len(queues))] < 0.060, "a steady line is cut for no drop"
 
 
 def test_random_loss_alone_does_not_throttle_but_a_full_queue_does() -> None:

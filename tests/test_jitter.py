@@ -330,9 +330,58 @@ def test_nack_requests_retries_and_deadline(kit: tuple[ModuleType, ModuleType]) 
         t += 0.01
     times = [r[0] for r in requests]
     assert all(b - a >= 0.05 - 1e-9 for a, b in zip(times, times[1:]))  # spaced by RTT
-    assert times[-1] + 0.05 <= 4 / FPS + 0.5 + 1e-9  # stops when the frame can no longer make it
+    # stops when the answer can no longer make it: the give-up time, plus the wait for an answer on its way
+    assert times[-1] + 0.05 <= 4 / FPS + 0.5 + 2 * (0.05 + 3 * jb.jitter) + 1e-9
     assert jb.missing == 0
     assert jb.nacks_sent == len(requests)
+
+
+def test_a_retransmission_on_its_way_is_waited_for_past_the_give_up_time(kit: tuple[ModuleType, ModuleType]) -> None:
+    """Issue 16: a modem queue that grows delays the answer to a NACK past the frame's give-up time.
+
+    Dropping the frame there costs a keyframe (a request, the queue and an IDR burst later, every
+    frame until then lost); the answer already asked for takes a round trip: wait for it, a
+    bounded while (two NACK spacings). Without NACK, or with no request out, nothing changes.
+    """
+    jk, fp = kit
+    s = Stream(fp, keyint=100)
+    frames = [s.frame() for _ in range(30)]
+    lost = frames[4].pop(1)
+    jb = jk.VideoJitterCore(nack=True, rtt=0.1, max_delay=0.5)
+    got: list[Any] = []
+    late = 4 / FPS + 0.5 + 0.05  # after the give-up time (warm-up: the frame's time + max_delay)
+    t, k, answered = 0.0, 0, False
+    while t < 2.0:
+        while k < len(frames) and k / FPS <= t + 1e-9:
+            for p in frames[k]:
+                jb.push(p, k / FPS)
+            k += 1
+        jb.nacks(t)
+        if not answered and t >= late:
+            jb.push(lost, t, True)
+            answered = True
+        got.extend(jb.pop(t))
+        t += 0.01
+    assert [u.timestamp for u in got] == [f[0].timestamp for f in frames]
+    assert jb.lost == 0 and jb.frames_dropped == 0 and jb.recovered == 1
+    assert jb.take_keyframe_request() is None
+    # no answer at all: given up a bounded while later, and a keyframe asked for
+    s = Stream(fp, keyint=100)
+    frames = [s.frame() for _ in range(30)]
+    del frames[4][1]
+    jb = jk.VideoJitterCore(nack=True, rtt=0.1, max_delay=0.5)
+    t, k, out = 0.0, 0, []
+    while t < 2.0:
+        while k < len(frames) and k / FPS <= t + 1e-9:
+            for p in frames[k]:
+                jb.push(p, k / FPS)
+            k += 1
+        jb.nacks(t)
+        out.extend((t, u) for u in jb.pop(t))
+        t += 0.01
+    assert [u.timestamp for _, u in out] == [f[0].timestamp for f in frames[:4]]
+    assert jb.lost == 1 and jb.frames_dropped == 26
+    assert jb.take_keyframe_request() is not None
 
 
 def test_nack_recovery_releases_frame(kit: tuple[ModuleType, ModuleType]) -> None:

@@ -870,6 +870,7 @@ cdef class VideoJitterCore:
         """Frames ready to decode at ``now``, in decode order."""
         cdef list out = []
         cdef _Frame f, key
+        cdef double giveup
         if now > self._clock:
             self._clock = now
         while self.held:
@@ -893,10 +894,13 @@ cdef class VideoJitterCore:
             if not self._chain and not self._is_key(f) and f.complete:
                 self._drop(f)
                 continue
-            if now >= self._giveup(f.ts_sec) - TIME_EPS:
+            giveup = self._giveup(f.ts_sec)
+            if now >= giveup - TIME_EPS:
                 if f.lo == self._base and f.ts_sec >= self._hi_ts_sec \
-                        and now < self._giveup(f.ts_sec) + STALL_WAIT - TIME_EPS:
+                        and now < giveup + STALL_WAIT - TIME_EPS:
                     break  # nothing newer has arrived: the line is late (a queue), not lossy: wait for the rest
+                if now < giveup + self._rtx_wait() - TIME_EPS and self._awaiting(f.hi + 1, now):
+                    break  # a retransmission asked for may still come: sooner than a keyframe would
                 if f.lo > self._base:
                     self.lost += f.lo - self._base
                     self._base = f.lo
@@ -961,6 +965,27 @@ cdef class VideoJitterCore:
         memmove(&self._ro_srt[lo + 1], &self._ro_srt[lo], (n - lo) * sizeof(double))
         self._ro_srt[lo] = wait
 
+    cdef double _rtx_wait(self) noexcept:
+        """How long past its give-up time a frame waits for a retransmission already asked for (0 without NACK)."""
+        if not self.nack_enabled:
+            return 0.0
+        return 2.0 * (self.rtt + NACK_WAIT_JITTERS * self.jitter)
+
+    cdef bint _awaiting(self, long long hi, double now) except -1:
+        """A packet from the base to ``hi`` was NACKed and its answer may still come."""
+        if not self._missing:
+            return False
+        cdef double spacing = self.rtt + NACK_WAIT_JITTERS * self.jitter + REORDER_WAIT
+        cdef long long base = self._base
+        cdef long long s
+        cdef _Missing m
+        for so, mo in self._missing.items():
+            s = so
+            m = <_Missing>mo
+            if base <= s <= hi and m.retries and now - m.sent < spacing:
+                return True
+        return False
+
     cdef double _nack_wait(self) noexcept:
         cdef double wait = NACK_WAIT_JITTERS * self.jitter
         if self._ro_len == 0:
@@ -1009,7 +1034,7 @@ cdef class VideoJitterCore:
             s = so
             m = <_Missing>mo
             giveup = self._giveup(m.ts_sec)
-            if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > giveup:
+            if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > giveup + self._rtx_wait():
                 gone.append(so)
                 continue
             due = m.sent + spacing

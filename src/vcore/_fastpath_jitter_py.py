@@ -707,10 +707,13 @@ class VideoJitterCore:
             if not self._chain and not self._is_key(f) and f.complete:
                 self._drop(f)
                 continue
-            if now >= self._giveup(f.ts_sec) - TIME_EPS:
+            giveup = self._giveup(f.ts_sec)
+            if now >= giveup - TIME_EPS:
                 if f.lo == self._base and f.ts_sec >= self._hi_ts_sec \
-                        and now < self._giveup(f.ts_sec) + STALL_WAIT - TIME_EPS:
+                        and now < giveup + STALL_WAIT - TIME_EPS:
                     break  # nothing newer has arrived: the line is late (a queue), not lossy: wait for the rest
+                if now < giveup + self._rtx_wait() - TIME_EPS and self._awaiting(f.hi + 1, now):
+                    break  # a retransmission asked for may still come: sooner than a keyframe would
                 if f.lo > self._base:  # give up the packets missing before f first
                     self.lost += f.lo - self._base
                     self._base = f.lo
@@ -740,6 +743,28 @@ class VideoJitterCore:
             self._base = key.lo
 
     # ------------------------------------------------------------------ NACK
+
+    def _rtx_wait(self) -> float:
+        """How long past its give-up time a frame waits for a retransmission already asked for (0 without NACK).
+
+        Dropping it costs a keyframe: a request, a queue and an IDR burst later, with every frame
+        until then lost; the answer to a NACK on its way takes a round trip. Two NACK spacings:
+        a lost request or answer is asked for once more.
+        """
+        if not self.nack_enabled:
+            return 0.0
+        return 2.0 * (self.rtt + NACK_WAIT_JITTERS * self.jitter)
+
+    def _awaiting(self, hi: int, now: float) -> bool:
+        """A packet from the base to ``hi`` was NACKed and its answer may still come."""
+        if not self._missing:
+            return False
+        spacing = self.rtt + NACK_WAIT_JITTERS * self.jitter + REORDER_WAIT
+        base = self._base
+        for s, m in self._missing.items():
+            if base <= s <= hi and m.retries and now - m.sent < spacing:
+                return True
+        return False
 
     def _reorder_sample(self, wait: float) -> None:
         self._reorder.append(wait)
@@ -787,7 +812,7 @@ class VideoJitterCore:
         gone = []
         for s, m in self._missing.items():
             giveup = self._giveup(m.ts_sec)
-            if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > giveup:
+            if s < self._base or m.retries >= MAX_NACK_RETRIES or now + self.rtt > giveup + self._rtx_wait():
                 gone.append(s)
                 continue
             due = m.sent + spacing

@@ -544,8 +544,8 @@ class VideoSender(_RtpSender):
                 decreases = cc.decreases
                 send_log = self.send_log
                 cc.on_feedback(results, now, lambda t: send_log.bits_sent_after(t, now))
-                if cc.decreases > decreases and cc.queue_delay is not None \
-                        and cc.queue_delay > cc.queue_high and self._held_since is None:
+                if cc.decreases > decreases and max(cc.queue_delay or 0.0, cc.queue_now or 0.0) > cc.queue_high \
+                        and self._held_since is None:
                     # a deep queue (a capacity drop): what is encoded now waits behind it or is lost at
                     # its tail; hold the pictures while it drains (the encoder skips them: no picture
                     # depends on one that was not sent), then go on at the new rate

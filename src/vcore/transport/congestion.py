@@ -78,8 +78,10 @@ RISE = 0.010  # s the queue must have grown by over the last RISE_WINDOW to coun
 RISE_WINDOW = 0.4  # s
 QUEUE_WINDOW = 0.5  # s: the queueing delay is the lowest one-way delay seen in this window, minus the base
 START_QUEUE = 0.06  # s of queue as it stands now that ends the start phase
+SURGE = 0.25  # s of queue as it stands now that is a capacity drop, not a probe's overshoot
 DRAIN = 1.0  # s: a deep queue's decrease leaves room to drain it in this long
 DRAIN_FLOOR = 0.5  # the deep-queue decrease goes no lower than this share of the capacity
+REBASE_AFTER = 2.0  # s of holding on a level queue after which that level is the delay floor
 FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
 
 
@@ -129,6 +131,8 @@ class CongestionController:
         self._loss_at = -math.inf  # when self.loss was last measured
         self._restore: float | None = None  # the target to go back to once a deep queue drained
         self._newest = (-math.inf, 0.0)  # (send time, one-way delay) of the newest packet reported received
+        self._flat: deque[tuple[float, float]] = deque()  # (report time, queue delay) while holding
+        self.rebases = 0  # times the one-way delay floor was re-learnt (see _note_flat)
         self._clamp()
 
     # ------------------------------------------------------------ reading
@@ -205,8 +209,7 @@ class CongestionController:
             self._loss_at = now
             self._interval_start, self._interval_sent, self._interval_lost = now, 0, 0
         self.queue_now = None
-        if backlog is not None and self.state == "start" and self._newest[0] != -math.inf:
-            # only the start reads it: walking the send log on every report would cost the pacer its lock
+        if backlog is not None and self._newest[0] != -math.inf:
             self.queue_now = self.drain_time(backlog(self._newest[0]), now)
         self._update(now, self.queue_delay, self.loss)
         return self.target
@@ -296,7 +299,15 @@ class CongestionController:
         # the start overshoots at 30 %/s: seen in the queue as it stands now, not a queue later
         early = self.state == "start" and self.queue_now is not None and self.queue_now > START_QUEUE \
             and self.received_rate is not None
+        # a capacity drop under a full rate: the queue as it stands now is past SURGE (a probe's
+        # overshoot builds tens of ms) while the filtered measure, a queue late, still reads the
+        # line before the drop; acted on once, the next decrease waits for the filtered measure
+        surge = self.queue_now is not None and self.queue_now > SURGE and self.received_rate is not None \
+            and now - self._last_decrease > DRAIN
+        deep = deep or surge
         overuse = deep or rising or lossy or early
+        if overuse or queue is None or queue <= self.queue_low:
+            self._flat.clear()
         if overuse:
             if now - self._last_decrease < max(0.3, self.rtt + 0.1):
                 return  # the last decrease has not had time to act
@@ -314,8 +325,8 @@ class CongestionController:
                 # and NADA scale their decrease with the queueing delay): 0.85 x the capacity leaves
                 # a 300 ms modem queue standing for 2 s, each packet in it late, each NACK answer later.
                 # Once it drained, the target is back at 0.85 x that capacity (BBR's drain, then cruise)
-                assert queue is not None
-                new = rate * max(DRAIN_FLOOR, BETA - (queue - self.queue_low) / DRAIN)
+                depth = max(queue or 0.0, self.queue_now or 0.0) if surge else (queue or 0.0)
+                new = rate * max(DRAIN_FLOOR, BETA - (depth - self.queue_low) / DRAIN)
                 restore = BETA * rate
                 self._restore = restore if self._restore is None else min(self._restore, restore)
             else:
@@ -333,6 +344,9 @@ class CongestionController:
             self.state = "decrease"
         elif queue is not None and queue > self.queue_low:
             self.state = "hold"
+            self._note_flat(now, queue)
+        elif self._restore is not None and self.queue_now is not None and self.queue_now > self.queue_low:
+            self.state = "hold"  # the deep queue is not gone yet as it stands now (a surge: the filter lags)
         elif self._restore is not None:
             # the deep queue drained: cruise at 0.85 x the capacity measured under it
             self._target = max(self._target, self._restore)
@@ -341,6 +355,31 @@ class CongestionController:
         else:
             self._increase(dt)
         self._clamp()
+
+    def _note_flat(self, now: float, queue: float) -> None:
+        """A queue that neither grows nor drains through REBASE_AFTER of holding is the line's new floor.
+
+        Holding keeps the rate steady: a real queue under it drains (the rate is below the
+        capacity) or grows (above); one that stays level within RISE for two seconds is the
+        one-way delay's floor moving up: a packet takes 37 ms to cross a 256 kbit/s line and
+        10 ms at 1 Mbit/s, so after a capacity drop the floor learnt before it reads as a
+        standing queue of ~30 ms, and the controller would hold until the floor aged out of
+        its minute (LEDBAT's base-delay problem after a route change). The floor is re-learnt from the delays
+        seen now; if it was a queue after all, the next probe's trend catches it and the next
+        lower delay brings the floor back down.
+        """
+        flat = self._flat
+        flat.append((now, queue))
+        while now - flat[0][0] > REBASE_AFTER:
+            flat.popleft()
+        if now - flat[0][0] < REBASE_AFTER - 0.2 or max(q for _, q in flat) - min(q for _, q in flat) >= RISE:
+            return
+        floor = min(v for _, v in self._lows)
+        self._base = deque([(now, floor)])
+        self._trend.clear()
+        flat.clear()
+        self.queue_delay = 0.0
+        self.rebases += 1
 
     def _increase(self, dt: float) -> None:
         if self._congested_at is not None and self.received_rate is not None and self._congestions \
@@ -362,7 +401,9 @@ class CongestionController:
         elif 0.75 * self._congested_at <= self._target <= 1.5 * self._congested_at:
             # near the last congestion: additive, one packet per response time up to just under the
             # rate the line carried then, a quarter of that above it, so that the queue an overshoot
-            # builds grows slowly enough for the trend rule to catch it at a few tens of ms
+            # builds grows slowly enough for the trend rule to catch it at a few tens of ms (on the
+            # target, not on what the receiver gets: an encoder short of its target may make all of
+            # it at the next scene change; measuring on the received rate was tried and overshot)
             step = PACKET_BITS if self._target < NEAR_MAX * self._congested_at else PACKET_BITS / 4
             new = self._target + step * dt / (self.rtt + 0.1)
             self.state = "increase"

@@ -131,6 +131,7 @@ class SendLog:
         self.max_age = max_age
         self._ring: list[_Sent | None] = [None] * capacity
         self._lock = threading.Lock()
+        self._newest_seq: int | None = None  # the latest first transmission
         self._epoch: int | None = None  # the first report timestamp (receiver clock), for unwrapping
         self._last_ts = 0  # the newest report timestamp, and its value (16.16 units since the first)
         self._last_value = 0
@@ -145,12 +146,30 @@ class SendLog:
                 slot.send_time = now
                 return
             self._ring[seq % self.capacity] = _Sent(seq, now, size)
+            self._newest_seq = seq
 
     def bits_sent_after(self, t: float, now: float) -> int:
-        """Bits sent after ``t`` (``time.monotonic()``) that no report has spoken of yet: in flight (or lost)."""
+        """Bits sent after ``t`` (``time.monotonic()``) that no report has spoken of yet: in flight (or lost).
+
+        Walks back from the newest packet to the first sent at or before ``t``: the packets in
+        flight, not the whole ring (it is called on every report, under the pacer's lock).
+        Retransmissions of packets first sent before ``t`` are not counted.
+        """
+        bits = 0
         with self._lock:
-            return 8 * sum(s.size for s in self._ring if s is not None and s.send_time > t and not s.acked
-                           and not s.missing and now - s.send_time <= self.max_age)
+            newest = self._newest_seq
+            if newest is None:
+                return 0
+            for back in range(self.capacity):
+                seq = (newest - back) & 0xFFFF
+                s = self._ring[seq % self.capacity]
+                if s is None or s.seq != seq or now - s.send_time > self.max_age:
+                    break
+                if s.send_time <= t and not s.retransmitted:
+                    break
+                if s.send_time > t and not s.acked and not s.missing:
+                    bits += 8 * s.size
+        return bits
 
     def _receiver_seconds(self, report_timestamp: int) -> float:
         """The receiver's clock in seconds since its first report (16.16 NTP, unwrapped by signed difference)."""

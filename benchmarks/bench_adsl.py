@@ -37,6 +37,7 @@ import os
 import json
 import math
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -428,6 +429,13 @@ def main() -> int:
         return 2
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
+
+    def stopped(signum: int, _frame: object) -> None:
+        # SIGTERM ends the run through the same ``finally`` blocks as Ctrl-C: the namespaces and
+        # the processes in them are removed (Python's default SIGTERM action skips them)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stopped)
     results = []
     for scenario in SCENARIOS:
         if scenario.number not in wanted:
@@ -447,4 +455,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt as exc:
+        print(f"error: stopped ({exc or 'interrupted'}); the network namespaces were removed", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -439,6 +439,26 @@ def test_ladder_starts_low_steps_down_at_once_and_up_slowly() -> None:
     assert ladder.changes == 2
 
 
+def test_ladder_climbs_fast_and_skips_rungs_once_the_line_grew() -> None:
+    """Issue 16: after a capacity rise the encoder at 180p made 75 % of its rate while the ladder waited 4 s per rung."""
+    slow, fast = QualityLadder(1280, 720, 30), QualityLadder(1280, 720, 30)
+    for ladder in (slow, fast):
+        assert ladder.start_at(150_000) == Rung(180, 15, 0)
+    moves = {}
+    for name, ladder in (("slow", slow), ("fast", fast)):
+        t, rate = 10.0, 150_000.0
+        while t < 30.0 and ladder.rung.height < 360:
+            rate *= 1.25 ** 0.1  # the controller's climb once the line grew, reported every 100 ms
+            if ladder.update(rate, t, growing=name == "fast") is not None:
+                moves.setdefault(name, []).append((round(t, 1), ladder.rung.height))
+            t += 0.1
+    assert fast.rung.height >= 360 and moves["fast"][-1][0] <= 16.5, moves
+    assert len(moves["fast"]) < len(moves["slow"]) or moves["fast"][-1][0] < moves["slow"][-1][0] - 3.0, moves
+    # without the flag nothing changes: one rung at a time, 4 s apart
+    heights = [h for _, h in moves["slow"]]
+    assert heights == sorted(heights) and all(b[0] - a[0] >= 4.0 for a, b in zip(moves["slow"], moves["slow"][1:]))
+
+
 def test_ladder_sizes_keep_the_aspect_ratio_and_never_exceed_the_source() -> None:
     ladder = QualityLadder(640, 480, 25)
     assert ladder.rungs[0].height == 480 and all(r.fps <= 25 for r in ladder.rungs)

@@ -60,6 +60,8 @@ DEFAULT_RUNGS = (
 )
 UP_MARGIN = 1.25
 DOWN_MARGIN = 0.85
+GROWING_UP_AFTER = 1.0  # s above the next floor before moving up, once the line is known to have grown
+GROWING_DWELL = 2.0  # s between changes at least, then
 
 
 def _even(x: float) -> int:
@@ -102,9 +104,17 @@ class QualityLadder:
         self.index = next((i for i, r in enumerate(self.rungs) if bitrate >= r.floor), len(self.rungs) - 1)
         return self.rung
 
-    def update(self, bitrate: float, now: float) -> Rung | None:
-        """The new rung if the ladder moves now, else None."""
-        if self._changed is not None and now - self._changed < self.min_dwell:
+    def update(self, bitrate: float, now: float, *, growing: bool = False) -> Rung | None:
+        """The new rung if the ladder moves now, else None.
+
+        ``growing``: the congestion controller has found the line grew (ADSL capacity comes back
+        in steps): the climb is tested, so the ladder moves up after ``GROWING_UP_AFTER`` s above
+        a floor, every ``GROWING_DWELL`` s at most, straight to the highest rung the bitrate holds
+        (one keyframe instead of one per rung). At a small picture size the encoder makes ~75 %
+        of its rate, so a ladder that lags holds back what the line is seen to carry.
+        """
+        dwell = min(self.min_dwell, GROWING_DWELL) if growing else self.min_dwell
+        if self._changed is not None and now - self._changed < dwell:
             return None
         current = self.rungs[self.index]
         if bitrate < DOWN_MARGIN * current.floor and self.index < len(self.rungs) - 1:
@@ -115,8 +125,11 @@ class QualityLadder:
         if self.index > 0 and bitrate >= UP_MARGIN * self.rungs[self.index - 1].floor:
             if self._above_since is None:
                 self._above_since = now
-            elif now - self._above_since >= self.up_after:
-                return self._move(self.index - 1, now)
+            elif now - self._above_since >= (min(self.up_after, GROWING_UP_AFTER) if growing else self.up_after):
+                target = self.index - 1
+                while growing and target > 0 and bitrate >= UP_MARGIN * self.rungs[target - 1].floor:
+                    target -= 1
+                return self._move(target, now)
         else:
             self._above_since = None
         return None

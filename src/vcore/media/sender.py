@@ -598,7 +598,7 @@ class VideoSender(_RtpSender):
         enc = self.encoder
         ladder = self.ladder
         if ladder is not None:
-            rung = ladder.start_at(video) if initial else ladder.update(video, now)
+            rung = ladder.start_at(video) if initial else ladder.update(video, now, growing=cc.grew)
             if rung is not None:
                 w, h = ladder.size(rung)
                 enc.fps = rung.fps  # before the reopen: x264's rate control shares the rate among these frames

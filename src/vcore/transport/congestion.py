@@ -142,6 +142,14 @@ class CongestionController:
         """The bitrate to send at now (bit/s), within the bounds and ``limit``."""
         return int(self._target)
 
+    @property
+    def grew(self) -> bool:
+        """The receiver got well past every congestion rate of the last 10 s without a queue: the line grew.
+
+        True from then until the next decrease (the climb is at 25 %/s meanwhile).
+        """
+        return self._grew
+
     def set_limit(self, bitrate: int | None) -> None:
         """Cap the target (a peer's TMMBR or flow control); None lifts the cap."""
         if bitrate is not None and bitrate <= 0:

@@ -21,7 +21,11 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   packet above it (the probe builds a queue slowly enough to be caught early); 15 %/s far
   from it or once no congestion was seen for 8 s (GCC's additive / multiplicative
   increase), 25 %/s once the receiver got 1.1 × every congestion rate of the last 10 s
-  without a queue (the line grew: ADSL capacity comes back in steps). In between it holds.
+  without a queue (the line grew: ADSL capacity comes back in steps). In between it holds;
+  a queue that stays level (within 10 ms) through 2 s of holding is the delay floor moving
+  up (a packet crosses a slower line more slowly) and the floor is re-learnt. With the
+  sender's backlog (``on_feedback(backlog=)``), a queue as it stands now past 250 ms is a
+  capacity drop, answered about 0.4 s before the filtered measure shows it.
   Why not GCC's trendline filter: on an ADSL line the deep modem queue is the
   only bottleneck, an absolute queue target bounds latency directly (the p95
   goal), and the min filter is immune to 20–60 ms of jitter that a slope
@@ -168,10 +172,12 @@ class CongestionController:
         """Results of one RFC 8888 report (from :meth:`SendLog.results`); returns the new target.
 
         ``backlog(t)``: the bits sent after ``t`` that no report has spoken of yet
-        (:meth:`SendLog.bits_sent_after`); with it the controller also reads, during its start
-        phase, the queue as it stands now (:meth:`drain_time`), a queue earlier than the filtered
-        ``queue_delay``: past 60 ms it ends the start phase. (Holding every increase on it was tried: at 15-25 %/s its
-        overestimate held back the climb after a capacity rise, for no fewer freezes.)
+        (:meth:`SendLog.bits_sent_after`); with it the controller also reads the queue as it
+        stands now (``queue_now``, :meth:`drain_time`), a queue earlier than the filtered
+        ``queue_delay``: past 60 ms it ends the start phase, past 250 ms it is a capacity drop
+        (a deep-queue decrease, at most once a second), and a deep queue's restore waits until
+        it is gone. (Holding every increase on it was tried: at 15-25 %/s its overestimate held
+        back the climb after a capacity rise, for no fewer freezes.)
         """
         self._last_feedback = now
         delays: list[float] = []

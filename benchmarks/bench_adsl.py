@@ -302,7 +302,9 @@ def _measure(result: Result, scenario: Scenario, work: Path, start: float, secon
         if r.get("capture_ms") is None:
             continue
         t_ms = int(r["t"] * 1000)
-        lat.append(((t_ms - r["capture_ms"]) % (1 << 24)) / 1000)
+        latency = ((t_ms - r["capture_ms"]) % (1 << 24)) / 1000
+        if latency <= seconds + 60:  # else a misread stamp that passed its check word (a garbled picture)
+            lat.append(latency)
     if lat:
         lat.sort()
         result.latency_p50 = lat[len(lat) // 2]

@@ -28,19 +28,13 @@ thin line is a full modem queue. :class:`FrameDropper` is a leaky bucket of
 encoded bits drained at the target; while it holds more than ``window``
 seconds of the target, the next frames are not encoded (libwebrtc's media
 optimisation does the same). A keyframe that was asked for is never dropped. When the
-target falls, the bucket keeps at most ``window`` of the new rate (:meth:`FrameDropper.set_target`),
-and for ``tight_for`` seconds (1 s: about how long libx264 takes to follow a lower rate) every
-other frame is skipped while the bucket holds more than ``tight_window`` of the new rate: measured
-on the ADSL line, the encoder went on making 1.2-1.4 × a target just cut by a probe's overshoot for
-0.6 s, and the modem queue grew from 40 to 240 ms after the decrease meant to drain it. One frame
-in two at most: a single skipped frame at 15 fps is a 133 ms gap, two in a row a freeze.
+target falls, the bucket keeps at most ``window`` of the new rate (:meth:`FrameDropper.set_target`).
 
 Pure: time is an argument; not thread-safe.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -64,7 +58,6 @@ DEFAULT_RUNGS = (
     Rung(270, 15, 180_000),
     Rung(180, 15, 0),
 )
-DECREASE = 0.95  # a new dropper target under this share of the old one is a decrease (the tight window)
 UP_MARGIN = 1.25
 DOWN_MARGIN = 0.85
 GROWING_UP_AFTER = 1.0  # s above the next floor before moving up, once the line is known to have grown
@@ -152,18 +145,13 @@ class QualityLadder:
 class FrameDropper:
     """A leaky bucket of encoded bits, drained at ``target`` bit/s; see the module docs."""
 
-    def __init__(self, target: float, window: float = 0.3, *, tight_window: float = 0.05,
-                 tight_for: float = 1.0) -> None:
-        if target <= 0 or window <= 0 or not 0 < tight_window <= window or tight_for < 0:
-            raise ValueError("the frame dropper needs a positive target and 0 < tight_window <= window, tight_for >= 0")
+    def __init__(self, target: float, window: float = 0.3) -> None:
+        if target <= 0 or window <= 0:
+            raise ValueError("the frame dropper needs a positive target and window")
         self.target = float(target)
         self.window = window
-        self.tight_window = tight_window
-        self.tight_for = tight_for
         self._level = 0.0  # bits
         self._last: float | None = None
-        self._tight_until = -math.inf  # after a decrease: the encoder still makes the old rate
-        self._skipped_last = False
         self.dropped = 0
 
     def _leak(self, now: float) -> None:
@@ -172,19 +160,15 @@ class FrameDropper:
         if self._last is None or now > self._last:
             self._last = now
 
-    def set_target(self, target: float, now: float | None = None) -> None:
+    def set_target(self, target: float) -> None:
         """A new drain rate (bit/s). On a decrease the bucket keeps at most ``window`` of the new rate.
 
         The bits above that were encoded for the old rate and have left already (the pacer and
         the congestion controller answer for them): kept, they would skip every frame for
-        seconds after a capacity drop (a 1 Mbit/s bucket draining at 150 kbit/s). With ``now``,
-        a decrease of 5 % or more also starts ``tight_for`` seconds of the tight window.
+        seconds after a capacity drop (a 1 Mbit/s bucket draining at 150 kbit/s).
         """
         if target <= 0:
             raise ValueError("the frame dropper needs a positive target")
-        if now is not None and target < DECREASE * self.target:
-            self._leak(now)
-            self._tight_until = now + self.tight_for
         self.target = float(target)
         self._level = min(self._level, self.window * self.target)
 
@@ -196,12 +180,10 @@ class FrameDropper:
     def drop(self, now: float) -> bool:
         """Whether to skip the next frame (counted in ``dropped``)."""
         self._leak(now)
-        over = self._level > self.window * self.target
-        tight = now < self._tight_until and not self._skipped_last and self._level > self.tight_window * self.target
-        self._skipped_last = over or tight
-        if self._skipped_last:
+        if self._level > self.window * self.target:
             self.dropped += 1
-        return self._skipped_last
+            return True
+        return False
 
 
 class RateAdjuster:

@@ -592,7 +592,7 @@ class VideoSender(_RtpSender):
             self.pacer.set_target(target)
         video = max(50_000, int(target * (1 - self.overhead_share)))
         if self.dropper is not None:
-            self.dropper.set_target(video, now)
+            self.dropper.set_target(video)
         self._video_target = video
         self._note_target(video, now)
         enc = self.encoder

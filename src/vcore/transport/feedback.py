@@ -153,7 +153,8 @@ class SendLog:
 
         Walks back from the newest packet to the first sent at or before ``t``: the packets in
         flight, not the whole ring (it is called on every report, under the pacer's lock).
-        Retransmissions of packets first sent before ``t`` are not counted.
+        A retransmission counts only while the walk reaches it (its packet was first sent
+        after ``t``, or just before): the answers to older NACKs are left out, a small underestimate.
         """
         bits = 0
         with self._lock:

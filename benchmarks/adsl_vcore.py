@@ -153,7 +153,8 @@ async def _trace_send(call: Any, out: Out) -> None:
                   held=getattr(tx, "frames_held", 0), nacks_ignored=getattr(tx, "nacks_ignored", 0),
                   deferred=getattr(tx, "_held_since", None) is not None,
                   queue_now=tx._queue_now(time.monotonic()) if hasattr(tx, "_queue_now") else None,
-                  skipped=getattr(getattr(tx, "dropper", None), "dropped", 0), keyframes=tx.encoder.keyframes_out)
+                  skipped=getattr(getattr(tx, "dropper", None), "dropped", 0), keyframes=tx.encoder.keyframes_out,
+                  probes=cc.probes, through=cc.probes_through, probe_got=cc.probe_result)
 
 
 async def _trace_recv(call: Any, out: Out) -> None:

@@ -7,6 +7,8 @@ stepped in simulated time: no sockets, no clock.
 
 from __future__ import annotations
 
+import math
+
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +27,7 @@ from vcore.rtp.rtcp import (
 from vcore.testing.netem import NetworkEmulator
 from vcore.transport import CongestionController, FeedbackRecorder, Pacer, PacketResult, SendLog
 from vcore.transport.congestion import BETA
+from vcore.transport.pacer import PROBE_FLAG
 
 # ------------------------------------------------------------------ RFC 8888 packets
 
@@ -215,20 +218,30 @@ def bottleneck(rate: float, *, loss: float = 0.0, jitter: float = 0.0) -> Networ
 
 def simulate(cc: CongestionController, link: NetworkEmulator, seconds: float, *, start: float = 0.0,
              steps: list[tuple[float, float]] | None = None, offset: float = 1000.0,
-             use: float = 1.0, backlog: bool = False) -> list[tuple[float, int, float]]:
+             use: float = 1.0, backlog: bool = False, probe: bool = False) -> list[tuple[float, int, float]]:
     """Run a sender at the controller's target through ``link``; returns (time, target, queue delay) each 100 ms.
 
     The receiver's clock is ``offset`` seconds ahead of the sender's (the controller must not care).
     ``use``: the share of its target the sender makes (an encoder at a small picture size makes less);
-    ``backlog``: give the controller the bits sent and not yet reported (as ``SendLog.bits_sent_after``).
+    ``backlog``: give the controller the bits sent and not yet reported (as ``SendLog.bits_sent_after``);
+    ``probe``: send the probe clusters the controller asks for (311-byte padding packets on their own
+    sequence numbers, media and padding together at the probe rate, reported beside the media as the
+    sender does).
     """
     t, seq, trace, queue = start, 0, [], 0.0
     pending: list[PacketResult] = []
+    padding: list[float] = []  # send times of the cluster's padding packets still to go
+    probe_pending: list[PacketResult] = []
     next_fb = start + 0.1
     steps = list(steps or [])
     while t < start + seconds:
         if steps and t >= steps[0][0]:
             link.rate = steps.pop(0)[1]
+        while padding and padding[0] <= t:
+            at = padding.pop(0)
+            got = link.send(at, bytes(311 - link.overhead))
+            probe_pending.append(PacketResult(len(probe_pending), at, 311, bool(got),
+                                              got[0][0] + offset if got else None))
         size = 1200
         arrivals = link.send(t, bytes(size))
         arrival = arrivals[0][0] if arrivals else None
@@ -248,6 +261,19 @@ def simulate(cc: CongestionController, link: NetworkEmulator, seconds: float, *,
                     cc.on_feedback(reported, t, (lambda after: 8 * sum(p.size for p in waiting if p.send_time > after))
                                    if backlog else None)
                 pending = [p for p in pending if p not in done]
+            if probe:
+                back = [p for p in probe_pending if p.arrival is None or p.arrival - offset <= t]
+                if back:
+                    cc.on_probe_feedback(back, t)
+                    probe_pending = [p for p in probe_pending if p not in back]
+                    t += cc.take_probe_debt()  # the sender sends nothing new while the probe's queue drains
+                rate = cc.probe_rate(t) if not padding else None
+                if rate is not None:
+                    count = max(6, math.ceil(max(rate - (cc.received_rate or 0), rate / 2) * 0.15 / 8 / 311))
+                    cc.probe_sent(rate, count, t)
+                    # the pacer sends the media in the cluster at its rate too: the padding fills the rest
+                    spacing = 311 * 8 / max(rate - cc.target * use, 0.1 * rate)
+                    padding = [t + i * spacing for i in range(count)]
             trace.append((t, cc.target, queue))
             next_fb += 0.1
     return trace
@@ -289,6 +315,69 @@ def test_the_delay_floor_is_relearnt_after_a_capacity_drop() -> None:
     queues = sorted(q for t, _, q in trace if 25.0 <= t < 40.0)
     assert queues[int(0.95 * len(queues))] < 0.080, "the probes at 256 kbit/s build a queue of 80 ms or more (p95)"
     assert cc.rebases >= 1
+
+
+def test_a_probe_cluster_finds_a_line_that_came_back() -> None:
+    """Issue 16, scenario 3's rise: at 256 kbit/s the encoder makes 75 % of its target and the additive
+    probe near the old congestion rate took 10-12 s to find the line back at 1 Mbit/s. Padding clusters
+    at twice the received rate find it in a few round trips; while the line stays low, they move nothing
+    and the queue each leaves is paid back (the sender sends nothing new while it drains)."""
+    slow = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    slow_trace = simulate(slow, bottleneck(1_000_000), 60.0, steps=[(20.0, 256_000), (40.0, 1_000_000)], use=0.75)
+    cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    link = bottleneck(1_000_000)
+    low = simulate(cc, link, 40.0, steps=[(20.0, 256_000)], use=0.75, probe=True)
+    assert cc.probes >= 3 and cc.probes_through == 0, "a cluster into the low line was taken for a rise"
+    queues = sorted(q for t, _, q in low if 25.0 <= t < 40.0)
+    # the cost: on this line (which serialises every packet: no burst allowance) a cluster at twice the
+    # received rate leaves a queue of up to ~100 ms, every 3 s while the line stays low
+    assert queues[int(0.95 * len(queues))] < 0.15, "the clusters leave a queue of 150 ms or more (p95)"
+    trace = low + simulate(cc, link, 20.0, start=40.0, steps=[(40.0, 1_000_000)], use=0.75, probe=True)
+
+    def back(tr: list[tuple[float, int, float]]) -> float:
+        return next(t for t, target, _ in tr if t >= 40.0 and target >= 0.8 * 1_000_000) - 40.0
+
+    assert back(trace) <= 6.0, "the probes did not find the line back within 6 s (one interval and a few RTTs)"
+    assert back(trace) < back(slow_trace) - 4.0
+    assert cc.probes_through >= 2
+    # the chained cluster the line spread out measured it: the increase stops under it (no overshoot)
+    assert max(target for t, target, _ in trace if 40.0 <= t < 50.0) <= 1_000_000
+
+
+def test_no_probe_cluster_on_a_steady_line() -> None:
+    """Clusters only after a large drop: a line the controller already fills is never probed."""
+    cc = CongestionController(start_bitrate=300_000, max_bitrate=2_000_000)
+    simulate(cc, bottleneck(512_000), 60.0, probe=True)
+    assert cc.probes == 0
+    with pytest.raises(ValueError):
+        cc.probe_sent(0, 5, 1.0)
+    with pytest.raises(ValueError):
+        cc.probe_sent(300_000, 0, 1.0)
+
+
+def test_a_probe_cluster_the_line_spreads_out_moves_nothing_and_leaves_a_debt() -> None:
+    cc = CongestionController(start_bitrate=200_000, max_bitrate=2_000_000)
+    assert cc.take_probe_debt() == 0.0
+    cc.probe_sent(400_000, 10, 0.0)
+    gap = 311 * 8 / 256_000  # the line takes 9.7 ms a packet; they left every 6 ms
+    results = [PacketResult(i, 0.001 + i * 0.006, 311, True, 5.0 + i * gap) for i in range(10)]
+    cc.on_probe_feedback(results[:6], 0.1)
+    assert cc.probe_result is None  # not all reported yet
+    cc.on_probe_feedback(results[6:], 0.2)
+    assert cc.probe_result == pytest.approx(256_000, rel=0.01)
+    assert cc.target == 200_000 and cc.probes_through == 0
+    assert cc.take_probe_debt() == pytest.approx(9 * (gap - 0.006), abs=1e-6)
+    assert cc.take_probe_debt() == 0.0  # taken once
+
+
+def test_a_probe_cluster_with_too_few_results_moves_nothing() -> None:
+    cc = CongestionController(start_bitrate=200_000, max_bitrate=2_000_000)
+    cc.probe_sent(400_000, 8, 0.0)
+    results = [PacketResult(i, 0.001 + i * 0.006, 311, i < 3, 5.0 + i * 0.006 if i < 3 else None) for i in range(8)]
+    cc.on_probe_feedback(results, 0.2)  # all reported, three received: no verdict
+    assert cc.target == 200_000 and cc.probes_through == 0 and cc.probe_result is None
+    cc.on_probe_feedback(results, 0.3)  # a report after the verdict: ignored
+    assert cc.target == 200_000
 
 
 def test_probing_keeps_the_modem_queue_short() -> None:
@@ -405,6 +494,26 @@ def test_pacer_caps_retransmissions_and_sends_them_first() -> None:
     assert 8 <= accepted <= 11 and pacer.rtx_refused == 30 - accepted
     assert pacer.pop(0.01)[0][0][:1] == b"r"
     assert pacer.push_retransmission((b"r" * 1172, 2), 1.5)  # a second later the budget is back
+
+
+def test_pacer_paces_a_probe_cluster_strictly_media_first() -> None:
+    pacer = Pacer(200_000)  # pace 500 kbit/s, but a cluster goes at exactly its own rate
+    pacer.push([(b"m" * 1172, 7)], 0.0)
+    pacer.push_probe([(b"p" * 283, 40 + i) for i in range(10)], 400_000, 0.0)
+    assert pacer.probing and len(pacer) == 11
+    sent: list[tuple[float, bytes, int]] = []
+    t = 0.0
+    while t < 1.0:
+        sent += [(t, d, seq) for d, seq in pacer.pop(t)]
+        t += 0.0005
+    assert [seq for _, _, seq in sent] == [7, *((40 + i) | PROBE_FLAG for i in range(10))]
+    assert not pacer.probing and pacer.probe_packets == 10
+    times = [at for at, _, _ in sent]
+    # each packet leaves when the one before it has taken its time at 400 kbit/s: never a burst
+    for (a, d, _), b in zip(sent, times[1:]):
+        assert b - a == pytest.approx((len(d) + 28) * 8 / 400_000, abs=0.001)
+    with pytest.raises(ValueError):
+        pacer.push_probe([], 0, 0.0)
 
 
 def test_pacer_next_time_and_bad_arguments() -> None:

@@ -9,6 +9,7 @@ long the test took.
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -19,6 +20,7 @@ from vcore.nack import RetransmissionHistory
 from vcore.rtp.rtcp import RtcpTmmbn, RtcpTmmbr
 from vcore.testing.netem import NetworkEmulator, UdpRelay
 from vcore.transport import CongestionController, FeedbackRecorder
+from vcore.transport.congestion import PROBE_DURATION, PROBE_MIN_PACKETS
 
 LINK = 512_000
 
@@ -237,3 +239,51 @@ def test_a_deferred_keyframe_goes_once_the_queue_should_have_drained_and_no_pict
     reopened_early, held, reopened, keyframes = asyncio.run(main())
     assert reopened_early == 0 and held >= 1
     assert reopened == 1 and keyframes >= 1
+
+
+def test_a_probe_cluster_crosses_the_line_beside_the_media_and_is_judged() -> None:
+    """Issue 16: padding-only packets on the sender's probe SSRC are reported in the same RFC 8888
+    report as the media, in a block of their own; the receiver's media stages never see them."""
+
+    async def run() -> tuple[VideoSender, VideoReceiver, int, int]:
+        rx = VideoReceiver(assembler=VideoJitterBuffer(nack=True, max_delay=0.5), capture_time_ext_id=None)
+        rx.feedback = FeedbackRecorder()
+        await rx.start()
+        up = NetworkEmulator(seed=1, rate=2_000_000, queue_bytes=75_000, delay=0.02)
+        relay = UdpRelay(rx.local_address, up, NetworkEmulator(seed=2, delay=0.02))
+        await relay.start()
+        enc = H264Encoder(320, 240, 30, 300_000, max_bitrate=1_500_000, idr_interval=20)
+        tx = VideoSender(TestPattern(320, 240, 30, pattern="testsrc2"), enc, relay.address, capture_time_ext_id=None)
+        tx.congestion = CongestionController(start_bitrate=300_000, max_bitrate=1_500_000)
+        assert not tx.probe(600_000)  # not started: no pacer yet
+        await tx.start()
+        try:
+            await asyncio.sleep(1.5)
+            frames = rx.frames
+            assert tx.probe(600_000)
+            assert not tx.probe(600_000)  # one cluster at a time
+            cc = tx.congestion
+            for _ in range(50):
+                await asyncio.sleep(0.1)
+                if cc.probe_result is not None:
+                    break
+            await asyncio.sleep(0.5)
+            # the padding fills what the media leaves of the cluster (at least half), sized as if under SRTP
+            count = math.ceil(600_000 / 2 * PROBE_DURATION / 8 / (12 + 255 + 16 + 28))
+            return tx, rx, frames, max(PROBE_MIN_PACKETS, count)
+        finally:
+            await tx.close()
+            await asyncio.sleep(0.1)
+            await rx.close()
+            relay.close()
+
+    tx, rx, frames, count = asyncio.run(run())
+    assert tx.congestion is not None and tx.congestion.probes >= 1
+    assert rx.probe_packets >= count and tx.pacer is not None and tx.pacer.pacer.probe_packets >= count
+    assert tx.congestion.probe_result is not None and tx.congestion.probe_result > 0
+    # the media stream never noticed: same SSRC, no restart, nothing dropped, pictures went on
+    assert rx.stats is not None and rx.stats.ssrc == tx.ssrc
+    assert rx.dropped == 0 and rx.assembler.resets == 0
+    assert rx.frames > frames + 10
+    with pytest.raises(ValueError):
+        tx.probe(0)

@@ -22,7 +22,7 @@ from ..supervisor import cancel_and_wait
 from ..errors import VcoreError
 from ..payload.h264 import AccessUnit
 from ..rtp.packet import RtpPacket
-from ..rtp.rtcp import RtcpBye, RtcpNack, RtcpPli, RtcpReceiverReport, RtcpSdes, RtcpSenderReport
+from ..rtp.rtcp import RtcpBye, RtcpCcfb, RtcpNack, RtcpPli, RtcpReceiverReport, RtcpSdes, RtcpSenderReport
 from ..rtp.stats import ReceiverStats, ntp_from_unix, ntp_middle32
 from ..transport import RtpTransport
 from ..transport.feedback import FEEDBACK_INTERVAL, FeedbackRecorder
@@ -103,6 +103,8 @@ class _RtpReceiver:
         self._report_task: asyncio.Task[None] | None = None
         # set before start() to send RFC 8888 per-packet feedback (for the sender's congestion control)
         self.feedback: FeedbackRecorder | None = None
+        self.probe_feedback: FeedbackRecorder | None = None  # the sender's probe clusters (their own SSRC)
+        self.probe_packets = 0
         self.feedback_interval = FEEDBACK_INTERVAL
         self.feedback_sent = 0
         self._feedback_handle: asyncio.TimerHandle | None = None
@@ -144,6 +146,8 @@ class _RtpReceiver:
         if self.rtcp_interval > 0:
             self._report_task = asyncio.create_task(self._report_loop())
         if self.feedback is not None:
+            if self.probe_feedback is None:
+                self.probe_feedback = FeedbackRecorder()
             self._feedback_handle = self._loop.call_later(self.feedback_interval, self._feedback_tick)
 
     def enable_feedback(self, recorder: FeedbackRecorder) -> None:
@@ -151,6 +155,8 @@ class _RtpReceiver:
         if self.feedback is not None:
             return
         self.feedback = recorder
+        if self.probe_feedback is None:
+            self.probe_feedback = FeedbackRecorder()
         if self._loop is not None and not self._closed:
             self._feedback_handle = self._loop.call_later(self.feedback_interval, self._feedback_tick)
 
@@ -162,6 +168,9 @@ class _RtpReceiver:
             now = time.monotonic()
             ntp = ntp_middle32(ntp_from_unix(WALL_ANCHOR[1] + (now - WALL_ANCHOR[0])))
             report = self.feedback.report(self.ssrc, now, ntp)
+            probe = self.probe_feedback.report(self.ssrc, now, ntp) if self.probe_feedback is not None else None
+            if probe is not None:  # one report, a block per SSRC (RFC 8888 §3.1)
+                report = probe if report is None else RtcpCcfb(report.sender_ssrc, report.blocks + probe.blocks, ntp)
             # compound: an empty RR first (RFC 3550 §6.1), the feedback after it
             if report is not None and self._send_rtcp_to_peer([RtcpReceiverReport(self.ssrc, []), report]):
                 self.feedback_sent += 1
@@ -198,6 +207,16 @@ class _RtpReceiver:
             self.dropped += 1
             return
         arrival = time.monotonic()
+        if packet.padding_size and not packet.payload and self._remote_ssrc is not None \
+                and packet.ssrc != self._remote_ssrc:
+            # a padding-only packet on an SSRC of its own: a bandwidth probe (the sender's congestion
+            # control). Only its arrival matters: the media stages never see it
+            if self.probe_feedback is not None:
+                self.probe_packets += 1
+                self.probe_feedback.on_packet(packet.ssrc, packet.sequence_number, arrival)
+            else:
+                self.dropped += 1
+            return
         if self.transport is not None:
             self.transport.latch_rtp(addr)
         self.last_timestamp = packet.timestamp

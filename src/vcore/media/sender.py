@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import threading
 import time
@@ -41,7 +42,7 @@ from ..rtp.rtcp import (
 from ..rtp.seq import initial_sequence_number, ts_diff
 from ..rtp.stats import SenderStats, rtt_from_report
 from ..transport import RtpTransport
-from ..transport.congestion import CongestionController
+from ..transport.congestion import PROBE_DURATION, PROBE_MIN_PACKETS, CongestionController
 from ..transport.feedback import SendLog
 from ..transport.pacer import PacedSender, Pacer
 from ..transport.rtp import Protect
@@ -72,6 +73,7 @@ VBV_SECONDS = 0.3  # the VBV buffer is this many seconds of the target: a keyfra
 DROPPER_WINDOW = 0.2  # s of the target the encoder may run ahead before frames are skipped
 REFRESH_INTERVAL = 10.0  # s: the least time between two reopens to raise the peak
 MAX_RTT = 10.0  # s: a longer round trip read from a report is not believed
+PROBE_PADDING = 255  # bytes of padding per probe packet (the most RFC 3550's one-byte count allows)
 LIMIT_FLOOR = 64_000  # bit/s: the lowest a peer's TMMBR may push the video without congestion control
 
 
@@ -408,6 +410,14 @@ class VideoSender(_RtpSender):
         self.tmmbr_limit: int | None = None
         self.pacer: PacedSender | None = None
         self.send_log: SendLog | None = None
+        # probe clusters (CongestionController.probe_rate): padding-only packets on an SSRC of their own
+        self.probe_ssrc = secrets.randbits(32)
+        while self.probe_ssrc == self.packetizer.ssrc:
+            self.probe_ssrc = secrets.randbits(32)
+        self.probe_log: SendLog | None = None
+        self._probe_seq = initial_sequence_number()
+        self._probe_request: tuple[int, int] | None = None  # (rate, padding packets): the encode thread sends it
+        self._probe_pause_until = 0.0  # no picture is encoded before (a probe's queue drains)
         self.overhead_share = 0.1  # of the target left for packet headers and retransmissions
         self._last_keyframe_answer = -1e9
         self._last_refresh = -1e9
@@ -429,12 +439,13 @@ class VideoSender(_RtpSender):
         threads: list[threading.Thread] = []
         if self.congestion is not None and self.transport is not None:
             self.send_log = SendLog()
+            self.probe_log = SendLog()
             if self.dropper is None:
                 self.dropper = FrameDropper(self.congestion.target, window=DROPPER_WINDOW)
             if self.adjuster is None:
                 self.adjuster = RateAdjuster()
             self.pacer = PacedSender(Pacer(self.congestion.target), self.transport.send_rtp_threadsafe,
-                                     log=self.send_log, on_exit=self._thread_exit)
+                                     log=self.send_log, on_exit=self._thread_exit, probe_log=self.probe_log)
             threads.append(self.pacer.thread)
             self._apply_target(time.monotonic(), initial=True)
         if not self._capture_thread:
@@ -497,7 +508,10 @@ class VideoSender(_RtpSender):
 
     def _encode_and_send(self, frame: VideoFrame) -> bool:
         t = capture_time(frame)
-        if self._held_since is not None:
+        if self._probe_request is not None:
+            request, self._probe_request = self._probe_request, None
+            self._send_probe(*request)
+        if self._held_since is not None or time.monotonic() < self._probe_pause_until:
             self.frames_held += 1  # a deep modem queue drains first
             return True
         dropper = self.dropper
@@ -532,6 +546,19 @@ class VideoSender(_RtpSender):
             return self.pacer.push(paced)
         return self._queue_send(datagrams)
 
+    def _send_probe(self, rate: int, count: int) -> None:
+        """From the encode thread (SRTP's owner): a probe cluster of ``count`` padding-only packets at ``rate``."""
+        if self.pacer is None:
+            return
+        protect, pt = self._protect, self.packetizer.payload_type
+        padding = []
+        for _ in range(count):
+            seq = self._probe_seq
+            self._probe_seq = (seq + 1) & 0xFFFF
+            data = RtpPacket(pt, seq, 0, self.probe_ssrc, b"", padding_size=PROBE_PADDING).serialize()
+            padding.append((protect(data) if protect is not None else data, seq))
+        self.pacer.push_probe(padding, rate)
+
     def _on_feedback(self, packet: Any) -> None:
         if (isinstance(packet, RtcpPli) and packet.media_ssrc == self.ssrc) or \
                 (isinstance(packet, RtcpFir) and any(ssrc == self.ssrc for ssrc, _ in packet.entries)):
@@ -539,8 +566,9 @@ class VideoSender(_RtpSender):
         elif isinstance(packet, RtcpCcfb) and self.congestion is not None and self.send_log is not None:
             now = time.monotonic()
             results = self.send_log.results(packet, self.ssrc, now)
+            cc = self.congestion
+            probes = self.probe_log.results(packet, self.probe_ssrc, now) if self.probe_log is not None else []
             if results:
-                cc = self.congestion
                 decreases = cc.decreases
                 send_log = self.send_log
                 cc.on_feedback(results, now, lambda t: send_log.bits_sent_after(t, now))
@@ -552,11 +580,50 @@ class VideoSender(_RtpSender):
                     queue = self._queue_now(now)
                     if queue is not None and queue > HOLD_QUEUE:
                         self._hold(queue)
+            if probes:  # after the media results of the same report: a cluster's verdict counts both
+                before = cc.target
+                cc.on_probe_feedback(probes, now)
+                if cc.target != before:
+                    _log.debug("probe cluster went through: target %d -> %d bit/s", before, cc.target)
+                debt = cc.take_probe_debt()
+                if debt > 0:  # the line did not carry it: let the queue it left drain before the next picture
+                    self._probe_pause_until = now + debt
+            if results or probes:
                 self._apply_target(now)
+            self._ask_probe(now)
         elif isinstance(packet, RtcpTmmbr) and not isinstance(packet, RtcpTmmbn):
             for ssrc, bitrate, overhead in packet.entries:
                 if ssrc == self.ssrc:
                     self._on_tmmbr(packet.sender_ssrc, bitrate, overhead)
+
+    def _ask_probe(self, now: float) -> None:
+        """Hand the encode thread a probe cluster when the controller wants one (event loop)."""
+        cc = self.congestion
+        if cc is None or self._held_since is not None:
+            return
+        rate = cc.probe_rate(now)
+        if rate is not None:
+            self.probe(rate)
+
+    def probe(self, rate: int) -> bool:
+        """Send a probe cluster at ``rate`` bit/s now; the controller judges it from the receiver's reports.
+
+        The controller asks for clusters itself (:meth:`CongestionController.probe_rate`); this
+        is the same step on demand (a line test). False without congestion control and a pacer,
+        or while a cluster is on its way (event loop).
+        """
+        if rate <= 0:
+            raise ValueError("a probe rate must be positive")
+        cc = self.congestion
+        if cc is None or self.pacer is None or self._probe_request is not None or self.pacer.pacer.probing:
+            return False
+        wire = 12 + PROBE_PADDING + 16 + 28  # header, padding, SRTP tag, IP + UDP
+        # the media goes in the cluster too: the padding fills what it leaves of PROBE_DURATION at the rate
+        fill = max(rate - (cc.received_rate or 0.0), rate / 2)
+        count = max(PROBE_MIN_PACKETS, math.ceil(fill * PROBE_DURATION / 8 / wire))
+        cc.probe_sent(rate, count, time.monotonic())
+        self._probe_request = (rate, count)  # the encode thread owns SRTP: it makes the padding
+        return True
 
     def _on_tmmbr(self, requester: int, bitrate: int, overhead: int) -> None:
         # RFC 5104 §3.5.4: obey a limit (0 pauses, which vcore reads as "as low as allowed"), answer with TMMBN

@@ -39,6 +39,23 @@ family (draft-ietf-rmcat-gcc-02) with the congestion signal of LEDBAT/NADA:
   that send only receiver reports (no per-packet feedback) the controller
   falls back to GCC's loss rules (§6): above 10 % cut by half the loss, below
   2 % grow 8 %/s, else hold.
+- **Probe clusters** (libwebrtc's ProbeController and BitrateProber): after a large
+  drop (the target under 0.6 × the highest rate the receiver got in the last minute,
+  for 3 s) the line may come back in a step the encoder cannot fill (a small picture
+  makes less than its target). Every 3 s, when no queue stands, :meth:`probe_rate`
+  asks the sender for a cluster: 150 ms at twice the rate the receiver gets, made of
+  the media queued and padding-only packets on a probe SSRC of their own (the
+  jitter buffer never sees them), paced at exactly that rate. If the receiver got
+  it at 0.9 × the rate it left at or more, the line carries it: the target jumps
+  to 0.85 × it, and when that is past every congestion rate of the last 10 s (the
+  line grew) another cluster at twice that rate goes at once; that chained cluster,
+  spread out by the line, arrived at the line's rate, and the increase stops just
+  under it for 10 s. A cluster the line spread out otherwise moves nothing, and the
+  queue it left is paid back: the sender encodes no picture for that long (at most
+  0.1 s, :meth:`take_probe_debt`). 150 ms so that a probe above the line builds a
+  queue deeper than a modem's (or a token bucket's) burst allowance; the media sent
+  in the cluster and 0.7 s after it queue behind it, so their delays are not taken
+  for congestion and the target does not rise until they are reported.
 - **Limits**: ``limit`` caps the target (a peer's TMMBR, RFC 5104, or H.245
   ``flowControlCommand``); ``min_bitrate``/``max_bitrate`` bound it.
 
@@ -87,6 +104,31 @@ DRAIN = 1.0  # s: a deep queue's decrease leaves room to drain it in this long
 DRAIN_FLOOR = 0.5  # the deep-queue decrease goes no lower than this share of the capacity
 REBASE_AFTER = 2.0  # s of holding on a level queue after which that level is the delay floor
 FALLBACK_AFTER = 3.0  # s without per-packet feedback before receiver reports drive the rate
+PROBE_GAIN = 2.0  # a probe cluster goes at this many times the target
+PROBE_BELOW = 0.6  # probe while the target is under this share of the highest received rate lately
+PROBE_MEMORY = 60.0  # s over which that highest rate is kept
+PROBE_INTERVAL = 3.0  # s between probe clusters (none in flight)
+PROBE_DURATION = 0.15  # s of the probe rate one cluster lasts
+PROBE_MIN_PACKETS = 6
+PROBE_THROUGH = 0.9  # received at this share of the sent rate or more: the line carries the probe rate
+PROBE_TIMEOUT = 1.0  # s after which a cluster's missing reports are given up
+PROBE_MIN_RESULTS = 5  # received packets a cluster's verdict needs
+PROBE_MAX_DEBT = 0.1  # s: the most a cluster's queue is paid back by sending nothing (one picture at 15 fps:
+# a longer pause is a freeze of its own)
+PROBE_AFTER_DROP = 3.0  # s the target stays low before the first cluster (a line that just dropped is not back)
+PROBE_QUIET = 0.7  # s after a cluster during which the media sent is not a delay sample (its queue drains)
+
+
+class _Cluster:
+    """One probe cluster in flight: its rate, how many padding packets, and what came back."""
+
+    def __init__(self, rate: float, count: int, now: float) -> None:
+        self.rate = rate
+        self.count = count
+        self.started = now
+        self.padding: list[PacketResult] = []  # the probe SSRC's results
+        self.reported = 0
+        self.chained = False  # sent at once after one that went through
 
 
 class CongestionController:
@@ -137,6 +179,20 @@ class CongestionController:
         self._newest = (-math.inf, 0.0)  # (send time, one-way delay) of the newest packet reported received
         self._flat: deque[tuple[float, float]] = deque()  # (report time, queue delay) while holding
         self.rebases = 0  # times the one-way delay floor was re-learnt (see _note_flat)
+        self._peaks: deque[tuple[float, float]] = deque()  # (bucket start, highest received rate)
+        self._media: deque[PacketResult] = deque()  # the last second of media results (a cluster's share)
+        self._cluster: _Cluster | None = None
+        self._last_probe = -math.inf
+        self._probe_again = False  # the last cluster went through: the next one goes at once
+        self._probe_found = 0.0  # bit/s the last cluster that went through was carried at
+        self._low_since: float | None = None  # when the target fell under PROBE_BELOW of the high rate
+        self._line: tuple[float, float] | None = None  # (when, bit/s): the line's rate a cluster measured
+        self._probe_quiet = -math.inf  # media sent in [quiet, quiet_end) queued behind a cluster
+        self._probe_quiet_end = -math.inf
+        self.probes = 0  # clusters asked for
+        self.probes_through = 0  # clusters the line carried (the target jumped)
+        self.probe_result: float | None = None  # bit/s the receiver got of the last cluster
+        self._probe_debt = 0.0  # s of queue the last cluster left on a line that did not carry it
         self._clamp()
 
     # ------------------------------------------------------------ reading
@@ -181,6 +237,11 @@ class CongestionController:
         """
         self._last_feedback = now
         delays: list[float] = []
+        results = list(results)
+        if self._cluster is not None:
+            self._media.extend(r for r in results if r.received and r.arrival is not None and not r.retransmitted)
+            while self._media and now - self._media[0].send_time > RATE_WINDOW + PROBE_TIMEOUT:
+                self._media.popleft()
         for r in results:
             # the loss measure counts packets sent since the last decrease: those sent before it
             # (into the queue that overflowed at a capacity drop) were what that decrease answered
@@ -196,7 +257,9 @@ class CongestionController:
                     continue
                 self._acked.append((now, r.size))
                 self._arrivals.append((r.arrival, r.size))
-                if not r.retransmitted:
+                if not r.retransmitted and not self._probe_quiet <= r.send_time < self._probe_quiet_end:
+                    # (a packet sent in or just after a probe cluster queued behind it: its delay is the
+                    # probe's own queue, not congestion; the cluster's verdict speaks for it)
                     delays.append(r.arrival - r.send_time)
                     if r.send_time >= self._newest[0]:
                         self._newest = (r.send_time, r.arrival - r.send_time)
@@ -225,8 +288,14 @@ class CongestionController:
         self.queue_now = None
         if backlog is not None and self._newest[0] != -math.inf:
             self.queue_now = self.drain_time(backlog(self._newest[0]), now)
-        self._update(now, self.queue_delay, self.loss)
+        # a report that speaks only of media queued behind a probe cluster brings no delay sample:
+        # the last queue measure is stale then, and is not acted on again (the cluster's verdict speaks)
+        fresh = bool(delays) or not self._probe_quiet_active(now)
+        self._update(now, self.queue_delay if fresh else None, self.loss)
         return self.target
+
+    def _probe_quiet_active(self, now: float) -> bool:
+        return self._cluster is not None or now < self._probe_quiet_end + self.rtt + 0.1
 
     def _note_base(self, delay: float, now: float) -> None:
         if self._base and now - self._base[-1][0] < _BUCKET:
@@ -245,6 +314,13 @@ class CongestionController:
             self._first_feedback = now
         if now - self._first_feedback >= RATE_WINDOW:
             self.received_rate = sum(b for _, b in self._acked) * 8 / RATE_WINDOW
+            peaks = self._peaks
+            if peaks and now - peaks[-1][0] < _BUCKET:
+                peaks[-1] = (peaks[-1][0], max(peaks[-1][1], self.received_rate))
+            else:
+                peaks.append((now, self.received_rate))
+            while peaks and now - peaks[0][0] > PROBE_MEMORY:
+                peaks.popleft()
 
     def _recent_rate(self, now: float) -> float | None:
         """Bit/s that arrived at the receiver over the last RECENT_WINDOW of its own arrival times.
@@ -349,6 +425,7 @@ class CongestionController:
                     self._restore = min(self._restore, new)
             self._congested_at = rate
             self._grew = False
+            self._probe_again = False
             self._congestions.append((now, self.received_rate or rate))
             while now - self._congestions[0][0] > GREW_MEMORY:
                 self._congestions.popleft()
@@ -359,6 +436,10 @@ class CongestionController:
         elif queue is not None and queue > self.queue_low:
             self.state = "hold"
             self._note_flat(now, queue)
+        elif self._probe_quiet_active(now):
+            # a probe cluster and the media behind it are not measured yet (their delays are left out):
+            # no increase (nor restore) on a queue measure that cannot see them
+            self.state = "hold"
         elif self._restore is not None and self.queue_now is not None and self.queue_now > self.queue_low:
             self.state = "hold"  # the deep queue is not gone yet as it stands now (a surge: the filter lags)
         elif self._restore is not None:
@@ -424,12 +505,148 @@ class CongestionController:
         else:
             new = self._target * FAR_GROWTH ** dt
             self.state = "increase"
+        if self._line is not None and self._last_update is not None \
+                and self._last_update - self._line[0] < GREW_MEMORY:
+            new = min(new, max(self._target, NEAR_MAX * self._line[1]))  # a cluster measured the line
         if self.received_rate is not None:
             if self.received_rate < APP_LIMITED * self._target:
                 self.state = "hold"  # the encoder does not use what it has: more would be untested
                 return
             new = min(new, max(self._target, GROWTH_CAP * self.received_rate + 20_000))
         self._target = max(self._target, new)
+
+    # ------------------------------------------------------------ probe clusters
+
+    def probe_rate(self, now: float) -> int | None:
+        """The rate (bit/s) of a probe cluster to send now, or None; see the module docs.
+
+        Only with per-packet feedback, no decrease in the last second, no queue standing (nor
+        a deep one's restore owed), and the target under PROBE_BELOW of the highest rate the
+        receiver got in the last minute for PROBE_AFTER_DROP (a large drop), every
+        PROBE_INTERVAL; or at once after a cluster that found the line grew. One at a time.
+        """
+        if self._cluster is not None:
+            if now - self._cluster.started <= PROBE_TIMEOUT:
+                return None
+            self._judge(now)  # its reports did not all come: judge it on what did
+        high = max((r for _, r in self._peaks), default=0.0)
+        if self._target >= PROBE_BELOW * high:
+            self._low_since = None
+        elif self._low_since is None:
+            self._low_since = now
+        if self.received_rate is None or now - self._last_feedback > FALLBACK_AFTER \
+                or now - self._last_decrease < 1.0 or self._restore is not None:
+            return None
+        if self.queue_delay is None or self.queue_delay > self.queue_low \
+                or (self.queue_now is not None and self.queue_now > self.queue_low):
+            return None
+        if not self._probe_again and (self._low_since is None or now - self._low_since < PROBE_AFTER_DROP
+                                      or now - self._last_probe < PROBE_INTERVAL):
+            return None
+        top = self.max_bitrate if self.limit is None else min(self.max_bitrate, self.limit)
+        # twice what the line carries now (not the target: a small picture leaves part of it unused,
+        # and the probe's cost is its excess over the line), or twice what the last cluster found
+        base = self._probe_found if self._probe_again else self.received_rate
+        rate = min(PROBE_GAIN * base, float(top))
+        if rate < 1.2 * self._target:
+            return None  # at the ceiling: nothing to find
+        return int(rate)
+
+    def probe_sent(self, rate: float, count: int, now: float) -> None:
+        """The sender queued a cluster at ``rate`` with ``count`` padding packets (its results follow)."""
+        if rate <= 0 or count <= 0:
+            raise ValueError("a probe cluster needs a positive rate and packet count")
+        self._cluster = _Cluster(float(rate), int(count), now)
+        self._cluster.chained = self._probe_again
+        self._media.clear()
+        self._last_probe = now
+        if now >= self._probe_quiet_end:  # (a chained cluster extends the window of the one before it)
+            self._probe_quiet = now
+        self._probe_quiet_end = now + PROBE_DURATION + PROBE_QUIET
+        self._probe_again = False
+        self.probes += 1
+
+    def take_probe_debt(self) -> float:
+        """Seconds of queue the last cluster left on a line that did not carry it (once; 0 when none).
+
+        The sender sends nothing new for that long (the queue drains at the line's rate),
+        as the controller cannot: a rate that fills the line keeps a queue standing.
+        """
+        debt, self._probe_debt = self._probe_debt, 0.0
+        return max(0.0, debt)
+
+    def on_probe_feedback(self, results: Iterable[PacketResult], now: float) -> None:
+        """Results about the probe SSRC's padding packets (from its own :class:`SendLog`)."""
+        cluster = self._cluster
+        if cluster is None:
+            return
+        for r in results:
+            if r.send_time < cluster.started:
+                continue  # an earlier cluster's, late
+            cluster.reported += 1
+            if r.received and r.arrival is not None:
+                cluster.padding.append(r)
+        if cluster.reported >= cluster.count:
+            self._judge(now)
+
+    def _judge(self, now: float) -> None:
+        """A cluster is back: did the line carry its rate?"""
+        cluster, self._cluster = self._cluster, None
+        if cluster is None or not cluster.padding:
+            return
+        first = min(p.send_time for p in cluster.padding)
+        last = max(p.send_time for p in cluster.padding)
+        # what left in the cluster's time: its padding and the media paced with it
+        packets = cluster.padding + [m for m in self._media if first <= m.send_time <= last]
+        self._media.clear()
+        if len(packets) < PROBE_MIN_RESULTS:
+            return
+        by_send = sorted(packets, key=lambda p: p.send_time)
+        by_arrival = sorted(packets, key=lambda p: p.arrival or 0.0)
+        send_span = by_send[-1].send_time - by_send[0].send_time
+        arrival_span = (by_arrival[-1].arrival or 0.0) - (by_arrival[0].arrival or 0.0)
+        if send_span <= 0.0 or arrival_span <= 0.0:
+            return
+        # a rate over n packets counts the bytes of n - 1 (the first's left before the span began)
+        sent = sum(p.size for p in by_send[:-1]) * 8 / send_span
+        got = sum(p.size for p in by_arrival[1:]) * 8 / arrival_span
+        self.probe_result = got
+        if got < PROBE_THROUGH * sent:
+            # the line spread the cluster out: it does not carry the probe rate, and the cluster left
+            # a queue of about the time the line took beyond the time it was sent in: the sender pays
+            # it back (take_probe_debt), or it would stand under a rate that fills the line
+            self._probe_debt = min(PROBE_MAX_DEBT, arrival_span - send_span)
+            # and the delays of what is sent from now on are samples again: a queue the cluster left
+            # on a nearly full line drains only if the rate comes down, as for any other queue
+            self._probe_quiet_end = min(self._probe_quiet_end, now)
+            if cluster.chained and got > self._probe_found:
+                # the cluster before this one went through, so this one, at twice that rate, queued
+                # well past a modem's burst allowance: the rate it arrived at is the line's; the
+                # increase stops just under it for a while (at 25 %/s it overshot into a keyframe)
+                self._raise_to(BETA * got, got)
+                self._line = (now, got)
+            return
+        found = min(sent, got, cluster.rate * 1.2)
+        if self._raise_to(BETA * found, found):
+            self.probes_through += 1
+            # past the congestion rates of late the line grew: the next cluster, at twice this rate,
+            # goes at once (under them the line only had room for this much, and twice would overshoot)
+            self._probe_again = self._grew
+
+    def _raise_to(self, new: float, found: float) -> bool:
+        """A cluster showed the line carries ``found`` bit/s: the target goes up to ``new`` (never down)."""
+        if new <= self._target:
+            return False
+        self._probe_found = found
+        self._target = new
+        if found > GREW * max((r for _, r in self._congestions), default=0.0):
+            # past every congestion rate of the last GREW_MEMORY s: the line grew (the ladder climbs
+            # fast, the increase is at GREW_GROWTH); under them it only carries more than we sent
+            self._congested_at = None
+            self._grew = True
+        self.state = "increase"
+        self._clamp()
+        return True
 
     # ------------------------------------------------------------ receiver reports (other peers)
 

@@ -11,6 +11,14 @@ When the queue would take longer than ``max_queue_time`` to drain, the pace
 rises to drain it in that time (the encoder is then too far above the line:
 the controller brings it down).
 
+A probe cluster (:meth:`Pacer.push_probe`, for the congestion controller's
+:meth:`~vcore.transport.CongestionController.probe_rate`) paces strictly, one
+packet at a time, at the probe rate until its padding is gone: what is queued
+goes first, the padding fills the rest. No burst allowance: the receiver
+measures the cluster's rate from how its packets arrive. Padding packets come
+out of :meth:`Pacer.pop` with ``PROBE_FLAG`` added to their sequence number
+(:class:`PacedSender` logs them in the probe SSRC's own send log).
+
 :class:`Pacer` is a pure data structure (time as an argument, not
 thread-safe); :class:`PacedSender` is the thread that runs it in front of an
 :class:`~vcore.transport.RtpTransport` and records each packet's real send time
@@ -27,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 from .feedback import SendLog
 
-__all__ = ["Pacer", "PacedSender", "PACING_FACTOR"]
+__all__ = ["Pacer", "PacedSender", "PACING_FACTOR", "PROBE_FLAG"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +45,7 @@ MAX_QUEUE_TIME = 1.0  # s
 RTX_SHARE = 0.25  # of the target, over RTX_WINDOW
 RTX_WINDOW = 1.0  # s
 WIRE_OVERHEAD = 28  # IPv4 + UDP header bytes per datagram
+PROBE_FLAG = 1 << 16  # added to a padding packet's sequence number in pop()'s output
 
 
 class Pacer:
@@ -59,6 +68,10 @@ class Pacer:
         self._rtx_bytes = 0
         self.rtx_refused = 0
         self.sent = 0
+        self._probe: deque[tuple[bytes, int]] = deque()  # a cluster's padding packets
+        self._probe_rate = 0.0
+        self._probe_next = 0.0  # when the cluster's next packet may leave
+        self.probe_packets = 0  # padding packets sent
 
     @property
     def rate(self) -> float:
@@ -74,7 +87,25 @@ class Pacer:
         return self._queued_bytes
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._probe)
+
+    @property
+    def probing(self) -> bool:
+        """A probe cluster's padding is still queued."""
+        return bool(self._probe)
+
+    def push_probe(self, padding: Sequence[tuple[bytes, int]], rate: float, now: float) -> None:
+        """Start a probe cluster: pace at ``rate`` (bit/s), one packet at a time, until ``padding`` is sent.
+
+        The queued media goes first, at the probe rate; the padding fills the rest.
+        A cluster already running is replaced.
+        """
+        if rate <= 0:
+            raise ValueError("a probe cluster needs a positive rate")
+        self._refill(now)
+        self._probe = deque(padding)
+        self._probe_rate = float(rate)
+        self._probe_next = now
 
     def push(self, packets: Sequence[tuple[bytes, int]], now: float) -> None:
         """Queue a frame's packets (behind what is queued)."""
@@ -110,6 +141,8 @@ class Pacer:
     def pop(self, now: float) -> list[tuple[bytes, int]]:
         """The packets that may leave now, in order."""
         self._refill(now)
+        if self._probe:
+            return self._pop_probe(now)
         out = []
         while self._queue and self._budget > 0:
             p = self._queue.popleft()
@@ -121,8 +154,31 @@ class Pacer:
         self.sent += len(out)
         return out
 
+    def _pop_probe(self, now: float) -> list[tuple[bytes, int]]:
+        out: list[tuple[bytes, int]] = []
+        while self._probe and now >= self._probe_next:
+            if self._queue:
+                p = self._queue.popleft()
+                self._since.popleft()
+                size = len(p[0]) + WIRE_OVERHEAD
+                self._queued_bytes -= size
+                self.sent += 1
+                out.append(p)
+            else:
+                d, seq = self._probe.popleft()
+                size = len(d) + WIRE_OVERHEAD
+                self.probe_packets += 1
+                out.append((d, (seq & 0xFFFF) | PROBE_FLAG))
+            # strictly paced from the schedule, not from now: a late wake-up does not stretch the cluster
+            self._probe_next = max(self._probe_next, now - 0.002) + size * 8 / self._probe_rate
+        if not self._probe:
+            self._budget = 0.0  # back to the leaky bucket from here
+        return out
+
     def next_time(self, now: float) -> float | None:
         """When the next packet may leave (None: the queue is empty)."""
+        if self._probe:
+            return max(now, self._probe_next)
         if not self._queue:
             return None
         if self._budget > 0:
@@ -141,10 +197,12 @@ class PacedSender:
     """
 
     def __init__(self, pacer: Pacer, send: Callable[[Sequence[bytes]], bool], *, log: SendLog | None = None,
-                 on_exit: Callable[[BaseException | None], None] | None = None, name: str = "vcore-pacer") -> None:
+                 on_exit: Callable[[BaseException | None], None] | None = None, name: str = "vcore-pacer",
+                 probe_log: SendLog | None = None) -> None:
         self.pacer = pacer
         self._send = send
         self.log = log
+        self.probe_log = probe_log
         self._on_exit = on_exit
         self._cond = threading.Condition()
         self._closed = False
@@ -183,6 +241,15 @@ class PacedSender:
             self._cond.notify()
         return True
 
+    def push_probe(self, padding: Sequence[tuple[bytes, int]], rate: float) -> bool:
+        """Start a probe cluster (:meth:`Pacer.push_probe`); False once closed or while one runs."""
+        with self._cond:
+            if self._closed or self.pacer.probing:
+                return False
+            self.pacer.push_probe(padding, rate, time.monotonic())
+            self._cond.notify()
+        return True
+
     def push_retransmission(self, packet: tuple[bytes, int]) -> bool:
         with self._cond:
             if self._closed:
@@ -212,10 +279,13 @@ class PacedSender:
                     with self._cond:
                         self._closed = True  # the transport is gone: push() says so from now on
                     return
-                log = self.log
-                if log is not None:
-                    t = time.monotonic()
-                    for d, seq in batch:
+                log, probe_log = self.log, self.probe_log
+                t = time.monotonic()
+                for d, seq in batch:
+                    if seq & PROBE_FLAG:
+                        if probe_log is not None:
+                            probe_log.on_sent(seq, t, len(d) + WIRE_OVERHEAD)
+                    elif log is not None:
                         log.on_sent(seq, t, len(d) + WIRE_OVERHEAD)
         except BaseException as exc:  # reported to the owner, never lost
             error = exc

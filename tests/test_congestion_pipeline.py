@@ -20,7 +20,7 @@ from vcore.nack import RetransmissionHistory
 from vcore.rtp.rtcp import RtcpTmmbn, RtcpTmmbr
 from vcore.testing.netem import NetworkEmulator, UdpRelay
 from vcore.transport import CongestionController, FeedbackRecorder
-from vcore.transport.congestion import PROBE_DURATION, PROBE_MIN_PACKETS
+from vcore.transport.probe import PROBE_DURATION, PROBE_MIN_PACKETS
 
 LINK = 512_000
 

@@ -42,7 +42,8 @@ from ..rtp.rtcp import (
 from ..rtp.seq import initial_sequence_number, ts_diff
 from ..rtp.stats import SenderStats, rtt_from_report
 from ..transport import RtpTransport
-from ..transport.congestion import PROBE_DURATION, PROBE_MIN_PACKETS, CongestionController
+from ..transport.congestion import CongestionController
+from ..transport.probe import PROBE_DURATION, PROBE_MIN_PACKETS
 from ..transport.feedback import SendLog
 from ..transport.pacer import PacedSender, Pacer
 from ..transport.rtp import Protect

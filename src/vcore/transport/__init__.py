@@ -5,7 +5,8 @@ Between SRTP and the media stages: the call layer opens one
 and receiver both use it. On the video session the receiver sends RFC 8888
 feedback (:class:`FeedbackRecorder`), and the sender's
 :class:`CongestionController` turns it into a target bitrate that drives the
-:class:`PacedSender` and the encoder. See ``docs/network.md`` and
+:class:`PacedSender` and the encoder; after a large drop it asks for probe
+clusters and judges them (:class:`ProbeCluster`). See ``docs/network.md`` and
 ``docs/congestion.md``. DTLS-SRTP (RFC 5764) keys a session on its own sockets:
 :class:`DtlsSrtpTransport` (see ``docs/sip.md``).
 """
@@ -26,6 +27,7 @@ from .congestion import CongestionController
 from .dtls import DtlsCertificate, DtlsError, DtlsFingerprintError, DtlsSrtpTransport, DtlsTimeout
 from .feedback import FEEDBACK_INTERVAL, FeedbackRecorder, PacketResult, SendLog
 from .pacer import PACING_FACTOR, PacedSender, Pacer
+from .probe import ProbeCluster, ProbeVerdict
 from .rtp import RtcpListener, RtpTransport, bind_pair
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "Pacer",
     "PacedSender",
     "PACING_FACTOR",
+    "ProbeCluster",
+    "ProbeVerdict",
     "RtpTransport",
     "RtcpListener",
     "PortRange",

@@ -70,6 +70,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from .feedback import PacketResult
+from .probe import PROBE_DURATION, ProbeCluster
 
 __all__ = ["CongestionController", "BETA", "QUEUE_LOW", "QUEUE_HIGH"]
 
@@ -108,27 +109,10 @@ PROBE_GAIN = 2.0  # a probe cluster goes at this many times the target
 PROBE_BELOW = 0.6  # probe while the target is under this share of the highest received rate lately
 PROBE_MEMORY = 60.0  # s over which that highest rate is kept
 PROBE_INTERVAL = 3.0  # s between probe clusters (none in flight)
-PROBE_DURATION = 0.15  # s of the probe rate one cluster lasts
-PROBE_MIN_PACKETS = 6
-PROBE_THROUGH = 0.9  # received at this share of the sent rate or more: the line carries the probe rate
-PROBE_TIMEOUT = 1.0  # s after which a cluster's missing reports are given up
-PROBE_MIN_RESULTS = 5  # received packets a cluster's verdict needs
 PROBE_MAX_DEBT = 0.1  # s: the most a cluster's queue is paid back by sending nothing (one picture at 15 fps:
 # a longer pause is a freeze of its own)
 PROBE_AFTER_DROP = 3.0  # s the target stays low before the first cluster (a line that just dropped is not back)
 PROBE_QUIET = 0.7  # s after a cluster during which the media sent is not a delay sample (its queue drains)
-
-
-class _Cluster:
-    """One probe cluster in flight: its rate, how many padding packets, and what came back."""
-
-    def __init__(self, rate: float, count: int, now: float) -> None:
-        self.rate = rate
-        self.count = count
-        self.started = now
-        self.padding: list[PacketResult] = []  # the probe SSRC's results
-        self.reported = 0
-        self.chained = False  # sent at once after one that went through
 
 
 class CongestionController:
@@ -180,8 +164,7 @@ class CongestionController:
         self._flat: deque[tuple[float, float]] = deque()  # (report time, queue delay) while holding
         self.rebases = 0  # times the one-way delay floor was re-learnt (see _note_flat)
         self._peaks: deque[tuple[float, float]] = deque()  # (bucket start, highest received rate)
-        self._media: deque[PacketResult] = deque()  # the last second of media results (a cluster's share)
-        self._cluster: _Cluster | None = None
+        self._cluster: ProbeCluster | None = None
         self._last_probe = -math.inf
         self._probe_again = False  # the last cluster went through: the next one goes at once
         self._probe_found = 0.0  # bit/s the last cluster that went through was carried at
@@ -239,9 +222,7 @@ class CongestionController:
         delays: list[float] = []
         results = list(results)
         if self._cluster is not None:
-            self._media.extend(r for r in results if r.received and r.arrival is not None and not r.retransmitted)
-            while self._media and now - self._media[0].send_time > RATE_WINDOW + PROBE_TIMEOUT:
-                self._media.popleft()
+            self._cluster.add_media(results)
         for r in results:
             # the loss measure counts packets sent since the last decrease: those sent before it
             # (into the queue that overflowed at a capacity drop) were what that decrease answered
@@ -526,7 +507,7 @@ class CongestionController:
         PROBE_INTERVAL; or at once after a cluster that found the line grew. One at a time.
         """
         if self._cluster is not None:
-            if now - self._cluster.started <= PROBE_TIMEOUT:
+            if not self._cluster.expired(now):
                 return None
             self._judge(now)  # its reports did not all come: judge it on what did
         high = max((r for _, r in self._peaks), default=0.0)
@@ -554,11 +535,7 @@ class CongestionController:
 
     def probe_sent(self, rate: float, count: int, now: float) -> None:
         """The sender queued a cluster at ``rate`` with ``count`` padding packets (its results follow)."""
-        if rate <= 0 or count <= 0:
-            raise ValueError("a probe cluster needs a positive rate and packet count")
-        self._cluster = _Cluster(float(rate), int(count), now)
-        self._cluster.chained = self._probe_again
-        self._media.clear()
+        self._cluster = ProbeCluster(rate, count, now, chained=self._probe_again)
         self._last_probe = now
         if now >= self._probe_quiet_end:  # (a chained cluster extends the window of the one before it)
             self._probe_quiet = now
@@ -578,44 +555,21 @@ class CongestionController:
     def on_probe_feedback(self, results: Iterable[PacketResult], now: float) -> None:
         """Results about the probe SSRC's padding packets (from its own :class:`SendLog`)."""
         cluster = self._cluster
-        if cluster is None:
-            return
-        for r in results:
-            if r.send_time < cluster.started:
-                continue  # an earlier cluster's, late
-            cluster.reported += 1
-            if r.received and r.arrival is not None:
-                cluster.padding.append(r)
-        if cluster.reported >= cluster.count:
+        if cluster is not None and cluster.add_padding(results):
             self._judge(now)
 
     def _judge(self, now: float) -> None:
         """A cluster is back: did the line carry its rate?"""
         cluster, self._cluster = self._cluster, None
-        if cluster is None or not cluster.padding:
+        verdict = cluster.verdict() if cluster is not None else None
+        if cluster is None or verdict is None:
             return
-        first = min(p.send_time for p in cluster.padding)
-        last = max(p.send_time for p in cluster.padding)
-        # what left in the cluster's time: its padding and the media paced with it
-        packets = cluster.padding + [m for m in self._media if first <= m.send_time <= last]
-        self._media.clear()
-        if len(packets) < PROBE_MIN_RESULTS:
-            return
-        by_send = sorted(packets, key=lambda p: p.send_time)
-        by_arrival = sorted(packets, key=lambda p: p.arrival or 0.0)
-        send_span = by_send[-1].send_time - by_send[0].send_time
-        arrival_span = (by_arrival[-1].arrival or 0.0) - (by_arrival[0].arrival or 0.0)
-        if send_span <= 0.0 or arrival_span <= 0.0:
-            return
-        # a rate over n packets counts the bytes of n - 1 (the first's left before the span began)
-        sent = sum(p.size for p in by_send[:-1]) * 8 / send_span
-        got = sum(p.size for p in by_arrival[1:]) * 8 / arrival_span
-        self.probe_result = got
-        if got < PROBE_THROUGH * sent:
+        got = self.probe_result = verdict.got
+        if not verdict.through:
             # the line spread the cluster out: it does not carry the probe rate, and the cluster left
             # a queue of about the time the line took beyond the time it was sent in: the sender pays
             # it back (take_probe_debt), or it would stand under a rate that fills the line
-            self._probe_debt = min(PROBE_MAX_DEBT, arrival_span - send_span)
+            self._probe_debt = min(PROBE_MAX_DEBT, verdict.debt)
             # and the delays of what is sent from now on are samples again: a queue the cluster left
             # on a nearly full line drains only if the rate comes down, as for any other queue
             self._probe_quiet_end = min(self._probe_quiet_end, now)
@@ -626,7 +580,7 @@ class CongestionController:
                 self._raise_to(BETA * got, got)
                 self._line = (now, got)
             return
-        found = min(sent, got, cluster.rate * 1.2)
+        found = min(verdict.sent, got, cluster.rate * 1.2)
         if self._raise_to(BETA * found, found):
             self.probes_through += 1
             # past the congestion rates of late the line grew: the next cluster, at twice this rate,

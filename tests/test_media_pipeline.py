@@ -10,7 +10,7 @@ import pytest
 from av.video.frame import VideoFrame
 from .media_helpers import vcore_threads, write_test_file
 
-from vcore.errors import ParseError
+from vcore.errors import ParseError, SrtpReplayError
 from vcore.media import (
     FileSource,
     FrameQueue,
@@ -100,6 +100,21 @@ def test_protect_hooks_are_applied_and_bad_packets_dropped() -> None:
 
     sender, receiver = asyncio.run(run_loopback(0.4, unprotect=unprotect))  # nothing is protected
     assert receiver.frames == 0 and receiver.dropped == sender.packets_sent
+
+
+def test_a_replayed_packet_is_rejected_and_counted_apart_from_bad_ones() -> None:
+    # A retransmission that crosses its late original arrives twice; SRTP rejects the copy as a replay.
+    # That is not a failed packet (wrong key, garbage): `dropped` stays for those.
+    count = {"n": 0}
+
+    def replaying(data: bytes) -> bytes:
+        count["n"] += 1
+        if count["n"] % 10 == 0:
+            raise SrtpReplayError("replayed SRTP packet")
+        return data
+
+    sender, receiver = asyncio.run(run_loopback(0.6, unprotect=replaying))
+    assert receiver.replayed >= 1 and receiver.dropped == 0
 
 
 def test_packet_loss_triggers_pli_and_a_keyframe() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Self
 from av.audio.frame import AudioFrame
 
 from ..supervisor import cancel_and_wait
-from ..errors import VcoreError
+from ..errors import SrtpReplayError, VcoreError
 from ..payload.h264 import AccessUnit
 from ..rtp.packet import RtpPacket
 from ..rtp.rtcp import RtcpBye, RtcpCcfb, RtcpNack, RtcpPli, RtcpReceiverReport, RtcpSdes, RtcpSenderReport
@@ -79,7 +79,8 @@ class _RtpReceiver:
         self.error: MediaError | None = None
         self.packets = 0
         self.bytes = 0
-        self.dropped = 0
+        self.dropped = 0  # packets that failed SRTP authentication or RTP parsing, or of another payload type
+        self.replayed = 0  # authentic SRTP packets rejected as copies of one already received
         self.ssrc = ssrc if ssrc is not None else secrets.randbits(32)
         self.bye = asyncio.Event()
         self._local = local
@@ -199,6 +200,12 @@ class _RtpReceiver:
             if self._unprotect is not None:
                 data = self._unprotect(data)
             packet = RtpPacket.parse(data)
+        except SrtpReplayError as exc:
+            # authentic, but a copy of one already received: most often a retransmission that crossed
+            # its late original (the receiver NACKed it on a loaded machine); rejected, counted apart
+            self.replayed += 1
+            _log.debug("dropping RTP from %s: %s", addr, exc)
+            return
         except VcoreError as exc:
             self.dropped += 1
             _log.debug("dropping RTP from %s: %s", addr, exc)
